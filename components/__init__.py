@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources for disaggregated LLM inference on Kubernetes."""

@@ -1,0 +1,152 @@
+"""Configuration of one disaggregated model deployment: frontend, orchestrator, workers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import ConfigModel
+
+
+class ResourcesConfig(ConfigModel):
+    """CPU and memory of one container (Kubernetes quantities)."""
+
+    cpu: str = "4"
+    memory: str = "16Gi"
+
+
+class FrontendConfig(ConfigModel):
+    """CPU Triton tier: client traffic (KServe v2 HTTP/gRPC), tokenization, streaming."""
+
+    min_replicas: int = Field(default=2, ge=1)
+    max_replicas: int = Field(default=8, ge=1)
+    target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    resources: ResourcesConfig = ResourcesConfig(cpu="8", memory="16Gi")
+    service_type: Literal["ClusterIP", "LoadBalancer"] = "LoadBalancer"
+    internal_load_balancer: bool = True
+    """On AWS, keep the NLB internal (no public endpoint) unless set to false."""
+    tokenizer: str | None = None
+    """Tokenizer location (HF repo id or path on shared storage); defaults to the engine's model."""
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> FrontendConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) is larger than maxReplicas "
+                f"({self.max_replicas}): raise maxReplicas or lower minReplicas"
+            )
+        return self
+
+
+class OrchestratorConfig(ConfigModel):
+    """Triton with the TRT-LLM backend in orchestrator mode: request flow and state."""
+
+    resources: ResourcesConfig = ResourcesConfig(cpu="8", memory="32Gi")
+    max_queue_delay_microseconds: int = Field(default=1000, ge=0)
+    kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
+    enable_kv_cache_reuse: bool = True
+    batching_strategy: Literal["inflight_fused_batching", "v1"] = "inflight_fused_batching"
+    max_batch_size: int | None = Field(default=None, ge=1)
+    """Triton's max batch size; defaults to the engine's maxBatchSize and may not exceed it."""
+    default_max_tokens: int = Field(default=512, ge=1)
+    """Output tokens generated when a request does not say."""
+
+
+class AutoscalingConfig(ConfigModel):
+    """Scale on Triton/TRT-LLM metrics (needs Prometheus + an adapter for custom metrics)."""
+
+    enabled: bool = False
+    target_queue_time_ms: int = Field(default=50, ge=1)
+    target_kv_cache_utilization: float = Field(default=0.8, gt=0, le=1)
+
+
+class WorkerGroupConfig(ConfigModel):
+    """GPU tensor-parallel workers: LeaderWorkerSet groups holding shards of one engine."""
+
+    engine: str
+    """Key of the engine in ``disagg:engines``."""
+    pool: str
+    """Name of the GPU node pool the workers run on."""
+    groups: int = Field(default=1, ge=0)
+    """Replicas of the whole group (each serves one copy of the model)."""
+    min_groups: int | None = Field(default=None, ge=0)
+    max_groups: int | None = Field(default=None, ge=1)
+    pods_per_group: int = Field(default=1, ge=1)
+    """Pods in one group (one per node); tpSize × ppSize = podsPerGroup × gpusPerPod."""
+    gpus_per_pod: int | None = Field(default=None, ge=1)
+    """GPUs per pod; defaults to every GPU of the pool's node."""
+    shm_size: str = "64Gi"
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+
+    @model_validator(mode="after")
+    def _group_bounds(self) -> WorkerGroupConfig:
+        lo = self.min_groups if self.min_groups is not None else self.groups
+        hi = self.max_groups if self.max_groups is not None else self.groups
+        if not lo <= self.groups <= hi:
+            raise ValueError(
+                f"groups ({self.groups}) must lie between minGroups ({lo}) and maxGroups ({hi}): "
+                "adjust groups or the bounds"
+            )
+        return self
+
+
+class ModelDeploymentConfig(ConfigModel):
+    """One served model: its three tiers, each scaled on its own."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+    """DNS-1123 label, at most 40 characters: prefixes every Kubernetes object of the deployment."""
+    mode: Literal["tensor-parallel", "prefill-decode"] = "tensor-parallel"
+    """'tensor-parallel': one worker group type; 'prefill-decode': separate context and
+    generation worker groups (``prefill`` and ``decode``) instead of ``workers``."""
+    frontend: FrontendConfig = FrontendConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    workers: WorkerGroupConfig | None = None
+    prefill: WorkerGroupConfig | None = None
+    decode: WorkerGroupConfig | None = None
+
+    @model_validator(mode="after")
+    def _groups_match_mode(self) -> ModelDeploymentConfig:
+        if self.mode == "tensor-parallel":
+            if self.workers is None:
+                raise ValueError("mode 'tensor-parallel' needs a 'workers' section: add one")
+            if self.prefill is not None or self.decode is not None:
+                raise ValueError(
+                    "'prefill'/'decode' are only used with mode 'prefill-decode': "
+                    "remove them or set mode: prefill-decode"
+                )
+        else:
+            if self.prefill is None or self.decode is None:
+                raise ValueError(
+                    "mode 'prefill-decode' needs both 'prefill' and 'decode' sections: add them"
+                )
+            if self.workers is not None:
+                raise ValueError(
+                    "mode 'prefill-decode' uses 'prefill' and 'decode', not 'workers': "
+                    "move the settings there or set mode: tensor-parallel"
+                )
+        return self
+
+    def worker_groups(self) -> dict[str, WorkerGroupConfig]:
+        """The worker groups by role ('workers', or 'prefill' and 'decode')."""
+        roles = {"workers": self.workers, "prefill": self.prefill, "decode": self.decode}
+        return {role: group for role, group in roles.items() if group is not None}
+
+
+class ImagesConfig(ConfigModel):
+    """Container images, pinned by tag (or digest)."""
+
+    triton_trtllm: str = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
+    """Triton with the TensorRT-LLM backend: orchestrator, workers and engine builds."""
+    triton_cpu: str = "nvcr.io/nvidia/tritonserver:25.10-py3"
+    """Triton for the CPU frontend (python backend, no GPU libraries needed)."""
+
+    @model_validator(mode="after")
+    def _pinned(self) -> ImagesConfig:
+        for key, image in (("tritonTrtllm", self.triton_trtllm), ("tritonCpu", self.triton_cpu)):
+            tail = image.rsplit("/", 1)[-1]
+            if "@sha256:" not in image and (":" not in tail or tail.endswith(":latest")):
+                raise ValueError(
+                    f"images.{key} '{image}' is not pinned: use an explicit tag or @sha256 digest"
+                )
+        return self

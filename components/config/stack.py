@@ -1,0 +1,165 @@
+"""StackConfig: the whole stack's configuration, validated before any resource exists."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from engines.spec import EngineSpec
+
+from ..cluster_contract import Fabric, NodePool
+from .base import ConfigModel
+from .cluster import ClusterConfig
+from .deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
+from .platform import PlatformConfig
+
+NAMESPACE = "disagg"
+"""Pulumi config namespace: keys read ``disagg:<key>`` (the project name in Pulumi.yaml)."""
+
+
+class StackConfig(ConfigModel):
+    """Everything one stack deploys; one top-level key per section in Pulumi.<stack>.yaml."""
+
+    cluster: ClusterConfig
+    platform: PlatformConfig = PlatformConfig()
+    images: ImagesConfig = ImagesConfig()
+    namespace: str = Field(default="llm-serving", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """Kubernetes namespace for engines and model deployments."""
+    engines: dict[str, EngineSpec] = {}
+    deployments: list[ModelDeploymentConfig] = []
+
+    @field_validator("engines")
+    @classmethod
+    def _engine_keys(cls, engines: dict[str, EngineSpec]) -> dict[str, EngineSpec]:
+        for key in engines:
+            if not key.replace("-", "").isalnum() or key != key.lower() or len(key) > 40:
+                raise ValueError(
+                    f"engine key '{key}' must be lowercase letters, digits and '-', "
+                    "at most 40 characters (it names Kubernetes objects): rename it"
+                )
+        return engines
+
+    def fabric(self) -> Fabric:
+        """The cluster's GPU fabric, derived from the cluster section."""
+        if self.cluster.existing is not None:
+            return self.cluster.existing.fabric
+        pools = self.cluster.node_pools().values()
+        return "efa" if any(pool.fabric == "efa" for pool in pools) else "none"
+
+    def cross_check(self) -> list[str]:
+        """Problems that involve more than one section, one message each (empty: consistent)."""
+        problems: list[str] = []
+        pools = self.cluster.node_pools()
+        problems += [
+            f"{NAMESPACE}:platform: {p}"
+            for p in self.platform.check_against(self.fabric(), self.cluster.provider)
+        ]
+        seen: set[str] = set()
+        for index, deployment in enumerate(self.deployments):
+            where = f"{NAMESPACE}:deployments[{index}]"
+            if deployment.name in seen:
+                problems.append(
+                    f"{where}.name: deployment name '{deployment.name}' is used twice: "
+                    "give each deployment its own name"
+                )
+            seen.add(deployment.name)
+            for role, group in deployment.worker_groups().items():
+                problems += self._check_worker_group(f"{where}.{role}", group, pools)
+                engine = self.engines.get(group.engine)
+                if engine is not None:
+                    problems += _check_serving_limits(where, deployment, engine)
+            if deployment.prefill and deployment.decode:
+                prefill = self.engines.get(deployment.prefill.engine)
+                decode = self.engines.get(deployment.decode.engine)
+                if prefill and decode and prefill.model != decode.model:
+                    problems.append(
+                        f"{where}: prefill engine '{deployment.prefill.engine}' serves "
+                        f"'{prefill.model}' but decode engine '{deployment.decode.engine}' serves "
+                        f"'{decode.model}': both phases must run the same model"
+                    )
+        return problems
+
+    def _check_worker_group(
+        self, where: str, group: WorkerGroupConfig, pools: dict[str, NodePool]
+    ) -> list[str]:
+        problems: list[str] = []
+        engine = self.engines.get(group.engine)
+        if engine is None:
+            known = ", ".join(sorted(self.engines)) or "none defined"
+            problems.append(
+                f"{where}.engine: no engine '{group.engine}' in {NAMESPACE}:engines "
+                f"(known: {known}): add it there or fix the name"
+            )
+        pool = pools.get(group.pool)
+        if pool is None:
+            known = ", ".join(sorted(pools)) or "none defined"
+            problems.append(
+                f"{where}.pool: no GPU node pool '{group.pool}' in {NAMESPACE}:cluster "
+                f"(known: {known}): add the pool or fix the name"
+            )
+            return problems
+        gpus_per_pod = group.gpus_per_pod or pool.gpus_per_node
+        if gpus_per_pod > pool.gpus_per_node:
+            kind = pool.instance_type or f"pool '{pool.name}'"
+            problems.append(
+                f"{where}.gpusPerPod: {gpus_per_pod} GPUs per pod asked, but {kind} nodes have "
+                f"{pool.gpus_per_node}: lower gpusPerPod and raise podsPerGroup, "
+                "or use a larger instance type"
+            )
+        if group.pods_per_group > 1 and pool.fabric == "none":
+            problems.append(
+                f"{where}.podsPerGroup: {group.pods_per_group} pods per group span nodes, but "
+                f"pool '{pool.name}' has no RDMA fabric (EFA/InfiniBand/RoCE): use an "
+                "EFA-capable instance type with efa enabled, or keep the group on one node"
+            )
+        if engine is None:
+            return problems
+        given = group.pods_per_group * gpus_per_pod
+        if engine.world_size != given:
+            fix = (
+                f"set podsPerGroup: {engine.world_size // gpus_per_pod}"
+                if engine.world_size % gpus_per_pod == 0
+                else f"set gpusPerPod to a divisor of {engine.world_size}"
+            )
+            problems.append(
+                f"{where}: engine '{group.engine}' needs tpSize × ppSize = {engine.tp_size} × "
+                f"{engine.pp_size} = {engine.world_size} GPUs, but the group gets podsPerGroup "
+                f"{group.pods_per_group} × gpusPerPod {gpus_per_pod} = {given}: {fix}, "
+                "or change the engine's tpSize/ppSize"
+            )
+        problems += _engine_hardware_problems(where, group.engine, engine, pool)
+        return problems
+
+
+def _check_serving_limits(where: str, deployment: ModelDeploymentConfig, engine: EngineSpec) -> list[str]:
+    problems: list[str] = []
+    orchestrator = deployment.orchestrator
+    if orchestrator.max_batch_size is not None and orchestrator.max_batch_size > engine.max_batch_size:
+        problems.append(
+            f"{where}.orchestrator.maxBatchSize: {orchestrator.max_batch_size} exceeds the "
+            f"engine's maxBatchSize {engine.max_batch_size}: lower it or rebuild the engine "
+            "with a larger maxBatchSize"
+        )
+    if orchestrator.default_max_tokens >= engine.max_seq_len:
+        problems.append(
+            f"{where}.orchestrator.defaultMaxTokens: {orchestrator.default_max_tokens} output "
+            f"tokens cannot fit the engine's maxSeqLen {engine.max_seq_len}: lower it"
+        )
+    return problems
+
+
+def _engine_hardware_problems(
+    where: str, engine_key: str, engine: EngineSpec, pool: NodePool
+) -> list[str]:
+    """Model-vs-GPU checks from the engines package (memory fit, quantization support)."""
+    from engines import checks  # local: keeps this module importable while engines grows
+
+    found: list[str] = []
+    per_engine = f"{NAMESPACE}:engines.{engine_key}"
+    fits = getattr(checks, "check_fits_memory", None)
+    if fits is not None:
+        found += [f"{per_engine} on {where}: {p}" for p in fits(engine, pool.gpu_memory_gib, engine.world_size)]
+    quant = getattr(checks, "check_quantization_supported", None)
+    arch = getattr(pool, "gpu_arch", None)
+    if quant is not None and arch:
+        found += [f"{per_engine} on {where}: {p}" for p in quant(engine, arch)]
+    return found

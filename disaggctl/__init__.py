@@ -1,0 +1,1 @@
+"""Command-line tools: offline synth of a stack, post-deploy verification."""

@@ -1,0 +1,59 @@
+"""``python -m disaggctl``: offline synth of a stack, and post-deploy verification."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from components.config import ConfigError
+
+    from .synth import SynthError, render_summary, run_program, write_synth
+
+    project_dir = Path(args.project).resolve()
+    out_dir = Path(args.out or f"build/synth/{args.stack}")
+    try:
+        result = run_program(project_dir, args.stack)
+    except ConfigError as err:
+        print(f"synth of stack '{args.stack}' failed: {err}", file=sys.stderr)
+        return 2
+    except SynthError as err:
+        print(f"synth failed: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # the program raised: show where, then fail
+        traceback.print_exc()
+        print(f"synth of stack '{args.stack}' failed: the program raised {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    write_synth(result, out_dir)
+    print(render_summary(result.counts()), end="")
+    print(f"wrote {len(result.resources)} resources of stack '{args.stack}' to {out_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="disaggctl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    synth = commands.add_parser("synth", help="render every resource of a stack offline, deterministically")
+    synth.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    synth.add_argument("--out", help="output directory (default build/synth/<stack>)")
+    synth.add_argument("--project", default=".", help="project directory holding Pulumi.yaml (default .)")
+    synth.set_defaults(func=_synth)
+    try:
+        from .verify.cli import add_verify_commands
+    except ImportError:  # verification tools not installed with this checkout
+        pass
+    else:
+        add_verify_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Offline synth: run the real Pulumi program under SDK mocks and write what it declares.
+
+Output (deterministic: sorted, no timestamps, made-up ids derived from names):
+  tree.txt                      the resource tree (type and name, children indented)
+  summary.txt                   resources counted by type
+  outputs.json                  stack outputs (secrets masked)
+  resources/<type>/<name>.json  every resource: type, name, parent, provider, inputs
+  manifests/<ns>/<kind>-<name>.yaml  every Kubernetes object (and Helm release) as YAML
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .mocks import RecordedResource, RecordingMonitor, install_mocks
+
+SECRET_PLACEHOLDER = "[secret]"
+
+
+class SynthError(RuntimeError):
+    """The program could not be synthesized; the message says why."""
+
+
+@dataclass
+class SynthResult:
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+
+    def counts(self) -> Counter[str]:
+        return Counter(r.type for r in self.resources)
+
+
+def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str], list[str]]:
+    """Project name, flat config (``ns:key`` → string, as Pulumi passes it) and secret keys."""
+    project_file = project_dir / "Pulumi.yaml"
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not project_file.exists():
+        raise SynthError(f"no Pulumi.yaml in {project_dir}: run from the project directory or pass --project")
+    if not stack_file.exists():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise SynthError(f"no stack file {stack_file.name} (stacks here: {', '.join(known) or 'none'})")
+    project = yaml.safe_load(project_file.read_text())["name"]
+    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+    raw: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (stack_doc.get("config") or {}).items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if _has_secret(value):
+            secret_keys.append(full_key)
+        value = _mask_secrets(value)
+        raw[full_key] = value if isinstance(value, str) else json.dumps(value)
+    return project, raw, sorted(secret_keys)
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secret(v) for v in value)
+    return False
+
+
+def _mask_secrets(value: Any) -> Any:
+    """Encrypted values cannot be read offline: they become a placeholder."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER
+        return {k: _mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(v) for v in value]
+    return value
+
+
+def run_program(project_dir: Path, stack: str) -> SynthResult:
+    """Run ``__main__.py`` of ``project_dir`` under mocks with the stack's config."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    project, raw, secret_keys = read_stack_config(project_dir, stack)
+    monitor: RecordingMonitor = install_mocks(project, stack)
+    runtime_config.set_all_config(raw, secret_keys)
+    sys.path.insert(0, str(project_dir))
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")))
+        root = settings.get_root_resource()
+        outputs = {}
+        for name, value in sorted((root.outputs if root else {}).items()):
+            output = pulumi.Output.from_input(value)
+            resolved = _sync_await(output.future())
+            outputs[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved
+    finally:
+        sys.path.remove(str(project_dir))
+    return SynthResult(sorted(monitor.recorded.values(), key=lambda r: r.urn), outputs)
+
+
+def write_synth(result: SynthResult, out_dir: Path) -> None:
+    """Write the synth files into ``out_dir`` (replacing what was there)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "resources").mkdir(parents=True)
+    (out_dir / "manifests").mkdir()
+    (out_dir / "tree.txt").write_text(render_tree(result.resources))
+    counts = result.counts()
+    (out_dir / "summary.txt").write_text(render_summary(counts))
+    (out_dir / "outputs.json").write_text(_json(result.outputs))
+    for resource in result.resources:
+        path = out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_json(_resource_document(resource)))
+        manifest = kubernetes_manifest(resource)
+        if manifest is not None:
+            namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
+            kind = manifest.get("kind", "Object")
+            target = out_dir / "manifests" / _safe(namespace) / f"{kind.lower()}-{_safe(resource.name)}.yaml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(manifest, sort_keys=True, default_flow_style=False))
+
+
+def render_tree(resources: list[RecordedResource]) -> str:
+    children: dict[str, list[RecordedResource]] = {}
+    for resource in resources:
+        children.setdefault(resource.parent, []).append(resource)
+    by_urn = {r.urn for r in resources}
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for child in sorted(children.get(parent, []), key=lambda r: (r.name, r.type)):
+            lines.append(f"{'  ' * depth}{child.type}  {child.name}")
+            walk(child.urn, depth + 1)
+
+    roots = sorted({r.parent for r in resources if r.parent not in by_urn})
+    for root in roots:
+        walk(root, 0)
+    return "\n".join(lines) + "\n"
+
+
+def render_summary(counts: Counter[str]) -> str:
+    width = max((len(t) for t in counts), default=10)
+    lines = [f"{t.ljust(width)}  {n}" for t, n in sorted(counts.items())]
+    lines.append(f"{'total'.ljust(width)}  {sum(counts.values())}")
+    return "\n".join(lines) + "\n"
+
+
+def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:
+    """The Kubernetes object a resource applies, or a Helm release's chart and values."""
+    if not resource.type.startswith("kubernetes:") or resource.type == "pulumi:providers:kubernetes":
+        return None
+    group_version, kind = resource.type.split(":", 1)[1].rsplit(":", 1)
+    inputs = dict(resource.inputs)
+    if group_version == "helm.sh/v3" and kind == "Release":
+        return {
+            "apiVersion": "helm.sh/v3",
+            "kind": "HelmRelease",
+            "metadata": {"name": inputs.get("name", resource.name), "namespace": inputs.get("namespace")},
+            "chart": inputs.get("chart"),
+            "version": inputs.get("version"),
+            "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+            "values": inputs.get("values") or {},
+        }
+    if group_version.endswith("/v1") and kind.endswith("List"):
+        return None
+    api_version = group_version.removeprefix("core/")
+    manifest = {"apiVersion": inputs.pop("apiVersion", api_version), "kind": inputs.pop("kind", kind)}
+    manifest.update(inputs)
+    return manifest
+
+
+def _resource_document(resource: RecordedResource) -> dict[str, Any]:
+    return {
+        "type": resource.type,
+        "name": resource.name,
+        "parent": resource.parent_name,
+        "custom": resource.custom,
+        "provider": resource.provider.split("::")[-2] if resource.provider else "",
+        "dependsOn": [d.rsplit("::", 1)[-1] for d in resource.dependencies],
+        "inputs": resource.inputs,
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

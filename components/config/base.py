@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -20,3 +22,16 @@ class ConfigModel(BaseModel):
         populate_by_name=True,
         validate_default=True,
     )
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_dns_label(value: str, key: str, max_length: int = 63) -> str:
+    """Return ``value`` if it can name Kubernetes objects, else raise naming ``key``."""
+    if not _DNS_LABEL.match(value) or len(value) > max_length:
+        raise ValueError(
+            f"{key} '{value}' must be lowercase letters, digits and '-', start and end with a "
+            f"letter or digit, at most {max_length} characters (it names Kubernetes objects): rename it"
+        )
+    return value

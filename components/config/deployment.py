@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .base import ConfigModel
+from .base import ConfigModel, check_dns_label
 
 
 class ResourcesConfig(ConfigModel):
@@ -94,7 +94,7 @@ class WorkerGroupConfig(ConfigModel):
 class ModelDeploymentConfig(ConfigModel):
     """One served model: its three tiers, each scaled on its own."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+    name: str
     """DNS-1123 label, at most 40 characters: prefixes every Kubernetes object of the deployment."""
     mode: Literal["tensor-parallel", "prefill-decode"] = "tensor-parallel"
     """'tensor-parallel': one worker group type; 'prefill-decode': separate context and
@@ -126,6 +126,11 @@ class ModelDeploymentConfig(ConfigModel):
                     "move the settings there or set mode: tensor-parallel"
                 )
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dns_label(cls, name: str) -> str:
+        return check_dns_label(name, "name", max_length=40)
 
     def worker_groups(self) -> dict[str, WorkerGroupConfig]:
         """The worker groups by role ('workers', or 'prefill' and 'decode')."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from engines.spec import EngineSpec
 
 from ..cluster_contract import Fabric, NodePool
-from .base import ConfigModel
+from .base import ConfigModel, check_dns_label
 from .cluster import ClusterConfig
 from .deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
 from .platform import PlatformConfig
@@ -22,20 +22,21 @@ class StackConfig(ConfigModel):
     cluster: ClusterConfig
     platform: PlatformConfig = PlatformConfig()
     images: ImagesConfig = ImagesConfig()
-    namespace: str = Field(default="llm-serving", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespace: str = "llm-serving"
     """Kubernetes namespace for engines and model deployments."""
     engines: dict[str, EngineSpec] = {}
     deployments: list[ModelDeploymentConfig] = []
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_dns_label(cls, namespace: str) -> str:
+        return check_dns_label(namespace, "namespace")
 
     @field_validator("engines")
     @classmethod
     def _engine_keys(cls, engines: dict[str, EngineSpec]) -> dict[str, EngineSpec]:
         for key in engines:
-            if not key.replace("-", "").isalnum() or key != key.lower() or len(key) > 40:
-                raise ValueError(
-                    f"engine key '{key}' must be lowercase letters, digits and '-', "
-                    "at most 40 characters (it names Kubernetes objects): rename it"
-                )
+            check_dns_label(key, "engine key", max_length=40)
         return engines
 
     def fabric(self) -> Fabric:
@@ -45,6 +46,14 @@ class StackConfig(ConfigModel):
         pools = self.cluster.node_pools().values()
         return "efa" if any(pool.fabric == "efa" for pool in pools) else "none"
 
+    def engine_pools(self) -> dict[str, str]:
+        """Engine key -> the GPU pool it is built on (that of the first worker group using it)."""
+        pools: dict[str, str] = {}
+        for deployment in self.deployments:
+            for group in deployment.worker_groups().values():
+                pools.setdefault(group.engine, group.pool)
+        return pools
+
     def cross_check(self) -> list[str]:
         """Problems that involve more than one section, one message each (empty: consistent)."""
         problems: list[str] = []
@@ -53,6 +62,12 @@ class StackConfig(ConfigModel):
             f"{NAMESPACE}:platform: {p}"
             for p in self.platform.check_against(self.fabric(), self.cluster.provider)
         ]
+        used = self.engine_pools()
+        for key in sorted(set(self.engines) - set(used)):
+            problems.append(
+                f"{NAMESPACE}:engines.{key}: no deployment uses this engine, so there is no GPU pool "
+                "to build it on: reference it from a worker group or remove it"
+            )
         seen: set[str] = set()
         for index, deployment in enumerate(self.deployments):
             where = f"{NAMESPACE}:deployments[{index}]"

@@ -111,9 +111,7 @@ def _libpython_prefix(stub: Path, env: dict[str, str]) -> Path:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     candidates: list[Path] = []
     try:
-        out = subprocess.run(
-            ["ldd", str(stub)], capture_output=True, text=True, env=env, timeout=30
-        ).stdout
+        out = subprocess.run(["ldd", str(stub)], capture_output=True, text=True, env=env, timeout=30).stdout
         m = re.search(r"libpython[\d.]+\.so[\d.]*\s*=>\s*(\S+)", out)
         if m:
             lib = Path(m.group(1)).resolve()

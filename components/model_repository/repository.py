@@ -41,6 +41,7 @@ class ConfigModel(BaseModel):
         validate_default=True,
     )
 
+
 DEFAULT_EXECUTOR_WORKER_PATH = "/opt/tritonserver/backends/tensorrtllm/trtllmExecutorWorker"
 
 
@@ -94,9 +95,7 @@ class TensorrtLlmSettings(ConfigModel):
     batching_strategy: Literal["inflight_fused_batching", "V1"] = Field(
         default="inflight_fused_batching", description="Rendered as `gpt_model_type`."
     )
-    batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = (
-        "guaranteed_no_evict"
-    )
+    batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
     max_tokens_in_paged_kv_cache: int | None = Field(
         default=None, ge=1, description="KV cache size cap in tokens; None: bounded by memory only."

@@ -68,9 +68,7 @@ class EnsembleStep(_Frozen):
     input_map: dict[str, str] = Field(
         description="Step model's input name -> ensemble tensor (ensemble input or earlier output)."
     )
-    output_map: dict[str, str] = Field(
-        description="Step model's output name -> ensemble tensor it produces."
-    )
+    output_map: dict[str, str] = Field(description="Step model's output name -> ensemble tensor it produces.")
 
 
 class ModelSpec(_Frozen):
@@ -106,9 +104,7 @@ class ModelSpec(_Frozen):
         elif self.ensemble_steps:
             raise ValueError(f"model {self.name!r}: ensemble_steps only apply to platform ensemble")
         if self.backend == "python" and "model.py" not in self.python_files:
-            raise ValueError(
-                f"python model {self.name!r}: python_files must contain 'model.py'"
-            )
+            raise ValueError(f"python model {self.name!r}: python_files must contain 'model.py'")
         names = [t.name for t in self.inputs]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

@@ -43,11 +43,10 @@ def load_tokenizer(kind: str, tokenizer_dir: str):
     if kind == "hf":
         from transformers import AutoTokenizer  # lazy: only frontend images ship transformers
 
-        tok = AutoTokenizer.from_pretrained(tokenizer_dir, legacy=False, padding_side="left",
-                                            trust_remote_code=True)
+        tok = AutoTokenizer.from_pretrained(
+            tokenizer_dir, legacy=False, padding_side="left", trust_remote_code=True
+        )
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         return tok
-    raise ValueError(
-        f"model parameter tokenizer_kind={kind!r} is not supported: use 'hf' or 'bytes'"
-    )
+    raise ValueError(f"model parameter tokenizer_kind={kind!r} is not supported: use 'hf' or 'bytes'")

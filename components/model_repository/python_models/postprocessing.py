@@ -19,9 +19,7 @@ def _param(cfg, key, default=None):
 class TritonPythonModel:
     def initialize(self, args):
         cfg = json.loads(args["model_config"])
-        self.tokenizer = load_tokenizer(
-            _param(cfg, "tokenizer_kind", "hf"), _param(cfg, "tokenizer_dir", "")
-        )
+        self.tokenizer = load_tokenizer(_param(cfg, "tokenizer_kind", "hf"), _param(cfg, "tokenizer_dir", ""))
         self.skip_special_tokens = _param(cfg, "skip_special_tokens", "true").lower() == "true"
 
     def execute(self, requests):
@@ -34,8 +32,9 @@ class TritonPythonModel:
                 for k, beam in enumerate(beams):
                     n = int(lengths[b][k])
                     texts.append(
-                        self.tokenizer.decode(beam[:n], skip_special_tokens=self.skip_special_tokens)
-                        .encode("utf-8")
+                        self.tokenizer.decode(beam[:n], skip_special_tokens=self.skip_special_tokens).encode(
+                            "utf-8"
+                        )
                     )
             out = np.array(texts, dtype=np.object_).reshape(tokens.shape[0], -1)
             responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("OUTPUT", out)]))

@@ -30,9 +30,7 @@ def _text(value):
 class TritonPythonModel:
     def initialize(self, args):
         cfg = json.loads(args["model_config"])
-        self.tokenizer = load_tokenizer(
-            _param(cfg, "tokenizer_kind", "hf"), _param(cfg, "tokenizer_dir", "")
-        )
+        self.tokenizer = load_tokenizer(_param(cfg, "tokenizer_kind", "hf"), _param(cfg, "tokenizer_dir", ""))
         self.add_special_tokens = _param(cfg, "add_special_tokens", "true").lower() == "true"
         self.max_input_len = int(_param(cfg, "max_input_len", "0")) or None
         self.max_seq_len = int(_param(cfg, "max_seq_len", "0")) or None
@@ -56,10 +54,7 @@ class TritonPythonModel:
         query = pb_utils.get_input_tensor_by_name(request, "QUERY").as_numpy()
         out_len = pb_utils.get_input_tensor_by_name(request, "REQUEST_OUTPUT_LEN").as_numpy()
         batch = query.shape[0]
-        ids = [
-            self.tokenizer.encode(_text(q[0]), add_special_tokens=self.add_special_tokens)
-            for q in query
-        ]
+        ids = [self.tokenizer.encode(_text(q[0]), add_special_tokens=self.add_special_tokens) for q in query]
         for i, seq in enumerate(ids):
             if not seq:
                 raise ValueError("text_input is empty: send at least one token of text")

@@ -123,7 +123,9 @@ class TritonPythonModel:
                 ).exec(),
                 "postprocessing",
             )
-            outputs = [pb_utils.Tensor("text_output", pb_utils.get_output_tensor_by_name(post, "OUTPUT").as_numpy())]
+            outputs = [
+                pb_utils.Tensor("text_output", pb_utils.get_output_tensor_by_name(post, "OUTPUT").as_numpy())
+            ]
             for name in passthrough:
                 t = pb_utils.get_output_tensor_by_name(response, name)
                 if t is not None:

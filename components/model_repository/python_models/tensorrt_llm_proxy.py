@@ -31,17 +31,14 @@ class TritonPythonModel:
         self.url = _param(cfg, "orchestrator_url")
         if not self.url:
             raise pb_utils.TritonModelException(
-                "model parameter orchestrator_url is empty: set it to the orchestrator's gRPC "
-                "host:port"
+                "model parameter orchestrator_url is empty: set it to the orchestrator's gRPC host:port"
             )
         self.model = _param(cfg, "orchestrator_model_name", "tensorrt_llm")
         self.timeout_s = float(_param(cfg, "request_timeout_s", "600"))
         self.slots = threading.BoundedSemaphore(int(_param(cfg, "max_inflight", "256")))
         self.batched = int(cfg.get("max_batch_size", 0)) > 0
         # Inputs the model sees reshaped (e.g. dims [1] -> reshape []): restore the wire shape.
-        self.wire_dims = {
-            i["name"]: [int(d) for d in i["dims"]] for i in cfg["input"] if "reshape" in i
-        }
+        self.wire_dims = {i["name"]: [int(d) for d in i["dims"]] for i in cfg["input"] if "reshape" in i}
         self.clients = queue.LifoQueue()
         self.threads = []
 
@@ -86,9 +83,7 @@ class TritonPythonModel:
             client.async_stream_infer(
                 self.model,
                 self._inputs(request),
-                outputs=[
-                    grpcclient.InferRequestedOutput(n) for n in request.requested_output_names()
-                ],
+                outputs=[grpcclient.InferRequestedOutput(n) for n in request.requested_output_names()],
                 request_id=request.request_id(),
                 enable_empty_final_response=True,
             )
@@ -100,9 +95,7 @@ class TritonPythonModel:
                 try:
                     result, error = results.get(timeout=self.timeout_s)
                 except queue.Empty:
-                    raise TimeoutError(
-                        f"no response within request_timeout_s={self.timeout_s}"
-                    ) from None
+                    raise TimeoutError(f"no response within request_timeout_s={self.timeout_s}") from None
                 if error is not None:
                     raise RuntimeError(str(error))
                 response = result.get_response()
@@ -121,9 +114,7 @@ class TritonPythonModel:
         except Exception as err:  # noqa: BLE001 - every failure must reach the client
             sender.send(
                 pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(
-                        f"orchestrator {self.url} model {self.model}: {err}"
-                    )
+                    error=pb_utils.TritonError(f"orchestrator {self.url} model {self.model}: {err}")
                 ),
                 flags=final,
             )

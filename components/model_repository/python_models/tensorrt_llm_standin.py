@@ -55,7 +55,7 @@ def generate(prompt, max_new, end_id, stop_sequences):
         if end_id is not None and token == end_id:
             break
         out.append(token)
-        if any(len(s) <= len(out) and out[-len(s):] == s for s in stop_sequences):
+        if any(len(s) <= len(out) and out[-len(s) :] == s for s in stop_sequences):
             break
     return out
 

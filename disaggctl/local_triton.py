@@ -16,7 +16,7 @@ Stable API (used by disaggctl.verify* tests):
 * ``log_path``: the server's log file; it stays on disk after ``stop()``.
 * A server that exits or is not ready within ``startup_timeout_s`` (e.g. a model fails to
   load: tritonserver exits with "failed to load all models") raises :class:`TritonStartError`
-  whose message ends with the tail of the server log.
+  whose message lists the log's error lines (E...) and then its tail.
 
 Python models: the backend's stub embeds the *system* libpython and ignores PYTHONPATH, so
 model.py files could not import numpy/tritonclient from this virtualenv. Instead of touching
@@ -49,10 +49,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOG_TAIL_LINES = 40
+# Error lines every CPU-only start logs; not worth showing.
+_NOISE = ("CudaDriverHelper has not been initialized",)
 
 
 class TritonStartError(RuntimeError):
-    """tritonserver exited or did not become ready; the message ends with the log tail."""
+    """tritonserver exited or was not ready in time; the message holds the log's errors and tail."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,21 @@ def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
+def _log_summary(path: Path) -> str:
+    """Error lines of the log (what failed to load, and why), then its tail."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    errors = [
+        line
+        for line in text
+        if (re.match(r"^E\d{4} ", line) or "UNAVAILABLE" in line) and not any(n in line for n in _NOISE)
+    ]
+    head = "errors:\n" + "\n".join(errors[-20:]) + "\n" if errors else ""
+    return f"{head}log tail:\n" + "\n".join(text[-LOG_TAIL_LINES:])
+
+
 class LocalTriton:
     """A tritonserver on 127.0.0.1 serving ``repository``, on free ports."""
 
@@ -255,7 +272,7 @@ class LocalTriton:
             if code is not None:
                 raise TritonStartError(
                     f"tritonserver exited with code {code} while loading {self.repository}; "
-                    f"log {self.log_path} ends with:\n{_log_tail(self.log_path)}"
+                    f"log {self.log_path}:\n{_log_summary(self.log_path)}"
                 )
             try:
                 with urllib.request.urlopen(url, timeout=1) as r:
@@ -267,7 +284,7 @@ class LocalTriton:
                 self._kill()
                 raise TritonStartError(
                     f"tritonserver not ready within startup_timeout_s={self.startup_timeout_s} "
-                    f"for {self.repository}; log {self.log_path} ends with:\n{_log_tail(self.log_path)}"
+                    f"for {self.repository}; log {self.log_path}:\n{_log_summary(self.log_path)}"
                 )
             time.sleep(0.1)
 

@@ -282,10 +282,12 @@ def postprocessing_model(args: ModelRepositoryArgs) -> ModelSpec:
 
 
 def ensemble_model(args: ModelRepositoryArgs) -> ModelSpec:
-    """preprocessing -> tensorrt_llm -> postprocessing; streams because tensorrt_llm is decoupled.
+    """preprocessing -> tensorrt_llm -> postprocessing, decoupled: one response per token.
 
-    Like upstream, the ensemble itself carries no transaction policy: Triton streams every
-    response of the decoupled ``tensorrt_llm`` step through postprocessing to the client.
+    Triton streams every response of the decoupled ``tensorrt_llm`` step through
+    postprocessing to the client. Upstream leaves the ensemble's transaction policy unset;
+    Triton 2.51 then treats it as decoupled anyway (HTTP /infer refuses it, /generate and gRPC
+    streaming serve it); declaring ``decoupled: true`` makes the model's config say so.
     """
     client_outputs = tensors.client_outputs(args.tensorrt_llm.logits_datatype)
     passthrough = [t.name for t in client_outputs if t.name != "text_output"]
@@ -295,6 +297,7 @@ def ensemble_model(args: ModelRepositoryArgs) -> ModelSpec:
         max_batch_size=args.limits.max_batch_size,
         inputs=tensors.client_inputs(),
         outputs=client_outputs,
+        decoupled=True,
         ensemble_steps=(
             EnsembleStep(
                 model_name="preprocessing",

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import queue
 import re
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -123,6 +125,29 @@ def test_http_generate_endpoint(frontend):
     assert reply["text_output"] == expected_generation("Triton", 8)
 
 
+def test_http_infer_endpoint_refuses_the_decoupled_ensemble(frontend):
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "text_input", "shape": [1, 1], "datatype": "BYTES", "data": ["Hi"]},
+                {"name": "max_tokens", "shape": [1, 1], "datatype": "INT32", "data": [2]},
+            ]
+        }
+    ).encode()
+    req = urllib.request.Request(f"http://{frontend.http_url}/v2/models/ensemble/infer", data=body)
+    with pytest.raises(urllib.error.HTTPError, match="501"):
+        urllib.request.urlopen(req, timeout=20)
+
+
+def test_concurrent_streams_through_the_proxy_do_not_mix(frontend):
+    prompts = ["alpha", "bravo!", "charlie", "delta42", "echo", "foxtrot"]
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        results = list(pool.map(lambda p: generate(frontend.grpc_url, p, 12, stream=True), prompts))
+    for prompt, (chunks, error) in zip(prompts, results, strict=True):
+        assert error is None
+        assert "".join(chunks) == expected_generation(prompt, 12)
+
+
 def test_orchestrator_metrics_count_each_proxied_request(frontend, orchestrator):
     before = request_success(orchestrator.metrics_url, "tensorrt_llm")
     chunks, error = generate(frontend.grpc_url, "count me", 3, stream=True)
@@ -140,7 +165,11 @@ def test_proxy_reports_an_unreachable_orchestrator(tmp_path, args_factory):
     dead = f"127.0.0.1:{free_port()}"
     write_repository(frontend_repository(args_factory(dead)), tmp_path)
     with LocalTriton(tmp_path) as server:
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", server.grpc_url)
+        assert len({server.http_url, server.grpc_url, server.metrics_url}) == 3
         chunks, error = generate(server.grpc_url, "Hello", 3, stream=True)
+    assert server.process is None  # stopped on leaving the block
+    assert "Started GRPCInferenceService at " + server.grpc_url in server.log_path.read_text()
     assert chunks == []
     assert error is not None and f"orchestrator {dead} model tensorrt_llm" in str(error)
 

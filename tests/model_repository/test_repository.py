@@ -147,7 +147,7 @@ def test_frontend_models_and_files(args):
 def test_ensemble_wires_pre_llm_post_in_order(args):
     cfg = parsed(frontend_repository(args), "ensemble")
     assert cfg.platform == "ensemble"
-    assert not cfg.HasField("model_transaction_policy")  # as upstream: streams via the decoupled step
+    assert cfg.model_transaction_policy.decoupled is True
     steps = cfg.ensemble_scheduling.step
     assert [s.model_name for s in steps] == ["preprocessing", "tensorrt_llm", "postprocessing"]
     pre, llm, post = steps

@@ -9,6 +9,7 @@ replaces the TRT-LLM backend by a CPU stand-in for tests. :func:`repository_file
 
 from .repository import (
     DEFAULT_EXECUTOR_WORKER_PATH,
+    ORCHESTRATOR_ENV,
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,
@@ -39,6 +40,7 @@ from .spec import (
 
 __all__ = [
     "DEFAULT_EXECUTOR_WORKER_PATH",
+    "ORCHESTRATOR_ENV",
     "DynamicBatching",
     "EngineLimits",
     "EnsembleStep",

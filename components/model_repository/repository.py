@@ -64,6 +64,18 @@ class EngineLimits(ConfigModel):
             )
         return self
 
+    def violations(self, spec) -> list[str]:
+        """Where these limits exceed an ``engines.spec.EngineSpec``'s (empty list: consistent)."""
+        problems = []
+        for key in ("max_batch_size", "max_input_len", "max_seq_len"):
+            mine, engine = getattr(self, key), getattr(spec, key)
+            if mine > engine:
+                problems.append(
+                    f"{key}={mine} exceeds the engine's {key}={engine}: lower it to at most {engine} "
+                    f"or rebuild the engine"
+                )
+        return problems
+
     @classmethod
     def from_engine_spec(cls, spec) -> EngineLimits:
         """Limits of an ``engines.spec.EngineSpec`` (duck-typed: reads its limit fields)."""
@@ -146,6 +158,23 @@ class ModelRepositoryArgs(ConfigModel):
     tokenizer: TokenizerSettings = TokenizerSettings()
     tensorrt_llm: TensorrtLlmSettings
     frontend: FrontendSettings
+
+    @model_validator(mode="after")
+    def _kv_cache_fits_a_sequence(self) -> ModelRepositoryArgs:
+        cap = self.tensorrt_llm.max_tokens_in_paged_kv_cache
+        if cap is not None and cap < self.limits.max_seq_len:
+            raise ValueError(
+                f"tensorrtLlm.maxTokensInPagedKvCache ({cap}) is smaller than limits.maxSeqLen "
+                f"({self.limits.max_seq_len}): one full-length request would not fit; raise it or "
+                f"leave it unset"
+            )
+        return self
+
+
+ORCHESTRATOR_ENV: dict[str, str] = {"TRTLLM_ORCHESTRATOR": "1"}
+"""Environment of the orchestrator pods' tritonserver: the TRT-LLM backend runs in orchestrator
+mode and MPI-spawns ``executor_worker_path`` for the engine's ranks (upstream README,
+"Orchestrator Mode")."""
 
 
 def _b(value: bool) -> str:

@@ -216,6 +216,26 @@ def test_limits_from_engine_spec():
     )
 
 
+def test_limits_within_the_engine_have_no_violations():
+    spec = EngineSpec(model="m", max_batch_size=32, max_input_len=2048, max_seq_len=4096)
+    assert EngineLimits(max_batch_size=16, max_input_len=1024, max_seq_len=4096).violations(spec) == []
+
+
+def test_limits_beyond_the_engine_are_reported():
+    spec = EngineSpec(model="m", max_batch_size=32, max_input_len=2048, max_seq_len=4096)
+    problems = EngineLimits(max_batch_size=64, max_input_len=1024, max_seq_len=4096).violations(spec)
+    assert problems == [
+        "max_batch_size=64 exceeds the engine's max_batch_size=32: lower it to at most 32 or rebuild the engine"
+    ]
+
+
+def test_kv_cache_smaller_than_a_sequence_is_rejected(args_factory):
+    with pytest.raises(
+        ValidationError, match="maxTokensInPagedKvCache \\(16\\) is smaller than limits.maxSeqLen"
+    ):
+        args_factory(max_tokens_in_paged_kv_cache=16)
+
+
 def test_limits_reject_input_not_shorter_than_sequence():
     with pytest.raises(ValidationError, match="maxInputLen \\(4096\\) must be smaller than maxSeqLen"):
         EngineLimits(max_batch_size=1, max_input_len=4096, max_seq_len=4096)

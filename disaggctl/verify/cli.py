@@ -1,0 +1,364 @@
+"""``verify`` and ``fabric-check`` subcommands.
+
+Exit codes: 0 every check passed; 1 a check failed (the last line says which); 2 the input was
+unusable (bad flags, unreadable stack outputs or log file).
+
+Examples::
+
+    pulumi stack output --json > outputs.json
+    python -m disaggctl verify --stack-outputs outputs.json --requests 50 --concurrency 8
+    python -m disaggctl verify --frontend-url 127.0.0.1:8001 --orchestrator-url 127.0.0.1:9001
+    python -m disaggctl fabric-check render --image IMG --fabric efa --efa-interfaces 4 | kubectl apply -f -
+    kubectl logs job/nccl-fabric-check | python -m disaggctl fabric-check parse - --expect efa --min-busbw 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+DEFAULT_REPORT = Path("build/verify/loadtest.json")
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------ verify
+def _run_verify(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from .endpoints import EndpointError, resolve_endpoints
+    from .generate import stream_generate
+    from .health import check_health, render_table
+    from .loadtest import LoadTestConfig, ProgressBar, report_problems, run_load_test, write_report
+
+    try:
+        endpoints = resolve_endpoints(
+            stack_outputs=args.stack_outputs,
+            deployment=args.deployment,
+            frontend_url=args.frontend_url,
+            frontend_http_url=args.frontend_http_url,
+            orchestrator_url=args.orchestrator_url,
+        )
+        load_config = LoadTestConfig(
+            url=endpoints.frontend_grpc.address,  # type: ignore[union-attr]
+            model=args.model,
+            prompt=args.prompt,
+            max_tokens=args.max_tokens,
+            requests=args.requests,
+            concurrency=args.concurrency,
+            time_limit_s=args.time_limit,
+            request_timeout_s=args.request_timeout,
+        )
+    except EndpointError as err:
+        _err(f"verify: {err}")
+        return EXIT_USAGE
+    except ValidationError as err:
+        problems = "; ".join(f"--{'-'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
+        _err(f"verify: invalid load test settings: {problems}")
+        return EXIT_USAGE
+
+    print(f"== health ({endpoints.source})")
+    checks = check_health(
+        endpoints,
+        frontend_model=args.model,
+        orchestrator_model=args.orchestrator_model,
+        timeout_s=args.health_timeout,
+    )
+    print(render_table(checks), end="")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        first = failed[0]
+        _err(
+            f"verify: FAIL: {len(failed)} of {len(checks)} health checks failed "
+            f"(first: {first.tier} {first.endpoint} {first.name}: {first.detail or 'failed'}); "
+            "skipping the generate and load tests"
+        )
+        return EXIT_FAILED
+
+    url = endpoints.frontend_grpc.address  # type: ignore[union-attr]
+    print(f"== streaming generate ({args.model} at {url}, max_tokens={args.max_tokens})")
+    print(f"prompt: {args.prompt}")
+    print("output: ", end="", flush=True)
+    result = stream_generate(
+        url,
+        args.prompt,
+        args.max_tokens,
+        model=args.model,
+        timeout_s=args.request_timeout,
+        on_token=lambda t: print(t, end="", flush=True),
+    )
+    print()
+    if not result.ok or not result.output_tokens:
+        reason = result.error or "the stream ended without any text_output token"
+        _err(f"verify: FAIL: streaming generate on {args.model} at {url}: {reason}")
+        return EXIT_FAILED
+    print(
+        f"{result.output_tokens} tokens; time to first token {result.ttft_s * 1000:.1f} ms; "
+        f"total {result.latency_s * 1000:.1f} ms"  # type: ignore[operator]
+    )
+
+    if args.skip_load_test:
+        print("verify: PASS (load test skipped)")
+        return EXIT_OK
+    print(
+        f"== load test ({load_config.requests} requests, concurrency {load_config.concurrency}, "
+        f"time limit {load_config.time_limit_s:g}s)"
+    )
+    bar = ProgressBar(load_config.requests)
+    try:
+        report = run_load_test(load_config, progress=bar.update)
+    finally:
+        bar.close()
+    path = write_report(report, args.report)
+    print(render_load_summary(report), end="")
+    print(f"report: {path}")
+    problems = report_problems(report)
+    if problems:
+        for p in problems:
+            _err(f"verify: FAIL: load test: {p}")
+        return EXIT_FAILED
+    print("verify: PASS")
+    return EXIT_OK
+
+
+def render_load_summary(report: dict) -> str:
+    """The load test's headline figures as a small table (milliseconds)."""
+    s = report["summary"]
+    lines = [
+        f"requests: {s['requests_ok']} ok, {s['requests_failed']} failed, {s['requests_not_started']} not sent; "
+        f"wall {s['wall_time_s']:.2f}s; {s['output_tokens_total']} tokens; "
+        f"{s['tokens_per_s'] or 0:.1f} tokens/s; {s['requests_per_s'] or 0:.2f} requests/s",
+        f"{'metric':<22}{'p50':>10}{'p90':>10}{'p99':>10}",
+    ]
+
+    def ms(v):
+        return f"{v * 1000:>10.1f}" if v is not None else f"{'-':>10}"
+
+    for key, title in (("ttft_s", "TTFT (ms)"), ("inter_token_s", "inter-token (ms)"), ("latency_s", "latency (ms)")):
+        stats = report[key]
+        lines.append(f"{title:<22}{ms(stats['p50'])}{ms(stats['p90'])}{ms(stats['p99'])}")
+    t = report["output_tokens"]
+    lines.append(
+        f"{'output tokens':<22}" + "".join(f"{v:>10.0f}" if v is not None else f"{'-':>10}" for v in (t["p50"], t["p90"], t["p99"]))
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------ fabric-check
+def _run_fabric_parse(args: argparse.Namespace) -> int:
+    from .endpoints import FABRIC_KEY, EndpointError, load_stack_outputs
+    from .nccl_log import fabric_problems, normalize_expectation, parse_nccl_log, render_summary
+
+    try:
+        text = sys.stdin.read() if args.logfile == "-" else Path(args.logfile).read_text(errors="replace")
+    except OSError as err:
+        _err(f"fabric-check parse: cannot read {args.logfile}: {err.strerror}")
+        return EXIT_USAGE
+    expected_raw = args.expect
+    if expected_raw is None and args.stack_outputs is not None:
+        try:
+            expected_raw = load_stack_outputs(args.stack_outputs).get(FABRIC_KEY)
+        except EndpointError as err:
+            _err(f"fabric-check parse: {err}")
+            return EXIT_USAGE
+    try:
+        expected = normalize_expectation(expected_raw or "rdma")
+    except ValueError as err:
+        _err(f"fabric-check parse: --expect: {err}")
+        return EXIT_USAGE
+    result = parse_nccl_log(text)
+    problems = fabric_problems(
+        result, expected=expected, min_busbw=args.min_busbw, min_avg_busbw=args.min_avg_busbw
+    )
+    if args.json:
+        print(json.dumps(_result_json(result, expected, problems), sort_keys=True, indent=2))
+    else:
+        print(render_summary(result), end="")
+    if problems:
+        for p in problems:
+            _err(f"fabric-check: FAIL: {p}")
+        return EXIT_FAILED
+    print(f"fabric-check: PASS ({result.transport}, expected {expected})")
+    return EXIT_OK
+
+
+def _result_json(result, expected: str, problems: list[str]) -> dict:
+    return {
+        "transport": result.transport,
+        "expected": expected,
+        "ok": not problems,
+        "problems": problems,
+        "networks": result.networks,
+        "ofi_provider": result.ofi_provider,
+        "ib_link_layers": list(result.ib_link_layers),
+        "gpu_direct_rdma": result.gpu_direct_rdma,
+        "nccl_version": result.nccl_version,
+        "ranks": result.ranks,
+        "hosts": list(result.hosts),
+        "complete": result.complete,
+        "avg_busbw_gbps": result.avg_busbw,
+        "peak_busbw_gbps": result.peak_busbw,
+        "out_of_bounds": result.out_of_bounds,
+        "rows": [
+            {"size_bytes": r.size_bytes, "algbw_gbps": r.out_of_place_algbw, "busbw_gbps": r.busbw}
+            for r in result.rows
+        ],
+    }
+
+
+def generate_ssh_keypair():
+    """A fresh ed25519 key pair from ``ssh-keygen`` (not stored anywhere but the rendered Secret)."""
+    from .fabric import SshKeyPair
+
+    with tempfile.TemporaryDirectory(prefix="fabric-check-") as tmp:
+        key = Path(tmp) / "id_ed25519"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nccl-fabric-check", "-f", str(key)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        return SshKeyPair(private_key=key.read_text(), public_key=(Path(tmp) / "id_ed25519.pub").read_text())
+
+
+def _run_fabric_render(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from .fabric import FabricCheckSpec, Toleration, manifests_yaml, render_fabric_check
+
+    try:
+        node_selector = dict(kv.split("=", 1) for kv in args.node_selector)
+    except ValueError:
+        _err("fabric-check render: --node-selector takes KEY=VALUE")
+        return EXIT_USAGE
+    try:
+        extra_env = dict(kv.split("=", 1) for kv in args.env)
+    except ValueError:
+        _err("fabric-check render: --env takes NAME=VALUE")
+        return EXIT_USAGE
+    try:
+        spec = FabricCheckSpec(
+            image=args.image,
+            fabric=args.fabric,
+            name=args.name,
+            namespace=args.namespace,
+            gpus_per_node=args.gpus_per_node,
+            efa_interfaces=args.efa_interfaces,
+            rdma_resource=args.rdma_resource,
+            node_selector=node_selector,
+            tolerations=tuple(Toleration(key=k) for k in args.toleration),
+            min_bytes=args.min_bytes,
+            max_bytes=args.max_bytes,
+            extra_env=extra_env,
+        )
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors())
+        _err(f"fabric-check render: {problems}")
+        return EXIT_USAGE
+    keypair = None
+    if not args.no_ssh_secret:
+        try:
+            keypair = generate_ssh_keypair()
+        except (OSError, subprocess.SubprocessError) as err:
+            _err(
+                f"fabric-check render: ssh-keygen failed ({err}); install openssh-client, or pass "
+                f"--no-ssh-secret and create Secret {spec.secret_name} with id_ed25519, id_ed25519.pub, authorized_keys"
+            )
+            return EXIT_USAGE
+    print(manifests_yaml(render_fabric_check(spec, keypair)), end="")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------ wiring
+def add_verify_commands(subparsers) -> None:
+    """Register ``verify`` and ``fabric-check {parse,render}`` on an argparse subparsers object.
+
+    Each command sets ``func`` (``args.func(args)`` returns the exit code).
+    """
+    from .endpoints import FRONTEND_ENDPOINT_KEY, ORCHESTRATOR_ENDPOINT_KEY
+
+    v = subparsers.add_parser(
+        "verify",
+        help="post-deploy check: tier health, one streaming generate, a bounded load test",
+        description=(
+            "Health of every tier (server live/ready, model ready), one streaming generate on the "
+            "frontend ensemble (tokens printed as they arrive), then a bounded load test whose JSON "
+            f"report is written to --report. Endpoints come from --stack-outputs (keys {FRONTEND_ENDPOINT_KEY}, "
+            f"{ORCHESTRATOR_ENDPOINT_KEY}, or their plural maps per deployment) or explicit URLs."
+        ),
+    )
+    src = v.add_argument_group("endpoints")
+    src.add_argument("--stack-outputs", type=Path, metavar="FILE", help="JSON of `pulumi stack output --json`")
+    src.add_argument("--deployment", help="deployment name in frontendEndpoints/orchestratorEndpoints maps")
+    src.add_argument("--frontend-url", help="frontend gRPC host:port (or http://host:port for HTTP)")
+    src.add_argument("--frontend-http-url", help="frontend HTTP host:port (extra health check)")
+    src.add_argument("--orchestrator-url", help="orchestrator host:port (gRPC; http:// for HTTP)")
+    v.add_argument("--model", default="ensemble", help="frontend model (default ensemble)")
+    v.add_argument("--orchestrator-model", default="tensorrt_llm", help="orchestrator model (default tensorrt_llm)")
+    v.add_argument("--prompt", default="What is disaggregated serving?")
+    v.add_argument("--max-tokens", type=int, default=32)
+    v.add_argument("--health-timeout", type=float, default=5.0, metavar="S")
+    load = v.add_argument_group("load test (bounded)")
+    load.add_argument("--requests", type=int, default=20, help="number of requests (default 20)")
+    load.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
+    load.add_argument("--time-limit", type=float, default=120.0, metavar="S", help="hard limit for the whole test")
+    load.add_argument("--request-timeout", type=float, default=60.0, metavar="S")
+    load.add_argument("--report", type=Path, default=DEFAULT_REPORT, help=f"JSON report path (default {DEFAULT_REPORT})")
+    load.add_argument("--skip-load-test", action="store_true")
+    v.set_defaults(func=_run_verify)
+
+    f = subparsers.add_parser("fabric-check", help="NCCL all_reduce_perf across two GPU nodes: render, parse")
+    fsub = f.add_subparsers(dest="fabric_command", required=True)
+    p = fsub.add_parser(
+        "parse",
+        help="parse an nccl-tests log (NCCL_DEBUG=INFO): transport and bus bandwidth",
+        description="Fails (exit 1) on a socket fallback when an RDMA fabric is expected, an unfinished run, "
+        "wrong values, or bus bandwidth under a threshold.",
+    )
+    p.add_argument("logfile", metavar="LOGFILE", help="log file, or - for stdin")
+    p.add_argument(
+        "--expect",
+        help="efa | ib (infiniband) | roce | socket | rdma (any but socket) | any; default: the stack's "
+        "'fabric' output with --stack-outputs, else rdma",
+    )
+    p.add_argument("--stack-outputs", type=Path, metavar="FILE", help="read the expected fabric from here")
+    p.add_argument("--min-busbw", type=float, metavar="GBPS", help="minimum peak bus bandwidth (GB/s)")
+    p.add_argument("--min-avg-busbw", type=float, metavar="GBPS", help="minimum '# Avg bus bandwidth' (GB/s)")
+    p.add_argument("--json", action="store_true", help="print the parsed result as JSON")
+    p.set_defaults(func=_run_fabric_parse)
+
+    r = fsub.add_parser("render", help="print the fabric-check Service/Secret/Job YAML for kubectl apply")
+    r.add_argument("--image", required=True, help="image with nccl-tests (MPI=1), Open MPI, openssh")
+    r.add_argument("--fabric", required=True, choices=["efa", "infiniband", "roce"])
+    r.add_argument("--name", default="nccl-fabric-check")
+    r.add_argument("--namespace", default="default")
+    r.add_argument("--gpus-per-node", type=int, default=8)
+    r.add_argument("--efa-interfaces", type=int, default=0, help="vpc.amazonaws.com/efa per pod (EFA)")
+    r.add_argument("--rdma-resource", help="RDMA extended resource, e.g. rdma/rdma_shared_device_a (IB/RoCE)")
+    r.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument("--toleration", action="append", default=[], metavar="KEY", help="tolerate taint KEY (Exists)")
+    r.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra NCCL/FI environment")
+    r.add_argument("--min-bytes", default="8")
+    r.add_argument("--max-bytes", default="4G")
+    r.add_argument("--no-ssh-secret", action="store_true", help="do not generate the ssh key Secret")
+    r.set_defaults(func=_run_fabric_render)
+
+
+def build_parser(prog: str = "python -m disaggctl.verify") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Post-deploy verification of a disaggregated deployment.")
+    add_verify_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

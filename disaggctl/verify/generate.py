@@ -210,4 +210,7 @@ def stream_generate(
     except Exception as err:
         return GenerationResult(ok=False, error=f"cannot reach model {model} at {url}: {str(err).strip()}")
     with session:
-        return session.generate(prompt, max_tokens, timeout_s=timeout_s, on_token=on_token)
+        try:
+            return session.generate(prompt, max_tokens, timeout_s=timeout_s, on_token=on_token)
+        except GenerateError as err:
+            return GenerationResult(ok=False, error=str(err))

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 MODELS = Path(__file__).parent / "models"
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +18,3 @@ def triton() -> Iterator:
 
     with LocalTriton(MODELS, startup_timeout_s=60) as server:
         yield server
-
-
-@pytest.fixture
-def data_dir() -> Path:
-    return DATA

@@ -1,0 +1,249 @@
+"""EngineBuild: one TensorRT-LLM engine, built once by a Kubernetes Job onto shared storage.
+
+The Job runs ``python -m engines.build`` from a ConfigMap holding the (standard-library-only)
+entrypoint and the build request. Both are named after the spec's content hash:
+
+* unchanged spec -> same Job, no diff, nothing reruns; the engine stays where it is;
+* changed spec -> new hash -> a new Job (and ConfigMap) is created and the old ones deleted
+  (Pulumi replaces them; the old engine directory stays on storage for pods still using it);
+* a changed image or pod setting with the same spec replaces the Job under the same name
+  (delete-before-replace); the entrypoint then finds the engine and exits at once, or refuses
+  (exit 3) if the new image carries another TensorRT-LLM version than the one that built it.
+
+``ttlSecondsAfterFinished`` is deliberately unset: Kubernetes would delete the finished Job and
+the next ``pulumi up`` would recreate (rerun) it. By default Pulumi awaits the Job (status
+Complete) so that workers created after it find their engine; ``wait_for_completion=False``
+adds ``pulumi.com/skipAwait`` for previews/CI without GPUs. ``pulumi.com/replaceUnready`` makes
+the next ``pulumi up`` rerun a Job that failed (e.g. after fixing a missing HF token).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engines import build as build_entrypoint
+from engines import build_args
+from engines.catalog import MODELS, get_model
+from engines.spec import EngineSpec
+
+from .cluster_contract import GPU_RESOURCE, NodePool
+
+TYPE_TOKEN = "disagg:engines:EngineBuild"
+DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
+"""Triton 25.10 with TensorRT-LLM 1.0.0, the version the build flags were checked against."""
+CODE_MOUNT = "/opt/disagg"
+SPEC_FILE = "spec.json"
+_ENGINES_DIR = Path(build_entrypoint.__file__).parent
+_CODE_FILES = {"__init__.py": "engines/__init__.py", "build.py": "engines/build.py", "build_args.py": "engines/build_args.py"}
+"""ConfigMap key -> path under CODE_MOUNT (ConfigMap keys cannot contain '/')."""
+
+
+class EngineBuildArgs(BaseModel):
+    """What to build, with which image, where it runs and where the engine goes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    spec: EngineSpec
+    namespace: str
+    pool: NodePool
+    """GPU pool the build runs on: nodeSelector, tolerations, and at least tp × pp GPUs per node."""
+    storage_claim_name: str
+    """ReadWriteMany PVC of the shared storage engines and weights live on."""
+    store_mount_path: str = "/models"
+    """Where the PVC is mounted; engines land in ``<mount>/engines/<model>/<hash>/``."""
+    image: str = DEFAULT_IMAGE
+    hf_token_secret: str | None = None
+    """Secret holding a Hugging Face token (gated models such as Llama need one)."""
+    hf_token_secret_key: str = "HF_TOKEN"
+    examples_dir: str = build_args.DEFAULT_EXAMPLES_DIR
+    """TensorRT-LLM ``examples/`` inside the image (the Triton TRT-LLM image ships them in /app/examples)."""
+    backoff_limit: int = Field(default=1, ge=0)
+    active_deadline_seconds: int = Field(default=4 * 3600, ge=600)
+    """Download + calibration + build of a 70B model takes 1-2 hours; this bounds a stuck build."""
+    shm_size_gib: int = Field(default=32, ge=1)
+    """/dev/shm for NCCL and PyTorch data loaders during quantization."""
+    cpu: int = Field(default=16, ge=1)
+    memory_gib: int | None = Field(default=None, ge=8)
+    """Host memory; default 1.5 × the bf16 weights + 32 GiB (conversion loads the whole model)."""
+    wait_for_completion: bool = True
+    """Await the Job in ``pulumi up``; False sets ``pulumi.com/skipAwait``."""
+
+    @model_validator(mode="after")
+    def _fits_pool(self) -> EngineBuildArgs:
+        if self.spec.world_size > self.pool.gpus_per_node:
+            raise ValueError(
+                f"engine tpSize × ppSize = {self.spec.world_size} GPUs, but pool '{self.pool.name}' "
+                f"nodes have {self.pool.gpus_per_node}: the build Job runs on one node, so lower "
+                "tpSize/ppSize or build on a pool with more GPUs per node"
+            )
+        if self.spec.model not in MODELS:
+            get_model(self.spec.model)  # raises, naming the known models
+        return self
+
+    def host_memory_gib(self) -> int:
+        if self.memory_gib is not None:
+            return self.memory_gib
+        bf16_gib = get_model(self.spec.model).param_count * 2 / 1024**3
+        return math.ceil(bf16_gib * 1.5) + 32
+
+
+def build_request(spec: EngineSpec) -> dict:
+    """The JSON the entrypoint reads: spec dump, its hash, and the catalog facts it needs."""
+    model = get_model(spec.model)
+    return {
+        "spec": spec.model_dump(mode="json"),
+        "contentHash": spec.content_hash(),
+        "architecture": model.architecture,
+        "checkpoint": spec.checkpoint or model.hf_repo,
+    }
+
+
+def engine_path(store_mount_path: str, spec: EngineSpec) -> str:
+    """Directory of ``spec``'s engine on shared storage, as mounted in pods."""
+    return f"{store_mount_path.rstrip('/')}/engines/{spec.model}/{spec.content_hash()}"
+
+
+def job_name(name: str, spec: EngineSpec) -> str:
+    """Kubernetes name of the build Job (and its ConfigMap): ``<name>-<content hash>``."""
+    full = f"{name}-{spec.content_hash()}"
+    if len(full) > 63:
+        raise ValueError(
+            f"EngineBuild name '{name}' is {len(name)} characters; with the 17-character hash "
+            "suffix the Job name exceeds 63: use a name of at most 46 characters"
+        )
+    return full
+
+
+class EngineBuild(pulumi.ComponentResource):
+    """Builds ``args.spec`` once into ``engine_dir`` on the shared storage."""
+
+    engine_path: str
+    """Path of the engine directory in pods mounting the storage at ``store_mount_path``."""
+    engine_dir: pulumi.Output[str]
+    """``engine_path`` as an output of the Job: resources using it wait for the build."""
+    content_hash: str
+    job_name: pulumi.Output[str]
+    job: k8s.batch.v1.Job
+
+    def __init__(self, name: str, args: EngineBuildArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        spec = args.spec
+        self.content_hash = spec.content_hash()
+        self.engine_path = engine_path(args.store_mount_path, spec)
+        k8s_name = job_name(name, spec)
+        labels = {
+            "app.kubernetes.io/name": "engine-build",
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/part-of": "disagg-inference",
+            "disagg.ai/engine-hash": self.content_hash,
+        }
+        child = pulumi.ResourceOptions(parent=self)
+
+        data = {key: (_ENGINES_DIR / key).read_text() for key in _CODE_FILES}
+        data[SPEC_FILE] = json.dumps(build_request(spec), indent=2, sort_keys=True) + "\n"
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-code",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=args.namespace, labels=labels),
+            data=data,
+            opts=child,
+        )
+
+        annotations = {"pulumi.com/replaceUnready": "true"}
+        if not args.wait_for_completion:
+            annotations["pulumi.com/skipAwait"] = "true"
+        timeouts = pulumi.CustomTimeouts(create=f"{args.active_deadline_seconds + 900}s")
+        self.job = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=k8s_name, namespace=args.namespace, labels=labels, annotations=annotations
+            ),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=args.backoff_limit,
+                active_deadline_seconds=args.active_deadline_seconds,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=_pod_spec(args, k8s_name),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[config_map], custom_timeouts=timeouts),
+        )
+        self.job_name = self.job.metadata.apply(lambda meta: meta.name)
+        self.engine_dir = self.job_name.apply(lambda _: self.engine_path)
+        self.register_outputs(
+            {"engine_dir": self.engine_dir, "content_hash": self.content_hash, "job_name": self.job_name}
+        )
+
+
+def _pod_spec(args: EngineBuildArgs, config_map_name: str) -> k8s.core.v1.PodSpecArgs:
+    gpus = str(args.spec.world_size)
+    memory = f"{args.host_memory_gib()}Gi"
+    env = [
+        k8s.core.v1.EnvVarArgs(name="PYTHONPATH", value=CODE_MOUNT),
+        k8s.core.v1.EnvVarArgs(name="PYTHONUNBUFFERED", value="1"),
+        k8s.core.v1.EnvVarArgs(name="HF_HOME", value=f"{args.store_mount_path.rstrip('/')}/hf/.cache"),
+    ]
+    if args.hf_token_secret:
+        env.append(
+            k8s.core.v1.EnvVarArgs(
+                name="HF_TOKEN",
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                        name=args.hf_token_secret, key=args.hf_token_secret_key
+                    )
+                ),
+            )
+        )
+    container = k8s.core.v1.ContainerArgs(
+        name="build",
+        image=args.image,
+        command=["python3", "-m", "engines.build"],
+        args=[
+            "--spec", f"{CODE_MOUNT}/{SPEC_FILE}",
+            "--store", args.store_mount_path,
+            "--examples-dir", args.examples_dir,
+            "--workers", gpus,
+        ],
+        working_dir=CODE_MOUNT,
+        env=env,
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": str(args.cpu), "memory": memory, GPU_RESOURCE: gpus},
+            limits={"memory": memory, GPU_RESOURCE: gpus},
+        ),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name="store", mount_path=args.store_mount_path),
+            k8s.core.v1.VolumeMountArgs(name="code", mount_path=CODE_MOUNT, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"),
+        ],
+    )
+    items = [k8s.core.v1.KeyToPathArgs(key=key, path=path) for key, path in _CODE_FILES.items()]
+    items.append(k8s.core.v1.KeyToPathArgs(key=SPEC_FILE, path=SPEC_FILE))
+    return k8s.core.v1.PodSpecArgs(
+        restart_policy="Never",
+        node_selector=dict(args.pool.node_selector),
+        tolerations=[k8s.core.v1.TolerationArgs(**t.to_k8s()) for t in args.pool.tolerations],
+        containers=[container],
+        volumes=[
+            k8s.core.v1.VolumeArgs(
+                name="store",
+                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                    claim_name=args.storage_claim_name
+                ),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="code",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_map_name, items=items),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="dshm",
+                empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                    medium="Memory", size_limit=f"{args.shm_size_gib}Gi"
+                ),
+            ),
+        ],
+    )

@@ -176,3 +176,16 @@ def test_stack_fabric_values_map_to_expectations(value, expected):
 def test_unknown_expectation_is_refused():
     with pytest.raises(ValueError, match="not one of efa"):
         normalize_expectation("ethernet")
+
+
+def test_host_prefixed_lines_from_a_parallel_shell():
+    log = (
+        "10.3.35.83: ip-10-3-35-83:362:362 [0] NCCL INFO NET/OFI Selected Provider is efa (found 4 nics)\n"
+        "10.3.35.83: ip-10-3-35-83:362:370 [0] NCCL INFO Using network AWS Libfabric\n"
+        "10.3.35.83:    134217728      33554432     float     sum      -1   5989.8   22.41   42.01      0"
+        "   5952.4   22.55   42.28      0\n"
+        "10.3.35.83: # Avg bus bandwidth    : 42.1 \n"
+    )
+    r = parse_nccl_log(log)
+    assert (r.transport, r.networks) == ("efa", {"ip-10-3-35-83:362": "AWS Libfabric"})
+    assert [x.busbw for x in r.rows] == [42.28] and r.avg_busbw == 42.1

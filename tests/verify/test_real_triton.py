@@ -53,8 +53,9 @@ def test_missing_model_fails_with_the_repository_state(triton, protocol):
     assert "not in the model repository (models: ensemble, tensorrt_llm)" in checks[2].detail
 
 
-def test_unreachable_orchestrator_fails_and_skips():
-    dead = Url("grpc", f"127.0.0.1:{free_port()}")
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_unreachable_endpoint_fails_and_skips(protocol):
+    dead = Url(protocol, f"127.0.0.1:{free_port()}")
     checks = check_endpoint(dead, tier="orchestrator", model="tensorrt_llm", timeout_s=2)
     assert [c.ok for c in checks] == [False, False, False]
     assert checks[0].detail.startswith("unreachable")

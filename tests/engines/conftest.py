@@ -73,3 +73,13 @@ def flag_parser(table: str) -> argparse.ArgumentParser:
         else:
             raise AssertionError(f"{table}: unknown kind {kind!r} in {line!r}")
     return parser
+
+
+@pytest.fixture
+def parse_flags():
+    """``parse_flags(table, argv)``: parse ``argv`` as upstream would (ValueError if it would refuse)."""
+
+    def parse(table: str, argv: list[str]) -> argparse.Namespace:
+        return flag_parser(table).parse_args(argv)
+
+    return parse

@@ -1,0 +1,208 @@
+"""EngineBuild under Pulumi mocks: the Job and ConfigMap really sent to Kubernetes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from pydantic import ValidationError
+
+from components.cluster_contract import NodePool, Toleration
+from components.engine_build import EngineBuild, EngineBuildArgs, job_name
+from engines import build as build_entrypoint
+from engines.spec import EngineSpec
+
+L8 = "llama-3.1-8b-instruct"
+POOL = NodePool(
+    name="h100",
+    gpus_per_node=8,
+    gpu_memory_gib=80,
+    node_selector={"node.kubernetes.io/instance-type": "p5.48xlarge", "disagg.ai/pool": "h100"},
+    tolerations=(Toleration(key="nvidia.com/gpu"),),
+    fabric="efa",
+    efa_interfaces=32,
+)
+SPEC = EngineSpec(model=L8, tp_size=4, quantization="fp8", kv_cache_dtype="fp8")
+
+
+def make_args(**overrides) -> EngineBuildArgs:
+    fields = {
+        "spec": SPEC,
+        "namespace": "llm",
+        "pool": POOL,
+        "storage_claim_name": "models",
+        "hf_token_secret": "hf-token",
+    }
+    return EngineBuildArgs(**{**fields, **overrides})
+
+
+def create(name: str = "llama-8b", **overrides) -> EngineBuild:
+    provider = k8s.Provider("k8s", kubeconfig="{}")
+    return EngineBuild(name, make_args(**overrides), pulumi.ResourceOptions(provider=provider))
+
+
+def job_of(mocks):
+    (job,) = mocks.of_type("kubernetes:batch/v1:Job")
+    return job
+
+
+def pod_of(mocks):
+    return job_of(mocks).inputs["spec"]["template"]["spec"]
+
+
+def after(build: EngineBuild, check):
+    return pulumi.Output.all(build.job_name, build.engine_dir).apply(lambda values: check(*values))
+
+
+@pulumi.runtime.test
+def test_job_name_contains_the_content_hash(mocks):
+    build = create()
+
+    def check(name, engine_dir):
+        assert name == f"llama-8b-{SPEC.content_hash()}"
+        assert job_of(mocks).inputs["metadata"]["name"] == name
+        assert job_of(mocks).name == "llama-8b-job"
+        assert build.content_hash == SPEC.content_hash()
+        assert engine_dir == f"/models/engines/{L8}/{SPEC.content_hash()}" == build.engine_path
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_container_runs_the_entrypoint_on_the_gpus(mocks):
+    build = create()
+
+    def check(*_):
+        (container,) = pod_of(mocks)["containers"]
+        assert container["image"] == "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
+        assert container["command"] == ["python3", "-m", "engines.build"]
+        assert container["args"] == [
+            "--spec", "/opt/disagg/spec.json", "--store", "/models", "--examples-dir", "/app/examples",
+            "--workers", "4",
+        ]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+        assert container["resources"]["requests"]["nvidia.com/gpu"] == "4"
+        env = {e["name"]: e for e in container["env"]}
+        assert env["PYTHONPATH"]["value"] == "/opt/disagg"
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_pod_is_scheduled_on_the_pool(mocks):
+    build = create()
+
+    def check(*_):
+        pod = pod_of(mocks)
+        assert pod["nodeSelector"] == POOL.node_selector
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert pod["restartPolicy"] == "Never"
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_volumes_store_code_and_shm(mocks):
+    build = create(store_mount_path="/mnt/store")
+
+    def check(*_):
+        pod = pod_of(mocks)
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["store"]["mountPath"] == "/mnt/store"
+        assert (mounts["code"]["mountPath"], mounts["code"]["readOnly"]) == ("/opt/disagg", True)
+        assert mounts["dshm"]["mountPath"] == "/dev/shm"
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["store"]["persistentVolumeClaim"] == {"claimName": "models"}
+        assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
+        code = volumes["code"]["configMap"]
+        assert code["name"] == f"llama-8b-{SPEC.content_hash()}"
+        assert {i["key"]: i["path"] for i in code["items"]} == {
+            "__init__.py": "engines/__init__.py",
+            "build.py": "engines/build.py",
+            "build_args.py": "engines/build_args.py",
+            "spec.json": "spec.json",
+        }
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_job_lifecycle_settings(mocks):
+    build = create()
+
+    def check(*_):
+        job = job_of(mocks).inputs
+        assert job["spec"]["backoffLimit"] == 1
+        assert job["spec"]["activeDeadlineSeconds"] == 4 * 3600
+        assert "ttlSecondsAfterFinished" not in job["spec"]
+        assert job["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_skip_await_when_not_waiting(mocks):
+    build = create(wait_for_completion=False)
+
+    def check(*_):
+        assert job_of(mocks).inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_configmap_carries_entrypoint_and_request(mocks):
+    build = create()
+
+    def check(*_):
+        (config_map,) = mocks.of_type("kubernetes:core/v1:ConfigMap")
+        assert config_map.name == "llama-8b-code"
+        data = config_map.inputs["data"]
+        assert data["build.py"] == Path(build_entrypoint.__file__).read_text()
+        request = json.loads(data["spec.json"])
+        assert request["contentHash"] == SPEC.content_hash() == build_entrypoint.content_hash(request["spec"])
+        assert request["spec"] == SPEC.model_dump(mode="json")
+        assert (request["architecture"], request["checkpoint"]) == ("LlamaForCausalLM", "meta-llama/Llama-3.1-8B-Instruct")
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_children_use_the_given_provider(mocks):
+    build = create()
+
+    def check(*_):
+        for resource in mocks.resources:
+            if resource.type.startswith("kubernetes:"):
+                assert "pulumi:providers:kubernetes::k8s::" in resource.provider
+
+    return after(build, check)
+
+
+def test_changed_spec_changes_the_job_name():
+    changed = SPEC.model_copy(update={"max_batch_size": 128})
+    assert job_name("llama-8b", changed) != job_name("llama-8b", SPEC)
+    assert job_name("llama-8b", SPEC) == job_name("llama-8b", EngineSpec.model_validate(SPEC.model_dump()))
+
+
+def test_engine_must_fit_one_node():
+    with pytest.raises(ValidationError) as info:
+        make_args(spec=EngineSpec(model="llama-3.1-70b-instruct", tp_size=16))
+    assert info.value.errors()[0]["msg"] == (
+        "Value error, engine tpSize × ppSize = 16 GPUs, but pool 'h100' nodes have 8: the build Job runs "
+        "on one node, so lower tpSize/ppSize or build on a pool with more GPUs per node"
+    )
+
+
+def test_host_memory_scales_with_the_model():
+    assert make_args().host_memory_gib() == 55  # 8.03e9 × 2 B = 15.0 GiB × 1.5 + 32
+    assert make_args(spec=EngineSpec(model="llama-3.1-70b-instruct", tp_size=8)).host_memory_gib() == 230
+
+
+def test_long_names_are_refused():
+    with pytest.raises(ValueError, match="use a name of at most 46 characters"):
+        job_name("x" * 47, SPEC)

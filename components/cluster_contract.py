@@ -42,6 +42,8 @@ class NodePool:
     gpu_memory_gib: int
     """Memory of one GPU."""
     node_selector: dict[str, str]
+    gpu_arch: str | None = None
+    """'ampere', 'ada', 'hopper' or 'blackwell' (decides e.g. FP8 support)."""
     tolerations: tuple[Toleration, ...] = ()
     fabric: Fabric = "none"
     efa_interfaces: int = 0

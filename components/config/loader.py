@@ -96,6 +96,9 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{path}: {message} (got {shown}): fix the value"
 
 
+_VALIDATOR_TAGS = {"lax-or-strict", "json-or-python", "function-plain", "constrained-str"}
+
+
 def _format_path(loc: tuple[Any, ...]) -> str:
     path = NAMESPACE
     for index, part in enumerate(loc):
@@ -103,8 +106,8 @@ def _format_path(loc: tuple[Any, ...]) -> str:
             path += f"[{part}]"
         elif index == 0:
             path += f":{part}"
-        elif isinstance(part, str) and ("[" in part or "-" in part or "," in part):
-            # pydantic's union tags ("function-after[...]") are not config keys
+        elif isinstance(part, str) and ("[" in part or part in _VALIDATOR_TAGS):
+            # pydantic's validator/union tags ("function-after[...]") are not config keys
             continue
         else:
             path += f".{part}"
@@ -138,9 +141,7 @@ def _unwrap(annotation: Any, dict_value: bool) -> Any:
     while True:
         origin = typing.get_origin(annotation)
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if origin in (typing.Union, types.UnionType) and len(args) == 1:
-            annotation = args[0]
-        elif origin in (list, tuple) and args:
+        if origin in (typing.Union, types.UnionType) and len(args) == 1 or origin in (list, tuple) and args:
             annotation = args[0]
         else:
             return annotation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
+from engines.checks import check_fits_memory, check_parallelism, check_quantization_supported
 from engines.spec import EngineSpec
 
 from ..cluster_contract import Fabric, NodePool
@@ -62,6 +63,8 @@ class StackConfig(ConfigModel):
             f"{NAMESPACE}:platform: {p}"
             for p in self.platform.check_against(self.fabric(), self.cluster.provider)
         ]
+        for key, engine in sorted(self.engines.items()):
+            problems += [f"{NAMESPACE}:engines.{key}: {p}" for p in check_parallelism(engine)]
         used = self.engine_pools()
         for key in sorted(set(self.engines) - set(used)):
             problems.append(
@@ -165,16 +168,8 @@ def _check_serving_limits(where: str, deployment: ModelDeploymentConfig, engine:
 def _engine_hardware_problems(
     where: str, engine_key: str, engine: EngineSpec, pool: NodePool
 ) -> list[str]:
-    """Model-vs-GPU checks from the engines package (memory fit, quantization support)."""
-    from engines import checks  # local: keeps this module importable while engines grows
-
-    found: list[str] = []
-    per_engine = f"{NAMESPACE}:engines.{engine_key}"
-    fits = getattr(checks, "check_fits_memory", None)
-    if fits is not None:
-        found += [f"{per_engine} on {where}: {p}" for p in fits(engine, pool.gpu_memory_gib, engine.world_size)]
-    quant = getattr(checks, "check_quantization_supported", None)
-    arch = getattr(pool, "gpu_arch", None)
-    if quant is not None and arch:
-        found += [f"{per_engine} on {where}: {p}" for p in quant(engine, arch)]
-    return found
+    """Model-vs-GPU checks: the engine fits the pool's GPU memory and its arch runs the precision."""
+    found = check_fits_memory(engine, pool.gpu_memory_gib, engine.world_size)
+    if pool.gpu_arch:
+        found += check_quantization_supported(engine, pool.gpu_arch)
+    return [f"{NAMESPACE}:engines.{engine_key} on {where}: {p}" for p in found]

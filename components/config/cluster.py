@@ -1,0 +1,327 @@
+"""Cluster configuration: a new EKS cluster with EFA GPU pools, or an existing IB/RoCE cluster."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..cluster_contract import Fabric, NodePool, Toleration
+from ..instance_types import GpuArch, InstanceType, lookup_instance_type
+from .base import ConfigModel, check_dns_label
+
+GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
+"""Taint on every GPU node (and toleration on every GPU pod): CPU pods stay off GPU nodes."""
+
+POOL_LABEL = "disagg.dev/pool"
+"""Node label naming the pool a node belongs to; GPU pods select on it."""
+
+
+def _check_sizes(min_size: int, desired: int, max_size: int) -> None:
+    if not min_size <= desired <= max_size:
+        raise ValueError(
+            f"sizes must satisfy minSize ({min_size}) ≤ desiredSize ({desired}) ≤ maxSize "
+            f"({max_size}): adjust them"
+        )
+
+
+class SystemNodeGroupConfig(ConfigModel):
+    """CPU node group: controllers, operators, frontends."""
+
+    instance_type: str = "m7i.2xlarge"
+    min_size: int = Field(default=2, ge=1)
+    desired_size: int = Field(default=2, ge=1)
+    max_size: int = Field(default=4, ge=1)
+    disk_size_gib: int = Field(default=100, ge=20)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SystemNodeGroupConfig:
+        _check_sizes(self.min_size, self.desired_size, self.max_size)
+        return self
+
+
+class GpuNodePoolConfig(ConfigModel):
+    """One EKS GPU node group, launched from a launch template."""
+
+    name: str
+    instance_type: str
+    availability_zone: str | None = None
+    """AZ of the pool's subnet; required with placementGroup (a cluster placement group is single-AZ)."""
+    min_size: int = Field(default=0, ge=0)
+    desired_size: int = Field(default=1, ge=0)
+    max_size: int = Field(default=2, ge=1)
+    efa: bool = True
+    """Attach every EFA interface the instance type takes (EFA-capable types only)."""
+    placement_group: bool = True
+    """Launch the nodes in a cluster placement group (lowest latency between them)."""
+    capacity_type: Literal["on-demand", "spot", "capacity-block"] = "on-demand"
+    capacity_reservation_id: str | None = None
+    """On-demand capacity reservation or EC2 Capacity Block (cr-…) the nodes launch into."""
+    disk_size_gib: int = Field(default=500, ge=100)
+    labels: dict[str, str] = {}
+    """Extra Kubernetes node labels."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return check_dns_label(name, "pool name", max_length=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GpuNodePoolConfig:
+        instance = lookup_instance_type(self.instance_type)
+        _check_sizes(self.min_size, self.desired_size, self.max_size)
+        if self.efa and not instance.supports_efa:
+            raise ValueError(
+                f"instance type '{self.instance_type}' has no EFA interfaces, but efa is true: "
+                "set efa: false or use an EFA-capable type (e.g. p4d.24xlarge, p5.48xlarge)"
+            )
+        if self.placement_group and self.availability_zone is None:
+            raise ValueError(
+                "placementGroup needs availabilityZone (a cluster placement group lives in one "
+                "AZ): set availabilityZone or placementGroup: false"
+            )
+        if self.capacity_type == "capacity-block" and self.capacity_reservation_id is None:
+            raise ValueError(
+                "capacityType 'capacity-block' needs capacityReservationId (the cr-… id of the "
+                "Capacity Block): add it"
+            )
+        if self.capacity_type == "spot" and self.capacity_reservation_id is not None:
+            raise ValueError(
+                "capacityReservationId cannot be used with capacityType 'spot': "
+                "use on-demand or capacity-block, or remove the reservation"
+            )
+        if self.capacity_reservation_id is not None and not re.fullmatch(
+            r"cr-[0-9a-f]{8,17}", self.capacity_reservation_id
+        ):
+            raise ValueError(
+                f"capacityReservationId '{self.capacity_reservation_id}' is not a reservation id "
+                "(cr- followed by hex digits): copy it from the EC2 console"
+            )
+        return self
+
+    @property
+    def instance(self) -> InstanceType:
+        return lookup_instance_type(self.instance_type)
+
+    def node_labels(self) -> dict[str, str]:
+        return {**self.labels, POOL_LABEL: self.name}
+
+    def node_pool(self) -> NodePool:
+        instance = self.instance
+        return NodePool(
+            name=self.name,
+            gpus_per_node=instance.gpus,
+            gpu_memory_gib=instance.gpu_memory_gib,
+            gpu_arch=instance.gpu_arch,
+            node_selector={POOL_LABEL: self.name},
+            tolerations=(GPU_TAINT,),
+            fabric="efa" if self.efa else "none",
+            efa_interfaces=instance.max_efa_interfaces if self.efa else 0,
+            instance_type=self.instance_type,
+        )
+
+
+class StorageConfig(ConfigModel):
+    """Shared ReadWriteMany storage for weights and engines."""
+
+    kind: Literal["fsx-lustre", "s3-mountpoint", "none"] = "fsx-lustre"
+    size_gib: int = Field(default=1200, ge=1200)
+    """FSx for Lustre capacity: 1200, 2400, or a multiple of 2400 GiB."""
+    throughput_per_unit: Literal[125, 250, 500, 1000] = 250
+    """FSx PERSISTENT_2 throughput, MB/s per TiB."""
+    bucket_name: str | None = None
+    """S3 bucket for s3-mountpoint (created when omitted)."""
+
+    @model_validator(mode="after")
+    def _size(self) -> StorageConfig:
+        if self.kind == "fsx-lustre" and self.size_gib != 1200 and self.size_gib % 2400:
+            raise ValueError(
+                f"sizeGib {self.size_gib} is not a valid FSx for Lustre capacity: use 1200, 2400 "
+                "or a multiple of 2400"
+            )
+        return self
+
+
+class EksConfig(ConfigModel):
+    """A new EKS cluster: VPC, control plane, system node group, GPU node pools, storage."""
+
+    region: str
+    kubernetes_version: str = "1.33"
+    vpc_cidr: str = "10.0.0.0/16"
+    availability_zones: list[str] = Field(min_length=2, max_length=6)
+    endpoint_private_access: bool = True
+    endpoint_public_access: bool = False
+    public_access_cidrs: list[str] = []
+    """CIDRs allowed to reach a public endpoint; required when it is public."""
+    admin_principal_arns: list[str] = []
+    """IAM roles/users given cluster-admin through EKS access entries."""
+    system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
+    gpu_node_pools: list[GpuNodePoolConfig] = []
+    storage: StorageConfig = StorageConfig()
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        if not re.fullmatch(r"1\.\d{2}", version):
+            raise ValueError(
+                f"kubernetesVersion '{version}' must be a pinned minor version such as \"1.33\" "
+                "(quoted in YAML)"
+            )
+        return version
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, cidr: str) -> str:
+        try:
+            network = ipaddress.ip_network(cidr)
+        except ValueError:
+            raise ValueError(f"vpcCidr '{cidr}' is not an IPv4 network (e.g. 10.0.0.0/16)") from None
+        if network.version != 4 or not 16 <= network.prefixlen <= 20:
+            raise ValueError(
+                f"vpcCidr '{cidr}' must be an IPv4 network between /16 and /20 "
+                "(room for a /20 private subnet per AZ)"
+            )
+        return cidr
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EksConfig:
+        for zone in self.availability_zones:
+            if not zone.startswith(self.region):
+                raise ValueError(
+                    f"availability zone '{zone}' is not in region '{self.region}': "
+                    f"use zones such as {self.region}a"
+                )
+        names = [pool.name for pool in self.gpu_node_pools]
+        for pool in self.gpu_node_pools:
+            if names.count(pool.name) > 1:
+                raise ValueError(f"GPU pool name '{pool.name}' is used twice: rename one")
+            if pool.availability_zone and pool.availability_zone not in self.availability_zones:
+                raise ValueError(
+                    f"pool '{pool.name}' availabilityZone '{pool.availability_zone}' is not one of "
+                    f"availabilityZones ({', '.join(self.availability_zones)}): add it there or "
+                    "pick one of them"
+                )
+        if not self.endpoint_private_access and not self.endpoint_public_access:
+            raise ValueError(
+                "the API endpoint is neither private nor public: enable endpointPrivateAccess "
+                "or endpointPublicAccess"
+            )
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            raise ValueError(
+                "endpointPublicAccess needs publicAccessCidrs (the API would be open to the "
+                "internet): list the CIDRs allowed, or set endpointPublicAccess: false"
+            )
+        return self
+
+
+class ExistingPoolConfig(ConfigModel):
+    """GPU nodes of an existing cluster, described by how pods reach them."""
+
+    name: str
+    gpus_per_node: int = Field(ge=1, le=16)
+    gpu_memory_gib: int = Field(ge=8)
+    gpu_arch: GpuArch
+    node_selector: dict[str, str] = Field(min_length=1)
+    tolerations: list[str] = ["nvidia.com/gpu"]
+    """Taint keys (effect NoSchedule) the GPU pods tolerate."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return check_dns_label(name, "pool name", max_length=20)
+
+
+class ExistingClusterConfig(ConfigModel):
+    """A cluster that already exists (on-prem InfiniBand/RoCE, or any Kubernetes)."""
+
+    kubeconfig: str
+    """Kubeconfig text, or a path to it; keep it secret (``pulumi config set --secret``)."""
+    context: str | None = None
+    fabric: Fabric = "infiniband"
+    rdma_resource_name: str = "rdma_shared_device_a"
+    """Resource the Network Operator's RDMA shared device plugin advertises (``rdma/<name>``)."""
+    system_node_selector: dict[str, str] = {}
+    """Where CPU pods (frontends, controllers) go; empty: anywhere."""
+    storage_class: str
+    """An existing ReadWriteMany StorageClass (NFS, Lustre, Weka, …) for weights and engines."""
+    storage_size_gib: int = Field(default=2000, ge=100)
+    gpu_pools: list[ExistingPoolConfig] = Field(min_length=1)
+
+    @field_validator("rdma_resource_name")
+    @classmethod
+    def _resource(cls, name: str) -> str:
+        if not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ValueError(
+                f"rdmaResourceName '{name}' must be lowercase letters, digits and '_' "
+                "(the Network Operator's resourceName)"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _unique(self) -> ExistingClusterConfig:
+        names = [pool.name for pool in self.gpu_pools]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"GPU pool name '{name}' is used twice: rename one")
+        return self
+
+    def node_pools(self) -> dict[str, NodePool]:
+        rdma = f"rdma/{self.rdma_resource_name}" if self.fabric in ("infiniband", "roce") else None
+        return {
+            pool.name: NodePool(
+                name=pool.name,
+                gpus_per_node=pool.gpus_per_node,
+                gpu_memory_gib=pool.gpu_memory_gib,
+                gpu_arch=pool.gpu_arch,
+                node_selector=dict(pool.node_selector),
+                tolerations=tuple(Toleration(key=key) for key in pool.tolerations),
+                fabric=self.fabric,
+                rdma_resource=rdma,
+            )
+            for pool in self.gpu_pools
+        }
+
+
+class ClusterConfig(ConfigModel):
+    """Which cluster the stack runs on; exactly one of ``eks`` / ``existing``."""
+
+    name: str
+    provider: Literal["eks", "existing"] = "eks"
+    eks: EksConfig | None = None
+    existing: ExistingClusterConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return check_dns_label(name, "cluster name", max_length=40)
+
+    @model_validator(mode="after")
+    def _section_matches_provider(self) -> ClusterConfig:
+        wanted, other = ("eks", "existing") if self.provider == "eks" else ("existing", "eks")
+        if getattr(self, wanted) is None:
+            raise ValueError(f"provider '{self.provider}' needs a '{wanted}' section: add it")
+        if getattr(self, other) is not None:
+            raise ValueError(
+                f"provider '{self.provider}' does not use the '{other}' section: remove it "
+                f"or set provider: {other}"
+            )
+        return self
+
+    def node_pools(self) -> dict[str, NodePool]:
+        """GPU node pools by name, in scheduling terms."""
+        if self.eks is not None:
+            return {pool.name: pool.node_pool() for pool in self.eks.gpu_node_pools}
+        assert self.existing is not None
+        return self.existing.node_pools()
+
+    def system_pool(self) -> NodePool:
+        """Where CPU pods (frontends, operators) are scheduled."""
+        if self.eks is not None:
+            selector = {POOL_LABEL: "system"}
+        else:
+            assert self.existing is not None
+            selector = dict(self.existing.system_node_selector)
+        return NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector=selector)
+

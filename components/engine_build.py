@@ -76,15 +76,19 @@ class EngineBuildArgs(BaseModel):
 
     @model_validator(mode="after")
     def _fits_pool(self) -> EngineBuildArgs:
-        if self.spec.world_size > self.pool.gpus_per_node:
-            raise ValueError(
-                f"engine tpSize × ppSize = {self.spec.world_size} GPUs, but pool '{self.pool.name}' "
-                f"nodes have {self.pool.gpus_per_node}: the build Job runs on one node, so lower "
-                "tpSize/ppSize or build on a pool with more GPUs per node"
-            )
+        if self.pool.gpus_per_node < 1:
+            raise ValueError(f"pool '{self.pool.name}' has no GPUs: build engines on a GPU pool")
         if self.spec.model not in MODELS:
             get_model(self.spec.model)  # raises, naming the known models
         return self
+
+    def build_gpus(self) -> int:
+        """GPUs the build Job takes: one per rank, at most one node's worth.
+
+        ``trtllm-build`` builds the ranks of a multi-node engine (tp × pp above the node's GPUs)
+        in turns on one node; ``--workers`` is the number built at once.
+        """
+        return min(self.spec.world_size, self.pool.gpus_per_node)
 
     def host_memory_gib(self) -> int:
         if self.memory_gib is not None:
@@ -181,7 +185,7 @@ class EngineBuild(pulumi.ComponentResource):
 
 
 def _pod_spec(args: EngineBuildArgs, config_map_name: str) -> k8s.core.v1.PodSpecArgs:
-    gpus = str(args.spec.world_size)
+    gpus = str(args.build_gpus())
     memory = f"{args.host_memory_gib()}Gi"
     env = [
         k8s.core.v1.EnvVarArgs(name="PYTHONPATH", value=CODE_MOUNT),

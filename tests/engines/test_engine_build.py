@@ -189,13 +189,14 @@ def test_changed_spec_changes_the_job_name():
     assert job_name("llama-8b", SPEC) == job_name("llama-8b", EngineSpec.model_validate(SPEC.model_dump()))
 
 
-def test_engine_must_fit_one_node():
-    with pytest.raises(ValidationError) as info:
-        make_args(spec=EngineSpec(model="llama-3.1-70b-instruct", tp_size=16))
-    assert info.value.errors()[0]["msg"] == (
-        "Value error, engine tpSize × ppSize = 16 GPUs, but pool 'h100' nodes have 8: the build Job runs "
-        "on one node, so lower tpSize/ppSize or build on a pool with more GPUs per node"
-    )
+def test_multi_node_engine_is_built_on_one_node_in_turns():
+    args = make_args(spec=EngineSpec(model="llama-3.1-70b-instruct", tp_size=8, pp_size=2))
+    assert args.spec.world_size == 16
+    assert args.build_gpus() == 8
+
+
+def test_single_node_engine_takes_one_gpu_per_rank():
+    assert make_args().build_gpus() == make_args().spec.world_size
 
 
 def test_host_memory_scales_with_the_model():

@@ -1,4 +1,4 @@
-"""``python -m disaggctl``: offline synth of a stack, and post-deploy verification."""
+"""``python -m disaggctl``: offline synth of a stack, synth diffs for PR previews, post-deploy verification."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import argparse
 import sys
 import traceback
 from pathlib import Path
+
+from .synth_diff import add_diff_commands
+from .verify.cli import add_verify_commands
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -41,12 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", help="output directory (default build/synth/<stack>)")
     synth.add_argument("--project", default=".", help="project directory holding Pulumi.yaml (default .)")
     synth.set_defaults(func=_synth)
-    try:
-        from .verify.cli import add_verify_commands
-    except ImportError:  # verification tools not installed with this checkout
-        pass
-    else:
-        add_verify_commands(commands)
+    add_diff_commands(commands)
+    add_verify_commands(commands)
     return parser
 
 

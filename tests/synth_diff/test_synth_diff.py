@@ -1,0 +1,102 @@
+"""synth-diff: file-level comparison of two synth trees and its PR-comment rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from disaggctl.__main__ import main
+from disaggctl.synth_diff import COMMENT_MARKER, diff_roots, diff_stack, render_markdown, render_text
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+BASE = {
+    "tree.txt": "stack\n",
+    "resources/kubernetes_apps_v1_Deployment/llama-frontend.json": '{"replicas": 2}\n',
+    "resources/kubernetes_core_v1_Service/old.json": "{}\n",
+    "manifests/llm/Deployment-llama-frontend.yaml": "spec:\n  replicas: 2\n",
+}
+HEAD = {
+    "tree.txt": "stack\n",
+    "resources/kubernetes_apps_v1_Deployment/llama-frontend.json": '{"replicas": 3}\n',
+    "resources/kubernetes_core_v1_ConfigMap/new.json": "{}\n",
+    "manifests/llm/Deployment-llama-frontend.yaml": "spec:\n  replicas: 3\n",
+}
+
+
+@pytest.fixture
+def trees(tmp_path: Path) -> tuple[Path, Path]:
+    return write(tmp_path / "base" / "dev", BASE).parent, write(tmp_path / "head" / "dev", HEAD).parent
+
+
+def test_files_are_classified_as_added_removed_changed(trees) -> None:
+    base, head = trees
+    diff = diff_stack("dev", base / "dev", head / "dev")
+    assert diff.added == ["resources/kubernetes_core_v1_ConfigMap/new.json"]
+    assert diff.removed == ["resources/kubernetes_core_v1_Service/old.json"]
+    assert diff.changed == [
+        "manifests/llm/Deployment-llama-frontend.yaml",
+        "resources/kubernetes_apps_v1_Deployment/llama-frontend.json",
+    ]
+    assert "-  replicas: 2\n+  replicas: 3\n" in diff.patches["manifests/llm/Deployment-llama-frontend.yaml"]
+
+
+def test_identical_trees_have_no_difference(tmp_path: Path) -> None:
+    write(tmp_path / "a" / "dev", BASE)
+    write(tmp_path / "b" / "dev", BASE)
+    [diff] = diff_roots(tmp_path / "a", tmp_path / "b")
+    assert diff.is_empty
+    assert render_markdown([diff]) == f"{COMMENT_MARKER}\n## Synth preview\n\nNo resource or manifest changes in `dev`.\n"
+
+
+def test_a_stack_only_on_head_is_new(trees) -> None:
+    base, head = trees
+    write(head / "prod", {"tree.txt": "prod\n"})
+    diffs = diff_roots(base, head)
+    assert [d.stack for d in diffs] == ["dev", "prod"]
+    assert diffs[1].base_missing and diffs[1].added == ["tree.txt"]
+    assert "| `prod` (new stack) | 1 | 0 | 0 |" in render_markdown(diffs)
+
+
+def test_markdown_has_the_marker_table_and_diffs(trees) -> None:
+    text = render_markdown(diff_roots(*trees))
+    assert text.startswith(COMMENT_MARKER + "\n")
+    assert "| `dev` | 1 | 1 | 2 |" in text
+    assert "- changed: `resources/kubernetes_apps_v1_Deployment/llama-frontend.json` (kubernetes_apps_v1_Deployment)" in text
+    assert '```diff\n--- a/dev/resources/kubernetes_apps_v1_Deployment/llama-frontend.json' in text
+
+
+def test_markdown_is_cut_to_the_limit_and_says_so(trees) -> None:
+    text = render_markdown(diff_roots(*trees), limit=600)
+    assert len(text) < 900
+    assert "diff(s) left out to fit a GitHub comment" in text
+
+
+def test_text_lists_each_file(trees) -> None:
+    text = render_text(diff_roots(*trees))
+    assert text.splitlines()[:5] == [
+        "stack dev: 1 added, 1 removed, 2 changed",
+        "  + resources/kubernetes_core_v1_ConfigMap/new.json",
+        "  - resources/kubernetes_core_v1_Service/old.json",
+        "  ~ manifests/llm/Deployment-llama-frontend.yaml",
+        "  ~ resources/kubernetes_apps_v1_Deployment/llama-frontend.json",
+    ]
+
+
+def test_cli_exit_code_and_output_file(trees, tmp_path: Path, capsys) -> None:
+    base, head = trees
+    out = tmp_path / "comment.md"
+    assert main(["synth-diff", str(base), str(head), "--format", "markdown", "--out", str(out)]) == 0
+    assert out.read_text().startswith(COMMENT_MARKER)
+    assert main(["synth-diff", str(base), str(head), "--exit-code"]) == 1
+    assert main(["synth-diff", str(base / "dev"), str(base / "dev"), "--stack", "dev", "--exit-code"]) == 0
+    assert main(["synth-diff", str(tmp_path / "nope"), str(tmp_path / "nada")]) == 2
+    assert "run synth first" in capsys.readouterr().out

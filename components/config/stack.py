@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import field_validator
 
 from engines.checks import check_fits_memory, check_parallelism, check_quantization_supported
+from engines.catalog import MODELS
 from engines.spec import EngineSpec
 
 from ..cluster_contract import Fabric, NodePool
@@ -25,6 +26,10 @@ class StackConfig(ConfigModel):
     images: ImagesConfig = ImagesConfig()
     namespace: str = "llm-serving"
     """Kubernetes namespace for engines and model deployments."""
+    hf_token_secret: str | None = "hf-token"
+    """Existing Secret (key HF_TOKEN) in ``namespace`` with a Hugging Face token; gated models
+    (Llama) need it to download. Create it once: ``kubectl -n <namespace> create secret generic
+    hf-token --from-literal=HF_TOKEN=…``; null for ungated models only."""
     engines: dict[str, EngineSpec] = {}
     deployments: list[ModelDeploymentConfig] = []
 
@@ -32,6 +37,12 @@ class StackConfig(ConfigModel):
     @classmethod
     def _namespace_is_dns_label(cls, namespace: str) -> str:
         return check_dns_label(namespace, "namespace")
+
+    @field_validator("hf_token_secret", mode="before")
+    @classmethod
+    def _no_secret(cls, name: object) -> object:
+        # Pulumi config values are strings: "null" or "" switch the token off
+        return None if name in ("", "null") else name
 
     @field_validator("engines")
     @classmethod
@@ -65,6 +76,12 @@ class StackConfig(ConfigModel):
         ]
         for key, engine in sorted(self.engines.items()):
             problems += [f"{NAMESPACE}:engines.{key}: {p}" for p in check_parallelism(engine)]
+            model = MODELS.get(engine.model)
+            if model is not None and model.gated and self.hf_token_secret is None:
+                problems.append(
+                    f"{NAMESPACE}:hfTokenSecret: engine '{key}' downloads '{model.hf_repo}', a gated "
+                    "model, but hfTokenSecret is null: name the Secret holding HF_TOKEN"
+                )
         used = self.engine_pools()
         for key in sorted(set(self.engines) - set(used)):
             problems.append(

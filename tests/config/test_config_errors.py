@@ -206,6 +206,18 @@ CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
 ]
 
 
+CASES.append(
+    (
+        "gated model without a Hugging Face token secret",
+        lambda c: c.set("hfTokenSecret", "null"),
+        [
+            "disagg:hfTokenSecret: engine 'llama-8b-tp4' downloads 'meta-llama/Llama-3.1-8B-Instruct', "
+            "a gated model, but hfTokenSecret is null: name the Secret holding HF_TOKEN"
+        ],
+    )
+)
+
+
 @pytest.mark.parametrize(("mutate", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_malformed_config_is_rejected_with_exact_messages(dev_config, mutate, expected) -> None:
     mutate(dev_config)

@@ -1,0 +1,82 @@
+"""Pulumi program: one stack of disaggregated LLM inference.
+
+Reads the stack configuration once (``Pulumi.<stack>.yaml``, validated before any resource is
+declared), then composes: GPU cluster → shared model store → platform operators → engine
+builds → one disaggregated Triton deployment per model.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_gpu_cluster import AwsGpuCluster
+from components.config import StackConfig, load_from_pulumi
+from components.disaggregated_deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
+from components.engine_build import EngineBuild, EngineBuildArgs
+from components.existing_cluster import ExistingCluster
+from components.model_store import ModelStore
+from components.platform import PlatformOperators
+
+
+def main(config: StackConfig) -> None:
+    cluster_name = config.cluster.name
+    if config.cluster.provider == "eks":
+        assert config.cluster.eks is not None
+        aws_provider = aws.Provider(f"{cluster_name}-aws", region=config.cluster.eks.region)
+        cluster: AwsGpuCluster | ExistingCluster = AwsGpuCluster(
+            cluster_name, config.cluster.eks, opts=pulumi.ResourceOptions(providers={"aws": aws_provider})
+        )
+    else:
+        assert config.cluster.existing is not None
+        cluster = ExistingCluster(cluster_name, config.cluster.existing)
+    handle = cluster.handle
+
+    store = ModelStore(f"{cluster_name}-store", handle=handle, namespace=config.namespace)
+    platform = PlatformOperators(f"{cluster_name}-platform", handle=handle, config=config.platform)
+
+    builds: dict[str, EngineBuild] = {}
+    for key, pool_name in sorted(config.engine_pools().items()):
+        builds[key] = EngineBuild(
+            f"engine-{key}",
+            EngineBuildArgs(
+                spec=config.engines[key],
+                image=config.images.triton_trtllm,
+                namespace=store.namespace,
+                pool=handle.gpu_pools[pool_name],
+                storage_claim_name=store.claim_name,
+                store_mount_path=store.mount_path,
+                hf_token_secret=config.hf_token_secret,
+            ),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+        )
+
+    deployments: dict[str, DisaggregatedDeployment] = {}
+    for deployment in config.deployments:
+        groups = deployment.worker_groups()
+        deployments[deployment.name] = DisaggregatedDeployment(
+            deployment.name,
+            DisaggregatedDeploymentArgs(
+                deployment=deployment,
+                engines={role: config.engines[g.engine] for role, g in groups.items()},
+                engine_dirs={role: builds[g.engine].engine_dir for role, g in groups.items()},
+                images=config.images,
+                namespace=store.namespace,
+                cluster=handle,
+                claim_name=store.claim_name,
+                mount_path=store.mount_path,
+            ),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+        )
+
+    pulumi.export("kubeconfig", pulumi.Output.secret(handle.kubeconfig))
+    pulumi.export("clusterName", cluster_name)
+    pulumi.export("fabric", handle.fabric)
+    pulumi.export("namespace", store.namespace)
+    pulumi.export("platformComponents", platform.installed)
+    pulumi.export("engineLocations", {key: build.engine_dir for key, build in builds.items()})
+    pulumi.export("frontendEndpoints", {n: d.frontend_endpoint for n, d in deployments.items()})
+    pulumi.export("orchestratorEndpoints", {n: d.orchestrator_endpoint for n, d in deployments.items()})
+
+
+main(load_from_pulumi())

@@ -1,13 +1,28 @@
-"""Platform operators: which are installed follows from the cluster's fabric; charts are pinned."""
+"""Platform operators: which are installed follows from the cluster's fabric; charts are pinned.
+
+Chart versions are released versions (see tests/platform/data/SOURCES.md for where each was
+confirmed): GPU Operator v26.7.0, Network Operator 26.4.1, aws-efa-k8s-device-plugin v0.5.30,
+lws 0.10.0, prometheus-adapter 5.3.0.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..cluster_contract import Fabric
-from .base import ConfigModel
+from .base import ConfigModel, check_dns_label
+
+RDMA_FABRICS: tuple[Fabric, ...] = ("infiniband", "roce")
+"""Fabrics the NVIDIA Network Operator serves (and on which GPUDirect RDMA is possible)."""
+
+LWS_NAMESPACE = "lws-system"
+"""Namespace of the LeaderWorkerSet controller (the upstream default)."""
+
+_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
 
 
 class ChartConfig(ConfigModel):
@@ -21,27 +36,75 @@ class ChartConfig(ConfigModel):
     @field_validator("version")
     @classmethod
     def _pinned(cls, version: str) -> str:
-        if not version or version in ("latest", "*") or any(c in version for c in "<>=^~*x "):
-            raise ValueError(f"chart version '{version}' is not pinned: use an exact version")
+        if not _EXACT_VERSION.match(version):
+            raise ValueError(
+                f"chart version '{version}' is not pinned: use an exact released version "
+                "such as 26.4.1 (ranges, 'latest' and wildcards are refused)"
+            )
         return version
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, repository: str) -> str:
+        if not repository.startswith(("https://", "http://", "oci://")):
+            raise ValueError(
+                f"chart repository '{repository}' is neither a Helm repository URL (https://…) "
+                "nor an OCI registry path (oci://…): fix it"
+            )
+        return repository.rstrip("/")
+
+    @property
+    def is_oci(self) -> bool:
+        return self.repository.startswith("oci://")
+
+    def chart_ref(self) -> str:
+        """What Helm's ``chart`` argument takes: the name, or the full ``oci://…/name``."""
+        return f"{self.repository}/{self.chart}" if self.is_oci else self.chart
+
+    def repository_url(self) -> str | None:
+        """The Helm repository to add, or None for an OCI chart (the ref carries it)."""
+        return None if self.is_oci else self.repository
 
 
 class GpuOperatorConfig(ConfigModel):
-    """NVIDIA GPU Operator (always installed when the cluster has GPU pools)."""
+    """NVIDIA GPU Operator (always installed)."""
 
     chart: ChartConfig = ChartConfig(
-        chart="gpu-operator", repository="https://helm.ngc.nvidia.com/nvidia", version="v25.10.0"
+        chart="gpu-operator", repository="https://helm.ngc.nvidia.com/nvidia", version="v26.7.0"
     )
     driver: bool | None = None
     """Install the GPU driver; default: off on EKS (the AL2023 NVIDIA AMI ships it), on elsewhere."""
     toolkit: bool | None = None
-    """Install the container toolkit; default as ``driver``."""
+    """Install the container toolkit; default: off on EKS (the AMI ships it), on elsewhere."""
+    device_plugin: bool = True
+    """NVIDIA device plugin: advertises ``nvidia.com/gpu`` (no AMI ships it)."""
     mig_strategy: Literal["none", "single", "mixed"] = "none"
+    """How MIG devices are advertised; "none" also leaves the MIG manager out."""
     dcgm_exporter: bool = True
     service_monitor: bool = False
     """Create a Prometheus Operator ServiceMonitor for DCGM (needs its CRDs on the cluster)."""
     gpudirect_rdma: bool | None = None
-    """GPUDirect RDMA (nvidia-peermem); default: on for InfiniBand/RoCE fabrics."""
+    """GPUDirect RDMA (nvidia-peermem via the driver container); default: on for InfiniBand/RoCE."""
+    nfd: bool = True
+    """Deploy Node Feature Discovery with the operator (off when the cluster already runs NFD)."""
+
+    @model_validator(mode="after")
+    def _service_monitor_needs_exporter(self) -> GpuOperatorConfig:
+        if self.service_monitor and not self.dcgm_exporter:
+            raise ValueError(
+                "serviceMonitor is true but dcgmExporter is false (the ServiceMonitor scrapes "
+                "the DCGM exporter): enable dcgmExporter or drop serviceMonitor"
+            )
+        return self
+
+    def driver_enabled(self, provider: str) -> bool:
+        return self.driver if self.driver is not None else provider != "eks"
+
+    def toolkit_enabled(self, provider: str) -> bool:
+        return self.toolkit if self.toolkit is not None else provider != "eks"
+
+    def gpudirect_rdma_enabled(self, fabric: Fabric) -> bool:
+        return self.gpudirect_rdma if self.gpudirect_rdma is not None else fabric in RDMA_FABRICS
 
 
 class RdmaSharedDeviceConfig(ConfigModel):
@@ -56,31 +119,59 @@ class RdmaSharedDeviceConfig(ConfigModel):
     rdma_hca_max: int = Field(default=63, ge=1, le=1000)
     """Pods that may share one RDMA device."""
 
+    @field_validator("vendors")
+    @classmethod
+    def _vendors(cls, vendors: list[str]) -> list[str]:
+        for vendor in vendors:
+            if not re.fullmatch(r"[0-9a-f]{4}", vendor):
+                raise ValueError(
+                    f"vendor '{vendor}' is not a PCI vendor id (4 lowercase hex digits, e.g. 15b3)"
+                )
+        return vendors
+
+    def link_types_for(self, fabric: Fabric) -> list[str]:
+        if self.link_types:
+            return sorted(set(self.link_types))
+        return ["ether"] if fabric == "roce" else ["infiniband"]
+
 
 class SecondaryNetworkConfig(ConfigModel):
-    """Multus + IPAM for a secondary (RDMA) pod network."""
+    """Multus + CNI plugins (+ IPoIB on InfiniBand) + IPAM for a secondary (RDMA) pod network."""
 
     enabled: bool = False
-    ipam: Literal["whereabouts", "nv-ipam"] = "nv-ipam"
+    ipam: Literal["nv-ipam", "whereabouts"] = "nv-ipam"
+    """nv-ipam: deployed by the NicClusterPolicy. whereabouts: not deployed — Network Operator
+    releases since 25.10 no longer carry it (NicClusterPolicy lost ``ipamPlugin``); install it
+    yourself and reference it from your NetworkAttachmentDefinitions."""
 
 
 class NetworkOperatorConfig(ConfigModel):
     """NVIDIA Network Operator + NicClusterPolicy (installed on InfiniBand/RoCE fabrics)."""
 
     chart: ChartConfig = ChartConfig(
-        chart="network-operator", repository="https://helm.ngc.nvidia.com/nvidia", version="25.7.0"
+        chart="network-operator", repository="https://helm.ngc.nvidia.com/nvidia", version="26.4.1"
     )
+    image_repository: str = "nvcr.io/nvidia/mellanox"
+    """Registry path of the NicClusterPolicy's component images."""
+    component_version: str | None = None
+    """Tag of the component images; default ``network-operator-v<chart version>`` (the tag the
+    operator release ships its components under)."""
     ofed_driver: bool = False
     """Deploy the DOCA/MOFED driver container (off when hosts already have it)."""
+    ofed_driver_version: str = "doca3.4.1-26.04-1.1.0.0-1"
+    """doca-driver image tag; the default is the one Network Operator 26.4.1 was released with."""
     rdma_shared_device: RdmaSharedDeviceConfig = RdmaSharedDeviceConfig()
     secondary_network: SecondaryNetworkConfig = SecondaryNetworkConfig()
+
+    def components_tag(self) -> str:
+        return self.component_version or f"network-operator-v{self.chart.version.removeprefix('v')}"
 
 
 class EfaDevicePluginConfig(ConfigModel):
     """AWS EFA Kubernetes device plugin (installed on EFA fabrics)."""
 
     chart: ChartConfig = ChartConfig(
-        chart="aws-efa-k8s-device-plugin", repository="https://aws.github.io/eks-charts", version="v0.5.14"
+        chart="aws-efa-k8s-device-plugin", repository="https://aws.github.io/eks-charts", version="v0.5.30"
     )
 
 
@@ -88,8 +179,43 @@ class LeaderWorkerSetConfig(ConfigModel):
     """LeaderWorkerSet controller (always installed: workers are LWS groups)."""
 
     chart: ChartConfig = ChartConfig(
-        chart="lws", repository="oci://registry.k8s.io/lws/charts", version="0.7.0"
+        chart="lws", repository="oci://registry.k8s.io/lws/charts", version="0.10.0"
     )
+
+
+class MetricsAdapterConfig(ConfigModel):
+    """Prometheus Adapter serving the Triton/TRT-LLM custom metrics the tiers' HPAs scale on."""
+
+    enabled: bool = False
+    """Off by default: it needs a Prometheus that scrapes the Triton pods."""
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    """Prometheus the adapter queries: scheme, host, optional port and path."""
+    chart: ChartConfig = ChartConfig(
+        chart="prometheus-adapter",
+        repository="https://prometheus-community.github.io/helm-charts",
+        version="5.3.0",
+    )
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        try:
+            valid_port = parts.port is None or parts.port > 0
+        except ValueError:
+            valid_port = False
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not valid_port
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                f"prometheusUrl '{url}' is not an http(s) URL of a Prometheus server: use e.g. "
+                "http://prometheus-operated.monitoring.svc:9090"
+            )
+        return url.rstrip("/")
 
 
 class PlatformConfig(ConfigModel):
@@ -99,31 +225,62 @@ class PlatformConfig(ConfigModel):
     network_operator: NetworkOperatorConfig = NetworkOperatorConfig()
     efa_device_plugin: EfaDevicePluginConfig = EfaDevicePluginConfig()
     leader_worker_set: LeaderWorkerSetConfig = LeaderWorkerSetConfig()
+    metrics_adapter: MetricsAdapterConfig = MetricsAdapterConfig()
     namespace: str = "gpu-platform"
     """Namespace of the operators (LWS keeps its own, lws-system)."""
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        check_dns_label(namespace, "platform.namespace")
+        if namespace == LWS_NAMESPACE:
+            raise ValueError(
+                f"platform.namespace '{namespace}' is the LeaderWorkerSet controller's own "
+                "namespace: choose another (e.g. gpu-platform)"
+            )
+        return namespace
+
     def components_for(self, fabric: Fabric) -> list[str]:
-        """Names of the operators installed on a cluster with ``fabric``."""
+        """Names of the operators installed on a cluster with ``fabric``, in install order."""
         names = ["gpu-operator"]
-        if fabric in ("infiniband", "roce"):
+        if fabric in RDMA_FABRICS:
             names.append("network-operator")
         if fabric == "efa":
             names.append("efa-device-plugin")
         names.append("leader-worker-set")
+        if self.metrics_adapter.enabled:
+            names.append("metrics-adapter")
         return names
 
     def check_against(self, fabric: Fabric, provider: str) -> list[str]:
         """Settings that contradict the cluster (one message each)."""
         problems: list[str] = []
-        if self.gpu_operator.gpudirect_rdma and fabric not in ("infiniband", "roce"):
+        gpu = self.gpu_operator
+        if gpu.gpudirect_rdma and fabric not in RDMA_FABRICS:
             problems.append(
                 f"gpuOperator.gpudirectRdma is true but the cluster's fabric is '{fabric}' "
                 "(GPUDirect RDMA via nvidia-peermem needs InfiniBand/RoCE): remove the setting"
             )
-        if provider == "eks" and self.gpu_operator.driver:
+        if provider == "eks" and gpu.driver:
             problems.append(
                 "gpuOperator.driver is true on EKS, whose AL2023 NVIDIA AMI already ships the "
                 "driver: remove the setting"
+            )
+        if provider == "eks" and gpu.toolkit:
+            problems.append(
+                "gpuOperator.toolkit is true on EKS, whose AL2023 NVIDIA AMI already ships the "
+                "NVIDIA container toolkit: remove the setting"
+            )
+        if fabric not in RDMA_FABRICS and self.network_operator.model_fields_set:
+            problems.append(
+                f"networkOperator is configured but the cluster's fabric is '{fabric}' (the "
+                "Network Operator is installed only on InfiniBand/RoCE): remove the "
+                "networkOperator section"
+            )
+        if fabric != "efa" and self.efa_device_plugin.model_fields_set:
+            problems.append(
+                f"efaDevicePlugin is configured but the cluster's fabric is '{fabric}' (the EFA "
+                "device plugin is installed only on EFA clusters): remove the efaDevicePlugin section"
             )
         link_types = set(self.network_operator.rdma_shared_device.link_types)
         expected = {"infiniband": "infiniband", "roce": "ether"}.get(fabric)

@@ -1,0 +1,67 @@
+"""EfaDevicePlugin: the AWS EFA Kubernetes device plugin (``vpc.amazonaws.com/efa``) on EFA GPU nodes.
+
+The chart schedules its DaemonSet by instance type (node affinity on
+``node.kubernetes.io/instance-type``); the list is narrowed to the instance types of the
+cluster's EFA pools, and the DaemonSet tolerates the GPU pools' taints (``nvidia.com/gpu``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .cluster_contract import ClusterHandle, NodePool
+from .config.platform import PlatformConfig
+from .gpu_operator import gpu_node_tolerations
+
+TYPE_TOKEN = "disagg:platform:EfaDevicePlugin"
+RELEASE_NAME = "aws-efa-k8s-device-plugin"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+
+
+def efa_device_plugin_values(gpu_pools: Mapping[str, NodePool]) -> dict:
+    """Helm values of the aws-efa-k8s-device-plugin chart for these GPU pools."""
+    values: dict = {"tolerations": gpu_node_tolerations(gpu_pools)}
+    instance_types = sorted(
+        {p.instance_type for p in gpu_pools.values() if p.fabric == "efa" and p.instance_type}
+    )
+    if instance_types:
+        values["supportedInstanceLabels"] = {"keys": [INSTANCE_TYPE_LABEL], "values": instance_types}
+    return values
+
+
+class EfaDevicePlugin(pulumi.ComponentResource):
+    """The aws-efa-k8s-device-plugin Helm release in ``config.namespace``."""
+
+    release: k8s.helm.v3.Release
+    namespace: str
+    values: dict
+
+    def __init__(
+        self,
+        name: str,
+        handle: ClusterHandle,
+        config: PlatformConfig,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        chart = config.efa_device_plugin.chart
+        self.namespace = config.namespace
+        self.values = efa_device_plugin_values(handle.gpu_pools)
+        repo = chart.repository_url()
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            k8s.helm.v3.ReleaseArgs(
+                name=RELEASE_NAME,
+                chart=chart.chart_ref(),
+                version=chart.version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
+                namespace=self.namespace,
+                values=self.values,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
+        )
+        self.register_outputs({"release": self.release.name, "namespace": self.namespace})

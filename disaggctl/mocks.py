@@ -51,6 +51,12 @@ class OfflineMocks(Mocks):
         if module == "aws":
             kind = args.typ.rsplit(":", 1)[-1].lower()
             state.setdefault("arn", f"arn:aws:mock:{self.region}:{self.account}:{kind}/{args.name}")
+            state.setdefault("name", args.name)  # what autonaming would give, minus the random suffix
+        if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state.setdefault("latestVersion", 1)
+            state.setdefault("defaultVersion", 1)
+        if args.typ == "aws:eks/nodeGroup:NodeGroup":
+            state.setdefault("nodeGroupName", args.name)
         if args.typ == "aws:eks/cluster:Cluster":
             state.setdefault("endpoint", f"https://{rid}.gr7.{self.region}.eks.amazonaws.com")
             state.setdefault("certificateAuthority", {"data": "bW9jay1jYQ=="})
@@ -59,7 +65,7 @@ class OfflineMocks(Mocks):
                 [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{rid}"}]}],
             )
             state.setdefault("name", args.inputs.get("name", args.name))
-            state.setdefault("vpcConfig", {**args.inputs.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{rid}"})
+            state["vpcConfig"] = {"clusterSecurityGroupId": f"sg-{rid}", **(args.inputs.get("vpcConfig") or {})}
         if args.typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
             state.setdefault("dnsName", f"{rid}.fsx.{self.region}.amazonaws.com")
             state.setdefault("mountName", "abcdefgh")

@@ -15,6 +15,8 @@ from .base import ConfigModel, check_dns_label
 GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
 """Taint on every GPU node (and toleration on every GPU pod): CPU pods stay off GPU nodes."""
 
+_IAM_PRINCIPAL = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)(/[\w+=,.@-]+)+")
+
 POOL_LABEL = "disagg.dev/pool"
 """Node label naming the pool a node belongs to; GPU pods select on it."""
 
@@ -55,10 +57,16 @@ class GpuNodePoolConfig(ConfigModel):
     efa: bool = True
     """Attach every EFA interface the instance type takes (EFA-capable types only)."""
     placement_group: bool = True
-    """Launch the nodes in a cluster placement group (lowest latency between them)."""
+    """Launch the nodes in a cluster placement group (lowest latency between them).
+
+    Defaults to false for capacity-block pools: a Capacity Block is already co-located and
+    cannot be launched into a placement group of ours. An on-demand reservation used with a
+    placement group must have been created in that group (``<cluster>-<pool>``).
+    """
     capacity_type: Literal["on-demand", "spot", "capacity-block"] = "on-demand"
     capacity_reservation_id: str | None = None
-    """On-demand capacity reservation or EC2 Capacity Block (cr-…) the nodes launch into."""
+    """On-demand capacity reservation or EC2 Capacity Block (cr-…) the nodes launch into;
+    it must be in availabilityZone."""
     disk_size_gib: int = Field(default=500, ge=100)
     labels: dict[str, str] = {}
     """Extra Kubernetes node labels."""
@@ -67,6 +75,18 @@ class GpuNodePoolConfig(ConfigModel):
     @classmethod
     def _name(cls, name: str) -> str:
         return check_dns_label(name, "pool name", max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_placement_group_for_capacity_blocks(cls, data: object) -> object:
+        if (
+            isinstance(data, dict)
+            and "placementGroup" not in data
+            and "placement_group" not in data
+            and data.get("capacityType", data.get("capacity_type")) == "capacity-block"
+        ):
+            return {**data, "placement_group": False}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> GpuNodePoolConfig:
@@ -81,6 +101,17 @@ class GpuNodePoolConfig(ConfigModel):
             raise ValueError(
                 "placementGroup needs availabilityZone (a cluster placement group lives in one "
                 "AZ): set availabilityZone or placementGroup: false"
+            )
+        if self.efa and self.availability_zone is None:
+            raise ValueError(
+                "efa needs availabilityZone (EFA traffic does not cross subnets, and each zone "
+                "has its own subnet): set availabilityZone or efa: false"
+            )
+        if self.capacity_type == "capacity-block" and self.placement_group:
+            raise ValueError(
+                "capacityType 'capacity-block' cannot use placementGroup (a Capacity Block is "
+                "already co-located, and EC2 refuses to launch it into another placement group): "
+                "set placementGroup: false"
             )
         if self.capacity_type == "capacity-block" and self.capacity_reservation_id is None:
             raise ValueError(
@@ -156,7 +187,11 @@ class EksConfig(ConfigModel):
     public_access_cidrs: list[str] = []
     """CIDRs allowed to reach a public endpoint; required when it is public."""
     admin_principal_arns: list[str] = []
-    """IAM roles/users given cluster-admin through EKS access entries."""
+    """IAM roles/users given cluster-admin through EKS access entries (the identity running
+    ``pulumi up`` is admin already: do not list it again)."""
+    node_ssm_access: bool = True
+    """Attach AmazonSSMManagedInstanceCore to the node role: a Session Manager shell on nodes,
+    no SSH keys or open ports."""
     system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
     gpu_node_pools: list[GpuNodePoolConfig] = []
     storage: StorageConfig = StorageConfig()
@@ -170,6 +205,20 @@ class EksConfig(ConfigModel):
                 "(quoted in YAML)"
             )
         return version
+
+    @field_validator("admin_principal_arns")
+    @classmethod
+    def _principals(cls, arns: list[str]) -> list[str]:
+        for arn in arns:
+            if not _IAM_PRINCIPAL.fullmatch(arn):
+                raise ValueError(
+                    f"adminPrincipalArns entry '{arn}' is not an IAM role or user ARN "
+                    "(arn:aws:iam::<account>:role/<name> or :user/<name>): copy it from the IAM "
+                    "console (an assumed-role sts ARN will not do)"
+                )
+        if len(set(arns)) != len(arns):
+            raise ValueError("adminPrincipalArns lists a principal twice: remove the duplicate")
+        return arns
 
     @field_validator("vpc_cidr")
     @classmethod

@@ -1,0 +1,516 @@
+"""AwsGpuCluster: an EKS cluster for GPU inference — VPC, control plane, CPU and EFA GPU pools, storage.
+
+What it declares, in dependency order:
+
+* the network (:class:`~components.aws_network.AwsNetwork`): private subnets across the zones,
+  public subnets for NAT gateways and load balancers, one dedicated subnet per zone a GPU pool
+  is pinned to;
+* IAM (:mod:`components.aws_iam`): a control-plane role, a node role, and IRSA roles for the
+  VPC CNI and the storage CSI driver, through the cluster's OIDC provider;
+* the EKS control plane, its Kubernetes version pinned from the config, private and/or public
+  endpoint (public only from ``publicAccessCidrs``), authentication through access entries only
+  (``API``): the identity running ``pulumi up`` is admin, and every ``adminPrincipalArns`` entry
+  gets ``AmazonEKSClusterAdminPolicy``;
+* the core add-ons, managed by EKS (``bootstrapSelfManagedAddons`` is off, so nothing is
+  installed twice): vpc-cni, kube-proxy and eks-pod-identity-agent before any node, coredns and
+  the storage CSI driver once the system nodes exist;
+* the CPU system node group (label ``disagg.dev/pool=system``) and one
+  :class:`~components.aws_gpu_node_pool.AwsGpuNodePool` per GPU pool; the EFA interfaces of all
+  GPU nodes share one security group that allows all traffic to and from itself (EFA requires it);
+* shared storage: FSx for Lustre provisioned by the FSx CSI driver through a StorageClass, or an
+  S3 bucket mounted by Mountpoint for S3 through a static PersistentVolume.
+
+Its ``handle`` (:class:`~components.cluster_contract.ClusterHandle`) is all the layers above use.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from . import aws_iam
+from .aws_gpu_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs
+from .aws_network import AwsNetwork, AwsNetworkArgs
+from .cluster_contract import ClusterHandle, NodePool, SharedStorage
+from .config.cluster import POOL_LABEL, EksConfig, StorageConfig
+
+TYPE_TOKEN = "disagg:cluster:AwsGpuCluster"
+SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
+LOG_TYPES = ("api", "audit", "authenticator")
+
+FSX_STORAGE_CLASS = "fsx-lustre"
+FSX_PROVISIONER = "fsx.csi.aws.com"
+FSX_LUSTRE_VERSION = "2.15"
+LUSTRE_PORTS = ((988, 988), (1018, 1023))
+"""TCP ports Lustre clients and servers use (FSx for Lustre security group requirements)."""
+S3_STORAGE_CLASS = "s3-models"
+"""Class name of the static Mountpoint PV; the PV has the same name (see ModelStore)."""
+S3_CSI_DRIVER = "s3.csi.aws.com"
+
+EARLY_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+"""Installed before any node joins (node networking and pod credentials)."""
+STORAGE_ADDONS = {"fsx-lustre": "aws-fsx-csi-driver", "s3-mountpoint": "aws-mountpoint-s3-csi-driver"}
+
+
+def eks_kubeconfig(cluster_name: str, endpoint: str, certificate_authority_data: str, region: str) -> str:
+    """A kubeconfig (JSON) for an EKS cluster that gets tokens from ``aws eks get-token``.
+
+    No credentials are embedded: the token comes from the caller's AWS identity at each use.
+    """
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["--region", region, "eks", "get-token", "--cluster-name", cluster_name, "--output", "json"],
+            "interactiveMode": "Never",
+        }
+    }
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster_name,
+                "cluster": {"server": endpoint, "certificate-authority-data": certificate_authority_data},
+            }
+        ],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "users": [{"name": cluster_name, "user": user}],
+        "preferences": {},
+    }
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+def admin_entry_names(principal_arns: list[str]) -> dict[str, str]:
+    """A short, stable resource-name suffix per admin principal ARN (its role/user name).
+
+    The account id is added when two principals share a name, so names stay unique.
+    """
+    def short(arn: str) -> str:
+        return arn.rsplit("/", 1)[-1].lower()
+
+    names: dict[str, str] = {}
+    for arn in principal_arns:
+        name = short(arn)
+        if sum(short(other) == name for other in principal_arns) > 1:
+            name = f"{arn.split(':')[4]}-{name}"
+        names[arn] = name
+    return names
+
+
+def gpu_zones(args: EksConfig) -> list[str]:
+    """Zones that need a dedicated GPU subnet (those GPU pools are pinned to), in config order."""
+    pinned = {pool.availability_zone for pool in args.gpu_node_pools}
+    return [zone for zone in args.availability_zones if zone in pinned]
+
+
+def storage_zone(args: EksConfig) -> str:
+    """Zone of the FSx file system: that of the first pinned GPU pool (next to the GPUs), else the first zone."""
+    return next(
+        (pool.availability_zone for pool in args.gpu_node_pools if pool.availability_zone),
+        args.availability_zones[0],
+    )
+
+
+def fsx_storage_class_parameters(
+    storage: StorageConfig, subnet_id: str, security_group_id: str
+) -> dict[str, str]:
+    """Parameters of the FSx CSI StorageClass (all strings, as the driver reads them)."""
+    return {
+        "subnetId": subnet_id,
+        "securityGroupIds": security_group_id,
+        "deploymentType": "PERSISTENT_2",
+        "perUnitStorageThroughput": str(storage.throughput_per_unit),
+        "fileSystemTypeVersion": FSX_LUSTRE_VERSION,
+    }
+
+
+class AwsGpuCluster(pulumi.ComponentResource):
+    """A new EKS cluster with EFA GPU node pools; the caller passes the AWS provider in ``opts``."""
+
+    handle: ClusterHandle
+    cluster_name: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: pulumi.Output[list[str]]
+    oidc_provider_arn: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    """The EKS cluster security group, on every node (and on every EFA interface)."""
+    efa_security_group_id: pulumi.Output[str] | None
+    """The self-referencing security group of the EFA interfaces (None without EFA pools)."""
+    gpu_node_pools: dict[str, AwsGpuNodePool]
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EksConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self._name = name
+        self._args = args
+        self._partition = aws_iam.aws_partition(args.region)
+        child = pulumi.ResourceOptions(parent=self)
+
+        network = AwsNetwork(
+            f"{name}-network",
+            AwsNetworkArgs(
+                cluster_name=name,
+                vpc_cidr=args.vpc_cidr,
+                availability_zones=args.availability_zones,
+                gpu_zones=gpu_zones(args),
+            ),
+            opts=child,
+        )
+        private_subnets = [network.private_subnet_ids[zone] for zone in args.availability_zones]
+
+        cluster_role, cluster_policies = self._service_role(
+            "cluster-role", "eks.amazonaws.com", aws_iam.CLUSTER_POLICIES
+        )
+        node_role, node_policies = self._service_role(
+            "node-role",
+            "ec2.amazonaws.com",
+            (*aws_iam.NODE_POLICIES, *([aws_iam.NODE_SSM_POLICY] if args.node_ssm_access else [])),
+        )
+
+        cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            name=name,
+            version=args.kubernetes_version,
+            role_arn=cluster_role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=private_subnets,
+                endpoint_private_access=args.endpoint_private_access,
+                endpoint_public_access=args.endpoint_public_access,
+                public_access_cidrs=list(args.public_access_cidrs) if args.endpoint_public_access else None,
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True
+            ),
+            bootstrap_self_managed_addons=False,
+            enabled_cluster_log_types=list(LOG_TYPES),
+            tags={"Name": name},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
+        )
+        self._cluster = cluster
+        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        oidc = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc-provider",
+            url=issuer,
+            client_id_lists=["sts.amazonaws.com"],
+            tags={"Name": name},
+            opts=child,
+        )
+        self._oidc_arn, self._issuer = oidc.arn, issuer
+        cluster_security_group = cluster.vpc_config.cluster_security_group_id
+
+        for principal, suffix in admin_entry_names(list(args.admin_principal_arns)).items():
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{suffix}", cluster_name=cluster.name, principal_arn=principal, type="STANDARD", opts=child
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{suffix}-policy",
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                policy_arn=aws_iam.access_policy_arn(aws_iam.CLUSTER_ADMIN_ACCESS_POLICY, self._partition),
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            )
+
+        cni_role = self._irsa_role("vpc-cni-role", aws_iam.CNI_SERVICE_ACCOUNT, [aws_iam.CNI_POLICY])
+        early = [
+            self._addon(addon, role_arn=cni_role.arn if addon == "vpc-cni" else None) for addon in EARLY_ADDONS
+        ]
+        # Nodes join once the CNI, kube-proxy and the node role's policies are there: carried
+        # as dependencies of the cluster name and role ARN the node groups are given.
+        cluster_name_for_nodes = _after(cluster.name, [a.id for a in early])
+        node_role_arn = _after(node_role.arn, [p.id for p in node_policies])
+
+        system = args.system_node_group
+        system_group = aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=cluster_name_for_nodes,
+            version=cluster.version,
+            node_role_arn=node_role_arn,
+            subnet_ids=private_subnets,
+            instance_types=[system.instance_type],
+            ami_type=SYSTEM_AMI_TYPE,
+            capacity_type="ON_DEMAND",
+            disk_size=system.disk_size_gib,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=system.min_size, desired_size=system.desired_size, max_size=system.max_size
+            ),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            labels={POOL_LABEL: "system"},
+            tags={"Name": f"{name}-system"},
+            opts=child,
+        )
+        coredns = self._addon("coredns", depends_on=[system_group])
+
+        self.efa_security_group_id = None
+        if any(pool.efa for pool in args.gpu_node_pools):
+            self.efa_security_group_id = self._efa_security_group(network.vpc_id)
+        self.gpu_node_pools = {}
+        for pool in args.gpu_node_pools:
+            pinned = pool.availability_zone is not None
+            self.gpu_node_pools[pool.name] = AwsGpuNodePool(
+                f"{name}-{pool.name}",
+                AwsGpuNodePoolArgs(
+                    pool=pool,
+                    cluster_name=name,
+                    eks_cluster_name=cluster_name_for_nodes,
+                    kubernetes_version=cluster.version,
+                    node_role_arn=node_role_arn,
+                    subnet_ids=[network.gpu_subnet_ids[pool.availability_zone]] if pinned else private_subnets,
+                    security_group_ids=[
+                        cluster_security_group,
+                        *([self.efa_security_group_id] if pool.efa and self.efa_security_group_id else []),
+                    ],
+                ),
+                opts=child,
+            )
+
+        self.kubeconfig = pulumi.Output.all(
+            cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda ca: ca.data)
+        ).apply(lambda v: eks_kubeconfig(v[0], v[1], v[2], args.region))
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_group, coredns, *early]),
+        )
+        self._k8s = provider
+
+        storage = self._storage(network, cluster_security_group, system_group)
+
+        self.cluster_name = cluster.name
+        self.vpc_id = network.vpc_id
+        self.private_subnet_ids = pulumi.Output.all(*private_subnets).apply(list)
+        self.oidc_provider_arn = oidc.arn
+        self.node_security_group_id = cluster_security_group
+        pools = {pool.name: pool.node_pool() for pool in args.gpu_node_pools}
+        self.handle = ClusterHandle(
+            name=name,
+            provider=provider,
+            kubeconfig=self.kubeconfig,
+            fabric="efa" if any(p.fabric == "efa" for p in pools.values()) else "none",
+            system_pool=NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector={POOL_LABEL: "system"}),
+            gpu_pools=pools,
+            storage=storage,
+            platform="eks",
+        )
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "vpcId": self.vpc_id,
+                "privateSubnetIds": self.private_subnet_ids,
+                "oidcProviderArn": self.oidc_provider_arn,
+                "nodeSecurityGroupId": self.node_security_group_id,
+                "kubeconfig": pulumi.Output.secret(self.kubeconfig),
+            }
+        )
+
+    # -- IAM ---------------------------------------------------------------------------------
+
+    def _service_role(
+        self, role: str, service: str, policies: tuple[str, ...]
+    ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        resource = aws.iam.Role(
+            f"{self._name}-{role}",
+            assume_role_policy=aws_iam.service_trust_policy(service),
+            description=f"EKS cluster {self._name}: {role}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return resource, self._attach(role, resource, policies)
+
+    def _irsa_role(self, role: str, service_account: tuple[str, str], policies: list[str]) -> aws.iam.Role:
+        namespace, account = service_account
+        trust = pulumi.Output.all(self._oidc_arn, self._issuer).apply(
+            lambda v: aws_iam.irsa_trust_policy(v[0], v[1], namespace, account)
+        )
+        resource = aws.iam.Role(
+            f"{self._name}-{role}",
+            assume_role_policy=trust,
+            description=f"EKS cluster {self._name}: service account {namespace}/{account}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._attach(role, resource, tuple(policies))
+        return resource
+
+    def _attach(self, role: str, resource: aws.iam.Role, policies: tuple[str, ...]) -> list[aws.iam.RolePolicyAttachment]:
+        return [
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-{role}-{policy}",
+                role=resource.name,
+                policy_arn=aws_iam.managed_policy_arn(policy, self._partition),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for policy in policies
+        ]
+
+    # -- add-ons and security groups ---------------------------------------------------------
+
+    def _addon(
+        self, addon: str, role_arn: pulumi.Output[str] | None = None, depends_on: list[pulumi.Resource] | None = None
+    ) -> aws.eks.Addon:
+        return aws.eks.Addon(
+            f"{self._name}-{addon}",
+            cluster_name=self._cluster.name,
+            addon_name=addon,
+            service_account_role_arn=role_arn,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="PRESERVE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
+        )
+
+    def _efa_security_group(self, vpc_id: pulumi.Output[str]) -> pulumi.Output[str]:
+        group = aws.ec2.SecurityGroup(
+            f"{self._name}-efa-sg",
+            vpc_id=vpc_id,
+            description=f"EFA interfaces of {self._name} GPU nodes: all traffic to and from this group",
+            tags={"Name": f"{self._name}-efa"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-efa-sg-ingress-self",
+            security_group_id=group.id,
+            referenced_security_group_id=group.id,
+            ip_protocol="-1",
+            description="EFA: all traffic from the EFA interfaces",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-efa-sg-egress-self",
+            security_group_id=group.id,
+            referenced_security_group_id=group.id,
+            ip_protocol="-1",
+            description="EFA: all traffic to the EFA interfaces",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return group.id
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def _storage(
+        self, network: AwsNetwork, cluster_security_group: pulumi.Output[str], system_group: aws.eks.NodeGroup
+    ) -> SharedStorage | None:
+        storage = self._args.storage
+        if storage.kind == "none":
+            return None
+        if storage.kind == "fsx-lustre":
+            return self._fsx(storage, network, cluster_security_group, system_group)
+        return self._s3(storage, system_group)
+
+    def _fsx(
+        self,
+        storage: StorageConfig,
+        network: AwsNetwork,
+        cluster_security_group: pulumi.Output[str],
+        system_group: aws.eks.NodeGroup,
+    ) -> SharedStorage:
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
+        role = self._irsa_role("fsx-csi-role", aws_iam.FSX_CSI_SERVICE_ACCOUNT, [aws_iam.FSX_CSI_POLICY])
+        addon = self._addon(STORAGE_ADDONS["fsx-lustre"], role_arn=role.arn, depends_on=[system_group])
+        group = aws.ec2.SecurityGroup(
+            f"{name}-fsx-sg",
+            vpc_id=network.vpc_id,
+            description=f"FSx for Lustre file systems of {name}: Lustre from the nodes and between servers",
+            tags={"Name": f"{name}-fsx"},
+            opts=child,
+        )
+        for low, high in LUSTRE_PORTS:
+            for source, peer in (("nodes", cluster_security_group), ("self", group.id)):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-fsx-sg-ingress-{low}-{high}-{source}",
+                    security_group_id=group.id,
+                    referenced_security_group_id=peer,
+                    ip_protocol="tcp",
+                    from_port=low,
+                    to_port=high,
+                    description=f"Lustre {low}-{high} from {source}",
+                    opts=child,
+                )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-fsx-sg-egress",
+            security_group_id=group.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="-1",
+            description="Lustre replies and server traffic",
+            opts=child,
+        )
+        zone = storage_zone(self._args)
+        subnet = network.gpu_subnet_ids.get(zone, network.private_subnet_ids[zone])
+        k8s.storage.v1.StorageClass(
+            f"{name}-fsx-storage-class",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=FSX_STORAGE_CLASS),
+            provisioner=FSX_PROVISIONER,
+            parameters=pulumi.Output.all(subnet, group.id).apply(
+                lambda v: fsx_storage_class_parameters(storage, v[0], v[1])
+            ),
+            mount_options=["flock"],
+            reclaim_policy="Delete",
+            volume_binding_mode="Immediate",
+            allow_volume_expansion=True,
+            opts=pulumi.ResourceOptions(parent=self, provider=self._k8s, depends_on=[addon]),
+        )
+        return SharedStorage(storage_class=FSX_STORAGE_CLASS, size_gib=storage.size_gib, kind="fsx-lustre")
+
+    def _s3(self, storage: StorageConfig, system_group: aws.eks.NodeGroup) -> SharedStorage:
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
+        if storage.bucket_name is not None:
+            bucket_name: pulumi.Output[str] = pulumi.Output.from_input(storage.bucket_name)
+        else:
+            account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+            bucket = aws.s3.Bucket(
+                f"{name}-models",
+                bucket=account.apply(lambda a: f"{name}-models-{a}"),
+                force_destroy=False,
+                tags={"Name": f"{name}-models"},
+                opts=child,
+            )
+            aws.s3.BucketPublicAccessBlock(
+                f"{name}-models-public-access",
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+                opts=child,
+            )
+            bucket_name = bucket.bucket
+        partition = self._partition
+        role = self._irsa_role("s3-csi-role", aws_iam.S3_CSI_SERVICE_ACCOUNT, [])
+        aws.iam.RolePolicy(
+            f"{name}-s3-csi-role-bucket",
+            role=role.name,
+            policy=bucket_name.apply(lambda b: aws_iam.s3_mountpoint_policy(f"arn:{partition}:s3:::{b}")),
+            opts=child,
+        )
+        addon = self._addon(STORAGE_ADDONS["s3-mountpoint"], role_arn=role.arn, depends_on=[system_group])
+        k8s.core.v1.PersistentVolume(
+            f"{name}-s3-volume",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=S3_STORAGE_CLASS),
+            spec=k8s.core.v1.PersistentVolumeSpecArgs(
+                capacity={"storage": f"{storage.size_gib}Gi"},
+                access_modes=["ReadWriteMany"],
+                storage_class_name=S3_STORAGE_CLASS,
+                persistent_volume_reclaim_policy="Retain",
+                mount_options=["allow-delete", "allow-overwrite", f"region {self._args.region}"],
+                csi=k8s.core.v1.CSIPersistentVolumeSourceArgs(
+                    driver=S3_CSI_DRIVER,
+                    volume_handle=f"{name}-{S3_STORAGE_CLASS}",
+                    volume_attributes=bucket_name.apply(lambda b: {"bucketName": b}),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=self._k8s, depends_on=[addon]),
+        )
+        return SharedStorage(storage_class=S3_STORAGE_CLASS, size_gib=storage.size_gib, kind="s3-mountpoint")
+
+
+def _after(value: pulumi.Output[str], dependencies: list[pulumi.Output[str]]) -> pulumi.Output[str]:
+    """``value``, carrying dependencies on the resources behind ``dependencies``."""
+
+    def first(values: list[str]) -> str:
+        return values[0]
+
+    return pulumi.Output.all(value, *dependencies).apply(first)

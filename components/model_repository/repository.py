@@ -7,7 +7,13 @@
   orchestrator's ``tensorrt_llm`` and streams the responses back.
 * **orchestrator**: the real ``tensorrt_llm`` model (backend ``tensorrtllm``). The pods run it
   in orchestrator mode: they set ``TRTLLM_ORCHESTRATOR=1`` in tritonserver's environment, and
-  the backend MPI-spawns ``executor_worker_path`` (trtllmExecutorWorker) for the GPU ranks.
+  the backend MPI-spawns ``executor_worker_path`` (trtllmExecutorWorker) for the GPU ranks, or,
+  with ``participant_ids`` set, uses ranks mpirun started with it.
+
+Prefill/decode disaggregation: two orchestrators (context and generation engines); the
+frontend proxy sends each request ``request_type=context_only`` to the first and
+``generation_only`` with the returned ``context_phase_params`` to the second
+(``FrontendSettings.generation_orchestrator_url``), as upstream's disaggregated_serving_bls.
 
 :func:`standin_orchestrator_repository` swaps the real backend for a CPU python stand-in with
 the identical config (tests and local runs only).
@@ -127,6 +133,13 @@ class TensorrtLlmSettings(ConfigModel):
         description="trtllmExecutorWorker the orchestrator MPI-spawns for the GPU ranks.",
     )
     gpu_device_ids: str | None = Field(default=None, description="e.g. '0,1'; None: all visible.")
+    participant_ids: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+(,[0-9]+)*$",
+        description="MPI ranks that run this model's executor, e.g. '1,2,3,4', when the "
+        "orchestrator does not spawn them but mpirun starts every rank at once "
+        "(TRTLLM_ORCHESTRATOR_SPAWN_PROCESSES=0; rank 0 is the orchestrator). None: spawned.",
+    )
     max_queue_delay_microseconds: int = Field(default=0, ge=0)
     max_queue_size: int | None = Field(default=None, ge=1)
     logits_datatype: DataType = "TYPE_FP32"
@@ -138,7 +151,15 @@ class FrontendSettings(ConfigModel):
 
     orchestrator_url: str = Field(
         description="gRPC host:port of the orchestrator Triton (e.g. "
-        "'llama-orchestrator.inference.svc:8001'); the tensorrt_llm proxy forwards here."
+        "'llama-orchestrator.inference.svc:8001'); the tensorrt_llm proxy forwards here. With "
+        "generation_orchestrator_url set, this is the context (prefill) orchestrator."
+    )
+    generation_orchestrator_url: str | None = Field(
+        default=None,
+        description="gRPC host:port of the generation (decode) orchestrator. Set: the proxy runs "
+        "TRT-LLM's disaggregated flow, a request_type=context_only request to orchestrator_url, "
+        "then a generation_only request carrying the returned context_phase_params here. "
+        "None: every request goes to orchestrator_url whole.",
     )
     request_timeout_s: float = Field(
         default=600.0, gt=0, description="Longest a proxied request may stream before it fails."
@@ -204,6 +225,8 @@ def tensorrt_llm_parameters(args: ModelRepositoryArgs) -> dict[str, str]:
         params["decoding_mode"] = t.decoding_mode
     if t.gpu_device_ids is not None:
         params["gpu_device_ids"] = t.gpu_device_ids
+    if t.participant_ids is not None:
+        params["participant_ids"] = t.participant_ids
     return params
 
 
@@ -252,19 +275,21 @@ def tensorrt_llm_standin_model(args: ModelRepositoryArgs) -> ModelSpec:
 
 
 def tensorrt_llm_proxy_model(args: ModelRepositoryArgs) -> ModelSpec:
-    """Frontend ``tensorrt_llm``: forwards to the orchestrator over gRPC streaming."""
+    """Frontend ``tensorrt_llm``: forwards to the orchestrator over gRPC streaming.
+
+    With ``frontend.generation_orchestrator_url`` it forwards in two phases (context to
+    ``orchestrator_url``, generation there); the parameter is absent otherwise.
+    """
     f = args.frontend
-    return _tensorrt_llm_spec(
-        args,
-        backend="python",
-        parameters={
-            "orchestrator_url": f.orchestrator_url,
-            "orchestrator_model_name": TENSORRT_LLM,
-            "request_timeout_s": repr(f.request_timeout_s),
-            "max_inflight": str(f.proxy_max_inflight),
-        },
-        model_py="tensorrt_llm_proxy.py",
-    )
+    parameters = {
+        "orchestrator_url": f.orchestrator_url,
+        "orchestrator_model_name": TENSORRT_LLM,
+        "request_timeout_s": repr(f.request_timeout_s),
+        "max_inflight": str(f.proxy_max_inflight),
+    }
+    if f.generation_orchestrator_url is not None:
+        parameters["generation_orchestrator_url"] = f.generation_orchestrator_url
+    return _tensorrt_llm_spec(args, backend="python", parameters=parameters, model_py="tensorrt_llm_proxy.py")
 
 
 def _tokenizer_parameters(args: ModelRepositoryArgs) -> dict[str, str]:

@@ -5,6 +5,10 @@ Names, data types, dims, ``optional``, ``reshape`` and ``allow_ragged_batch`` fo
 (text-only subset: no multimodal, encoder-decoder, speculative-decoding, guided-decoding or
 KV-retention tensors). The frontend's ``tensorrt_llm`` proxy and the CPU stand-in use exactly
 the :func:`tensorrt_llm_inputs` / :func:`tensorrt_llm_outputs` of the real model.
+
+``context_phase_params`` (UINT8 bytes, optional input and output) carries TRT-LLM's
+disaggregated-serving state: a ``request_type: context_only`` request returns it, and a
+``generation_only`` request sends it back (upstream's tensorrt_llm config declares both).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def tensorrt_llm_inputs() -> tuple[Tensor, ...]:
         _scalar("lora_task_id", "TYPE_UINT64"),
         _ragged("lora_weights", "TYPE_FP16", (-1, -1)),
         _ragged("lora_config", "TYPE_INT32", (-1, 3)),
+        _ragged("context_phase_params", "TYPE_UINT8", (-1,)),
     )
 
 
@@ -71,6 +76,7 @@ def tensorrt_llm_outputs(logits_datatype: DataType) -> tuple[Tensor, ...]:
         Tensor(name="generation_logits", data_type=logits_datatype, dims=(-1, -1, -1)),
         Tensor(name="batch_index", data_type="TYPE_INT32", dims=(1,)),
         Tensor(name="sequence_index", data_type="TYPE_INT32", dims=(1,)),
+        Tensor(name="context_phase_params", data_type="TYPE_UINT8", dims=(-1,)),
     )
 
 

@@ -8,8 +8,17 @@ a stop word of ``stop_words_list`` (emitted, as TRT-LLM does). With ``streaming`
 token is one response (output_ids [1, 1, 1]); otherwise a single response carries all tokens,
 prefixed with the prompt unless ``exclude_input_in_output`` (request input, else the model
 parameter of the same name) is true. Every response has all outputs of the real model.
+
+Disaggregated serving (request parameter ``request_type``), mimicking TRT-LLM's phases:
+
+* ``context_only``: one final response whatever ``streaming`` says, carrying the first
+  generated token and ``context_phase_params``: UTF-8 JSON bytes
+  ``{"first_gen_tokens": [t], "prompt_len": n, "prompt_hash": h}``;
+* ``generation_only``: needs ``context_phase_params`` for this very prompt (else an error);
+  the first token is taken from it, the rest generated as above (streamed or not).
 """
 
+import hashlib
 import json
 import threading
 
@@ -45,6 +54,28 @@ def _stop_sequences(request):
         seqs.append(ids[start:end])
         start = end
     return [s for s in seqs if s]
+
+
+def _request_type(request):
+    try:
+        return json.loads(request.parameters() or "{}").get("request_type", "context_and_generation")
+    except (AttributeError, ValueError):
+        return "context_and_generation"
+
+
+def _prompt_hash(prompt):
+    return hashlib.sha256(json.dumps(prompt).encode()).hexdigest()[:16]
+
+
+def _context_phase_params(request, prompt):
+    """First generated token from a generation_only request's context_phase_params."""
+    t = pb_utils.get_input_tensor_by_name(request, "context_phase_params")
+    if t is None:
+        raise ValueError("generation_only request without context_phase_params: run the context phase first")
+    state = json.loads(bytes(t.as_numpy().reshape(-1).astype(np.uint8)).decode())
+    if state.get("prompt_len") != len(prompt) or state.get("prompt_hash") != _prompt_hash(prompt):
+        raise ValueError("context_phase_params belong to another prompt")
+    return state["first_gen_tokens"]
 
 
 def generate(prompt, max_new, end_id, stop_sequences):
@@ -92,6 +123,15 @@ class TritonPythonModel:
                 _scalar(request, "end_id", None),
                 _stop_sequences(request),
             )
+            request_type = _request_type(request)
+            if request_type == "context_only":
+                first = tokens[:1]
+                state = {"first_gen_tokens": first, "prompt_len": len(prompt), "prompt_hash": _prompt_hash(prompt)}
+                params = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8).reshape(1, -1)
+                sender.send(self._response(first, params), flags=final)
+                return
+            if request_type == "generation_only":
+                tokens = _context_phase_params(request, prompt) + tokens[1:]
             if bool(_scalar(request, "streaming", False)):
                 if not tokens:
                     sender.send(self._response([]), flags=final)
@@ -107,10 +147,13 @@ class TritonPythonModel:
         except Exception as err:  # noqa: BLE001 - every failure must reach the client
             sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(err))), flags=final)
 
-    def _response(self, tokens):
+    def _response(self, tokens, context_phase_params=None):
         n = len(tokens)
+        extra = []
+        if context_phase_params is not None:
+            extra = [pb_utils.Tensor("context_phase_params", context_phase_params)]
         return pb_utils.InferenceResponse(
-            output_tensors=[
+            output_tensors=extra + [
                 pb_utils.Tensor("output_ids", np.array(tokens, dtype=np.int32).reshape(1, 1, n)),
                 pb_utils.Tensor("sequence_length", np.array([[n]], dtype=np.int32)),
                 pb_utils.Tensor("cum_log_probs", np.zeros((1, 1), dtype=np.float32)),

@@ -77,24 +77,25 @@ class OfflineMocks(Mocks):
             state.setdefault("status", {"name": args.inputs.get("name", args.name), "status": "deployed"})
         return rid, state
 
-    def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+    def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+        # failures must be a list: the SDK's mock monitor iterates it (None raises TypeError)
         token = args.token
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{s}" for s in "abcd"]
-            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 5)], "id": self.region}, None
+            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 5)], "id": self.region}, []
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:user/mock", "userId": "MOCK", "id": self.account}, None
+            return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:user/mock", "userId": "MOCK", "id": self.account}, []
         if token == "aws:index/getRegion:getRegion":
-            return {"name": self.region, "region": self.region, "id": self.region}, None
+            return {"name": self.region, "region": self.region, "id": self.region}, []
         if token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
         if token == "aws:ssm/getParameter:getParameter":
             name = args.args.get("name", "")
             digest = hashlib.sha256(name.encode()).hexdigest()[:17]
-            return {"name": name, "value": f"ami-{digest}", "insecureValue": f"ami-{digest}", "id": name}, None
+            return {"name": name, "value": f"ami-{digest}", "insecureValue": f"ami-{digest}", "id": name}, []
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
-            return {"json": json.dumps(_policy_document(args.args), sort_keys=True), "id": "policy"}, None
-        return {}, None
+            return {"json": json.dumps(_policy_document(args.args), sort_keys=True), "id": "policy"}, []
+        return {}, []
 
 
 def _policy_document(args: dict[str, Any]) -> dict[str, Any]:

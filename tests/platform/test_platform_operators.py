@@ -189,3 +189,14 @@ def test_synth_output_is_byte_identical_across_runs(mocks, clusters, tmp_path):
     assert b"kind: NicClusterPolicy" in manifest
     helm = outputs[0]["manifests/gpu-platform/helmrelease-efa-platform-gpu-operator-release.yaml"]
     assert b"version: v26.7.0" in helm and b"repository: https://helm.ngc.nvidia.com/nvidia" in helm
+
+
+def test_network_operator_alone_refuses_a_fabric_without_rdma(mocks, clusters):
+    from components.network_operator import NetworkOperator
+
+    with pytest.raises(ValueError) as info:
+        mocks.run(lambda: NetworkOperator("net", clusters.handle("efa", provider=mocks.provider()), PlatformConfig()))
+    assert str(info.value) == (
+        "NetworkOperator on a cluster whose fabric is 'efa': it serves only InfiniBand/RoCE "
+        "clusters (PlatformOperators installs it only there)"
+    )

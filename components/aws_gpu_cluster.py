@@ -272,14 +272,26 @@ class AwsGpuCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda ca: ca.data)
         ).apply(lambda v: eks_kubeconfig(v[0], v[1], v[2], args.region))
+        # The storage CSI driver comes before the provider, so that on destroy every claim is
+        # deleted (and its file system with it) while the driver still runs.
+        storage_addon = None
+        if args.storage.kind == "fsx-lustre":
+            storage_addon, fsx_parameters = self._fsx_backend(network, cluster_security_group, system_group)
+        elif args.storage.kind == "s3-mountpoint":
+            storage_addon, bucket_name = self._s3_backend(system_group)
         provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_group, coredns, *early]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[system_group, coredns, *early, *([storage_addon] if storage_addon else [])],
+            ),
         )
-        self._k8s = provider
-
-        storage = self._storage(network, cluster_security_group, system_group)
+        storage: SharedStorage | None = None
+        if args.storage.kind == "fsx-lustre":
+            storage = self._fsx_storage_class(provider, fsx_parameters)
+        elif args.storage.kind == "s3-mountpoint":
+            storage = self._s3_volume(provider, bucket_name)
 
         self.cluster_name = cluster.name
         self.vpc_id = network.vpc_id
@@ -389,24 +401,11 @@ class AwsGpuCluster(pulumi.ComponentResource):
 
     # -- storage -----------------------------------------------------------------------------
 
-    def _storage(
+    def _fsx_backend(
         self, network: AwsNetwork, cluster_security_group: pulumi.Output[str], system_group: aws.eks.NodeGroup
-    ) -> SharedStorage | None:
-        storage = self._args.storage
-        if storage.kind == "none":
-            return None
-        if storage.kind == "fsx-lustre":
-            return self._fsx(storage, network, cluster_security_group, system_group)
-        return self._s3(storage, system_group)
-
-    def _fsx(
-        self,
-        storage: StorageConfig,
-        network: AwsNetwork,
-        cluster_security_group: pulumi.Output[str],
-        system_group: aws.eks.NodeGroup,
-    ) -> SharedStorage:
-        name = self._name
+    ) -> tuple[aws.eks.Addon, pulumi.Output[dict[str, str]]]:
+        """FSx CSI driver (with its IRSA role) and security group; the StorageClass parameters."""
+        name, storage = self._name, self._args.storage
         child = pulumi.ResourceOptions(parent=self)
         role = self._irsa_role("fsx-csi-role", aws_iam.FSX_CSI_SERVICE_ACCOUNT, [aws_iam.FSX_CSI_POLICY])
         addon = self._addon(STORAGE_ADDONS["fsx-lustre"], role_arn=role.arn, depends_on=[system_group])
@@ -439,23 +438,31 @@ class AwsGpuCluster(pulumi.ComponentResource):
         )
         zone = storage_zone(self._args)
         subnet = network.gpu_subnet_ids.get(zone, network.private_subnet_ids[zone])
+        parameters = pulumi.Output.all(subnet, group.id).apply(
+            lambda v: fsx_storage_class_parameters(storage, v[0], v[1])
+        )
+        return addon, parameters
+
+    def _fsx_storage_class(
+        self, provider: k8s.Provider, parameters: pulumi.Output[dict[str, str]]
+    ) -> SharedStorage:
+        storage = self._args.storage
         k8s.storage.v1.StorageClass(
-            f"{name}-fsx-storage-class",
+            f"{self._name}-fsx-storage-class",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=FSX_STORAGE_CLASS),
             provisioner=FSX_PROVISIONER,
-            parameters=pulumi.Output.all(subnet, group.id).apply(
-                lambda v: fsx_storage_class_parameters(storage, v[0], v[1])
-            ),
+            parameters=parameters,
             mount_options=["flock"],
             reclaim_policy="Delete",
             volume_binding_mode="Immediate",
             allow_volume_expansion=True,
-            opts=pulumi.ResourceOptions(parent=self, provider=self._k8s, depends_on=[addon]),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
         return SharedStorage(storage_class=FSX_STORAGE_CLASS, size_gib=storage.size_gib, kind="fsx-lustre")
 
-    def _s3(self, storage: StorageConfig, system_group: aws.eks.NodeGroup) -> SharedStorage:
-        name = self._name
+    def _s3_backend(self, system_group: aws.eks.NodeGroup) -> tuple[aws.eks.Addon, pulumi.Output[str]]:
+        """The bucket (created unless named), Mountpoint CSI driver and its bucket-scoped role."""
+        name, storage = self._name, self._args.storage
         child = pulumi.ResourceOptions(parent=self)
         if storage.bucket_name is not None:
             bucket_name: pulumi.Output[str] = pulumi.Output.from_input(storage.bucket_name)
@@ -487,6 +494,11 @@ class AwsGpuCluster(pulumi.ComponentResource):
             opts=child,
         )
         addon = self._addon(STORAGE_ADDONS["s3-mountpoint"], role_arn=role.arn, depends_on=[system_group])
+        return addon, bucket_name
+
+    def _s3_volume(self, provider: k8s.Provider, bucket_name: pulumi.Output[str]) -> SharedStorage:
+        """The static PersistentVolume on the bucket, named like its class (ModelStore binds it by name)."""
+        name, storage = self._name, self._args.storage
         k8s.core.v1.PersistentVolume(
             f"{name}-s3-volume",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=S3_STORAGE_CLASS),
@@ -502,7 +514,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
                     volume_attributes=bucket_name.apply(lambda b: {"bucketName": b}),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=self._k8s, depends_on=[addon]),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
         return SharedStorage(storage_class=S3_STORAGE_CLASS, size_gib=storage.size_gib, kind="s3-mountpoint")
 

@@ -326,6 +326,14 @@ def test_nodes_join_after_the_cni_and_their_policies(build, dev_eks) -> None:
     assert any(urn.endswith("::llm-dev-system") for urn in coredns.dependencies)
 
 
+def test_kubernetes_waits_for_system_nodes_core_addons_and_storage_driver(build, dev_eks) -> None:
+    _, declared = build(dev_eks, "llm-dev")
+    provider = declared.one("pulumi:providers:kubernetes")
+    names = {urn.rsplit("::", 1)[-1] for urn in provider.dependencies}
+    assert {"llm-dev-system", "llm-dev-coredns", "llm-dev-vpc-cni", "llm-dev-aws-fsx-csi-driver"} <= names
+    assert "llm-dev-a100-node-group" not in names  # GPU capacity may come later
+
+
 def test_addons(build, dev_eks) -> None:
     _, declared = build(dev_eks, "llm-dev")
     addons = {a.inputs["addonName"]: a.inputs for a in declared.of_type(ADDON)}
@@ -379,7 +387,8 @@ def test_fsx_storage_class(build, dev_eks) -> None:
     assert (parameters["deploymentType"], parameters["perUnitStorageThroughput"]) == ("PERSISTENT_2", "250")
     assert inputs["volumeBindingMode"] == "Immediate"
     assert "pulumi:providers:kubernetes::llm-dev-k8s::" in storage_class.provider
-    assert any(urn.endswith("::llm-dev-aws-fsx-csi-driver") for urn in storage_class.dependencies)
+    provider = declared.one("pulumi:providers:kubernetes")
+    assert any(urn.endswith("::llm-dev-aws-fsx-csi-driver") for urn in provider.dependencies)
     storage = cluster.handle.storage
     assert storage is not None
     assert (storage.storage_class, storage.size_gib, storage.kind) == ("fsx-lustre", 1200, "fsx-lustre")

@@ -73,7 +73,7 @@ class ModelStore(pulumi.ComponentResource):
 
         self.namespace_resource = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace, labels={"app.kubernetes.io/part-of": "disagg"}),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace, labels={"app.kubernetes.io/part-of": "disagg-inference"}),
             opts=pulumi.ResourceOptions(parent=self, provider=handle.provider),
         )
         self.claim = k8s.core.v1.PersistentVolumeClaim(
@@ -81,7 +81,7 @@ class ModelStore(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=claim_name,
                 namespace=self.namespace_resource.metadata.name,
-                labels={"app.kubernetes.io/part-of": "disagg", "disagg.dev/storage-kind": storage.kind},
+                labels={"app.kubernetes.io/part-of": "disagg-inference", "disagg.dev/storage-kind": storage.kind},
             ),
             spec=claim_spec(storage),
             opts=pulumi.ResourceOptions(

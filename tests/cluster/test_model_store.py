@@ -33,6 +33,7 @@ def test_fsx_claim_and_namespace(declare) -> None:
     assert (store.namespace, store.claim_name, store.mount_path) == ("llm-serving", "model-store", "/models")
     namespace = declared.one("kubernetes:core/v1:Namespace")
     assert namespace.name == "llm-test-store-namespace" and namespace.inputs["metadata"]["name"] == "llm-serving"
+    assert namespace.inputs["metadata"]["labels"] == {"app.kubernetes.io/part-of": "disagg-inference"}
     claim = declared.one("kubernetes:core/v1:PersistentVolumeClaim")
     assert claim.name == "llm-test-store-claim"
     assert claim.inputs["metadata"]["name"] == "model-store"

@@ -1,0 +1,369 @@
+"""DisaggregatedDeployment: one served model as three independently scaled tiers.
+
+* ``frontend`` (:class:`TritonFrontend`): CPU Triton, client traffic, tokenization, streaming;
+  its ``tensorrt_llm`` proxy forwards to the orchestrator Service.
+* ``orchestrators`` (:class:`TritonOrchestrator`, one per worker group type): Triton with the
+  TRT-LLM backend in orchestrator mode, running as the leader of each LeaderWorkerSet group.
+* ``workers`` (:class:`TensorParallelWorkers`, one LeaderWorkerSet per worker group type):
+  ``groups`` copies of the engine, each ``podsPerGroup`` pods × ``gpusPerPod`` GPUs.
+
+Mode ``tensor-parallel``: one worker group type (role ``workers``). Mode ``prefill-decode``:
+roles ``prefill`` (context engine) and ``decode`` (generation engine), each with its own
+orchestrator; the frontend runs TRT-LLM's disaggregated flow (``request_type: context_only``
+to the prefill orchestrator, then ``generation_only`` with the returned
+``context_phase_params`` to the decode orchestrator) and the executors move the KV cache
+between the phases over UCX (``TRTLLM_USE_UCX_KVCACHE=1``).
+
+**Why two LeaderWorkerSets and not one LWS DisaggregatedSet** (CRD
+``disaggregatedsets.disaggregatedset.x-k8s.io``, /work/shared/reference): the DisaggregatedSet
+would give the roles a common rollout and slice placement, but
+
+1. it has no ``scale`` subresource (only ``status``), so no HPA can target it; per-role scaling
+   either is inline ``replicas`` (static) or ``scaling.mode: External``, where the controller
+   creates a *DisaggregatedSetRoleScaler* whose CRD and naming are not part of the reference,
+   so nothing here could be validated against it. Prefill and decode must scale on their own
+   metrics (prompt-heavy vs. generation-heavy load), which an HPA per LeaderWorkerSet does
+   through the LWS scale subresource;
+2. its CEL rule forces every non-External role's ``replicas`` to be all zero or all non-zero;
+3. the LeaderWorkerSets it creates are named and re-created by its controller, while the
+   orchestrator Services, HPAs and PDBs here need stable LWS names;
+4. the pinned LWS controller chart must ship the DisaggregatedSet API, a newer addition than
+   the LeaderWorkerSet v1 API everything else uses.
+
+The cost: prefill and decode roll out independently; both templates change in the same
+``pulumi up`` when the shared model changes.
+
+Everything is validated before any resource is declared (:func:`plan_deployment` raises a
+``ValueError`` naming the configuration key and the fix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engines.spec import EngineSpec
+
+from .cluster_contract import ClusterHandle, NodePool
+from .config.deployment import ImagesConfig, ModelDeploymentConfig, OrchestratorConfig, WorkerGroupConfig
+from .model_repository import (
+    EngineLimits,
+    FrontendSettings,
+    ModelRepositoryArgs,
+    TensorrtLlmSettings,
+    TokenizerSettings,
+)
+from .serving_common import GroupLayout, group_layout
+from .tensor_parallel_workers import (
+    TensorParallelWorkers,
+    TensorParallelWorkersArgs,
+    default_placement_key,
+    min_groups,
+)
+from .triton_frontend import TritonFrontend, TritonFrontendArgs
+from .triton_orchestrator import TritonOrchestrator, TritonOrchestratorArgs, orchestrator_url
+
+TYPE_TOKEN = "disagg:serving:DisaggregatedDeployment"
+PENDING_ENGINE_DIR = "/pending-engine-build"
+"""Stand-in engine directory for validation and object layout; the real one is an Output."""
+
+
+class DisaggregatedDeploymentArgs(BaseModel):
+    """One model deployment and everything it is wired to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    deployment: ModelDeploymentConfig
+    engines: dict[str, EngineSpec]
+    """Worker-group role ('workers' | 'prefill' | 'decode') -> engine spec."""
+    engine_dirs: dict[str, Any]
+    """Role -> ``pulumi.Input[str]``: engine directory on the shared volume (EngineBuild output)."""
+    images: ImagesConfig
+    namespace: str
+    cluster: ClusterHandle
+    claim_name: str
+    """ReadWriteMany PVC with engines and tokenizers."""
+    mount_path: str = "/models"
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    """Everything static about one worker group type."""
+
+    role: str
+    group: WorkerGroupConfig
+    engine: EngineSpec
+    pool: NodePool
+    layout: GroupLayout
+    repository: ModelRepositoryArgs
+    orchestrator_name: str
+    workers_name: str
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    roles: tuple[RolePlan, ...]
+    frontend_repository: ModelRepositoryArgs
+    tokenizer_from_engine: bool
+    """The tokenizer is the engine build's copy (``<engine dir>/tokenizer``)."""
+
+    def role(self, role: str) -> RolePlan:
+        return next(r for r in self.roles if r.role == role)
+
+    @property
+    def entry_role(self) -> str:
+        """Role whose orchestrator takes each request first (``orchestrator_endpoint``)."""
+        return self.roles[0].role
+
+
+def worker_roles(deployment: ModelDeploymentConfig) -> list[str]:
+    return ["workers"] if deployment.mode == "tensor-parallel" else ["prefill", "decode"]
+
+
+def orchestrator_component_name(name: str, role: str) -> str:
+    return f"{name}-orchestrator" if role == "workers" else f"{name}-{role}-orchestrator"
+
+
+def workers_component_name(name: str, role: str) -> str:
+    return f"{name}-{role}"
+
+
+def serving_limits(orchestrator: OrchestratorConfig, engine: EngineSpec) -> EngineLimits:
+    """Triton's limits for an engine: its own, with ``orchestrator.maxBatchSize`` if set."""
+    limits = EngineLimits.from_engine_spec(engine)
+    if orchestrator.max_batch_size is not None:
+        limits = limits.model_copy(update={"max_batch_size": orchestrator.max_batch_size})
+    return limits
+
+
+def frontend_limits(limits: list[EngineLimits]) -> EngineLimits:
+    """Limits every orchestrator accepts (element-wise minimum)."""
+    return EngineLimits(
+        max_batch_size=min(x.max_batch_size for x in limits),
+        max_input_len=min(x.max_input_len for x in limits),
+        max_seq_len=min(x.max_seq_len for x in limits),
+    )
+
+
+def tensorrt_llm_settings(orchestrator: OrchestratorConfig, engine_dir: str) -> TensorrtLlmSettings:
+    return TensorrtLlmSettings(
+        engine_dir=engine_dir,
+        batching_strategy="V1" if orchestrator.batching_strategy == "v1" else "inflight_fused_batching",
+        kv_cache_free_gpu_mem_fraction=orchestrator.kv_cache_free_gpu_mem_fraction,
+        enable_kv_cache_reuse=orchestrator.enable_kv_cache_reuse,
+        max_queue_delay_microseconds=orchestrator.max_queue_delay_microseconds,
+    )
+
+
+_LIMIT_KEYS = {"max_batch_size": "orchestrator.maxBatchSize", "max_input_len": "maxInputLen", "max_seq_len": "maxSeqLen"}
+
+
+def _role_problems(name: str, role: str, args: DisaggregatedDeploymentArgs) -> list[str]:
+    where = f"deployment '{name}' {role}"
+    group = args.deployment.worker_groups()[role]
+    engine = args.engines[role]
+    pool = args.cluster.gpu_pools.get(group.pool)
+    problems: list[str] = []
+    if pool is None:
+        known = ", ".join(sorted(args.cluster.gpu_pools)) or "none"
+        return [f"{where}.pool: the cluster has no GPU pool '{group.pool}' (pools: {known}): fix the name"]
+    layout = group_layout(group.pods_per_group, group.gpus_per_pod, pool)
+    if layout.gpus_per_pod > pool.gpus_per_node:
+        problems.append(
+            f"{where}.gpusPerPod: {layout.gpus_per_pod} GPUs asked but pool '{pool.name}' nodes have "
+            f"{pool.gpus_per_node}: lower gpusPerPod and raise podsPerGroup"
+        )
+    if layout.world_size != engine.world_size:
+        problems.append(
+            f"{where}: engine needs tpSize × ppSize = {engine.world_size} GPUs but the group has "
+            f"podsPerGroup {layout.pods_per_group} × gpusPerPod {layout.gpus_per_pod} = "
+            f"{layout.world_size}: make them equal"
+        )
+    if layout.multi_node and pool.fabric == "none":
+        problems.append(
+            f"{where}.podsPerGroup: {layout.pods_per_group} pods span nodes but pool '{pool.name}' has "
+            "no RDMA fabric: keep the group on one node or use an EFA/InfiniBand/RoCE pool"
+        )
+    if layout.multi_node and layout.gpus_per_pod != pool.gpus_per_node:
+        problems.append(
+            f"{where}.gpusPerPod: multi-node groups must take whole nodes ({pool.gpus_per_node} GPUs; "
+            f"{layout.gpus_per_pod} asked): TRT-LLM maps rank r to GPU r mod GPUs-per-node, so set "
+            f"gpusPerPod: {pool.gpus_per_node}"
+        )
+    if group.autoscaling.enabled and min_groups(group) < 1:
+        problems.append(
+            f"{where}.minGroups: 0 with autoscaling enabled (an HPA keeps at least one group): "
+            "set minGroups to 1 or more, or disable autoscaling"
+        )
+    limits = serving_limits(args.deployment.orchestrator, engine)
+    for violation in limits.violations(engine):
+        key = _LIMIT_KEYS[violation.split("=", 1)[0]]
+        problems.append(f"deployment '{name}' {key} ({role} engine): {violation}")
+    if args.deployment.orchestrator.enable_kv_cache_reuse and not engine.use_paged_context_fmha:
+        problems.append(
+            f"deployment '{name}' orchestrator.enableKvCacheReuse is true but the {role} engine is built "
+            "without usePagedContextFmha: set enableKvCacheReuse: false or rebuild with usePagedContextFmha"
+        )
+    return problems
+
+
+def _tokenizer(args: DisaggregatedDeploymentArgs) -> tuple[TokenizerSettings, bool]:
+    """Tokenizer settings and whether the path is the engine build's copy (known later)."""
+    configured = args.deployment.frontend.tokenizer
+    if configured is None:
+        return TokenizerSettings(path=f"{PENDING_ENGINE_DIR}/tokenizer"), True
+    return TokenizerSettings(path=configured), False
+
+
+def plan_deployment(name: str, args: DisaggregatedDeploymentArgs) -> DeploymentPlan:
+    """Validate ``args`` and lay the deployment out; ValueError lists every problem with its fix."""
+    roles = worker_roles(args.deployment)
+    problems: list[str] = []
+    for what, given in (("engines", args.engines), ("engine_dirs", args.engine_dirs)):
+        if sorted(given) != sorted(roles):
+            problems.append(
+                f"deployment '{name}' (mode {args.deployment.mode}) has worker groups {roles} but "
+                f"{what} has {sorted(given)}: pass one entry per worker group role"
+            )
+    if problems:
+        raise ValueError("; ".join(problems))
+    for role in roles:
+        problems += _role_problems(name, role, args)
+    if len({args.engines[r].model for r in roles}) > 1:
+        models = {r: args.engines[r].model for r in roles}
+        problems.append(
+            f"deployment '{name}': prefill and decode engines serve different models {models}: "
+            "build both from the same model"
+        )
+    if problems:
+        raise ValueError("; ".join(problems))
+
+    tokenizer, from_engine = _tokenizer(args)
+    limits = {r: serving_limits(args.deployment.orchestrator, args.engines[r]) for r in roles}
+    urls = {r: orchestrator_url(orchestrator_component_name(name, r), args.namespace) for r in roles}
+    frontend = FrontendSettings(
+        orchestrator_url=urls[roles[0]],
+        generation_orchestrator_url=urls.get("decode"),
+    )
+    try:
+        frontend_repository = ModelRepositoryArgs(
+            limits=frontend_limits(list(limits.values())),
+            tokenizer=tokenizer,
+            tensorrt_llm=tensorrt_llm_settings(args.deployment.orchestrator, PENDING_ENGINE_DIR),
+            frontend=frontend,
+        )
+        plans = []
+        for role in roles:
+            group = args.deployment.worker_groups()[role]
+            pool = args.cluster.gpu_pools[group.pool]
+            plans.append(
+                RolePlan(
+                    role=role,
+                    group=group,
+                    engine=args.engines[role],
+                    pool=pool,
+                    layout=group_layout(group.pods_per_group, group.gpus_per_pod, pool),
+                    repository=frontend_repository.model_copy(update={"limits": limits[role]}),
+                    orchestrator_name=orchestrator_component_name(name, role),
+                    workers_name=workers_component_name(name, role),
+                )
+            )
+    except ValidationError as err:
+        raise ValueError(f"deployment '{name}': {err}") from err
+    return DeploymentPlan(tuple(plans), frontend_repository, from_engine)
+
+
+class DisaggregatedDeployment(pulumi.ComponentResource):
+    """Frontend, orchestrator(s) and worker groups of one model deployment."""
+
+    frontend: TritonFrontend
+    orchestrators: dict[str, TritonOrchestrator]
+    """By worker-group role ('workers', or 'prefill' and 'decode')."""
+    workers: dict[str, TensorParallelWorkers]
+    """By worker-group role."""
+    frontend_endpoint: pulumi.Output[dict]
+    """``{"grpc": "host:8001", "http": "host:8000"}`` (load balancer hostname, or cluster DNS)."""
+    orchestrator_endpoint: pulumi.Output[str]
+    """gRPC ``host:8001`` of the orchestrator requests enter (prefill in prefill-decode mode)."""
+
+    def __init__(self, name: str, args: DisaggregatedDeploymentArgs, opts: pulumi.ResourceOptions | None = None):
+        plan = plan_deployment(name, args)
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        depends_on = opts.depends_on if opts is not None else None
+
+        def child() -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=args.cluster.provider, depends_on=depends_on)
+
+        orchestrator = args.deployment.orchestrator
+        disaggregated = args.deployment.mode == "prefill-decode"
+        self.orchestrators, self.workers = {}, {}
+        for rp in plan.roles:
+            engine_dir = args.engine_dirs[rp.role]
+            self.orchestrators[rp.role] = TritonOrchestrator(
+                rp.orchestrator_name,
+                TritonOrchestratorArgs(
+                    instance=name,
+                    role=rp.role,
+                    namespace=args.namespace,
+                    repository=rp.repository,
+                    engine_dir=engine_dir,
+                    layout=rp.layout,
+                    pool=rp.pool,
+                    resources=orchestrator.resources,
+                    image=args.images.triton_trtllm,
+                    claim_name=args.claim_name,
+                    mount_path=args.mount_path,
+                    shm_size=rp.group.shm_size,
+                    kv_cache_transfer=disaggregated,
+                ),
+                child(),
+            )
+            self.workers[rp.role] = TensorParallelWorkers(
+                rp.workers_name,
+                TensorParallelWorkersArgs(
+                    instance=name,
+                    role=rp.role,
+                    namespace=args.namespace,
+                    group=rp.group,
+                    layout=rp.layout,
+                    pool=rp.pool,
+                    leader_template=self.orchestrators[rp.role].leader_template,
+                    repository_volume=self.orchestrators[rp.role].repository_volume,
+                    engine_dir=engine_dir,
+                    resources=orchestrator.resources,
+                    image=args.images.triton_trtllm,
+                    claim_name=args.claim_name,
+                    mount_path=args.mount_path,
+                    kv_cache_transfer=disaggregated,
+                    placement_key=default_placement_key(rp.pool, rp.layout),
+                ),
+                child(),
+            )
+        tokenizer_dir = None
+        if plan.tokenizer_from_engine:
+            entry_dir = pulumi.Output.from_input(args.engine_dirs[plan.entry_role])
+            tokenizer_dir = entry_dir.apply(lambda d: f"{d.rstrip('/')}/tokenizer")
+        self.frontend = TritonFrontend(
+            f"{name}-frontend",
+            TritonFrontendArgs(
+                instance=name,
+                namespace=args.namespace,
+                config=args.deployment.frontend,
+                repository=plan.frontend_repository,
+                tokenizer_dir=tokenizer_dir,
+                image=args.images.triton_trtllm,
+                pool=args.cluster.system_pool,
+                claim_name=args.claim_name,
+                mount_path=args.mount_path,
+                aws_load_balancer=args.cluster.platform == "eks",
+            ),
+            child(),
+        )
+        self.frontend_endpoint = self.frontend.endpoint
+        self.orchestrator_endpoint = pulumi.Output.from_input(self.orchestrators[plan.entry_role].url)
+        self.register_outputs(
+            {"frontend_endpoint": self.frontend_endpoint, "orchestrator_endpoint": self.orchestrator_endpoint}
+        )

@@ -191,23 +191,30 @@ def repository_config_maps(base_name: str, files: Mapping[str, str]) -> list[Rep
     return out
 
 
+VERSION_MARKER = ".keep"
+"""File the projected volume puts into the version directory of models that have no files there."""
+
+
 def repository_volume(name: str, config_maps: Sequence[RepositoryConfigMap]) -> dict:
-    """A projected volume assembling the repository from its ConfigMaps (items with paths)."""
-    return {
-        "name": name,
-        "projected": {
-            "defaultMode": 0o444,
-            "sources": [
-                {
-                    "configMap": {
-                        "name": c.name,
-                        "items": [{"key": key, "path": path} for key, path in c.items],
-                    }
-                }
-                for c in config_maps
-            ],
-        },
-    }
+    """A projected volume assembling the repository from its ConfigMaps (items with paths).
+
+    Triton needs a version directory ``<model>/1/`` for every model, also for those without
+    files in it (ensembles, the tensorrtllm backend's model). ConfigMap items cannot create an
+    empty directory, so a downwardAPI item writes ``<model>/1/.keep`` (the namespace's name) for
+    each such model; Triton ignores the file.
+    """
+    sources: list[dict] = [
+        {"configMap": {"name": c.name, "items": [{"key": key, "path": path} for key, path in c.items]}}
+        for c in config_maps
+    ]
+    markers = [
+        {"path": f"{c.model}/1/{VERSION_MARKER}", "fieldRef": {"fieldPath": "metadata.namespace"}}
+        for c in config_maps
+        if not any(path.startswith(f"{c.model}/1/") for _, path in c.items)
+    ]
+    if markers:
+        sources.append({"downwardAPI": {"items": markers}})
+    return {"name": name, "projected": {"defaultMode": 0o444, "sources": sources}}
 
 
 def repository_files_from_config_maps(config_maps: Sequence[RepositoryConfigMap]) -> dict[str, str]:

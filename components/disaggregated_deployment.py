@@ -56,7 +56,7 @@ from .model_repository import (
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from .serving_common import GroupLayout, group_layout
+from .serving_common import GroupLayout, group_layout, memory_bytes
 from .tensor_parallel_workers import (
     TensorParallelWorkers,
     TensorParallelWorkersArgs,
@@ -198,6 +198,8 @@ def _role_problems(name: str, role: str, args: DisaggregatedDeploymentArgs) -> l
             f"{where}.minGroups: 0 with autoscaling enabled (an HPA keeps at least one group): "
             "set minGroups to 1 or more, or disable autoscaling"
         )
+    for key, quantity in (("shmSize", group.shm_size), ("orchestrator.resources.memory", args.deployment.orchestrator.resources.memory)):
+        problems += _quantity_problem(f"{where}.{key}" if key == "shmSize" else f"deployment '{name}' {key}", quantity)
     limits = serving_limits(args.deployment.orchestrator, engine)
     for violation in limits.violations(engine):
         key = _LIMIT_KEYS[violation.split("=", 1)[0]]
@@ -208,6 +210,14 @@ def _role_problems(name: str, role: str, args: DisaggregatedDeploymentArgs) -> l
             "without usePagedContextFmha: set enableKvCacheReuse: false or rebuild with usePagedContextFmha"
         )
     return problems
+
+
+def _quantity_problem(key: str, quantity: str) -> list[str]:
+    try:
+        memory_bytes(quantity)
+    except ValueError as err:
+        return [f"{key}: {err}"]
+    return []
 
 
 def _tokenizer(args: DisaggregatedDeploymentArgs) -> tuple[TokenizerSettings, bool]:
@@ -232,6 +242,7 @@ def plan_deployment(name: str, args: DisaggregatedDeploymentArgs) -> DeploymentP
         raise ValueError("; ".join(problems))
     for role in roles:
         problems += _role_problems(name, role, args)
+    problems += _quantity_problem(f"deployment '{name}' frontend.resources.memory", args.deployment.frontend.resources.memory)
     if len({args.engines[r].model for r in roles}) > 1:
         models = {r: args.engines[r].model for r in roles}
         problems.append(

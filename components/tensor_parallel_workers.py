@@ -212,7 +212,9 @@ def worker_pod_template(args: TensorParallelWorkersArgs, engine_dir: str) -> dic
         "command": ["/bin/bash", "-c", worker_script()],
         "env": env_list(executor_env(args.pool, layout, engine_dir, args.kv_cache_transfer)),
         "ports": [{"name": "ssh", "containerPort": SSH_PORT, "protocol": "TCP"}],
-        "resources": gpu_resources(args.pool, layout.gpus_per_pod, args.resources.cpu, args.resources.memory),
+        "resources": gpu_resources(
+            args.pool, layout.gpus_per_pod, args.resources.cpu, args.resources.memory, args.group.shm_size
+        ),
         "startupProbe": tcp_probe("ssh", period=5, failure_threshold=args.startup_timeout_s // 5),
         "readinessProbe": tcp_probe("ssh", period=10, failure_threshold=3),
         "livenessProbe": tcp_probe("ssh", period=20, failure_threshold=3),

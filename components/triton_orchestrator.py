@@ -273,7 +273,9 @@ def leader_pod_template(
         "command": ["/bin/bash", "-c", script],
         "env": env_list(env),
         "ports": ports,
-        "resources": gpu_resources(args.pool, layout.gpus_per_pod, args.resources.cpu, args.resources.memory),
+        "resources": gpu_resources(
+            args.pool, layout.gpus_per_pod, args.resources.cpu, args.resources.memory, args.shm_size
+        ),
         "startupProbe": http_probe(READY_PATH, period=10, failure_threshold=args.startup_timeout_s // 10),
         "readinessProbe": http_probe(READY_PATH, period=10, failure_threshold=3),
         "livenessProbe": http_probe(LIVE_PATH, period=15, failure_threshold=4),

@@ -112,6 +112,13 @@ def test_multi_node_groups_take_whole_nodes(deployment_args):
         plan_deployment("llama-8b", args)
 
 
+def test_memory_quantities_are_checked(deployment_args):
+    args = deployment_args("single", workers={**{"engine": "tp4", "pool": "a100", "podsPerGroup": 1, "gpusPerPod": 4},
+                                              "shmSize": "lots"})  # fmt: skip
+    with pytest.raises(ValueError, match="deployment 'llama-8b' workers.shmSize: memory quantity 'lots'"):
+        plan_deployment("llama-8b", args)
+
+
 def test_kv_cache_reuse_needs_paged_context_fmha(deployment_args):
     engines = {"workers": EngineSpec(model="llama-3.1-8b-instruct", tp_size=4, use_paged_context_fmha=False)}
     with pytest.raises(ValueError, match="enableKvCacheReuse is true but the workers engine is built without"):

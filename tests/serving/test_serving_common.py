@@ -16,6 +16,8 @@ from components.serving_common import (
     gpu_security_context,
     group_layout,
     labels,
+    memory_bytes,
+    memory_limit,
     pods_metric,
     quantity,
     repository_config_maps,
@@ -118,11 +120,20 @@ def test_plain_pool_env_has_no_fabric_settings():
 
 
 def test_gpu_resources_take_the_fabric_share():
-    half = gpu_resources(EFA_P5, 4, "8", "32Gi")
+    half = gpu_resources(EFA_P5, 4, "8", "32Gi", "64Gi")
     assert half["requests"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "4", "vpc.amazonaws.com/efa": "16"}
-    assert half["limits"] == {"memory": "32Gi", "nvidia.com/gpu": "4", "vpc.amazonaws.com/efa": "16"}
-    assert gpu_resources(IB, 8, "8", "32Gi")["limits"]["rdma/ib"] == "1"
-    assert "cpu" not in gpu_resources(PLAIN, 4, "8", "32Gi")["limits"]
+    assert half["limits"] == {"memory": "96Gi", "nvidia.com/gpu": "4", "vpc.amazonaws.com/efa": "16"}
+    assert gpu_resources(IB, 8, "8", "32Gi", "1Gi")["limits"]["rdma/ib"] == "1"
+    assert "cpu" not in gpu_resources(PLAIN, 4, "8", "32Gi", "1Gi")["limits"]
+
+
+def test_memory_limit_adds_the_shared_memory():
+    assert memory_limit("32Gi", "64Gi") == "96Gi"
+    assert memory_limit("1536Mi", "512Mi") == "2Gi"
+    assert memory_limit("1G", "1Gi") == str(10**9 + 2**30)
+    assert memory_bytes("500M") == 500 * 10**6
+    with pytest.raises(ValueError, match="is not an integer with a unit"):
+        memory_bytes("1.5Gi")
 
 
 def test_ipc_lock_only_with_rdma():

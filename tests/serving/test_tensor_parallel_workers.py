@@ -104,6 +104,7 @@ def test_workers_request_gpus_and_their_fabric_share(workers_args):
     resources = worker_container(workers_args(pods=2, gpus=8))["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == "8"
     assert resources["limits"]["vpc.amazonaws.com/efa"] == "32"
+    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == ("32Gi", "96Gi")  # 64Gi shm
     ib = worker_container(workers_args(pods=2, gpus=8, pool=IB))["resources"]["limits"]
     assert ib["rdma/rdma_shared_device_a"] == "1" and "vpc.amazonaws.com/efa" not in ib
 

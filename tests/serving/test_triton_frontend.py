@@ -69,7 +69,7 @@ def test_container_runs_tritonserver_on_the_repository(frontend_args):
 def test_frontend_requests_cpu_and_memory_but_no_gpu(frontend_args):
     args = frontend_args(config=FrontendConfig(resources={"cpu": "6", "memory": "12Gi"}))
     resources = container_of(args)["resources"]
-    assert resources == {"requests": {"cpu": "6", "memory": "12Gi"}, "limits": {"memory": "12Gi"}}
+    assert resources == {"requests": {"cpu": "6", "memory": "12Gi"}, "limits": {"memory": "14Gi"}}  # + 2Gi shm
 
 
 def test_frontend_is_scheduled_on_the_system_pool(frontend_args):

@@ -71,7 +71,7 @@ def test_leader_runs_triton_in_orchestrator_mode(orchestrator_args):
 def test_leader_requests_its_gpus_and_fabric_share(orchestrator_args):
     resources = container_of(orchestrator_args(pods=1, gpus=8))["resources"]
     assert resources["requests"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}
-    assert resources["limits"] == {"memory": "32Gi", "nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}
+    assert resources["limits"] == {"memory": "96Gi", "nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}  # + shm
     assert container_of(orchestrator_args())["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from engines.spec import EngineSpec
 
@@ -56,7 +56,7 @@ from .model_repository import (
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from .serving_common import GroupLayout, group_layout, memory_bytes
+from .serving_common import GroupLayout, check_input_str, group_layout, memory_bytes
 from .tensor_parallel_workers import (
     TensorParallelWorkers,
     TensorParallelWorkersArgs,
@@ -87,6 +87,13 @@ class DisaggregatedDeploymentArgs(BaseModel):
     claim_name: str
     """ReadWriteMany PVC with engines and tokenizers."""
     mount_path: str = "/models"
+
+    @field_validator("engine_dirs")
+    @classmethod
+    def _inputs(cls, engine_dirs: dict[str, Any]) -> dict[str, Any]:
+        for role, value in engine_dirs.items():
+            check_input_str(value, f"engine_dirs['{role}']")
+        return engine_dirs
 
 
 @dataclass(frozen=True)

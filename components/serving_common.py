@@ -8,10 +8,12 @@ Pulumi helpers every serving component uses to give children the explicit provid
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -440,6 +442,13 @@ def pod_disruption_budget_manifest(
 
 
 # ---- Pulumi ---------------------------------------------------------------------------------
+
+
+def check_input_str(value: Any, what: str) -> Any:
+    """``value`` if it can be a ``pulumi.Input[str]`` (str, Output or awaitable), else ValueError."""
+    if isinstance(value, (str, pulumi.Output)) or inspect.isawaitable(value):
+        return value
+    raise ValueError(f"{what} is {type(value).__name__}, not a str or pulumi.Output[str]: pass the path")
 
 
 def k8s_provider(opts: pulumi.ResourceOptions | None, component: str) -> k8s.Provider:

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
 from .cluster_contract import NodePool
@@ -47,6 +47,7 @@ from .serving_common import (
     SSH_PORT,
     STATE_DIR,
     GroupLayout,
+    check_input_str,
     child_options,
     env_list,
     executor_env,
@@ -124,6 +125,11 @@ class TensorParallelWorkersArgs(BaseModel):
     target_waiting_requests: float = Field(default=4, gt=0)
     """Average requests waiting in a group's batch manager above which the HPA adds groups."""
     startup_timeout_s: int = Field(default=1800, ge=60)
+
+    @field_validator("engine_dir")
+    @classmethod
+    def _engine_dir(cls, value: Any) -> Any:
+        return check_input_str(value, "engine_dir")
 
     @model_validator(mode="after")
     def _consistent(self) -> TensorParallelWorkersArgs:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .autoscaling_metrics import QUEUE_TIME_MS
 from .cluster_contract import NodePool
@@ -38,6 +38,7 @@ from .serving_common import (
     REPOSITORY_PATH,
     STATE_DIR,
     RepositoryConfigMap,
+    check_input_str,
     child_options,
     content_hash,
     env_list,
@@ -99,6 +100,11 @@ class TritonFrontendArgs(BaseModel):
     """/dev/shm of the pod: the python backend moves tensors through shared memory."""
     termination_grace_period_s: int = Field(default=90, ge=10)
     """Streams in flight get ``exit-timeout-secs`` (grace - 30 s) to finish on scale-in/rollouts."""
+
+    @field_validator("tokenizer_dir")
+    @classmethod
+    def _tokenizer_dir(cls, value: Any) -> Any:
+        return value if value is None else check_input_str(value, "tokenizer_dir")
 
     def offline_tokenizer(self) -> bool:
         """Tokenizer files are local (no Hugging Face download at model load)."""

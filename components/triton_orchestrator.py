@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .cluster_contract import NodePool
 from .config.deployment import ResourcesConfig
@@ -60,6 +60,7 @@ from .serving_common import (
     STATE_DIR,
     GroupLayout,
     RepositoryConfigMap,
+    check_input_str,
     child_options,
     content_hash,
     env_list,
@@ -119,6 +120,11 @@ class TritonOrchestratorArgs(BaseModel):
     startup_timeout_s: int = Field(default=1800, ge=60)
     """Engine load budget before the startup probe fails (70B over FSx takes minutes)."""
     termination_grace_period_s: int = Field(default=90, ge=10)
+
+    @field_validator("engine_dir")
+    @classmethod
+    def _engine_dir(cls, value: Any) -> Any:
+        return check_input_str(value, "engine_dir")
 
 
 def with_engine_dir(repository: ModelRepositoryArgs, engine_dir: str) -> ModelRepositoryArgs:

@@ -342,3 +342,8 @@ def test_rendering_is_deterministic(deployment_args):
     first, second = render(), render()
     assert first == second
     assert '"kind": "LeaderWorkerSet"' in first
+
+
+def test_engine_dirs_must_be_paths_or_outputs(deployment_args):
+    with pytest.raises(ValueError, match=r"engine_dirs\['workers'\] is int, not a str or pulumi.Output"):
+        deployment_args("single", engine_dirs={"workers": 3})

@@ -205,8 +205,7 @@ def _role_problems(name: str, role: str, args: DisaggregatedDeploymentArgs) -> l
             f"{where}.minGroups: 0 with autoscaling enabled (an HPA keeps at least one group): "
             "set minGroups to 1 or more, or disable autoscaling"
         )
-    for key, quantity in (("shmSize", group.shm_size), ("orchestrator.resources.memory", args.deployment.orchestrator.resources.memory)):
-        problems += _quantity_problem(f"{where}.{key}" if key == "shmSize" else f"deployment '{name}' {key}", quantity)
+    problems += _quantity_problem(f"{where}.shmSize", group.shm_size)
     limits = serving_limits(args.deployment.orchestrator, engine)
     for violation in limits.violations(engine):
         key = _LIMIT_KEYS[violation.split("=", 1)[0]]
@@ -217,6 +216,23 @@ def _role_problems(name: str, role: str, args: DisaggregatedDeploymentArgs) -> l
             "without usePagedContextFmha: set enableKvCacheReuse: false or rebuild with usePagedContextFmha"
         )
     return problems
+
+
+MAX_NAME_LENGTH = 63
+"""Service names are DNS labels; LWS pods carry ``<set>-<group>-<10-char hash>`` label values."""
+
+
+def _name_problems(name: str, roles: list[str]) -> list[str]:
+    derived = [orchestrator_component_name(name, r) for r in roles]
+    derived += [f"{workers_component_name(name, r)}-999-0123456789" for r in roles]
+    longest = max(derived, key=len)
+    if len(longest) <= MAX_NAME_LENGTH:
+        return []
+    room = len(name) - (len(longest) - MAX_NAME_LENGTH)
+    return [
+        f"deployment name '{name}' is {len(name)} characters; the Kubernetes names derived from it "
+        f"(e.g. '{longest}') exceed {MAX_NAME_LENGTH}: use a name of at most {room} characters"
+    ]
 
 
 def _quantity_problem(key: str, quantity: str) -> list[str]:
@@ -249,7 +265,10 @@ def plan_deployment(name: str, args: DisaggregatedDeploymentArgs) -> DeploymentP
         raise ValueError("; ".join(problems))
     for role in roles:
         problems += _role_problems(name, role, args)
-    problems += _quantity_problem(f"deployment '{name}' frontend.resources.memory", args.deployment.frontend.resources.memory)
+    for key in ("frontend", "orchestrator"):
+        memory = getattr(args.deployment, key).resources.memory
+        problems += _quantity_problem(f"deployment '{name}' {key}.resources.memory", memory)
+    problems += _name_problems(name, roles)
     if len({args.engines[r].model for r in roles}) > 1:
         models = {r: args.engines[r].model for r in roles}
         problems.append(

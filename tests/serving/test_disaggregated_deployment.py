@@ -112,6 +112,12 @@ def test_multi_node_groups_take_whole_nodes(deployment_args):
         plan_deployment("llama-8b", args)
 
 
+def test_long_names_are_refused(deployment_args):
+    with pytest.raises(ValueError, match="use a name of at most 40 characters"):
+        plan_deployment("x" * 41, deployment_args("pd"))
+    assert plan_deployment("x" * 40, deployment_args("pd"))
+
+
 def test_memory_quantities_are_checked(deployment_args):
     args = deployment_args("single", workers={**{"engine": "tp4", "pool": "a100", "podsPerGroup": 1, "gpusPerPod": 4},
                                               "shmSize": "lots"})  # fmt: skip

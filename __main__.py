@@ -65,6 +65,7 @@ def main(config: StackConfig) -> None:
                 cluster=handle,
                 claim_name=store.claim_name,
                 mount_path=store.mount_path,
+                custom_metrics=config.platform.metrics_adapter.enabled,
             ),
             opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
         )

@@ -87,6 +87,10 @@ class DisaggregatedDeploymentArgs(BaseModel):
     claim_name: str
     """ReadWriteMany PVC with engines and tokenizers."""
     mount_path: str = "/models"
+    custom_metrics: bool = False
+    """The cluster's custom metrics API serves the Triton/TRT-LLM metrics (``platform.metricsAdapter``
+    or your own adapter with ``components.autoscaling_metrics.adapter_rules()``). Required by worker
+    ``autoscaling``; adds queue time to the frontend HPA."""
 
     @field_validator("engine_dirs")
     @classmethod
@@ -269,6 +273,13 @@ def plan_deployment(name: str, args: DisaggregatedDeploymentArgs) -> DeploymentP
         memory = getattr(args.deployment, key).resources.memory
         problems += _quantity_problem(f"deployment '{name}' {key}.resources.memory", memory)
     problems += _name_problems(name, roles)
+    for role in roles:
+        if args.deployment.worker_groups()[role].autoscaling.enabled and not args.custom_metrics:
+            problems.append(
+                f"deployment '{name}' {role}.autoscaling is enabled but custom_metrics is False (the "
+                "HPA scales on Triton metrics served by a metrics adapter): install one "
+                "(platform.metricsAdapter) and pass custom_metrics=True, or disable autoscaling"
+            )
     if len({args.engines[r].model for r in roles}) > 1:
         models = {r: args.engines[r].model for r in roles}
         problems.append(
@@ -396,6 +407,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                 claim_name=args.claim_name,
                 mount_path=args.mount_path,
                 aws_load_balancer=args.cluster.platform == "eks",
+                custom_metrics=args.custom_metrics,
             ),
             child(),
         )

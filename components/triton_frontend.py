@@ -94,8 +94,11 @@ class TritonFrontendArgs(BaseModel):
     mount_path: str = "/models"
     aws_load_balancer: bool = True
     """Annotate a LoadBalancer Service for the AWS Load Balancer Controller (NLB, IP targets)."""
+    custom_metrics: bool = False
+    """The cluster's custom metrics API serves the Triton metrics (e.g. ``platform.metricsAdapter``).
+    Off: the HPA scales on CPU only, since a metric it cannot read blocks every scale-down."""
     target_queue_time_ms: int = Field(default=50, ge=1)
-    """Average Triton queue time per pod above which the HPA adds pods."""
+    """Average Triton queue time per pod above which the HPA adds pods (with ``custom_metrics``)."""
     shm_size: str = "2Gi"
     """/dev/shm of the pod: the python backend moves tensors through shared memory."""
     termination_grace_period_s: int = Field(default=90, ge=10)
@@ -245,7 +248,19 @@ def frontend_service_manifest(name: str, args: TritonFrontendArgs) -> dict:
 
 
 def frontend_hpa_manifest(name: str, args: TritonFrontendArgs) -> dict:
-    """Scale between min/maxReplicas on CPU utilization and Triton queue time per pod."""
+    """Scale between min/maxReplicas on CPU utilization (and Triton queue time per pod when the
+    cluster serves custom metrics)."""
+    metrics: list[dict] = [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": args.config.target_cpu_utilization},
+            },
+        }
+    ]
+    if args.custom_metrics:
+        metrics.append(pods_metric(QUEUE_TIME_MS, args.target_queue_time_ms))
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -254,16 +269,7 @@ def frontend_hpa_manifest(name: str, args: TritonFrontendArgs) -> dict:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": args.config.min_replicas,
             "maxReplicas": args.config.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": args.config.target_cpu_utilization},
-                    },
-                },
-                pods_metric(QUEUE_TIME_MS, args.target_queue_time_ms),
-            ],
+            "metrics": metrics,
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },
     }

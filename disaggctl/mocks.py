@@ -117,6 +117,18 @@ def _policy_document(args: dict[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def whole_numbers(value: Any) -> Any:
+    """Integral floats back to ints: inputs cross the mock monitor as protobuf Structs, whose only
+    number type is double, so a ``replicas: 2`` would otherwise be recorded as ``2.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 class RecordingMonitor(MockMonitor):
     """A mock resource monitor that also keeps each resource's parent, provider and inputs."""
 
@@ -136,7 +148,7 @@ class RecordingMonitor(MockMonitor):
                 parent=request.parent,
                 custom=bool(request.custom),
                 provider=request.provider,
-                inputs=rpc.deserialize_properties(request.object),
+                inputs=whole_numbers(rpc.deserialize_properties(request.object)),
                 dependencies=sorted(request.dependencies),
             )
         return response

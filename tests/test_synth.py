@@ -66,6 +66,10 @@ def test_synth_writes_tree_resources_manifests_and_summary(tmp_path: Path) -> No
         assert manifest["apiVersion"] and manifest["kind"], path
     tree_lines = (out / "tree.txt").read_text().splitlines()
     assert len(tree_lines) == total
+    # counts stay integers although the mock monitor carries every number as a double
+    lws = yaml.safe_load((out / "manifests/llm-dev/leaderworkerset-llama-8b-workers-leaderworkerset.yaml").read_text())
+    assert (lws["spec"]["replicas"], lws["spec"]["leaderWorkerTemplate"]["size"]) == (2, 1)
+    assert type(lws["spec"]["replicas"]) is int and "replicas: 2\n" in yaml.safe_dump(lws)
 
 
 def test_synth_reports_config_problems_and_writes_nothing(tmp_path: Path) -> None:
@@ -79,7 +83,9 @@ def test_synth_reports_config_problems_and_writes_nothing(tmp_path: Path) -> Non
     (project / "Pulumi.broken.yaml").write_text(yaml.safe_dump(stack))
     result = synth(tmp_path / "out", stack="broken", project=project)
     assert result.returncode == 2
-    assert "invalid stack configuration (2 problems)" in result.stderr
+    # the engine left without a deployment is a problem of its own
+    assert "invalid stack configuration (3 problems)" in result.stderr
+    assert "disagg:engines.llama-8b-tp4: no deployment uses this engine" in result.stderr
     assert "disagg:bogus: unknown key 'bogus'" in result.stderr
     assert "disagg:deployments[0].workers.engine: no engine 'no-such-engine'" in result.stderr
     assert not (tmp_path / "out").exists()

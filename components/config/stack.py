@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from engines.checks import check_fits_memory, check_parallelism, check_quantization_supported
 from engines.catalog import MODELS
+from engines.checks import check_fits_memory, check_parallelism, check_quantization_supported
 from engines.spec import EngineSpec
 
 from ..cluster_contract import Fabric, NodePool
@@ -99,6 +99,12 @@ class StackConfig(ConfigModel):
             seen.add(deployment.name)
             for role, group in deployment.worker_groups().items():
                 problems += self._check_worker_group(f"{where}.{role}", group, pools)
+                if group.autoscaling.enabled and not self.platform.metrics_adapter.enabled:
+                    problems.append(
+                        f"{where}.{role}.autoscaling.enabled: the HPA scales on Triton metrics, which "
+                        f"need a metrics adapter, but {NAMESPACE}:platform.metricsAdapter.enabled is "
+                        "false: enable it (with prometheusUrl) or set autoscaling.enabled: false"
+                    )
                 engine = self.engines.get(group.engine)
                 if engine is not None:
                     problems += _check_serving_limits(where, deployment, engine)

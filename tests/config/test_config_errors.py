@@ -163,6 +163,15 @@ CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         ],
     ),
     (
+        "worker autoscaling without a metrics adapter",
+        workers(lambda w: set_key(w, "autoscaling", {"enabled": True})),
+        [
+            f"{D0}.workers.autoscaling.enabled: the HPA scales on Triton metrics, which need a "
+            "metrics adapter, but disagg:platform.metricsAdapter.enabled is false: enable it (with "
+            "prometheusUrl) or set autoscaling.enabled: false"
+        ],
+    ),
+    (
         "deployment name not a DNS label",
         edit("deployments", lambda d: set_key(d[0], "name", "Llama_8B")),
         [

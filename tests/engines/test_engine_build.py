@@ -8,7 +8,6 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pydantic import ValidationError
 
 from components.cluster_contract import NodePool, Toleration
 from components.engine_build import EngineBuild, EngineBuildArgs, job_name

@@ -70,7 +70,7 @@ def test_consumer_stack_synthesizes(consumer, tmp_path: Path) -> None:
     for component in ("ExistingCluster", "PlatformOperators", "ModelStore", "EngineBuild", "DisaggregatedDeployment"):
         assert component in tree
     kinds = {p.name.split("-", 1)[0] for p in (out / "manifests").rglob("*.yaml")}
-    assert {"Job", "LeaderWorkerSet", "NicClusterPolicy", "Deployment", "Service"} <= kinds
+    assert {"job", "leaderworkerset", "nicclusterpolicy", "deployment", "service"} <= {k.lower() for k in kinds}
     outputs = json.loads((out / "outputs.json").read_text())
     assert set(outputs) == {"frontendEndpoint", "engineLocation"}
     assert "/engines/mixtral-8x7b-instruct/" in json.dumps(outputs["engineLocation"])

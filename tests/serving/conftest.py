@@ -148,9 +148,11 @@ def cluster_factory(mocks) -> Callable[..., ClusterHandle]:
 
 @pytest.fixture
 def deployment_args(cluster_factory) -> Callable[..., DisaggregatedDeploymentArgs]:
-    """``deployment_args(kind, engine_dirs=None, cluster=None, **deployment overrides)``."""
+    """``deployment_args(kind, engine_dirs=None, cluster=None, custom_metrics=True, **deployment overrides)``."""
 
-    def make(kind: str, *, engine_dirs=None, cluster=None, engines=None, **overrides) -> DisaggregatedDeploymentArgs:
+    def make(
+        kind: str, *, engine_dirs=None, cluster=None, engines=None, custom_metrics=True, **overrides
+    ) -> DisaggregatedDeploymentArgs:
         dep = deployment(kind, **overrides)
         groups = dep.worker_groups()
         return DisaggregatedDeploymentArgs(
@@ -163,6 +165,7 @@ def deployment_args(cluster_factory) -> Callable[..., DisaggregatedDeploymentArg
             namespace="llm",
             cluster=cluster if cluster is not None else cluster_factory(),
             claim_name="models",
+            custom_metrics=custom_metrics,
         )
 
     return make

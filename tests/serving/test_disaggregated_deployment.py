@@ -112,6 +112,14 @@ def test_multi_node_groups_take_whole_nodes(deployment_args):
         plan_deployment("llama-8b", args)
 
 
+def test_worker_autoscaling_needs_custom_metrics(deployment_args):
+    assert deployment_args("multi").deployment.workers.autoscaling.enabled
+    with pytest.raises(ValueError, match=r"deployment 'llama-70b' workers.autoscaling is enabled but "
+                                         r"custom_metrics is False .* or disable autoscaling"):  # fmt: skip
+        plan_deployment("llama-70b", deployment_args("multi", custom_metrics=False))
+    assert plan_deployment("llama-8b", deployment_args("single", custom_metrics=False))
+
+
 def test_long_names_are_refused(deployment_args):
     with pytest.raises(ValueError, match="use a name of at most 40 characters"):
         plan_deployment("x" * 41, deployment_args("pd"))

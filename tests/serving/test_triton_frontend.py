@@ -181,9 +181,14 @@ def test_service_ports_and_selector(frontend_args):
     assert service["spec"]["selector"] == pod_of(args)["metadata"]["labels"]
 
 
+def test_hpa_scales_on_cpu_only_without_custom_metrics(frontend_args):
+    hpa = frontend_hpa_manifest("llama-frontend", frontend_args())
+    assert [m["type"] for m in hpa["spec"]["metrics"]] == ["Resource"]
+
+
 def test_hpa_scales_on_cpu_and_queue_time(frontend_args):
     args = frontend_args(config=FrontendConfig(min_replicas=2, max_replicas=10, target_cpu_utilization=65),
-                         target_queue_time_ms=40)  # fmt: skip
+                         target_queue_time_ms=40, custom_metrics=True)  # fmt: skip
     hpa = frontend_hpa_manifest("llama-frontend", args)
     assert hpa["apiVersion"] == "autoscaling/v2"
     spec = hpa["spec"]

@@ -17,6 +17,7 @@ import yaml
 
 from .cluster_contract import ClusterHandle, NodePool, SharedStorage
 from .config.cluster import ExistingClusterConfig
+from .config.loader import OFFLINE_SECRET
 
 TYPE_TOKEN = "disagg:cluster:ExistingCluster"
 KUBECONFIG_KEY = "disagg:cluster.existing.kubeconfig"
@@ -33,9 +34,10 @@ def read_kubeconfig(value: str) -> str:
     """The kubeconfig text: ``value`` itself, or the file it names (``~`` expanded).
 
     A missing or unreadable file is an error naming the config key, read at plan time so that
-    ``pulumi preview`` fails before anything is deployed.
+    ``pulumi preview`` fails before anything is deployed. An offline synth cannot decrypt a secret
+    kubeconfig: ``OFFLINE_SECRET`` passes through unread (the mocked provider never connects).
     """
-    if is_kubeconfig_text(value):
+    if is_kubeconfig_text(value) or value == OFFLINE_SECRET:
         return value
     path = Path(value).expanduser()
     if not path.is_file():

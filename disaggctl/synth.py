@@ -21,9 +21,11 @@ from typing import Any
 
 import yaml
 
+from components.config.loader import OFFLINE_SECRET
+
 from .mocks import RecordedResource, RecordingMonitor, install_mocks
 
-SECRET_PLACEHOLDER = "[secret]"
+SECRET_PLACEHOLDER = OFFLINE_SECRET
 
 
 class SynthError(RuntimeError):

@@ -106,3 +106,34 @@ def test_synth_names_the_missing_stack_file(tmp_path: Path) -> None:
     result = synth(tmp_path / "out", stack="nope")
     assert result.returncode == 2
     assert "no stack file Pulumi.nope.yaml" in result.stderr
+
+
+def test_synth_of_an_existing_cluster_with_a_secret_kubeconfig(tmp_path: Path) -> None:
+    """Secrets cannot be decrypted offline: the kubeconfig passes through as a placeholder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", project)
+    shutil.copy(PROJECT_DIR / "__main__.py", project)
+    stack = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
+    stack["config"]["disagg:cluster"] = {
+        "name": "onprem",
+        "provider": "existing",
+        "existing": {
+            "kubeconfig": {"secure": "v1:c2VjcmV0:ZW5jcnlwdGVk"},
+            "context": "onprem-admin",
+            "fabric": "infiniband",
+            "storageClass": "weka-rwx",
+            "gpuPools": [
+                {"name": "a100", "gpusPerNode": 8, "gpuMemoryGib": 40, "gpuArch": "ampere",
+                 "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}},
+            ],
+        },
+    }  # fmt: skip
+    (project / "Pulumi.onprem.yaml").write_text(yaml.safe_dump(stack))
+    result = synth(tmp_path / "out", stack="onprem", project=project)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert json.loads((out / "outputs.json").read_text())["kubeconfig"] == "[secret]"
+    provider = json.loads((out / "resources/pulumi_providers_kubernetes/onprem-k8s.json").read_text())
+    assert provider["inputs"]["context"] == "onprem-admin"
+    assert list((out / "manifests").rglob("nicclusterpolicy-*.yaml"))

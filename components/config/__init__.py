@@ -1,6 +1,6 @@
 """Typed stack configuration, read once in ``__main__.py``."""
 
-from .loader import ConfigError, load_from_pulumi, load_stack_config
+from .loader import OFFLINE_SECRET, ConfigError, load_from_pulumi, load_stack_config
 from .stack import NAMESPACE, StackConfig
 
-__all__ = ["NAMESPACE", "ConfigError", "StackConfig", "load_from_pulumi", "load_stack_config"]
+__all__ = ["NAMESPACE", "OFFLINE_SECRET", "ConfigError", "StackConfig", "load_from_pulumi", "load_stack_config"]

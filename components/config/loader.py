@@ -13,6 +13,10 @@ from pydantic import BaseModel, ValidationError
 
 from .stack import NAMESPACE, StackConfig
 
+OFFLINE_SECRET = "[secret]"
+"""What a secret config value reads as when the program runs offline (``disaggctl synth``), where
+secrets cannot be decrypted. Components that need a secret's content at plan time accept it."""
+
 
 class ConfigError(ValueError):
     """The stack configuration is invalid; ``problems`` holds one message per problem."""

@@ -367,6 +367,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
             f"{self._name}-{addon}",
             cluster_name=self._cluster.name,
             addon_name=addon,
+            addon_version=self._args.addon_versions.get(addon),
             service_account_role_arn=role_arn,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",

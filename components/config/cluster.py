@@ -175,6 +175,18 @@ class StorageConfig(ConfigModel):
         return self
 
 
+EKS_ADDONS = (
+    "vpc-cni",
+    "kube-proxy",
+    "eks-pod-identity-agent",
+    "coredns",
+    "aws-fsx-csi-driver",
+    "aws-mountpoint-s3-csi-driver",
+)
+"""EKS managed add-ons a cluster of this project may install (the CSI driver follows the storage)."""
+_ADDON_VERSION = re.compile(r"v\d+\.\d+\.\d+-eksbuild\.\d+")
+
+
 class EksConfig(ConfigModel):
     """A new EKS cluster: VPC, control plane, system node group, GPU node pools, storage."""
 
@@ -195,6 +207,23 @@ class EksConfig(ConfigModel):
     system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
     gpu_node_pools: list[GpuNodePoolConfig] = []
     storage: StorageConfig = StorageConfig()
+    addon_versions: dict[str, str] = {}
+    """EKS add-on name -> pinned version (``aws eks describe-addon-versions``); an add-on not
+    listed gets EKS's default for the Kubernetes version when it is created."""
+
+    @field_validator("addon_versions")
+    @classmethod
+    def _addon_versions(cls, versions: dict[str, str]) -> dict[str, str]:
+        for addon, version in versions.items():
+            if addon not in EKS_ADDONS:
+                raise ValueError(f"addonVersions: unknown add-on '{addon}': use one of {', '.join(EKS_ADDONS)}")
+            if not _ADDON_VERSION.fullmatch(version):
+                raise ValueError(
+                    f"addonVersions.{addon}: '{version}' is not an EKS add-on version: use the "
+                    "form v1.19.2-eksbuild.1 (aws eks describe-addon-versions --addon-name "
+                    f"{addon})"
+                )
+        return versions
 
     @field_validator("kubernetes_version")
     @classmethod

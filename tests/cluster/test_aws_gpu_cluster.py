@@ -341,6 +341,16 @@ def test_addons(build, dev_eks) -> None:
     assert addons["vpc-cni"]["serviceAccountRoleArn"].endswith("/llm-dev-vpc-cni-role")
     assert addons["aws-fsx-csi-driver"]["serviceAccountRoleArn"].endswith("/llm-dev-fsx-csi-role")
     assert {a["clusterName"] for a in addons.values()} == {"llm-dev"}
+    assert not any("addonVersion" in a for a in addons.values())
+
+
+def test_addon_versions_are_pinned_where_configured(build, make_eks) -> None:
+    eks = make_eks(addonVersions={"vpc-cni": "v1.20.4-eksbuild.2", "coredns": "v1.12.3-eksbuild.1"})
+    _, declared = build(eks, "pinned")
+    versions = {a.inputs["addonName"]: a.inputs.get("addonVersion") for a in declared.of_type(ADDON)}
+    assert versions["vpc-cni"] == "v1.20.4-eksbuild.2"
+    assert versions["coredns"] == "v1.12.3-eksbuild.1"
+    assert versions["kube-proxy"] is None
 
 
 # -- (6) access entries ----------------------------------------------------------------------

@@ -139,6 +139,18 @@ CASES = [
         f"{EKS}.kubernetesVersion: kubernetesVersion 'latest' must be a pinned minor version such as "
         '"1.33" (quoted in YAML)',
     ),
+    (
+        "add-on version that is not an EKS build",
+        eks_edit(addonVersions={"vpc-cni": "1.20"}),
+        f"{EKS}.addonVersions: addonVersions.vpc-cni: '1.20' is not an EKS add-on version: use the form "
+        "v1.19.2-eksbuild.1 (aws eks describe-addon-versions --addon-name vpc-cni)",
+    ),
+    (
+        "add-on this project does not install",
+        eks_edit(addonVersions={"metrics-server": "v0.8.0-eksbuild.1"}),
+        f"{EKS}.addonVersions: addonVersions: unknown add-on 'metrics-server': use one of vpc-cni, "
+        "kube-proxy, eks-pod-identity-agent, coredns, aws-fsx-csi-driver, aws-mountpoint-s3-csi-driver",
+    ),
 ]
 
 

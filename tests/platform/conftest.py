@@ -16,11 +16,24 @@ from components.cluster_contract import ClusterHandle, Fabric, NodePool, Tolerat
 from disaggctl.mocks import RecordedResource, install_mocks
 
 DATA = Path(__file__).parent / "data"
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-"""``shared/reference`` beside the work tree (as in CI): the GPU Operator's values and CRD."""
+REFERENCE = next(
+    (
+        path
+        for path in (
+            Path(__file__).resolve().parents[2].parent / "shared" / "reference",
+            Path("/work/shared/reference"),
+        )
+        if path.is_dir()
+    ),
+    Path("/work/shared/reference"),
+)
+"""Upstream CRDs and chart values: ``shared/reference`` beside the work tree (as in CI), else the
+machine's ``/work/shared/reference``."""
 
 GPU_TAINT = Toleration(key="nvidia.com/gpu")
-SYSTEM_POOL = NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector={"disagg.dev/pool": "system"})
+SYSTEM_POOL = NodePool(
+    name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector={"disagg.dev/pool": "system"}
+)
 
 
 # --- upstream data -------------------------------------------------------------------------
@@ -29,7 +42,9 @@ SYSTEM_POOL = NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_se
 def reference_file(name: str) -> Path:
     path = REFERENCE / name
     if not path.exists():
-        raise AssertionError(f"{path} is missing: these tests need shared/reference beside the work tree")
+        raise AssertionError(
+            f"{path} is missing: these tests need shared/reference beside the work tree or at /work/shared/reference"
+        )
     return path
 
 
@@ -219,7 +234,6 @@ def provider() -> k8s.Provider:
     return k8s.Provider("k8s", kubeconfig="{}")
 
 
-
 # --- fixtures ------------------------------------------------------------------------------
 
 
@@ -242,7 +256,9 @@ class Upstream:
 
     @staticmethod
     def rdma_config_schema() -> dict:
-        return json.loads((DATA / "rdma-shared-device-plugin-config-26.4.1.schema.json").read_text())["schema"]
+        return json.loads((DATA / "rdma-shared-device-plugin-config-26.4.1.schema.json").read_text())[
+            "schema"
+        ]
 
 
 class Clusters:

@@ -37,7 +37,19 @@ from components.triton_orchestrator import TritonOrchestratorArgs
 from disaggctl.mocks import install_mocks
 from engines.spec import EngineSpec
 
-REFERENCE = Path("/work/shared/reference")
+REFERENCE = next(
+    (
+        path
+        for path in (
+            Path(__file__).resolve().parents[2].parent / "shared" / "reference",
+            Path("/work/shared/reference"),
+        )
+        if path.is_dir()
+    ),
+    Path("/work/shared/reference"),
+)
+"""Upstream CRDs and chart values: ``shared/reference`` beside the work tree (as in CI), else the
+machine's ``/work/shared/reference``."""
 GPU_TAINT = Toleration(key="nvidia.com/gpu")
 
 H100 = NodePool(
@@ -71,7 +83,9 @@ IB = NodePool(
     fabric="infiniband",
     rdma_resource="rdma/rdma_shared_device_a",
 )
-SYSTEM = NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector={"disagg.dev/pool": "system"})
+SYSTEM = NodePool(
+    name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector={"disagg.dev/pool": "system"}
+)
 
 L8 = "llama-3.1-8b-instruct"
 L70 = "llama-3.1-70b-instruct"
@@ -171,7 +185,9 @@ def deployment_args(cluster_factory) -> Callable[..., DisaggregatedDeploymentArg
     return make
 
 
-def repository_args(orchestrator_url: str = "x-orchestrator.llm.svc.cluster.local:8001", **frontend) -> ModelRepositoryArgs:
+def repository_args(
+    orchestrator_url: str = "x-orchestrator.llm.svc.cluster.local:8001", **frontend
+) -> ModelRepositoryArgs:
     return ModelRepositoryArgs(
         limits=EngineLimits(max_batch_size=64, max_input_len=4096, max_seq_len=8192),
         tokenizer=TokenizerSettings(path="/models/engines/m/h/tokenizer"),
@@ -223,7 +239,13 @@ def orchestrator_args() -> Callable[..., TritonOrchestratorArgs]:
 @pytest.fixture
 def workers_args() -> Callable[..., TensorParallelWorkersArgs]:
     def make(pods: int = 2, gpus: int = 8, pool: NodePool = H100, group: dict | None = None, **overrides):
-        group_config = {"engine": "e", "pool": pool.name, "podsPerGroup": pods, "gpusPerPod": gpus, **(group or {})}
+        group_config = {
+            "engine": "e",
+            "pool": pool.name,
+            "podsPerGroup": pods,
+            "gpusPerPod": gpus,
+            **(group or {}),
+        }
         fields: dict[str, Any] = {
             "instance": "llama",
             "role": "workers",
@@ -277,7 +299,9 @@ def _validator(schema: dict) -> Callable[[dict], list[str]]:
     validator = jsonschema.Draft7Validator(schema)
 
     def errors(obj: dict) -> list[str]:
-        return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj))
+        return sorted(
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)
+        )
 
     return errors
 
@@ -292,5 +316,7 @@ def lws_errors() -> Callable[[dict], list[str]]:
 def pod_template_errors() -> Callable[[dict], list[str]]:
     """Schema errors of a core v1 PodTemplateSpec (the LWS CRD's leaderTemplate schema)."""
     schema = crd_schema("lws-leaderworkersets.crd.yaml")
-    template = schema["properties"]["spec"]["properties"]["leaderWorkerTemplate"]["properties"]["leaderTemplate"]
+    template = schema["properties"]["spec"]["properties"]["leaderWorkerTemplate"]["properties"][
+        "leaderTemplate"
+    ]
     return _validator(template)

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -72,15 +73,24 @@ def test_synth_writes_tree_resources_manifests_and_summary(tmp_path: Path) -> No
     assert type(lws["spec"]["replicas"]) is int and "replicas: 2\n" in yaml.safe_dump(lws)
 
 
-def test_synth_reports_config_problems_and_writes_nothing(tmp_path: Path) -> None:
+def project_with_dev_variant(tmp_path: Path, stack_name: str, change: Callable[[dict], None]) -> Path:
+    """A copy of the project with ``Pulumi.<stack_name>.yaml``: the dev config after ``change``."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(PROJECT_DIR / "Pulumi.yaml", project)
     shutil.copy(PROJECT_DIR / "__main__.py", project)
     stack = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
-    stack["config"]["disagg:deployments"][0]["workers"]["engine"] = "no-such-engine"
-    stack["config"]["disagg:bogus"] = 1
-    (project / "Pulumi.broken.yaml").write_text(yaml.safe_dump(stack))
+    change(stack["config"])
+    (project / f"Pulumi.{stack_name}.yaml").write_text(yaml.safe_dump(stack))
+    return project
+
+
+def test_synth_reports_config_problems_and_writes_nothing(tmp_path: Path) -> None:
+    def break_it(config: dict) -> None:
+        config["disagg:deployments"][0]["workers"]["engine"] = "no-such-engine"
+        config["disagg:bogus"] = 1
+
+    project = project_with_dev_variant(tmp_path, "broken", break_it)
     result = synth(tmp_path / "out", stack="broken", project=project)
     assert result.returncode == 2
     # the engine left without a deployment is a problem of its own
@@ -110,12 +120,7 @@ def test_synth_names_the_missing_stack_file(tmp_path: Path) -> None:
 
 def test_synth_of_an_existing_cluster_with_a_secret_kubeconfig(tmp_path: Path) -> None:
     """Secrets cannot be decrypted offline: the kubeconfig passes through as a placeholder."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(PROJECT_DIR / "Pulumi.yaml", project)
-    shutil.copy(PROJECT_DIR / "__main__.py", project)
-    stack = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
-    stack["config"]["disagg:cluster"] = {
+    onprem = {
         "name": "onprem",
         "provider": "existing",
         "existing": {
@@ -129,7 +134,7 @@ def test_synth_of_an_existing_cluster_with_a_secret_kubeconfig(tmp_path: Path) -
             ],
         },
     }  # fmt: skip
-    (project / "Pulumi.onprem.yaml").write_text(yaml.safe_dump(stack))
+    project = project_with_dev_variant(tmp_path, "onprem", lambda config: config.update({"disagg:cluster": onprem}))
     result = synth(tmp_path / "out", stack="onprem", project=project)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"

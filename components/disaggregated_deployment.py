@@ -295,6 +295,7 @@ def plan_deployment(name: str, args: DisaggregatedDeploymentArgs) -> DeploymentP
     frontend = FrontendSettings(
         orchestrator_url=urls[roles[0]],
         generation_orchestrator_url=urls.get("decode"),
+        default_max_tokens=args.deployment.orchestrator.default_max_tokens,
     )
     try:
         frontend_repository = ModelRepositoryArgs(

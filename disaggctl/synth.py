@@ -127,7 +127,7 @@ def write_synth(result: SynthResult, out_dir: Path) -> None:
             kind = manifest.get("kind", "Object")
             target = out_dir / "manifests" / _safe(namespace) / f"{kind.lower()}-{_safe(resource.name)}.yaml"
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(yaml.safe_dump(manifest, sort_keys=True, default_flow_style=False))
+            target.write_text(manifest_yaml(manifest))
 
 
 def render_tree(resources: list[RecordedResource]) -> str:
@@ -153,6 +153,24 @@ def render_summary(counts: Counter[str]) -> str:
     lines = [f"{t.ljust(width)}  {n}" for t, n in sorted(counts.items())]
     lines.append(f"{'total'.ljust(width)}  {sum(counts.values())}")
     return "\n".join(lines) + "\n"
+
+
+class _ManifestDumper(yaml.SafeDumper):
+    """Multi-line strings (config.pbtxt, scripts, model.py) as literal blocks: reviewable diffs."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ManifestDumper.add_representer(str, _str)
+
+
+def manifest_yaml(manifest: dict[str, Any]) -> str:
+    """Sorted keys, block style, multi-line strings as ``|`` blocks (PyYAML falls back to quoting
+    where a block cannot hold the string exactly, e.g. trailing spaces)."""
+    return yaml.dump(manifest, Dumper=_ManifestDumper, sort_keys=True, default_flow_style=False, width=100)
 
 
 def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:

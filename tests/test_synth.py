@@ -71,6 +71,12 @@ def test_synth_writes_tree_resources_manifests_and_summary(tmp_path: Path) -> No
     lws = yaml.safe_load((out / "manifests/llm-dev/leaderworkerset-llama-8b-workers-leaderworkerset.yaml").read_text())
     assert (lws["spec"]["replicas"], lws["spec"]["leaderWorkerTemplate"]["size"]) == (2, 1)
     assert type(lws["spec"]["replicas"]) is int and "replicas: 2\n" in yaml.safe_dump(lws)
+    # multi-line strings are literal blocks (reviewable line by line) holding exactly the inputs
+    name = "llama-8b-frontend-repository-ensemble"
+    text = (out / f"manifests/llm-dev/configmap-{name}.yaml").read_text()
+    assert '  ensemble__config.pbtxt: |\n    name: "ensemble"\n' in text
+    inputs = json.loads((out / f"resources/kubernetes_core_v1_ConfigMap/{name}.json").read_text())["inputs"]
+    assert yaml.safe_load(text)["data"] == inputs["data"]
 
 
 def project_with_dev_variant(tmp_path: Path, stack_name: str, change: Callable[[dict], None]) -> Path:

@@ -50,7 +50,8 @@ class OrchestratorConfig(ConfigModel):
     max_batch_size: int | None = Field(default=None, ge=1)
     """Triton's max batch size; defaults to the engine's maxBatchSize and may not exceed it."""
     default_max_tokens: int = Field(default=512, ge=1)
-    """Output tokens generated when a request does not say."""
+    """Output tokens generated when a request sends no ``max_tokens`` (applied by the frontend's
+    preprocessing, capped at the engine's maxSeqLen minus the prompt)."""
 
 
 class AutoscalingConfig(ConfigModel):

@@ -167,6 +167,12 @@ class FrontendSettings(ConfigModel):
     proxy_max_inflight: int = Field(
         default=256, ge=1, description="Requests the proxy forwards concurrently per instance."
     )
+    default_max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Output tokens for a request without max_tokens (capped at max_seq_len - "
+        "prompt). None: max_tokens is required.",
+    )
     preprocessing_instance_count: int = Field(default=4, ge=1)
     postprocessing_instance_count: int = Field(default=4, ge=1)
     bls_instance_count: int = Field(default=4, ge=1)
@@ -188,6 +194,16 @@ class ModelRepositoryArgs(ConfigModel):
                 f"tensorrtLlm.maxTokensInPagedKvCache ({cap}) is smaller than limits.maxSeqLen "
                 f"({self.limits.max_seq_len}): one full-length request would not fit; raise it or "
                 f"leave it unset"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _default_output_fits(self) -> ModelRepositoryArgs:
+        default = self.frontend.default_max_tokens
+        if default is not None and default >= self.limits.max_seq_len:
+            raise ValueError(
+                f"frontend.defaultMaxTokens ({default}) must be smaller than limits.maxSeqLen "
+                f"({self.limits.max_seq_len}), which also holds the prompt: lower it"
             )
         return self
 
@@ -313,6 +329,11 @@ def preprocessing_model(args: ModelRepositoryArgs) -> ModelSpec:
             "add_special_tokens": _b(args.tokenizer.add_special_tokens),
             "max_input_len": str(args.limits.max_input_len),
             "max_seq_len": str(args.limits.max_seq_len),
+            **(
+                {"default_max_tokens": str(args.frontend.default_max_tokens)}
+                if args.frontend.default_max_tokens is not None
+                else {}
+            ),
         },
         python_files={"model.py": "preprocessing.py", **_TOKENIZER_FILES},
     )

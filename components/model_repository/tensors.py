@@ -83,7 +83,7 @@ def tensorrt_llm_outputs(logits_datatype: DataType) -> tuple[Tensor, ...]:
 def preprocessing_inputs() -> tuple[Tensor, ...]:
     return (
         Tensor(name="QUERY", data_type="TYPE_STRING", dims=(1,)),
-        Tensor(name="REQUEST_OUTPUT_LEN", data_type="TYPE_INT32", dims=(1,)),
+        Tensor(name="REQUEST_OUTPUT_LEN", data_type="TYPE_INT32", dims=(1,), optional=True),
         Tensor(name="BAD_WORDS_DICT", data_type="TYPE_STRING", dims=(-1,), optional=True),
         Tensor(name="STOP_WORDS_DICT", data_type="TYPE_STRING", dims=(-1,), optional=True),
         Tensor(name="END_ID", data_type="TYPE_INT32", dims=(1,), optional=True),
@@ -122,7 +122,7 @@ def client_inputs() -> tuple[Tensor, ...]:
     """Inputs of ``ensemble`` and ``tensorrt_llm_bls``: what clients send."""
     return (
         Tensor(name="text_input", data_type="TYPE_STRING", dims=(1,)),
-        Tensor(name="max_tokens", data_type="TYPE_INT32", dims=(1,)),
+        Tensor(name="max_tokens", data_type="TYPE_INT32", dims=(1,), optional=True),
         Tensor(name="bad_words", data_type="TYPE_STRING", dims=(-1,), optional=True),
         Tensor(name="stop_words", data_type="TYPE_STRING", dims=(-1,), optional=True),
         _client_scalar("exclude_input_in_output", "TYPE_BOOL"),

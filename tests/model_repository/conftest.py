@@ -22,13 +22,18 @@ from disaggctl.local_triton import LocalTriton
 MAX_BATCH_SIZE = 8
 MAX_INPUT_LEN = 32
 MAX_SEQ_LEN = 64
+DEFAULT_MAX_TOKENS = 40
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "triton: starts a real Triton Inference Server on 127.0.0.1 (CPU)")
 
 
-def make_args(orchestrator_url: str = "orchestrator.test.svc:8001", **tensorrt_llm) -> ModelRepositoryArgs:
+def make_args(
+    orchestrator_url: str = "orchestrator.test.svc:8001",
+    default_max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    **tensorrt_llm,
+) -> ModelRepositoryArgs:
     """Small CPU-test deployment: byte tokenizer, one instance per python model."""
     return ModelRepositoryArgs(
         limits=EngineLimits(
@@ -38,6 +43,7 @@ def make_args(orchestrator_url: str = "orchestrator.test.svc:8001", **tensorrt_l
         tensorrt_llm=TensorrtLlmSettings(engine_dir="/engines/test", **tensorrt_llm),
         frontend=FrontendSettings(
             orchestrator_url=orchestrator_url,
+            default_max_tokens=default_max_tokens,
             preprocessing_instance_count=1,
             postprocessing_instance_count=1,
             bls_instance_count=1,

@@ -33,8 +33,9 @@ def expected_generation(prompt: str, max_tokens: int) -> str:
     return "".join(rev[k % len(rev)] for k in range(max_tokens))
 
 
-def generate(url: str, text: str, max_tokens: int, *, model: str = "ensemble", **extra):
-    """One request over gRPC ModelStreamInfer: (list of text_output chunks, error or None)."""
+def generate(url: str, text: str, max_tokens: int | None, *, model: str = "ensemble", **extra):
+    """One request over gRPC ModelStreamInfer: (list of text_output chunks, error or None).
+    ``max_tokens`` None: the request leaves it out."""
     client = grpcclient.InferenceServerClient(url)
     results: queue.Queue = queue.Queue()
     client.start_stream(callback=lambda result, error: results.put((result, error)))
@@ -47,7 +48,8 @@ def generate(url: str, text: str, max_tokens: int, *, model: str = "ensemble", *
         inputs.append(inp)
 
     add("text_input", np.array([[text.encode()]], dtype=np.object_))
-    add("max_tokens", np.array([[max_tokens]], dtype=np.int32))
+    if max_tokens is not None:
+        add("max_tokens", np.array([[max_tokens]], dtype=np.int32))
     for name, value in extra.items():
         if isinstance(value, list):
             add(name, np.array([[v.encode() for v in value]], dtype=np.object_))
@@ -153,6 +155,34 @@ def test_orchestrator_metrics_count_each_proxied_request(frontend, orchestrator)
     chunks, error = generate(frontend.grpc_url, "count me", 3, stream=True)
     assert error is None and chunks
     assert request_success(orchestrator.metrics_url, "tensorrt_llm") == before + 1
+
+
+def test_without_max_tokens_the_default_applies(frontend, args):
+    default = args.frontend.default_max_tokens
+    chunks, error = generate(frontend.grpc_url, "Hello", None, stream=True)
+    assert error is None
+    assert len(chunks) == default and "".join(chunks) == expected_generation("Hello", default)
+
+
+def test_the_default_is_capped_by_the_room_left_in_max_seq_len(frontend, args):
+    prompt = "y" * 30  # 30 + default 40 > max_seq_len 64: 34 tokens fit
+    chunks, error = generate(frontend.grpc_url, prompt, None, stream=False)
+    assert error is None
+    assert chunks == [expected_generation(prompt, args.limits.max_seq_len - 30)]
+
+
+def test_explicit_max_tokens_beyond_max_seq_len_is_refused(frontend, args):
+    chunks, error = generate(frontend.grpc_url, "y" * 30, 40, stream=True)
+    assert chunks == []
+    assert error is not None and "prompt (30 tokens) + max_tokens (40) exceeds the engine's max_seq_len 64" in str(error)
+
+
+def test_max_tokens_is_required_without_a_default(tmp_path, args_factory):
+    write_repository(frontend_repository(args_factory(f"127.0.0.1:{free_port()}", default_max_tokens=None)), tmp_path)
+    with LocalTriton(tmp_path) as server:
+        chunks, error = generate(server.grpc_url, "Hello", None, stream=True)
+    assert chunks == []
+    assert error is not None and "max_tokens is required" in str(error)
 
 
 def test_prompt_over_max_input_len_is_refused(frontend, args):

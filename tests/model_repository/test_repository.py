@@ -179,7 +179,7 @@ def test_ensemble_client_tensors_match_upstream(args):
         "top_p": mc.TYPE_FP32,
     }.items():
         assert ins[name].data_type == dtype, name
-    assert not ins["text_input"].optional and not ins["max_tokens"].optional
+    assert not ins["text_input"].optional and ins["max_tokens"].optional
     assert ins["stream"].optional
     outs = {o.name: o for o in cfg.output}
     assert outs["text_output"].data_type == mc.TYPE_STRING
@@ -252,3 +252,14 @@ def test_args_read_camel_case_and_reject_unknown_keys():
     assert args.tokenizer.kind == "hf"  # production default
     with pytest.raises(ValidationError, match="maxBatchSizes"):
         ModelRepositoryArgs.model_validate({**raw, "limits": {**raw["limits"], "maxBatchSizes": 1}})
+
+
+def test_default_max_tokens_reaches_preprocessing(args, args_factory):
+    assert params(parsed(frontend_repository(args), "preprocessing"))["default_max_tokens"] == "40"
+    without = args_factory(default_max_tokens=None)
+    assert "default_max_tokens" not in params(parsed(frontend_repository(without), "preprocessing"))
+
+
+def test_default_max_tokens_must_leave_room_for_the_prompt(args_factory):
+    with pytest.raises(ValueError, match=r"frontend.defaultMaxTokens \(64\) must be smaller than limits.maxSeqLen \(64\)"):
+        args_factory(default_max_tokens=64)

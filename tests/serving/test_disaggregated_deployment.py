@@ -59,6 +59,11 @@ def test_orchestrator_settings_reach_the_repository(deployment_args):
     assert t.enable_kv_cache_reuse is True and t.batching_strategy == "inflight_fused_batching"
 
 
+def test_default_max_tokens_reaches_the_frontend(deployment_args):
+    plan = plan_deployment("llama-8b", deployment_args("single", orchestrator={"defaultMaxTokens": 256}))
+    assert plan.frontend_repository.frontend.default_max_tokens == 256
+
+
 def test_serving_limits_follow_the_engine_and_the_orchestrator_override(deployment_args):
     engine = EngineSpec(model="m", max_batch_size=64, max_input_len=1000, max_seq_len=2000)
     dep = deployment_args("single").deployment

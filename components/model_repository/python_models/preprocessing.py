@@ -2,8 +2,10 @@
 
 Inputs/outputs follow upstream inflight_batcher_llm/preprocessing (text-only subset).
 Parameters: tokenizer_dir, tokenizer_kind (hf | bytes), add_special_tokens, max_input_len,
-max_seq_len. A prompt longer than max_input_len, or max_tokens beyond max_seq_len - prompt,
-fails that request with an error naming the limit.
+max_seq_len, default_max_tokens. A prompt longer than max_input_len, or max_tokens beyond
+max_seq_len - prompt, fails that request with an error naming the limit. A request without
+max_tokens (REQUEST_OUTPUT_LEN) gets default_max_tokens, capped at max_seq_len - prompt; without
+that parameter, max_tokens is required.
 """
 
 import json
@@ -34,6 +36,7 @@ class TritonPythonModel:
         self.add_special_tokens = _param(cfg, "add_special_tokens", "true").lower() == "true"
         self.max_input_len = int(_param(cfg, "max_input_len", "0")) or None
         self.max_seq_len = int(_param(cfg, "max_seq_len", "0")) or None
+        self.default_max_tokens = int(_param(cfg, "default_max_tokens", "0")) or None
         self.end_id = self.tokenizer.eos_token_id
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
@@ -52,9 +55,11 @@ class TritonPythonModel:
 
     def _one(self, request):
         query = pb_utils.get_input_tensor_by_name(request, "QUERY").as_numpy()
-        out_len = pb_utils.get_input_tensor_by_name(request, "REQUEST_OUTPUT_LEN").as_numpy()
         batch = query.shape[0]
         ids = [self.tokenizer.encode(_text(q[0]), add_special_tokens=self.add_special_tokens) for q in query]
+        out_len = _optional(request, "REQUEST_OUTPUT_LEN")
+        if out_len is None:
+            out_len = self._default_output_len(ids)
         for i, seq in enumerate(ids):
             if not seq:
                 raise ValueError("text_input is empty: send at least one token of text")
@@ -89,6 +94,12 @@ class TritonPythonModel:
             pb_utils.Tensor("OUT_END_ID", end),
             pb_utils.Tensor("OUT_PAD_ID", pad),
         ]
+
+    def _default_output_len(self, ids):
+        if self.default_max_tokens is None:
+            raise ValueError("max_tokens is required: send the number of tokens to generate")
+        room = [self.max_seq_len - len(seq) if self.max_seq_len else self.default_max_tokens for seq in ids]
+        return np.array([[max(1, min(self.default_max_tokens, r))] for r in room], dtype=np.int32)
 
     def _word_list(self, words, batch):
         """TRT-LLM word-list format per request: [2, N] = (flat token ids, end offsets | -1)."""

@@ -403,7 +403,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                 config=args.deployment.frontend,
                 repository=plan.frontend_repository,
                 tokenizer_dir=tokenizer_dir,
-                image=args.images.triton_trtllm,
+                image=args.images.frontend_image(),
                 pool=args.cluster.system_pool,
                 claim_name=args.claim_name,
                 mount_path=args.mount_path,

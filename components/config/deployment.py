@@ -143,13 +143,21 @@ class ImagesConfig(ConfigModel):
     """Container images, pinned by tag (or digest)."""
 
     triton_trtllm: str = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
-    """Triton with the TensorRT-LLM backend: orchestrator, workers and engine builds."""
-    triton_cpu: str = "nvcr.io/nvidia/tritonserver:25.10-py3"
-    """Triton for the CPU frontend (python backend, no GPU libraries needed)."""
+    """Triton with the TensorRT-LLM backend: orchestrator, workers and engine builds. Multi-node
+    worker groups (podsPerGroup > 1) need openssh-server (``/usr/sbin/sshd``) in it: mpirun starts
+    the remote ranks over ssh."""
+    frontend: str | None = None
+    """Image of the CPU frontend; None: ``tritonTrtllm``. Another image needs Triton's python
+    backend, numpy and ``transformers`` (the tokenizers)."""
+
+    def frontend_image(self) -> str:
+        return self.frontend or self.triton_trtllm
 
     @model_validator(mode="after")
     def _pinned(self) -> ImagesConfig:
-        for key, image in (("tritonTrtllm", self.triton_trtllm), ("tritonCpu", self.triton_cpu)):
+        for key, image in (("tritonTrtllm", self.triton_trtllm), ("frontend", self.frontend)):
+            if image is None:
+                continue
             tail = image.rsplit("/", 1)[-1]
             if "@sha256:" not in image and (":" not in tail or tail.endswith(":latest")):
                 raise ValueError(

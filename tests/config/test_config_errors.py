@@ -190,9 +190,9 @@ CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
     ),
     (
         "unpinned image",
-        lambda c: c.set("images", {"tritonCpu": "nvcr.io/nvidia/tritonserver:latest"}),
+        lambda c: c.set("images", {"frontend": "nvcr.io/nvidia/tritonserver:latest"}),
         [
-            "disagg:images: images.tritonCpu 'nvcr.io/nvidia/tritonserver:latest' is not pinned: "
+            "disagg:images: images.frontend 'nvcr.io/nvidia/tritonserver:latest' is not pinned: "
             "use an explicit tag or @sha256 digest"
         ],
     ),

@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from components.config.deployment import ImagesConfig
 from components.disaggregated_deployment import (
     DisaggregatedDeployment,
     frontend_limits,
@@ -231,6 +232,28 @@ def test_frontend_and_orchestrator_repositories_are_wired(mocks, deployment_args
         assert real.backend == "tensorrtllm"
         assert real.parameters["gpt_model_path"].string_value == engine_dir(spec)
         assert real.max_batch_size == spec.max_batch_size
+
+    return settled(deployment, check)
+
+
+@pulumi.runtime.test
+def test_frontend_image_can_differ_from_the_trtllm_image(mocks, deployment_args):
+    images = ImagesConfig(frontend="registry.example.com/triton-frontend:25.10-1")
+    args = deployment_args("single").model_copy(update={"images": images})
+    deployment = DisaggregatedDeployment("llama-8b", args, pulumi.ResourceOptions(provider=args.cluster.provider))
+
+    def check(*_):
+        recorded = by_name(mocks)
+
+        def images_of(name: str, template_path: list[str]) -> set[str]:
+            node = recorded[name].inputs["spec"]
+            for key in template_path:
+                node = node[key]
+            return {c["image"] for c in node["spec"]["containers"]}
+
+        assert images_of("llama-8b-frontend-deployment", ["template"]) == {images.frontend}
+        lws = ["leaderWorkerTemplate", "leaderTemplate"]
+        assert images_of("llama-8b-workers-leaderworkerset", lws) == {images.triton_trtllm}
 
     return settled(deployment, check)
 

@@ -1,14 +1,17 @@
 """EngineBuild: one TensorRT-LLM engine, built once by a Kubernetes Job onto shared storage.
 
 The Job runs ``python -m engines.build`` from a ConfigMap holding the (standard-library-only)
-entrypoint and the build request. Both are named after the spec's content hash:
+entrypoint and the build request. Both are named after the *engine key*: the spec's content hash
+salted with the image (``engines.build.engine_key``), as engines only load in the TensorRT-LLM
+version that built them:
 
-* unchanged spec -> same Job, no diff, nothing reruns; the engine stays where it is;
-* changed spec -> new hash -> a new Job (and ConfigMap) is created and the old ones deleted
-  (Pulumi replaces them; the old engine directory stays on storage for pods still using it);
-* a changed image or pod setting with the same spec replaces the Job under the same name
-  (delete-before-replace); the entrypoint then finds the engine and exits at once, or refuses
-  (exit 3) if the new image carries another TensorRT-LLM version than the one that built it.
+* unchanged spec and image -> same Job, no diff, nothing reruns; the engine stays where it is;
+* changed spec or image -> new key -> a new Job (and ConfigMap) builds into a new directory and
+  the old ones are deleted (the old engine directory stays on storage for pods still using it;
+  workers move to the new one once the build is done, as they wait for ``engine_dir``);
+* a changed pod setting with the same key replaces the Job under the same name
+  (delete-before-replace); the entrypoint finds the engine and exits at once, or refuses (exit
+  3) if the image tag now points at another TensorRT-LLM version than the one that built it.
 
 ``ttlSecondsAfterFinished`` is deliberately unset: Kubernetes would delete the finished Job and
 the next ``pulumi up`` would recreate (rerun) it. By default Pulumi awaits the Job (status
@@ -97,25 +100,33 @@ class EngineBuildArgs(BaseModel):
         return math.ceil(bf16_gib * 1.5) + 32
 
 
-def build_request(spec: EngineSpec) -> dict:
-    """The JSON the entrypoint reads: spec dump, its hash, and the catalog facts it needs."""
+def engine_key(spec: EngineSpec, image: str) -> str:
+    """Storage key of ``spec`` built by ``image`` (what the entrypoint computes too)."""
+    return build_entrypoint.engine_key(spec.model_dump(mode="json"), image)
+
+
+def build_request(spec: EngineSpec, image: str) -> dict:
+    """The JSON the entrypoint reads: spec dump, its hash, the image, the engine key, and the
+    catalog facts it needs."""
     model = get_model(spec.model)
     return {
         "spec": spec.model_dump(mode="json"),
         "contentHash": spec.content_hash(),
+        "image": image,
+        "engineKey": engine_key(spec, image),
         "architecture": model.architecture,
         "checkpoint": spec.checkpoint or model.hf_repo,
     }
 
 
-def engine_path(store_mount_path: str, spec: EngineSpec) -> str:
-    """Directory of ``spec``'s engine on shared storage, as mounted in pods."""
-    return f"{store_mount_path.rstrip('/')}/engines/{spec.model}/{spec.content_hash()}"
+def engine_path(store_mount_path: str, spec: EngineSpec, image: str) -> str:
+    """Directory of ``spec``'s engine built by ``image`` on shared storage, as mounted in pods."""
+    return f"{store_mount_path.rstrip('/')}/engines/{spec.model}/{engine_key(spec, image)}"
 
 
-def job_name(name: str, spec: EngineSpec) -> str:
-    """Kubernetes name of the build Job (and its ConfigMap): ``<name>-<content hash>``."""
-    full = f"{name}-{spec.content_hash()}"
+def job_name(name: str, spec: EngineSpec, image: str) -> str:
+    """Kubernetes name of the build Job (and its ConfigMap): ``<name>-<engine key>``."""
+    full = f"{name}-{engine_key(spec, image)}"
     if len(full) > 63:
         raise ValueError(
             f"EngineBuild name '{name}' is {len(name)} characters; with the 17-character hash "
@@ -132,6 +143,9 @@ class EngineBuild(pulumi.ComponentResource):
     engine_dir: pulumi.Output[str]
     """``engine_path`` as an output of the Job: resources using it wait for the build."""
     content_hash: str
+    """The spec's content hash (``EngineSpec.content_hash``)."""
+    engine_key: str
+    """The content hash salted with the image: names the engine directory and the Job."""
     job_name: pulumi.Output[str]
     job: k8s.batch.v1.Job
 
@@ -139,18 +153,20 @@ class EngineBuild(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         spec = args.spec
         self.content_hash = spec.content_hash()
-        self.engine_path = engine_path(args.store_mount_path, spec)
-        k8s_name = job_name(name, spec)
+        self.engine_key = engine_key(spec, args.image)
+        self.engine_path = engine_path(args.store_mount_path, spec, args.image)
+        k8s_name = job_name(name, spec, args.image)
         labels = {
             "app.kubernetes.io/name": "engine-build",
             "app.kubernetes.io/instance": name,
             "app.kubernetes.io/part-of": "disagg-inference",
             "disagg.ai/engine-hash": self.content_hash,
+            "disagg.ai/engine-key": self.engine_key,
         }
         child = pulumi.ResourceOptions(parent=self)
 
         data = {key: (_ENGINES_DIR / key).read_text() for key in _CODE_FILES}
-        data[SPEC_FILE] = json.dumps(build_request(spec), indent=2, sort_keys=True) + "\n"
+        data[SPEC_FILE] = json.dumps(build_request(spec, args.image), indent=2, sort_keys=True) + "\n"
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-code",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=args.namespace, labels=labels),
@@ -180,7 +196,12 @@ class EngineBuild(pulumi.ComponentResource):
         self.job_name = self.job.metadata.apply(lambda meta: meta.name)
         self.engine_dir = self.job_name.apply(lambda _: self.engine_path)
         self.register_outputs(
-            {"engine_dir": self.engine_dir, "content_hash": self.content_hash, "job_name": self.job_name}
+            {
+                "engine_dir": self.engine_dir,
+                "content_hash": self.content_hash,
+                "engine_key": self.engine_key,
+                "job_name": self.job_name,
+            }
         )
 
 

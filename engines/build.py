@@ -7,11 +7,16 @@ reached through subprocesses and, for its version, a lazy import behind :class:`
 The spec file is a *build request* written by ``components.engine_build``::
 
     {"spec": <EngineSpec.model_dump(mode="json")>, "contentHash": "<16 hex>",
+     "image": "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3", "engineKey": "<16 hex>",
      "architecture": "LlamaForCausalLM", "checkpoint": "meta-llama/Llama-3.1-8B-Instruct"}
+
+The engine's storage key (:func:`engine_key`) is the spec's content hash salted with the image:
+engines only load in the TensorRT-LLM version that built them, so a new image gets a new engine
+directory (built while the old one keeps serving) instead of breaking the running one.
 
 Steps, each idempotent:
 
-1. ``<store>/engines/<model>/<content_hash>/manifest.json`` complete -> exit 0, nothing built.
+1. ``<store>/engines/<model>/<engine_key>/manifest.json`` complete -> exit 0, nothing built.
 2. Weights: a HF repo id is downloaded once to ``<store>/hf/<repo id>/`` (marker ``.complete``);
    an absolute path is used as is.
 3. Conversion (convert_checkpoint.py or quantize.py) and ``trtllm-build`` into
@@ -20,7 +25,7 @@ Steps, each idempotent:
    either no directory or a complete one.
 
 Exit codes: 0 built or up to date; 1 a step failed; 2 bad request; 3 an engine exists for this
-hash but was built by another TensorRT-LLM version (engines are not portable across versions).
+key but was built by another TensorRT-LLM version (the image tag was moved to another build).
 """
 
 from __future__ import annotations
@@ -85,9 +90,18 @@ def content_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def engine_dir(store: Path, spec: Mapping[str, Any]) -> Path:
-    """``<store>/engines/<model>/<content_hash>``: where this spec's engine lives."""
-    return store / "engines" / spec["model"] / content_hash(spec)
+def engine_key(spec: Mapping[str, Any], image: str | None) -> str:
+    """Storage key of the engine ``image`` builds from ``spec``: 16 hex characters. Without an
+    image (requests written by hand), the content hash itself."""
+    digest = content_hash(spec)
+    if not image:
+        return digest
+    return hashlib.sha256(f"{digest}\n{image}".encode()).hexdigest()[:16]
+
+
+def engine_dir(store: Path, spec: Mapping[str, Any], image: str | None = None) -> Path:
+    """``<store>/engines/<model>/<engine_key>``: where this spec's engine lives."""
+    return store / "engines" / spec["model"] / engine_key(spec, image)
 
 
 REQUIRED_SPEC_KEYS = (
@@ -119,6 +133,14 @@ def load_request(path: Path) -> dict[str, Any]:
         raise BuildError(
             f"contentHash {given} in {path} does not match the spec's hash {content_hash(spec)}: "
             "the spec was edited after rendering; re-run pulumi up",
+            EXIT_BAD_REQUEST,
+        )
+    key = request.get("engineKey")
+    if key is not None and key != engine_key(spec, request.get("image")):
+        raise BuildError(
+            f"engineKey {key} in {path} does not match spec and image "
+            f"({engine_key(spec, request.get('image'))}): the request was edited after rendering; "
+            "re-run pulumi up",
             EXIT_BAD_REQUEST,
         )
     return request
@@ -162,8 +184,9 @@ def build(
 ) -> Path:
     """Build the engine ``request`` describes unless it exists; return its directory."""
     spec = request["spec"]
-    digest = content_hash(spec)
-    target = engine_dir(store, spec)
+    image = request.get("image")
+    digest = engine_key(spec, image)
+    target = engine_dir(store, spec, image)
     version = runner.tensorrt_llm_version()
     existing = read_manifest(target)
     if existing is not None:
@@ -171,8 +194,8 @@ def build(
         if built_with != version:
             raise BuildError(
                 f"{target} holds an engine built with tensorrt_llm {built_with}, but this container "
-                f"has {version}; engines do not load across versions: use the image that built it, "
-                "or delete the directory to rebuild",
+                f"has {version}; engines do not load across versions (was the image tag moved?): "
+                "pin the image by digest, or delete the directory to rebuild",
                 EXIT_VERSION_MISMATCH,
             )
         _log(f"engine {digest} is up to date at {target}; nothing to build")
@@ -222,7 +245,9 @@ def build(
         manifest = {
             "format": MANIFEST_FORMAT,
             "complete": True,
-            "contentHash": digest,
+            "contentHash": content_hash(spec),
+            "engineKey": digest,
+            "image": image,
             "model": spec["model"],
             "architecture": request["architecture"],
             "checkpoint": request["checkpoint"],

@@ -175,6 +175,36 @@ def test_engine_of_another_version_is_refused(tmp_path, examples):
     assert str(info.value).startswith(f"{target} holds an engine built with tensorrt_llm 1.0.0, but this container has 1.1.0")
 
 
+IMAGE_A = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
+IMAGE_B = "nvcr.io/nvidia/tritonserver:25.11-trtllm-python-py3"
+
+
+def request_with_image(spec: EngineSpec, image: str) -> dict:
+    return {**request_for(spec), "image": image, "engineKey": build.engine_key(spec.model_dump(mode="json"), image)}
+
+
+def test_a_new_image_builds_beside_the_engine_still_serving(tmp_path, examples):
+    spec = EngineSpec(model=L8)
+    old = build.build(request_with_image(spec, IMAGE_A), tmp_path, FakeRunner(version="1.0.0"), str(examples))
+    runner = FakeRunner(version="1.1.0")
+    new = build.build(request_with_image(spec, IMAGE_B), tmp_path, runner, str(examples))
+    assert old.parent == new.parent == tmp_path / "engines" / L8
+    assert len({old.name, new.name, spec.content_hash()}) == 3
+    assert runner.tools() == ["convert", "trtllm-build"]  # weights reused
+    assert json.loads((old / "manifest.json").read_text())["tensorrtLlmVersion"] == "1.0.0"
+    manifest = json.loads((new / "manifest.json").read_text())
+    assert (manifest["image"], manifest["engineKey"], manifest["contentHash"]) == (IMAGE_B, new.name, spec.content_hash())
+
+
+def test_engine_key_not_matching_spec_and_image_is_a_bad_request(tmp_path):
+    spec = EngineSpec(model=L8)
+    request = {**request_with_image(spec, IMAGE_A), "image": IMAGE_B}
+    path = write_request(tmp_path / "spec.json", request)
+    with pytest.raises(build.BuildError, match="engineKey .* does not match spec and image") as info:
+        build.load_request(path)
+    assert info.value.code == build.EXIT_BAD_REQUEST
+
+
 def test_missing_converter_is_explained(tmp_path):
     with pytest.raises(build.BuildError, match="converter .*convert_checkpoint.py is missing: point --examples-dir"):
         run_build(EngineSpec(model=L8), tmp_path, tmp_path / "nowhere", FakeRunner())

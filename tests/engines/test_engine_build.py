@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.cluster_contract import NodePool, Toleration
-from components.engine_build import EngineBuild, EngineBuildArgs, job_name
+from components.engine_build import DEFAULT_IMAGE, EngineBuild, EngineBuildArgs, engine_key, job_name
 from engines import build as build_entrypoint
 from engines.spec import EngineSpec
 
@@ -25,6 +25,7 @@ POOL = NodePool(
     efa_interfaces=32,
 )
 SPEC = EngineSpec(model=L8, tp_size=4, quantization="fp8", kv_cache_dtype="fp8")
+KEY = engine_key(SPEC, DEFAULT_IMAGE)
 
 
 def make_args(**overrides) -> EngineBuildArgs:
@@ -57,15 +58,18 @@ def after(build: EngineBuild, check):
 
 
 @pulumi.runtime.test
-def test_job_name_contains_the_content_hash(mocks):
+def test_job_name_and_engine_dir_carry_the_engine_key(mocks):
     build = create()
 
     def check(name, engine_dir):
-        assert name == f"llama-8b-{SPEC.content_hash()}"
+        assert SPEC.content_hash() != KEY and len(KEY) == 16
+        assert name == f"llama-8b-{KEY}"
         assert job_of(mocks).inputs["metadata"]["name"] == name
         assert job_of(mocks).name == "llama-8b-job"
-        assert build.content_hash == SPEC.content_hash()
-        assert engine_dir == f"/models/engines/{L8}/{SPEC.content_hash()}" == build.engine_path
+        assert (build.content_hash, build.engine_key) == (SPEC.content_hash(), KEY)
+        assert engine_dir == f"/models/engines/{L8}/{KEY}" == build.engine_path
+        labels = job_of(mocks).inputs["metadata"]["labels"]
+        assert (labels["disagg.ai/engine-hash"], labels["disagg.ai/engine-key"]) == (SPEC.content_hash(), KEY)
 
     return after(build, check)
 
@@ -118,7 +122,7 @@ def test_volumes_store_code_and_shm(mocks):
         assert volumes["store"]["persistentVolumeClaim"] == {"claimName": "models"}
         assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
         code = volumes["code"]["configMap"]
-        assert code["name"] == f"llama-8b-{SPEC.content_hash()}"
+        assert code["name"] == f"llama-8b-{KEY}"
         assert {i["key"]: i["path"] for i in code["items"]} == {
             "__init__.py": "engines/__init__.py",
             "build.py": "engines/build.py",
@@ -164,6 +168,8 @@ def test_configmap_carries_entrypoint_and_request(mocks):
         assert data["build.py"] == Path(build_entrypoint.__file__).read_text()
         request = json.loads(data["spec.json"])
         assert request["contentHash"] == SPEC.content_hash() == build_entrypoint.content_hash(request["spec"])
+        assert request["image"] == DEFAULT_IMAGE
+        assert request["engineKey"] == KEY == build_entrypoint.engine_key(request["spec"], DEFAULT_IMAGE)
         assert request["spec"] == SPEC.model_dump(mode="json")
         assert (request["architecture"], request["checkpoint"]) == ("LlamaForCausalLM", "meta-llama/Llama-3.1-8B-Instruct")
 
@@ -184,8 +190,15 @@ def test_children_use_the_given_provider(mocks):
 
 def test_changed_spec_changes_the_job_name():
     changed = SPEC.model_copy(update={"max_batch_size": 128})
-    assert job_name("llama-8b", changed) != job_name("llama-8b", SPEC)
-    assert job_name("llama-8b", SPEC) == job_name("llama-8b", EngineSpec.model_validate(SPEC.model_dump()))
+    assert job_name("llama-8b", changed, DEFAULT_IMAGE) != job_name("llama-8b", SPEC, DEFAULT_IMAGE)
+    same = EngineSpec.model_validate(SPEC.model_dump())
+    assert job_name("llama-8b", SPEC, DEFAULT_IMAGE) == job_name("llama-8b", same, DEFAULT_IMAGE)
+
+
+def test_changed_image_builds_a_new_engine_directory():
+    newer = "nvcr.io/nvidia/tritonserver:25.11-trtllm-python-py3"
+    assert engine_key(SPEC, newer) != KEY
+    assert job_name("llama-8b", SPEC, newer) != job_name("llama-8b", SPEC, DEFAULT_IMAGE)
 
 
 def test_multi_node_engine_is_built_on_one_node_in_turns():
@@ -205,4 +218,4 @@ def test_host_memory_scales_with_the_model():
 
 def test_long_names_are_refused():
     with pytest.raises(ValueError, match="use a name of at most 46 characters"):
-        job_name("x" * 47, SPEC)
+        job_name("x" * 47, SPEC, DEFAULT_IMAGE)

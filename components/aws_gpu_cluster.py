@@ -26,13 +26,15 @@ Its ``handle`` (:class:`~components.cluster_contract.ClusterHandle`) is all the 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from . import aws_iam
-from .aws_gpu_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs
+from .aws_gpu_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput
 from .aws_network import AwsNetwork, AwsNetworkArgs
 from .cluster_contract import ClusterHandle, NodePool, SharedStorage
 from .config.cluster import POOL_LABEL, EksConfig, StorageConfig
@@ -161,7 +163,9 @@ class AwsGpuCluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        private_subnets = [network.private_subnet_ids[zone] for zone in args.availability_zones]
+        private_subnets: list[StrInput] = [
+            network.private_subnet_ids[zone] for zone in args.availability_zones
+        ]
 
         cluster_role, cluster_policies = self._service_role(
             "cluster-role", "eks.amazonaws.com", aws_iam.CLUSTER_POLICIES
@@ -192,7 +196,9 @@ class AwsGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
         )
         self._cluster = cluster
-        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        issuer = cluster.identities.apply(
+            lambda ids: cast("Sequence[aws.eks.outputs.ClusterIdentityOidc]", ids[0].oidcs)[0].issuer
+        )
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc-provider",
             url=issuer,
@@ -251,7 +257,6 @@ class AwsGpuCluster(pulumi.ComponentResource):
             self.efa_security_group_id = self._efa_security_group(network.vpc_id)
         self.gpu_node_pools = {}
         for pool in args.gpu_node_pools:
-            pinned = pool.availability_zone is not None
             self.gpu_node_pools[pool.name] = AwsGpuNodePool(
                 f"{name}-{pool.name}",
                 AwsGpuNodePoolArgs(
@@ -260,7 +265,9 @@ class AwsGpuCluster(pulumi.ComponentResource):
                     eks_cluster_name=cluster_name_for_nodes,
                     kubernetes_version=cluster.version,
                     node_role_arn=node_role_arn,
-                    subnet_ids=[network.gpu_subnet_ids[pool.availability_zone]] if pinned else private_subnets,
+                    subnet_ids=[network.gpu_subnet_ids[pool.availability_zone]]
+                    if pool.availability_zone is not None
+                    else private_subnets,
                     security_group_ids=[
                         cluster_security_group,
                         *([self.efa_security_group_id] if pool.efa and self.efa_security_group_id else []),

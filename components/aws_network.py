@@ -46,7 +46,7 @@ def plan_subnets(vpc_cidr: str, zones: list[str]) -> dict[str, ZoneSubnets]:
         raise ValueError(f"{len(zones)} availability zones: the layout has room for 6")
     if len(set(zones)) != len(zones):
         raise ValueError(f"availability zones {zones} list a zone twice: remove the duplicate")
-    eighths = list(network.subnets(prefixlen_diff=3))
+    eighths: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(network.subnets(prefixlen_diff=3))
     gpu = list(eighths[6].subnets(prefixlen_diff=3))
     public = list(eighths[7].subnets(prefixlen_diff=3))
     return {

@@ -40,7 +40,7 @@ Everything is validated before any resource is declared (:func:`plan_deployment`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -100,11 +100,14 @@ class DisaggregatedDeploymentArgs(BaseModel):
         return engine_dirs
 
 
+WorkerRole = Literal["workers", "prefill", "decode"]
+
+
 @dataclass(frozen=True)
 class RolePlan:
     """Everything static about one worker group type."""
 
-    role: str
+    role: WorkerRole
     group: WorkerGroupConfig
     engine: EngineSpec
     pool: NodePool
@@ -130,7 +133,7 @@ class DeploymentPlan:
         return self.roles[0].role
 
 
-def worker_roles(deployment: ModelDeploymentConfig) -> list[str]:
+def worker_roles(deployment: ModelDeploymentConfig) -> list[WorkerRole]:
     return ["workers"] if deployment.mode == "tensor-parallel" else ["prefill", "decode"]
 
 
@@ -226,7 +229,7 @@ MAX_NAME_LENGTH = 63
 """Service names are DNS labels; LWS pods carry ``<set>-<group>-<10-char hash>`` label values."""
 
 
-def _name_problems(name: str, roles: list[str]) -> list[str]:
+def _name_problems(name: str, roles: list[WorkerRole]) -> list[str]:
     derived = [orchestrator_component_name(name, r) for r in roles]
     derived += [f"{workers_component_name(name, r)}-999-0123456789" for r in roles]
     longest = max(derived, key=len)

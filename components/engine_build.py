@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -193,7 +194,7 @@ class EngineBuild(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config_map], custom_timeouts=timeouts),
         )
-        self.job_name = self.job.metadata.apply(lambda meta: meta.name)
+        self.job_name = self.job.metadata.apply(lambda meta: cast(str, meta.name))
         self.engine_dir = self.job_name.apply(lambda _: self.engine_path)
         self.register_outputs(
             {
@@ -251,7 +252,9 @@ def _pod_spec(args: EngineBuildArgs, config_map_name: str) -> k8s.core.v1.PodSpe
     return k8s.core.v1.PodSpecArgs(
         restart_policy="Never",
         node_selector=dict(args.pool.node_selector),
-        tolerations=[k8s.core.v1.TolerationArgs(**t.to_k8s()) for t in args.pool.tolerations],
+        tolerations=[
+            k8s.core.v1.TolerationArgs(**cast(dict[str, Any], t.to_k8s())) for t in args.pool.tolerations
+        ],
         containers=[container],
         volumes=[
             k8s.core.v1.VolumeArgs(

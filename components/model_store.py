@@ -12,7 +12,7 @@ callers can build pod specs from them; depend on the component (or ``claim``) to
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -83,7 +83,7 @@ class ModelStore(pulumi.ComponentResource):
                 namespace=self.namespace_resource.metadata.name,
                 labels={"app.kubernetes.io/part-of": "disagg-inference", "disagg.dev/storage-kind": storage.kind},
             ),
-            spec=claim_spec(storage),
+            spec=cast(Any, claim_spec(storage)),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=handle.provider,

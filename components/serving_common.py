@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -480,6 +480,6 @@ def child_options(
     if inherited is None:
         inherited = []
     elif not isinstance(inherited, (list, tuple)):
-        inherited = [inherited]
+        inherited = [cast("pulumi.Input[pulumi.Resource]", inherited)]
     deps = [*inherited, *depends_on]
     return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=deps or None, **extra)

@@ -18,7 +18,7 @@ items carry the paths. Objects, all named after the component:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -336,15 +336,17 @@ class TritonFrontend(pulumi.ComponentResource):
             self.config_maps.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-repository-{planned.name[len(name) + 1 :]}",
-                    metadata=metadata(planned.name, args.namespace, cm_labels),
-                    data=maps.apply(lambda ms, n=planned.name: next(m.data for m in ms if m.name == n)),
+                    metadata=cast(Any, metadata(planned.name, args.namespace, cm_labels)),
+                    data=maps.apply(
+                        cast(Any, lambda ms, n=planned.name: next(m.data for m in ms if m.name == n))
+                    ),
                     opts=child(),
                 )
             )
         deployment = maps.apply(lambda ms: frontend_deployment_manifest(name, args, ms))
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=metadata(name, args.namespace, frontend_pod_labels(args)),
+            metadata=cast(Any, metadata(name, args.namespace, frontend_pod_labels(args))),
             spec=deployment.apply(lambda d: d["spec"]),
             opts=child(depends_on=self.config_maps, ignore_changes=["spec.replicas"]),
         )

@@ -35,7 +35,7 @@ recreates the whole group.
 from __future__ import annotations
 
 import shlex
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -358,8 +358,15 @@ class TritonOrchestrator(pulumi.ComponentResource):
         self.config_maps = [
             k8s.core.v1.ConfigMap(
                 f"{name}-repository-{planned.name[len(name) + 1 :]}",
-                metadata=metadata(planned.name, args.namespace, {**object_labels, "disagg.dev/model": planned.model}),
-                data=maps.apply(lambda ms, n=planned.name: next(m.data for m in ms if m.name == n)),
+                metadata=cast(
+                    Any,
+                    metadata(
+                        planned.name, args.namespace, {**object_labels, "disagg.dev/model": planned.model}
+                    ),
+                ),
+                data=maps.apply(
+                    cast(Any, lambda ms, n=planned.name: next(m.data for m in ms if m.name == n))
+                ),
                 opts=child(),
             )
             for planned in layout_maps

@@ -95,10 +95,12 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
     runtime_config.set_all_config(raw, secret_keys)
     sys.path.insert(0, str(project_dir))
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")))
+        _sync_await(
+            run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))  # type: ignore[arg-type,return-value]
+        )
         root = settings.get_root_resource()
         outputs = {}
-        for name, value in sorted((root.outputs if root else {}).items()):
+        for name, value in sorted((root.outputs if root else {}).items()):  # type: ignore[attr-defined]
             output = pulumi.Output.from_input(value)
             resolved = _sync_await(output.future())
             outputs[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved

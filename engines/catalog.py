@@ -11,7 +11,7 @@ Standard library only (dataclasses), so the facts can be read anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 GpuArch = Literal["ampere", "ada", "hopper", "blackwell"]
 
@@ -266,4 +266,5 @@ def recommended_spec(model_key: str, gpu: str = "h100-80gb", **overrides: object
             f"no recommended settings for '{model.key}' on '{gpu_info.key}' "
             f"(recommended GPUs: {', '.join(known)})"
         ) from None
-    return EngineSpec(model=model.key, **{**rec.fields(), **overrides})
+    fields: dict[str, Any] = {**rec.fields(), **overrides}
+    return EngineSpec(model=model.key, **fields)

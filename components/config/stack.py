@@ -105,9 +105,9 @@ class StackConfig(ConfigModel):
                         f"need a metrics adapter, but {NAMESPACE}:platform.metricsAdapter.enabled is "
                         "false: enable it (with prometheusUrl) or set autoscaling.enabled: false"
                     )
-                engine = self.engines.get(group.engine)
-                if engine is not None:
-                    problems += _check_serving_limits(where, deployment, engine)
+                group_engine = self.engines.get(group.engine)
+                if group_engine is not None:
+                    problems += _check_serving_limits(where, deployment, group_engine)
             if deployment.prefill and deployment.decode:
                 prefill = self.engines.get(deployment.prefill.engine)
                 decode = self.engines.get(deployment.decode.engine)

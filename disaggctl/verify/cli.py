@@ -101,9 +101,10 @@ def _run_verify(args: argparse.Namespace) -> int:
         reason = result.error or "the stream ended without any text_output token"
         _err(f"verify: FAIL: streaming generate on {args.model} at {url}: {reason}")
         return EXIT_FAILED
+    assert result.ttft_s is not None and result.latency_s is not None  # set on an ok result with tokens
     print(
         f"{result.output_tokens} tokens; time to first token {result.ttft_s * 1000:.1f} ms; "
-        f"total {result.latency_s * 1000:.1f} ms"  # type: ignore[operator]
+        f"total {result.latency_s * 1000:.1f} ms"
     )
 
     if args.skip_load_test:
@@ -121,9 +122,9 @@ def _run_verify(args: argparse.Namespace) -> int:
     path = write_report(report, args.report)
     print(render_load_summary(report), end="")
     print(f"report: {path}")
-    problems = report_problems(report)
-    if problems:
-        for p in problems:
+    load_problems = report_problems(report)
+    if load_problems:
+        for p in load_problems:
             _err(f"verify: FAIL: load test: {p}")
         return EXIT_FAILED
     print("verify: PASS")

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -286,7 +286,7 @@ def render_fabric_check(spec: FabricCheckSpec, ssh_keypair: SshKeyPair | None = 
             }
         )
     resources = fabric_resources(spec)
-    env = [{"name": k, "value": v} for k, v in sorted(fabric_env(spec).items())]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(fabric_env(spec).items())]
     env += [
         {"name": "JOB_NAME", "value": spec.name},
         {"name": "SERVICE", "value": spec.name},
@@ -346,7 +346,7 @@ def render_fabric_check(spec: FabricCheckSpec, ssh_keypair: SshKeyPair | None = 
     return objects
 
 
-def manifests_yaml(objects: list[Mapping]) -> str:
+def manifests_yaml(objects: Sequence[Mapping]) -> str:
     """Multi-document YAML for ``kubectl apply -f -``."""
     import yaml
 

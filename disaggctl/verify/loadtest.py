@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -212,7 +212,7 @@ def run_load_test(
     def default_factory():
         return StreamSession(config.url, config.model, connect_timeout_s=min(10.0, config.time_limit_s))
 
-    factory = session_factory or default_factory
+    factory: Callable[[], Any] = session_factory or default_factory
     start = time.perf_counter()
     deadline = start + config.time_limit_s
     lock = threading.Lock()

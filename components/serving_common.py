@@ -193,6 +193,13 @@ def repository_config_maps(base_name: str, files: Mapping[str, str]) -> list[Rep
     return out
 
 
+def config_map_data(
+    config_maps: pulumi.Output[list[RepositoryConfigMap]], name: str
+) -> pulumi.Output[dict[str, str]]:
+    """The ``data`` of the ConfigMap called ``name`` among ``config_maps`` (known once they are)."""
+    return config_maps.apply(lambda maps: next(m.data for m in maps if m.name == name))
+
+
 VERSION_MARKER = ".keep"
 """File the projected volume puts into the version directory of models that have no files there."""
 

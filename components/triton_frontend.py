@@ -40,6 +40,7 @@ from .serving_common import (
     RepositoryConfigMap,
     check_input_str,
     child_options,
+    config_map_data,
     content_hash,
     env_list,
     http_probe,
@@ -337,9 +338,7 @@ class TritonFrontend(pulumi.ComponentResource):
                 k8s.core.v1.ConfigMap(
                     f"{name}-repository-{planned.name[len(name) + 1 :]}",
                     metadata=cast(Any, metadata(planned.name, args.namespace, cm_labels)),
-                    data=maps.apply(
-                        cast(Any, lambda ms, n=planned.name: next(m.data for m in ms if m.name == n))
-                    ),
+                    data=config_map_data(maps, planned.name),
                     opts=child(),
                 )
             )

@@ -62,6 +62,7 @@ from .serving_common import (
     RepositoryConfigMap,
     check_input_str,
     child_options,
+    config_map_data,
     content_hash,
     env_list,
     executor_env,
@@ -364,9 +365,7 @@ class TritonOrchestrator(pulumi.ComponentResource):
                         planned.name, args.namespace, {**object_labels, "disagg.dev/model": planned.model}
                     ),
                 ),
-                data=maps.apply(
-                    cast(Any, lambda ms, n=planned.name: next(m.data for m in ms if m.name == n))
-                ),
+                data=config_map_data(maps, planned.name),
                 opts=child(),
             )
             for planned in layout_maps

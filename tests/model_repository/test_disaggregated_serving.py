@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +155,9 @@ def test_orchestrator_metrics_count_each_proxied_request(frontend, orchestrator)
     before = request_success(orchestrator.metrics_url, "tensorrt_llm")
     chunks, error = generate(frontend.grpc_url, "count me", 3, stream=True)
     assert error is None and chunks
+    deadline = time.monotonic() + 5  # Triton counts a decoupled request just after its final response
+    while request_success(orchestrator.metrics_url, "tensorrt_llm") < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert request_success(orchestrator.metrics_url, "tensorrt_llm") == before + 1
 
 

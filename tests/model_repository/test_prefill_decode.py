@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -180,13 +181,24 @@ def request_success(server: LocalTriton) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def settled_counts(servers: tuple[LocalTriton, ...], expected: tuple[float, ...], wait_s: float = 5.0):
+    """The servers' success counters once they reach ``expected`` (or after ``wait_s``): Triton
+    records a decoupled request's statistics just after sending its final response."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        counts = tuple(request_success(s) for s in servers)
+        if all(c >= e for c, e in zip(counts, expected, strict=True)) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
+
+
 @needs_triton
 def test_streaming_request_runs_context_then_generation(split_frontend, prefill, decode):
     before = request_success(prefill), request_success(decode)
     chunks, error = generate_text(split_frontend.grpc_url, "Hello", 7, stream_tokens=True)
     assert error is None
     assert chunks == list(expected_generation("Hello", 7))
-    assert (request_success(prefill), request_success(decode)) == (before[0] + 1, before[1] + 1)
+    assert settled_counts((prefill, decode), (before[0] + 1, before[1] + 1)) == (before[0] + 1, before[1] + 1)
 
 
 @needs_triton

@@ -10,13 +10,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_gpu_cluster import AwsGpuCluster
+from components.cluster.aws import AwsGpuCluster
+from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
-from components.disaggregated_deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
-from components.engine_build import EngineBuild, EngineBuildArgs
-from components.existing_cluster import ExistingCluster
-from components.model_store import ModelStore
+from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.platform import PlatformOperators
+from components.serving.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
+from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:

@@ -4,7 +4,7 @@ Runs in the TensorRT-LLM container from a ConfigMap-mounted copy of this package
 the standard library only (plus :mod:`engines.build_args`, also stdlib-only); tensorrt_llm is
 reached through subprocesses and, for its version, a lazy import behind :class:`Runner`.
 
-The spec file is a *build request* written by ``components.engine_build``::
+The spec file is a *build request* written by ``components.models.engine_build``::
 
     {"spec": <EngineSpec.model_dump(mode="json")>, "contentHash": "<16 hex>",
      "image": "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3", "engineKey": "<16 hex>",

@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..cluster_contract import Fabric, NodePool, Toleration
-from ..instance_types import GpuArch, InstanceType, lookup_instance_type
-from .base import ConfigModel, check_dns_label
+from components.cluster.contract import Fabric, NodePool, Toleration
+from components.cluster.instance_types import GpuArch, InstanceType, lookup_instance_type
+from components.config.base import ConfigModel, check_dns_label
 
 GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
 """Taint on every GPU node (and toleration on every GPU pod): CPU pods stay off GPU nodes."""

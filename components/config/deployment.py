@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import ConfigModel, check_dns_label
+from components.config.base import ConfigModel, check_dns_label
 
 
 class ResourcesConfig(ConfigModel):

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .stack import NAMESPACE, StackConfig
+from components.config.stack import NAMESPACE, StackConfig
 
 OFFLINE_SECRET = "[secret]"
 """What a secret config value reads as when the program runs offline (``disaggctl synth``), where

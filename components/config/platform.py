@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from ..cluster_contract import Fabric
-from .base import ConfigModel, check_dns_label
+from components.cluster.contract import Fabric
+from components.config.base import ConfigModel, check_dns_label
 
 RDMA_FABRICS: tuple[Fabric, ...] = ("infiniband", "roce")
 """Fabrics the NVIDIA Network Operator serves (and on which GPUDirect RDMA is possible)."""

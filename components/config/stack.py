@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
+from components.cluster.contract import Fabric, NodePool
+from components.config.base import ConfigModel, check_dns_label
+from components.config.cluster import ClusterConfig
+from components.config.deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
+from components.config.platform import PlatformConfig
 from engines.catalog import MODELS
 from engines.checks import check_fits_memory, check_parallelism, check_quantization_supported
 from engines.spec import EngineSpec
-
-from ..cluster_contract import Fabric, NodePool
-from .base import ConfigModel, check_dns_label
-from .cluster import ClusterConfig
-from .deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
-from .platform import PlatformConfig
 
 NAMESPACE = "disagg"
 """Pulumi config namespace: keys read ``disagg:<key>`` (the project name in Pulumi.yaml)."""

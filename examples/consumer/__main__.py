@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.cluster.existing import ExistingCluster
 from components.config.cluster import ExistingClusterConfig, ExistingPoolConfig
 from components.config.deployment import (
     FrontendConfig,
@@ -17,11 +18,10 @@ from components.config.deployment import (
     WorkerGroupConfig,
 )
 from components.config.platform import PlatformConfig
-from components.disaggregated_deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
-from components.engine_build import EngineBuild, EngineBuildArgs
-from components.existing_cluster import ExistingCluster
-from components.model_store import ModelStore
+from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.platform import PlatformOperators
+from components.serving.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
+from components.storage.model_store import ModelStore
 from engines.catalog import recommended_spec
 
 settings = pulumi.Config()

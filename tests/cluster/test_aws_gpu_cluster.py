@@ -8,9 +8,9 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.aws_gpu_cluster import AwsGpuCluster
-from components.aws_network import plan_subnets
-from components.cluster_contract import EFA_RESOURCE, Toleration
+from components.cluster.aws import AwsGpuCluster
+from components.cluster.aws_network import plan_subnets
+from components.cluster.contract import EFA_RESOURCE, Toleration
 from components.config.cluster import EksConfig
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"

@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from components import aws_iam
-from components.aws_gpu_cluster import (
+from components.cluster import aws_iam
+from components.cluster.aws import (
     admin_entry_names,
     eks_kubeconfig,
     fsx_storage_class_parameters,
     gpu_zones,
     storage_zone,
 )
-from components.aws_gpu_node_pool import node_group_capacity_type, node_group_taints, placement_group_name
-from components.aws_network import plan_subnets
+from components.cluster.aws_network import plan_subnets
+from components.cluster.aws_node_pool import node_group_capacity_type, node_group_taints, placement_group_name
 from components.config.cluster import GpuNodePoolConfig, StorageConfig
 
 ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"]

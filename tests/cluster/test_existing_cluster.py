@@ -8,9 +8,9 @@ import pytest
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
-from components.cluster_contract import SharedStorage, Toleration
+from components.cluster.contract import SharedStorage, Toleration
+from components.cluster.existing import ExistingCluster, check_context, is_kubeconfig_text, read_kubeconfig
 from components.config.cluster import ExistingClusterConfig
-from components.existing_cluster import ExistingCluster, check_context, is_kubeconfig_text, read_kubeconfig
 
 KUBECONFIG = """apiVersion: v1
 kind: Config

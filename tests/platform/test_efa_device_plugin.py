@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components.cluster_contract import Toleration
-from components.efa_device_plugin import efa_device_plugin_values
+from components.cluster.contract import Toleration
+from components.platform.efa_device_plugin import efa_device_plugin_values
 
 
 def test_tolerates_the_gpu_taint(clusters):

@@ -7,9 +7,9 @@ import itertools
 import jsonschema
 import pytest
 
-from components.cluster_contract import Toleration
+from components.cluster.contract import Toleration
 from components.config.platform import PlatformConfig
-from components.gpu_operator import gpu_node_tolerations, gpu_operator_values
+from components.platform.gpu_operator import gpu_node_tolerations, gpu_operator_values
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 CLUSTER_POLICY_SECTIONS = (

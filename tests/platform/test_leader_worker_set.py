@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.leader_worker_set import leader_worker_set_values
+from components.platform.leader_worker_set import leader_worker_set_values
 
 
 def test_controller_runs_on_the_system_pool(clusters):

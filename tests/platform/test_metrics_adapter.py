@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from components.autoscaling_metrics import (
+from components.config.platform import MetricsAdapterConfig
+from components.platform.autoscaling_metrics import (
     KV_CACHE_UTILIZATION,
     QUEUE_TIME_MS,
     WAITING_REQUESTS,
     adapter_rules,
 )
-from components.config.platform import MetricsAdapterConfig
-from components.metrics_adapter import metrics_adapter_values, prometheus_location
+from components.platform.metrics_adapter import metrics_adapter_values, prometheus_location
 
 
 def test_rules_are_the_shared_autoscaling_rules():

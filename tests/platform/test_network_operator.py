@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from components.config.platform import PlatformConfig
-from components.network_operator import (
+from components.platform.network_operator import (
     gpu_node_affinity,
     network_operator_values,
     nic_cluster_policy_spec,

@@ -192,7 +192,7 @@ def test_synth_output_is_byte_identical_across_runs(mocks, clusters, tmp_path):
 
 
 def test_network_operator_alone_refuses_a_fabric_without_rdma(mocks, clusters):
-    from components.network_operator import NetworkOperator
+    from components.platform.network_operator import NetworkOperator
 
     with pytest.raises(ValueError) as info:
         mocks.run(lambda: NetworkOperator("net", clusters.handle("efa", provider=mocks.provider()), PlatformConfig()))

@@ -20,20 +20,20 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.cluster_contract import ClusterHandle, NodePool, Toleration
+from components.cluster.contract import ClusterHandle, NodePool, Toleration
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig
-from components.disaggregated_deployment import DisaggregatedDeploymentArgs
-from components.model_repository import (
+from components.serving.deployment import DisaggregatedDeploymentArgs
+from components.serving.frontend import TritonFrontendArgs
+from components.serving.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from components.serving_common import GroupLayout
-from components.tensor_parallel_workers import TensorParallelWorkersArgs
-from components.triton_frontend import TritonFrontendArgs
-from components.triton_orchestrator import TritonOrchestratorArgs
+from components.serving.orchestrator import TritonOrchestratorArgs
+from components.serving.pods import GroupLayout
+from components.serving.workers import TensorParallelWorkersArgs
 from disaggctl.mocks import install_mocks
 from engines.spec import EngineSpec
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.cluster_contract import NodePool
-from components.model_repository import frontend_repository, repository_files
-from components.serving_common import (
+from components.cluster.contract import NodePool
+from components.serving.model_repository import frontend_repository, repository_files
+from components.serving.pods import (
     GroupLayout,
     config_map_key,
     content_hash,

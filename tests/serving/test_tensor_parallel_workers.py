@@ -12,10 +12,11 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from components.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
-from components.cluster_contract import NodePool
-from components.serving_common import STATE_DIR, GroupLayout
-from components.tensor_parallel_workers import (
+from components.cluster.contract import NodePool
+from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
+from components.serving.orchestrator import leader_pod_template, orchestrator_config_maps
+from components.serving.pods import STATE_DIR, GroupLayout
+from components.serving.workers import (
     SSH_DIR,
     SSHD_RUN_DIR,
     TensorParallelWorkers,
@@ -26,7 +27,6 @@ from components.tensor_parallel_workers import (
     workers_hpa_manifest,
     workers_pdb_manifest,
 )
-from components.triton_orchestrator import leader_pod_template, orchestrator_config_maps
 
 H100 = NodePool("h100", 8, 80, {"disagg.dev/pool": "h100"}, fabric="efa", efa_interfaces=32, instance_type="p5.48xlarge")
 IB = NodePool("dgx", 8, 80, {"p": "dgx"}, fabric="infiniband", rdma_resource="rdma/rdma_shared_device_a")

@@ -11,21 +11,9 @@ import pulumi_kubernetes as k8s
 import pytest
 import tritonclient.grpc as grpcclient
 
-from components.autoscaling_metrics import QUEUE_TIME_MS
 from components.config.deployment import FrontendConfig
-from components.model_repository import (
-    EngineLimits,
-    FrontendSettings,
-    ModelRepositoryArgs,
-    TensorrtLlmSettings,
-    TokenizerSettings,
-    frontend_repository,
-    repository_files,
-    standin_orchestrator_repository,
-    write_repository,
-)
-from components.serving_common import REPOSITORY_HASH_ANNOTATION, content_hash, repository_volume
-from components.triton_frontend import (
+from components.platform.autoscaling_metrics import QUEUE_TIME_MS
+from components.serving.frontend import (
     TritonFrontend,
     frontend_command,
     frontend_config_maps,
@@ -37,6 +25,18 @@ from components.triton_frontend import (
     load_balancer_host,
     with_tokenizer_dir,
 )
+from components.serving.model_repository import (
+    EngineLimits,
+    FrontendSettings,
+    ModelRepositoryArgs,
+    TensorrtLlmSettings,
+    TokenizerSettings,
+    frontend_repository,
+    repository_files,
+    standin_orchestrator_repository,
+    write_repository,
+)
+from components.serving.pods import REPOSITORY_HASH_ANNOTATION, content_hash, repository_volume
 from disaggctl.local_triton import LocalTriton
 
 

@@ -18,8 +18,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from components.serving_common import STATE_DIR, GroupLayout
-from components.triton_orchestrator import (
+from components.serving.orchestrator import (
     TritonOrchestrator,
     executor_rank_server_args,
     leader_pod_template,
@@ -30,6 +29,7 @@ from components.triton_orchestrator import (
     orchestrator_service_manifest,
     orchestrator_url,
 )
+from components.serving.pods import STATE_DIR, GroupLayout
 
 
 def template_of(args):

@@ -176,7 +176,7 @@ def test_spec_for_a_node_pool():
 
 
 def test_spec_for_the_cluster_contract_node_pool():
-    cluster_contract = pytest.importorskip("components.cluster_contract")
+    cluster_contract = pytest.importorskip("components.cluster.contract")
     pool = cluster_contract.NodePool(
         name="ib",
         gpus_per_node=8,

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .cluster_contract import ClusterHandle, NodePool
-from .config.platform import LWS_NAMESPACE, PlatformConfig
-from .gpu_operator import system_node_selector
+from components.cluster.contract import ClusterHandle, NodePool
+from components.config.platform import LWS_NAMESPACE, PlatformConfig
+from components.platform.gpu_operator import system_node_selector
 
 TYPE_TOKEN = "disagg:platform:LeaderWorkerSet"
 RELEASE_NAME = "lws"

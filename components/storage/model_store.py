@@ -17,8 +17,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .cluster_contract import ClusterHandle, SharedStorage
-from .config.base import check_dns_label
+from components.cluster.contract import ClusterHandle, SharedStorage
+from components.config.base import check_dns_label
 
 TYPE_TOKEN = "disagg:storage:ModelStore"
 CLAIM_NAME = "model-store"

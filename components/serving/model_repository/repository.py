@@ -27,8 +27,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from . import tensors
-from .spec import DataType, DynamicBatching, EnsembleStep, ModelRepository, ModelSpec
+from components.serving.model_repository import tensors
+from components.serving.model_repository.spec import (
+    DataType,
+    DynamicBatching,
+    EnsembleStep,
+    ModelRepository,
+    ModelSpec,
+)
 
 TENSORRT_LLM = "tensorrt_llm"
 

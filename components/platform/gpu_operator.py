@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .cluster_contract import GPU_RESOURCE, ClusterHandle, Fabric, NodePool, Toleration
-from .config.platform import RDMA_FABRICS, PlatformConfig
+from components.cluster.contract import GPU_RESOURCE, ClusterHandle, Fabric, NodePool, Toleration
+from components.config.platform import RDMA_FABRICS, PlatformConfig
 
 TYPE_TOKEN = "disagg:platform:GpuOperator"
 RELEASE_NAME = "gpu-operator"

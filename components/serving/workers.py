@@ -35,10 +35,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
-from .cluster_contract import NodePool
-from .config.deployment import ResourcesConfig, WorkerGroupConfig
-from .serving_common import (
+from components.cluster.contract import NodePool
+from components.config.deployment import ResourcesConfig, WorkerGroupConfig
+from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
+from components.serving.pods import (
     LWS_API_VERSION,
     LWS_EXCLUSIVE_TOPOLOGY,
     LWS_KIND,

@@ -1,6 +1,6 @@
 """MetricsAdapter: Prometheus Adapter serving the custom pod metrics the tiers' HPAs scale on.
 
-Its rules are :func:`components.autoscaling_metrics.adapter_rules`, the module the serving
+Its rules are :func:`components.platform.autoscaling_metrics.adapter_rules`, the module the serving
 components' HorizontalPodAutoscalers take their metric names from, so the two cannot drift.
 Only those rules are served (``rules.default`` off): resource metrics come from metrics-server.
 """
@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .autoscaling_metrics import adapter_rules
-from .cluster_contract import ClusterHandle, NodePool
-from .config.platform import MetricsAdapterConfig, PlatformConfig
-from .gpu_operator import system_node_selector
+from components.cluster.contract import ClusterHandle, NodePool
+from components.config.platform import MetricsAdapterConfig, PlatformConfig
+from components.platform.autoscaling_metrics import adapter_rules
+from components.platform.gpu_operator import system_node_selector
 
 TYPE_TOKEN = "disagg:platform:MetricsAdapter"
 RELEASE_NAME = "prometheus-adapter"

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .cluster_contract import ClusterHandle, NodePool
-from .config.platform import PlatformConfig
-from .gpu_operator import gpu_node_tolerations
+from components.cluster.contract import ClusterHandle, NodePool
+from components.config.platform import PlatformConfig
+from components.platform.gpu_operator import gpu_node_tolerations
 
 TYPE_TOKEN = "disagg:platform:EfaDevicePlugin"
 RELEASE_NAME = "aws-efa-k8s-device-plugin"

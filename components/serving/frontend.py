@@ -24,11 +24,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .autoscaling_metrics import QUEUE_TIME_MS
-from .cluster_contract import NodePool
-from .config.deployment import FrontendConfig
-from .model_repository import ModelRepositoryArgs, frontend_repository, repository_files
-from .serving_common import (
+from components.cluster.contract import NodePool
+from components.config.deployment import FrontendConfig
+from components.platform.autoscaling_metrics import QUEUE_TIME_MS
+from components.serving.model_repository import ModelRepositoryArgs, frontend_repository, repository_files
+from components.serving.pods import (
     GRPC_PORT,
     HTTP_PORT,
     LIVE_PATH,

@@ -45,26 +45,30 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from engines.spec import EngineSpec
-
-from .cluster_contract import ClusterHandle, NodePool
-from .config.deployment import ImagesConfig, ModelDeploymentConfig, OrchestratorConfig, WorkerGroupConfig
-from .model_repository import (
+from components.cluster.contract import ClusterHandle, NodePool
+from components.config.deployment import (
+    ImagesConfig,
+    ModelDeploymentConfig,
+    OrchestratorConfig,
+    WorkerGroupConfig,
+)
+from components.serving.frontend import TritonFrontend, TritonFrontendArgs
+from components.serving.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from .serving_common import GroupLayout, check_input_str, group_layout, memory_bytes
-from .tensor_parallel_workers import (
+from components.serving.orchestrator import TritonOrchestrator, TritonOrchestratorArgs, orchestrator_url
+from components.serving.pods import GroupLayout, check_input_str, group_layout, memory_bytes
+from components.serving.workers import (
     TensorParallelWorkers,
     TensorParallelWorkersArgs,
     default_placement_key,
     min_groups,
 )
-from .triton_frontend import TritonFrontend, TritonFrontendArgs
-from .triton_orchestrator import TritonOrchestrator, TritonOrchestratorArgs, orchestrator_url
+from engines.spec import EngineSpec
 
 TYPE_TOKEN = "disagg:serving:DisaggregatedDeployment"
 PENDING_ENGINE_DIR = "/pending-engine-build"
@@ -89,7 +93,7 @@ class DisaggregatedDeploymentArgs(BaseModel):
     mount_path: str = "/models"
     custom_metrics: bool = False
     """The cluster's custom metrics API serves the Triton/TRT-LLM metrics (``platform.metricsAdapter``
-    or your own adapter with ``components.autoscaling_metrics.adapter_rules()``). Required by worker
+    or your own adapter with ``components.platform.autoscaling_metrics.adapter_rules()``). Required by worker
     ``autoscaling``; adds queue time to the frontend HPA."""
 
     @field_validator("engine_dirs")

@@ -3,7 +3,7 @@
 Nothing is created but the Kubernetes provider: the cluster's kubeconfig (text, or a path read
 when the program runs), its GPU pools as the config describes them (node selectors, taints,
 ``rdma/<name>`` on InfiniBand/RoCE) and an existing ReadWriteMany StorageClass become a
-:class:`~components.cluster_contract.ClusterHandle`, so the layers above cannot tell it from an
+:class:`~components.cluster.contract.ClusterHandle`, so the layers above cannot tell it from an
 EKS cluster.
 """
 
@@ -15,9 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from .cluster_contract import ClusterHandle, NodePool, SharedStorage
-from .config.cluster import ExistingClusterConfig
-from .config.loader import OFFLINE_SECRET
+from components.cluster.contract import ClusterHandle, NodePool, SharedStorage
+from components.config.cluster import ExistingClusterConfig
+from components.config.loader import OFFLINE_SECRET
 
 TYPE_TOKEN = "disagg:cluster:ExistingCluster"
 KUBECONFIG_KEY = "disagg:cluster.existing.kubeconfig"

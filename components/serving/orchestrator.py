@@ -41,10 +41,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .cluster_contract import NodePool
-from .config.deployment import ResourcesConfig
-from .model_repository import ModelRepository, ModelRepositoryArgs, orchestrator_repository, repository_files
-from .serving_common import (
+from components.cluster.contract import NodePool
+from components.config.deployment import ResourcesConfig
+from components.serving.model_repository import (
+    ModelRepository,
+    ModelRepositoryArgs,
+    orchestrator_repository,
+    repository_files,
+)
+from components.serving.pods import (
     GRPC_PORT,
     HOSTFILE,
     HTTP_PORT,

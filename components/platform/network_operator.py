@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .cluster_contract import ClusterHandle, Fabric, NodePool
-from .config.platform import RDMA_FABRICS, NetworkOperatorConfig, PlatformConfig
-from .gpu_operator import gpu_node_tolerations, system_node_selector
+from components.cluster.contract import ClusterHandle, Fabric, NodePool
+from components.config.platform import RDMA_FABRICS, NetworkOperatorConfig, PlatformConfig
+from components.platform.gpu_operator import gpu_node_tolerations, system_node_selector
 
 TYPE_TOKEN = "disagg:platform:NetworkOperator"
 RELEASE_NAME = "network-operator"

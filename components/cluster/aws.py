@@ -2,10 +2,10 @@
 
 What it declares, in dependency order:
 
-* the network (:class:`~components.aws_network.AwsNetwork`): private subnets across the zones,
+* the network (:class:`~components.cluster.aws_network.AwsNetwork`): private subnets across the zones,
   public subnets for NAT gateways and load balancers, one dedicated subnet per zone a GPU pool
   is pinned to;
-* IAM (:mod:`components.aws_iam`): a control-plane role, a node role, and IRSA roles for the
+* IAM (:mod:`components.cluster.aws_iam`): a control-plane role, a node role, and IRSA roles for the
   VPC CNI and the storage CSI driver, through the cluster's OIDC provider;
 * the EKS control plane, its Kubernetes version pinned from the config, private and/or public
   endpoint (public only from ``publicAccessCidrs``), authentication through access entries only
@@ -15,12 +15,12 @@ What it declares, in dependency order:
   installed twice): vpc-cni, kube-proxy and eks-pod-identity-agent before any node, coredns and
   the storage CSI driver once the system nodes exist;
 * the CPU system node group (label ``disagg.dev/pool=system``) and one
-  :class:`~components.aws_gpu_node_pool.AwsGpuNodePool` per GPU pool; the EFA interfaces of all
+  :class:`~components.cluster.aws_node_pool.AwsGpuNodePool` per GPU pool; the EFA interfaces of all
   GPU nodes share one security group that allows all traffic to and from itself (EFA requires it);
 * shared storage: FSx for Lustre provisioned by the FSx CSI driver through a StorageClass, or an
   S3 bucket mounted by Mountpoint for S3 through a static PersistentVolume.
 
-Its ``handle`` (:class:`~components.cluster_contract.ClusterHandle`) is all the layers above use.
+Its ``handle`` (:class:`~components.cluster.contract.ClusterHandle`) is all the layers above use.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from . import aws_iam
-from .aws_gpu_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput
-from .aws_network import AwsNetwork, AwsNetworkArgs
-from .cluster_contract import ClusterHandle, NodePool, SharedStorage
-from .config.cluster import POOL_LABEL, EksConfig, StorageConfig
+from components.cluster import aws_iam
+from components.cluster.aws_network import AwsNetwork, AwsNetworkArgs
+from components.cluster.aws_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput
+from components.cluster.contract import ClusterHandle, NodePool, SharedStorage
+from components.config.cluster import POOL_LABEL, EksConfig, StorageConfig
 
 TYPE_TOKEN = "disagg:cluster:AwsGpuCluster"
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"

@@ -18,8 +18,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .cluster_contract import GPU_RESOURCE, NodePool
-from .model_repository import ORCHESTRATOR_ENV
+from components.cluster.contract import GPU_RESOURCE, NodePool
+from components.serving.model_repository import ORCHESTRATOR_ENV
 
 PART_OF = "disagg-inference"
 ROLE_LABEL = "disagg.dev/role"

@@ -31,12 +31,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.cluster.contract import GPU_RESOURCE, NodePool
 from engines import build as build_entrypoint
 from engines import build_args
 from engines.catalog import MODELS, get_model
 from engines.spec import EngineSpec
-
-from .cluster_contract import GPU_RESOURCE, NodePool
 
 TYPE_TOKEN = "disagg:engines:EngineBuild"
 DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"

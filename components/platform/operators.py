@@ -18,13 +18,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .cluster_contract import ClusterHandle
-from .config.platform import PlatformConfig
-from .efa_device_plugin import EfaDevicePlugin
-from .gpu_operator import GpuOperator
-from .leader_worker_set import LeaderWorkerSet
-from .metrics_adapter import MetricsAdapter
-from .network_operator import NetworkOperator
+from components.cluster.contract import ClusterHandle
+from components.config.platform import PlatformConfig
+from components.platform.efa_device_plugin import EfaDevicePlugin
+from components.platform.gpu_operator import GpuOperator
+from components.platform.leader_worker_set import LeaderWorkerSet
+from components.platform.metrics_adapter import MetricsAdapter
+from components.platform.network_operator import NetworkOperator
 
 TYPE_TOKEN = "disagg:platform:PlatformOperators"
 NAMESPACE_LABELS = {

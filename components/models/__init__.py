@@ -1,0 +1,1 @@
+"""Model layer: what puts servable model artefacts into the shared store (engine builds)."""

@@ -152,11 +152,38 @@ GPUS: dict[str, GpuInfo] = {
         GpuInfo("l40s-48gb", "NVIDIA L40S", "ada", 89, 48, ("g6e.48xlarge",)),
         GpuInfo("h100-80gb", "NVIDIA H100 80GB HBM3", "hopper", 90, 80, ("p5.48xlarge",)),
         GpuInfo("h200-141gb", "NVIDIA H200", "hopper", 90, 141, ("p5e.48xlarge", "p5en.48xlarge")),
+        GpuInfo("b200-179gb", "NVIDIA B200", "blackwell", 100, 179, ("p6-b200.48xlarge",)),
     )
 }
 
 ARCH_SM: dict[str, int] = {"ampere": 80, "ada": 89, "hopper": 90, "blackwell": 100}
 """Lowest compute capability (× 10) of each architecture."""
+
+
+QUANTIZED_CHECKPOINTS: dict[tuple[str, str], str] = {
+    ("llama-3.1-8b-instruct", "fp8"): "nvidia/Llama-3.1-8B-Instruct-FP8",
+    ("llama-3.1-8b-instruct", "nvfp4"): "nvidia/Llama-3.1-8B-Instruct-FP4",
+    ("llama-3.1-70b-instruct", "fp8"): "nvidia/Llama-3.1-70B-Instruct-FP8",
+    ("llama-3.3-70b-instruct", "fp8"): "nvidia/Llama-3.3-70B-Instruct-FP8",
+    ("llama-3.3-70b-instruct", "nvfp4"): "nvidia/Llama-3.3-70B-Instruct-FP4",
+}
+"""(catalog key, quantization) -> the pre-quantized NVIDIA Model Optimizer checkpoint on Hugging
+Face that the LLM API loads directly (weights, scales and ``hf_quant_config.json``; NVIDIA's FP8
+and FP4 checkpoints also quantize the KV cache to FP8). Source: TensorRT-LLM
+docs/source/features/quantization.md ("TensorRT-LLM provides the following checkpoints via
+HuggingFace") and NVIDIA's Hugging Face organisation; a pair missing here has no published
+checkpoint, and the configuration refuses it rather than quantizing at serving time."""
+
+
+def checkpoint_repository(model_key: str, quantization: str) -> str | None:
+    """HF repository serving ``model_key`` at ``quantization`` ('none': the original weights);
+    None when NVIDIA publishes no such checkpoint (or the model is unknown)."""
+    model = MODELS.get(model_key)
+    if model is None:
+        return None
+    if quantization == "none":
+        return model.hf_repo
+    return QUANTIZED_CHECKPOINTS.get((model_key, quantization))
 
 
 def get_model(key: str) -> ModelInfo:

@@ -7,6 +7,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import ConfigModel, check_dns_label
+from components.config.images import (
+    DEFAULT_TRITON_TRTLLM_IMAGE,
+    DEFAULT_TRTLLM_IMAGE,
+    Runtime,
+    parse_image,
+    parse_version,
+)
+from engines.llm_api import LlmApiOptions
 
 
 class ResourcesConfig(ConfigModel):
@@ -28,6 +36,9 @@ class FrontendConfig(ConfigModel):
     """On AWS, keep the NLB internal (no public endpoint) unless set to false."""
     tokenizer: str | None = None
     """Tokenizer location (HF repo id or path on shared storage); defaults to the engine's model."""
+    served_model_name: str | None = None
+    """Model name clients send (OpenAI ``model``, KServe ``/v2/models/<name>``); None: the
+    deployment's name."""
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> FrontendConfig:
@@ -40,9 +51,14 @@ class FrontendConfig(ConfigModel):
 
 
 class OrchestratorConfig(ConfigModel):
-    """Triton with the TRT-LLM backend in orchestrator mode: request flow and state."""
+    """The tier between frontend and workers. Runtime 'engine': Triton with the TRT-LLM backend
+    in orchestrator mode; runtime 'llmapi': the router (``python -m runtime.router``)."""
 
     resources: ResourcesConfig = ResourcesConfig(cpu="8", memory="32Gi")
+    replicas: int = Field(default=2, ge=1)
+    """Router replicas (llmapi; the engine runtime runs its orchestrator inside each group leader)."""
+    routing_policy: Literal["least-outstanding-requests", "round-robin"] = "least-outstanding-requests"
+    """How the router (llmapi) picks a worker group leader."""
     max_queue_delay_microseconds: int = Field(default=1000, ge=0)
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
     enable_kv_cache_reuse: bool = True
@@ -63,10 +79,14 @@ class AutoscalingConfig(ConfigModel):
 
 
 class WorkerGroupConfig(ConfigModel):
-    """GPU tensor-parallel workers: LeaderWorkerSet groups holding shards of one engine."""
+    """GPU workers: LeaderWorkerSet groups, each holding the shards of one model copy."""
 
-    engine: str
-    """Key of the engine in ``disagg:engines``."""
+    model: str | None = None
+    """Runtime 'llmapi': key of the checkpoint in ``disagg:models``."""
+    engine: str | None = None
+    """Runtime 'engine': key of the engine in ``disagg:engines``."""
+    llm_api: LlmApiOptions = LlmApiOptions()
+    """Runtime 'llmapi': the options ``trtllm-serve`` runs this group with (key ``llmApi``)."""
     pool: str
     """Name of the GPU node pool the workers run on."""
     groups: int = Field(default=1, ge=0)
@@ -74,7 +94,7 @@ class WorkerGroupConfig(ConfigModel):
     min_groups: int | None = Field(default=None, ge=0)
     max_groups: int | None = Field(default=None, ge=1)
     pods_per_group: int = Field(default=1, ge=1)
-    """Pods in one group (one per node); tpSize × ppSize = podsPerGroup × gpusPerPod."""
+    """Pods in one group (one per node); tensor × pipeline parallel size = podsPerGroup × gpusPerPod."""
     gpus_per_pod: int | None = Field(default=None, ge=1)
     """GPUs per pod; defaults to every GPU of the pool's node."""
     shm_size: str = "64Gi"
@@ -97,6 +117,9 @@ class ModelDeploymentConfig(ConfigModel):
 
     name: str
     """DNS-1123 label, at most 40 characters: prefixes every Kubernetes object of the deployment."""
+    runtime: Runtime = "llmapi"
+    """'llmapi': trtllm-serve (LLM API, PyTorch backend) on checkpoints from ``disagg:models``;
+    'engine': Triton's TensorRT-LLM backend on ``trtllm-build`` engines (TensorRT-LLM <= 1.2)."""
     mode: Literal["tensor-parallel", "prefill-decode"] = "tensor-parallel"
     """'tensor-parallel': one worker group type; 'prefill-decode': separate context and
     generation worker groups (``prefill`` and ``decode``) instead of ``workers``."""
@@ -142,25 +165,48 @@ class ModelDeploymentConfig(ConfigModel):
 class ImagesConfig(ConfigModel):
     """Container images, pinned by tag (or digest)."""
 
-    triton_trtllm: str = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
-    """Triton with the TensorRT-LLM backend: orchestrator, workers and engine builds. Multi-node
-    worker groups (podsPerGroup > 1) need openssh-server (``/usr/sbin/sshd``) in it: mpirun starts
-    the remote ranks over ssh."""
+    trtllm: str = DEFAULT_TRTLLM_IMAGE
+    """TensorRT-LLM release image (``nvcr.io/nvidia/tensorrt-llm/release``, >= 1.0): runtime
+    'llmapi' workers and routers, and model preparation. Multi-node groups (podsPerGroup > 1)
+    need openssh-server in it (mpirun starts the remote ranks over ssh)."""
+    trtllm_version: str | None = None
+    """TensorRT-LLM version of ``trtllm`` when its tag does not tell (a private mirror, a custom
+    build), e.g. '1.2.1'."""
+    triton_trtllm: str = DEFAULT_TRITON_TRTLLM_IMAGE
+    """Triton with the TensorRT-LLM backend (TensorRT-LLM <= 1.2): runtime 'engine' orchestrators,
+    workers and engine builds. Multi-node worker groups (podsPerGroup > 1) need openssh-server
+    (``/usr/sbin/sshd``) in it: mpirun starts the remote ranks over ssh."""
+    triton_trtllm_version: str | None = None
+    """TensorRT-LLM version of ``tritonTrtllm`` when the compatibility table cannot place its tag."""
     frontend: str | None = None
-    """Image of the CPU frontend; None: ``tritonTrtllm``. Another image needs Triton's python
-    backend, numpy and ``transformers`` (the tokenizers)."""
+    """Image of the CPU frontend; None: the runtime's image (``trtllm`` for llmapi,
+    ``tritonTrtllm`` for engine). Another image needs Python with aiohttp and ``transformers``
+    (llmapi) or Triton's python backend, numpy and ``transformers`` (engine)."""
 
-    def frontend_image(self) -> str:
-        return self.frontend or self.triton_trtllm
+    def frontend_image(self, runtime: Runtime = "engine") -> str:
+        """The frontend's image for a deployment of ``runtime``."""
+        return self.frontend or self.runtime_image(runtime)
+
+    def runtime_image(self, runtime: Runtime) -> str:
+        """The image that serves ``runtime`` (workers and orchestrator/router)."""
+        return self.trtllm if runtime == "llmapi" else self.triton_trtllm
 
     @model_validator(mode="after")
     def _pinned(self) -> ImagesConfig:
-        for key, image in (("tritonTrtllm", self.triton_trtllm), ("frontend", self.frontend)):
+        problems: list[str] = []
+        for key, image in (("trtllm", self.trtllm), ("tritonTrtllm", self.triton_trtllm), ("frontend", self.frontend)):
             if image is None:
                 continue
-            tail = image.rsplit("/", 1)[-1]
-            if "@sha256:" not in image and (":" not in tail or tail.endswith(":latest")):
-                raise ValueError(
-                    f"images.{key} '{image}' is not pinned: use an explicit tag or @sha256 digest"
-                )
+            try:
+                ref = parse_image(image)
+            except ValueError as err:
+                problems.append(f"images.{key}: {err}: write registry/repository:tag[@sha256:digest]")
+                continue
+            if not ref.pinned:
+                problems.append(f"images.{key} '{image}' is not pinned: use an explicit tag or @sha256 digest")
+        for key, version in (("trtllmVersion", self.trtllm_version), ("tritonTrtllmVersion", self.triton_trtllm_version)):
+            if version is not None and parse_version(version) is None:
+                problems.append(f"images.{key} '{version}' is not a TensorRT-LLM version: write e.g. '1.2.1'")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self

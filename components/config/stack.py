@@ -8,7 +8,10 @@ from components.cluster.contract import Fabric, NodePool
 from components.config.base import ConfigModel, check_dns_label
 from components.config.cluster import ClusterConfig
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
+from components.config.images import check_runtime_image
+from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
+from engines import llm_api_checks
 from engines.catalog import MODELS
 from engines.checks import check_fits_memory, check_parallelism, check_quantization_supported
 from engines.spec import EngineSpec
@@ -29,7 +32,10 @@ class StackConfig(ConfigModel):
     """Existing Secret (key HF_TOKEN) in ``namespace`` with a Hugging Face token; gated models
     (Llama) need it to download. Create it once: ``kubectl -n <namespace> create secret generic
     hf-token --from-literal=HF_TOKEN=…``; null for ungated models only."""
+    models: dict[str, ModelSourceConfig] = {}
+    """Runtime 'llmapi': checkpoints prepared once into the shared store, by key."""
     engines: dict[str, EngineSpec] = {}
+    """Runtime 'engine': TensorRT engines built once into the shared store, by key."""
     deployments: list[ModelDeploymentConfig] = []
 
     @field_validator("namespace")
@@ -50,6 +56,13 @@ class StackConfig(ConfigModel):
             check_dns_label(key, "engine key", max_length=40)
         return engines
 
+    @field_validator("models")
+    @classmethod
+    def _model_keys(cls, models: dict[str, ModelSourceConfig]) -> dict[str, ModelSourceConfig]:
+        for key in models:
+            check_dns_label(key, "model key", max_length=40)
+        return models
+
     def fabric(self) -> Fabric:
         """The cluster's GPU fabric, derived from the cluster section."""
         if self.cluster.existing is not None:
@@ -61,9 +74,27 @@ class StackConfig(ConfigModel):
         """Engine key -> the GPU pool it is built on (that of the first worker group using it)."""
         pools: dict[str, str] = {}
         for deployment in self.deployments:
+            if deployment.runtime != "engine":
+                continue
             for group in deployment.worker_groups().values():
-                pools.setdefault(group.engine, group.pool)
+                if group.engine is not None:
+                    pools.setdefault(group.engine, group.pool)
         return pools
+
+    def used_models(self) -> list[str]:
+        """Keys of ``models`` some llmapi worker group serves (sorted): what model preparation runs for."""
+        used = {
+            group.model
+            for deployment in self.deployments
+            if deployment.runtime == "llmapi"
+            for group in deployment.worker_groups().values()
+            if group.model is not None
+        }
+        return sorted(key for key in used if key in self.models)
+
+    def runtimes(self) -> set[str]:
+        """The runtimes the deployments use."""
+        return {deployment.runtime for deployment in self.deployments}
 
     def cross_check(self) -> list[str]:
         """Problems that involve more than one section, one message each (empty: consistent)."""
@@ -73,6 +104,7 @@ class StackConfig(ConfigModel):
             f"{NAMESPACE}:platform: {p}"
             for p in self.platform.check_against(self.fabric(), self.cluster.provider)
         ]
+        problems += self._check_images()
         for key, engine in sorted(self.engines.items()):
             problems += [f"{NAMESPACE}:engines.{key}: {p}" for p in check_parallelism(engine)]
             model = MODELS.get(engine.model)
@@ -81,11 +113,22 @@ class StackConfig(ConfigModel):
                     f"{NAMESPACE}:hfTokenSecret: engine '{key}' downloads '{model.hf_repo}', a gated "
                     "model, but hfTokenSecret is null: name the Secret holding HF_TOKEN"
                 )
+        for key, source in sorted(self.models.items()):
+            if source.gated and self.hf_token_secret is None:
+                problems.append(
+                    f"{NAMESPACE}:hfTokenSecret: model '{key}' downloads '{source.repository}', a gated "
+                    "model, but hfTokenSecret is null: name the Secret holding HF_TOKEN"
+                )
         used = self.engine_pools()
         for key in sorted(set(self.engines) - set(used)):
             problems.append(
                 f"{NAMESPACE}:engines.{key}: no deployment uses this engine, so there is no GPU pool "
                 "to build it on: reference it from a worker group or remove it"
+            )
+        for key in sorted(set(self.models) - set(self.used_models())):
+            problems.append(
+                f"{NAMESPACE}:models.{key}: no llmapi deployment serves this model: reference it from a "
+                "worker group (model: " + key + ") or remove it"
             )
         seen: set[str] = set()
         for index, deployment in enumerate(self.deployments):
@@ -96,39 +139,154 @@ class StackConfig(ConfigModel):
                     "give each deployment its own name"
                 )
             seen.add(deployment.name)
+            if deployment.runtime == "engine":
+                problems += self._check_engine_deployment(where, deployment, pools)
+            else:
+                problems += self._check_llmapi_deployment(where, deployment, pools)
             for role, group in deployment.worker_groups().items():
-                problems += self._check_worker_group(f"{where}.{role}", group, pools)
                 if group.autoscaling.enabled and not self.platform.metrics_adapter.enabled:
                     problems.append(
                         f"{where}.{role}.autoscaling.enabled: the HPA scales on Triton metrics, which "
                         f"need a metrics adapter, but {NAMESPACE}:platform.metricsAdapter.enabled is "
                         "false: enable it (with prometheusUrl) or set autoscaling.enabled: false"
                     )
-                group_engine = self.engines.get(group.engine)
-                if group_engine is not None:
-                    problems += _check_serving_limits(where, deployment, group_engine)
-            if deployment.prefill and deployment.decode:
-                prefill = self.engines.get(deployment.prefill.engine)
-                decode = self.engines.get(deployment.decode.engine)
-                if prefill and decode and prefill.model != decode.model:
-                    problems.append(
-                        f"{where}: prefill engine '{deployment.prefill.engine}' serves "
-                        f"'{prefill.model}' but decode engine '{deployment.decode.engine}' serves "
-                        f"'{decode.model}': both phases must run the same model"
-                    )
         return problems
 
-    def _check_worker_group(
-        self, where: str, group: WorkerGroupConfig, pools: dict[str, NodePool]
+    def _check_images(self) -> list[str]:
+        """Each runtime in use gets an image of its TensorRT-LLM generation."""
+        problems: list[str] = []
+        images = self.images
+        if "llmapi" in self.runtimes() or self.models:
+            problems += check_runtime_image(
+                "llmapi", f"{NAMESPACE}:images.trtllm", images.trtllm, images.trtllm_version,
+                f"{NAMESPACE}:images.trtllmVersion",
+            )
+        if "engine" in self.runtimes() or self.engines:
+            problems += check_runtime_image(
+                "engine", f"{NAMESPACE}:images.tritonTrtllm", images.triton_trtllm,
+                images.triton_trtllm_version, f"{NAMESPACE}:images.tritonTrtllmVersion",
+            )
+        return problems
+
+    def _check_engine_deployment(
+        self, where: str, deployment: ModelDeploymentConfig, pools: dict[str, NodePool]
     ) -> list[str]:
         problems: list[str] = []
-        engine = self.engines.get(group.engine)
-        if engine is None:
-            known = ", ".join(sorted(self.engines)) or "none defined"
+        if deployment.mode == "prefill-decode":
             problems.append(
-                f"{where}.engine: no engine '{group.engine}' in {NAMESPACE}:engines "
-                f"(known: {known}): add it there or fix the name"
+                f"{where}.mode: 'prefill-decode' with runtime 'engine' cannot move KV cache: Triton's "
+                "TensorRT-LLM backend exposes no cache-transceiver choice (inflight_batcher_llm/src/"
+                "model_instance_state.cc builds its ExecutorConfig without one), leaving the executor's "
+                "MPI transfer, which only reaches ranks of one MPI world, and the prefill and decode "
+                "groups are separate worlds (upstream's disaggregated_serving example runs both in one "
+                "mpirun): use runtime: llmapi with cacheTransceiverConfig.backend UCX or NIXL, or "
+                "mode: tensor-parallel"
             )
+        for role, group in deployment.worker_groups().items():
+            key = f"{where}.{role}"
+            if group.model is not None:
+                problems.append(
+                    f"{key}.model: '{group.model}' names a disagg:models checkpoint, which runtime 'engine' "
+                    "does not serve: use engine: <key in disagg:engines>, or set runtime: llmapi"
+                )
+            if "llm_api" in group.model_fields_set:
+                problems.append(
+                    f"{key}.llmApi: LLM API options apply to runtime 'llmapi' only (engine settings live "
+                    "in disagg:engines): remove llmApi, or set runtime: llmapi"
+                )
+            if group.engine is None:
+                problems.append(
+                    f"{key}.engine: runtime 'engine' needs the key of an engine in disagg:engines: add "
+                    "engine: <key>"
+                )
+                continue
+            problems += self._check_worker_group(key, group, pools)
+            group_engine = self.engines.get(group.engine)
+            if group_engine is not None:
+                problems += _check_serving_limits(where, deployment, group_engine)
+        return problems
+
+    def _check_llmapi_deployment(
+        self, where: str, deployment: ModelDeploymentConfig, pools: dict[str, NodePool]
+    ) -> list[str]:
+        problems: list[str] = []
+        for role, group in deployment.worker_groups().items():
+            key = f"{where}.{role}"
+            if group.engine is not None:
+                problems.append(
+                    f"{key}.engine: '{group.engine}' names a TensorRT engine, which runtime 'llmapi' does not "
+                    "serve: use model: <key in disagg:models>, or set runtime: engine"
+                )
+            problems += self._pool_problems(key, group, pools)
+            if group.model is None:
+                problems.append(
+                    f"{key}.model: runtime 'llmapi' needs the key of a checkpoint in disagg:models: add "
+                    "model: <key>"
+                )
+                continue
+            source = self.models.get(group.model)
+            if source is None:
+                known = ", ".join(sorted(self.models)) or "none defined"
+                problems.append(
+                    f"{key}.model: no model '{group.model}' in {NAMESPACE}:models (known: {known}): add it "
+                    "there or fix the name"
+                )
+                continue
+            pool = pools.get(group.pool)
+            if pool is None:
+                continue
+            gpus_per_pod = group.gpus_per_pod or pool.gpus_per_node
+            found = llm_api_checks.check_group(
+                group.llm_api,
+                source.info,
+                source.quantization,
+                pods_per_group=group.pods_per_group,
+                gpus_per_pod=gpus_per_pod,
+                gpu_memory_gib=pool.gpu_memory_gib,
+                gpu_arch=pool.gpu_arch,
+            )
+            problems += [
+                f"{NAMESPACE}:models.{group.model}.{p.removeprefix('model.')}" if p.startswith("model.")
+                else f"{key}.{p}"
+                for p in found
+            ]
+            if deployment.orchestrator.default_max_tokens >= group.llm_api.max_seq_len:
+                problems.append(
+                    f"{where}.orchestrator.defaultMaxTokens: {deployment.orchestrator.default_max_tokens} "
+                    f"output tokens cannot fit {role}.llmApi.maxSeqLen {group.llm_api.max_seq_len}: lower it"
+                )
+        if deployment.prefill is not None and deployment.decode is not None:
+            problems += self._check_prefill_decode(where, deployment.prefill, deployment.decode)
+        return problems
+
+    def _check_prefill_decode(self, where: str, prefill: WorkerGroupConfig, decode: WorkerGroupConfig) -> list[str]:
+        problems: list[str] = []
+        ctx_source = self.models.get(prefill.model or "")
+        gen_source = self.models.get(decode.model or "")
+        if ctx_source is None or gen_source is None:
+            return problems  # reported per group
+        if prefill.model != decode.model:
+            differ = [
+                f"{name} {getattr(ctx_source, name)} vs {getattr(gen_source, name)}"
+                for name in ("repository", "revision", "quantization")
+                if getattr(ctx_source, name) != getattr(gen_source, name)
+            ]
+            if differ:
+                problems.append(
+                    f"{where}.decode.model: '{decode.model}' is not the checkpoint the prefill side serves "
+                    f"('{prefill.model}': {'; '.join(differ)}); KV cache only transfers between identical "
+                    "weights: use the same model key on both sides"
+                )
+                return problems
+        found = llm_api_checks.check_prefill_decode(
+            prefill.llm_api, decode.llm_api, ctx_source.info, ctx_source.quantization
+        )
+        problems += [f"{where}.{p}" for p in found]
+        return problems
+
+    def _pool_problems(self, where: str, group: WorkerGroupConfig, pools: dict[str, NodePool]) -> list[str]:
+        """The group's pool exists, its pods fit a node, and multi-node groups have a fabric."""
+        problems: list[str] = []
         pool = pools.get(group.pool)
         if pool is None:
             known = ", ".join(sorted(pools)) or "none defined"
@@ -151,8 +309,25 @@ class StackConfig(ConfigModel):
                 f"pool '{pool.name}' has no RDMA fabric (EFA/InfiniBand/RoCE): use an "
                 "EFA-capable instance type with efa enabled, or keep the group on one node"
             )
+        return problems
+
+    def _check_worker_group(
+        self, where: str, group: WorkerGroupConfig, pools: dict[str, NodePool]
+    ) -> list[str]:
+        problems: list[str] = []
+        assert group.engine is not None
+        engine = self.engines.get(group.engine)
         if engine is None:
+            known = ", ".join(sorted(self.engines)) or "none defined"
+            problems.append(
+                f"{where}.engine: no engine '{group.engine}' in {NAMESPACE}:engines "
+                f"(known: {known}): add it there or fix the name"
+            )
+        problems += self._pool_problems(where, group, pools)
+        pool = pools.get(group.pool)
+        if pool is None or engine is None:
             return problems
+        gpus_per_pod = group.gpus_per_pod or pool.gpus_per_node
         given = group.pods_per_group * gpus_per_pod
         if engine.world_size != given:
             fix = (

@@ -22,8 +22,8 @@ list: fine); the stack validation prefixes them with the group's full key
   uniform KV heads per layer, non-MLA attention, and context parallelism 1 on the context side
   (``CacheFormatter::inquireSupport``, cpp/tensorrt_llm/batch_manager/cacheFormatter.cpp, stored
   snapshot of NVIDIA/TensorRT-LLM main, July 2026); TP and PP may differ between the sides (the
-  formatter splits and concatenates heads and layers), with each side's TP dividing (or being a
-  multiple of) the KV heads. The transfer buffer must hold whole blocks
+  formatter splits and concatenates heads and layers; each side's TP dividing, or being a
+  multiple of, the KV heads is checked per group). The transfer buffer must hold whole blocks
   (``TLLM_CHECK(maxNumTokens % tokensPerBlock == 0)``, cacheTransBuffer.cpp @012f8ad2031a) and
   upstream recommends ``max_tokens_in_buffer`` >= the longest prompt
   (docs/source/features/disagg-serving.md; smaller buffers have deadlocked under load). MPI
@@ -284,9 +284,7 @@ def check_group(
     return problems
 
 
-def check_prefill_decode(
-    context: LlmApiOptions, generation: LlmApiOptions, model: ModelInfo | None, quantization: str
-) -> list[str]:
+def check_prefill_decode(context: LlmApiOptions, generation: LlmApiOptions, quantization: str) -> list[str]:
     """Whether the context (prefill) and generation (decode) groups can exchange KV cache.
 
     Messages are keyed below the deployment (``prefill.llmApi...``/``decode.llmApi...``).
@@ -369,14 +367,4 @@ def check_prefill_decode(
             "prefill.llmApi.disableOverlapScheduler: false, but context servers do not support the overlap "
             "scheduler (upstream disagg-serving guide): remove the key or set it to true"
         )
-    if model is not None:
-        kv = model.num_kv_heads
-        for side, options in sides:
-            tp = options.tensor_parallel_size
-            if (tp <= kv and kv % tp) or (tp > kv and tp % kv):
-                problems.append(
-                    f"{side}.llmApi.tensorParallelSize: {tp} cannot split the {kv} KV heads of "
-                    f"'{model.key}' evenly, which the cache formatter needs to map heads between the "
-                    f"sides: use one of {_divisors(kv)} or a multiple of {kv}"
-                )
     return problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, field_validator
 
 from components.config.base import ConfigModel
 from engines.catalog import MODELS, QUANTIZED_CHECKPOINTS, ModelInfo, checkpoint_repository
@@ -22,38 +22,48 @@ _REVISION = re.compile(r"^[0-9a-f]{40}$")
 
 
 class ModelSourceConfig(ConfigModel):
-    """One checkpoint: catalog model, pinned revision, precision."""
+    """One checkpoint: catalog model, precision, pinned revision."""
 
     model: str
     """Key in engines/catalog.py (e.g. 'llama-3.1-8b-instruct')."""
+    quantization: Quantization = "none"
+    """'none': the original bf16 weights; 'fp8'/'nvfp4': NVIDIA's Model Optimizer checkpoint."""
     revision: str
     """The 40-hex commit of the repository that is downloaded (for fp8/nvfp4: NVIDIA's
     pre-quantized repository, not the original one); branches and tags are refused."""
-    quantization: Quantization = "none"
-    """'none': the original bf16 weights; 'fp8'/'nvfp4': NVIDIA's Model Optimizer checkpoint."""
 
-    @model_validator(mode="after")
-    def _known_and_pinned(self) -> ModelSourceConfig:
-        if self.model not in MODELS:
+    @field_validator("model")
+    @classmethod
+    def _known(cls, model: str) -> str:
+        if model not in MODELS:
             raise ValueError(
-                f"model '{self.model}' is not in the catalog (known: {', '.join(sorted(MODELS))}): use one "
+                f"model '{model}' is not in the catalog (known: {', '.join(sorted(MODELS))}): use one "
                 "of them or add it to engines/catalog.py"
             )
-        repository = checkpoint_repository(self.model, self.quantization)
-        if repository is None:
-            available = sorted(q for (m, q) in QUANTIZED_CHECKPOINTS if m == self.model)
-            choices = ", ".join(["none", *available])
+        return model
+
+    @field_validator("quantization")
+    @classmethod
+    def _published(cls, quantization: str, info: ValidationInfo) -> str:
+        model = info.data.get("model")
+        if model is not None and checkpoint_repository(model, quantization) is None:
+            available = sorted(q for (m, q) in QUANTIZED_CHECKPOINTS if m == model)
             raise ValueError(
-                f"quantization '{self.quantization}' of '{self.model}': NVIDIA publishes no pre-quantized "
-                f"checkpoint for it: use one of {choices}"
+                f"'{quantization}' for '{model}': NVIDIA publishes no pre-quantized checkpoint of it: use "
+                f"one of {', '.join(['none', *available])}"
             )
-        if not _REVISION.match(self.revision):
-            shown = self.revision if len(self.revision) <= 48 else self.revision[:45] + "..."
-            raise ValueError(
-                f"revision '{shown}' is not a pinned commit: use the 40-hex commit id of {repository} "
-                f"(huggingface.co/{repository}/commits/main)"
-            )
-        return self
+        return quantization
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned(cls, revision: str, info: ValidationInfo) -> str:
+        if _REVISION.match(revision):
+            return revision
+        model, quantization = info.data.get("model"), info.data.get("quantization")
+        repository = checkpoint_repository(model, quantization) if model and quantization else None
+        shown = revision if len(revision) <= 48 else revision[:45] + "..."
+        where = f" of {repository} (huggingface.co/{repository}/commits/main)" if repository else ""
+        raise ValueError(f"'{shown}' is not a pinned commit: use the 40-hex commit id{where}")
 
     @property
     def repository(self) -> str:

@@ -278,9 +278,7 @@ class StackConfig(ConfigModel):
                     "weights: use the same model key on both sides"
                 )
                 return problems
-        found = llm_api_checks.check_prefill_decode(
-            prefill.llm_api, decode.llm_api, ctx_source.info, ctx_source.quantization
-        )
+        found = llm_api_checks.check_prefill_decode(prefill.llm_api, decode.llm_api, ctx_source.quantization)
         problems += [f"{where}.{p}" for p in found]
         return problems
 

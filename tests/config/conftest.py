@@ -33,3 +33,37 @@ class RawConfig:
 def dev_config() -> RawConfig:
     _, raw, _ = read_stack_config(PROJECT_DIR, "dev")
     return RawConfig(raw)
+
+
+ENGINE_SPEC = {
+    "model": "llama-3.1-8b-instruct",
+    "dtype": "bfloat16",
+    "tpSize": 4,
+    "ppSize": 1,
+    "maxBatchSize": 64,
+    "maxInputLen": 4096,
+    "maxSeqLen": 8192,
+    "maxNumTokens": 8192,
+}
+
+
+@pytest.fixture
+def engine_config(dev_config: RawConfig) -> RawConfig:
+    """The dev stack moved to runtime 'engine': one tp-4 engine of Llama-3.1-8B, no disagg:models."""
+    dev_config.raw.pop("disagg:models")
+    deployments = dev_config.section("deployments")
+    deployments[0]["runtime"] = "engine"
+    deployments[0]["orchestrator"].pop("replicas", None)
+    workers = deployments[0]["workers"]
+    workers.pop("llmApi")
+    workers.pop("model")
+    workers["engine"] = "llama-8b-tp4"
+    dev_config.set("deployments", deployments)
+    dev_config.set("engines", {"llama-8b-tp4": dict(ENGINE_SPEC)})
+    return dev_config
+
+
+@pytest.fixture
+def prod_config() -> RawConfig:
+    _, raw, _ = read_stack_config(PROJECT_DIR, "prod")
+    return RawConfig(raw)

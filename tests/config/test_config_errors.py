@@ -1,4 +1,6 @@
-"""Malformed stack configurations: each fails before any resource, with exact messages."""
+"""Malformed stack configurations of the engine runtime: each fails before any resource, with
+exact messages (the dev stack moved to runtime 'engine' by the ``engine_config`` fixture; the
+llmapi runtime's cases are in test_llmapi_config_errors.py)."""
 
 from __future__ import annotations
 
@@ -228,31 +230,32 @@ CASES.append(
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_malformed_config_is_rejected_with_exact_messages(dev_config, mutate, expected) -> None:
-    mutate(dev_config)
-    assert problems_of(dev_config) == expected
+def test_malformed_config_is_rejected_with_exact_messages(engine_config, mutate, expected) -> None:
+    mutate(engine_config)
+    assert problems_of(engine_config) == expected
 
 
-def test_every_problem_is_reported_at_once(dev_config) -> None:
-    CASES[0][1](dev_config)
-    CASES[4][1](dev_config)
-    CASES[9][1](dev_config)
-    problems = problems_of(dev_config)
+def test_every_problem_is_reported_at_once(engine_config) -> None:
+    CASES[0][1](engine_config)
+    CASES[4][1](engine_config)
+    CASES[9][1](engine_config)
+    problems = problems_of(engine_config)
     assert problems == CASES[0][2] + CASES[4][2] + CASES[9][2]
 
 
-def test_error_text_lists_each_problem_on_its_own_line(dev_config) -> None:
-    workers(lambda w: set_key(w, "pool", "h100"))(dev_config)
+def test_error_text_lists_each_problem_on_its_own_line(engine_config) -> None:
+    workers(lambda w: set_key(w, "pool", "h100"))(engine_config)
     with pytest.raises(ConfigError) as caught:
-        load_stack_config(dev_config.raw)
+        load_stack_config(engine_config.raw)
     text = str(caught.value)
     assert text.splitlines()[0] == "invalid stack configuration (1 problem):"
     assert text.splitlines()[1].startswith(f"  - {D0}.workers.pool: no GPU node pool 'h100'")
 
 
-def test_dev_stack_config_is_valid(dev_config) -> None:
-    config = load_stack_config(dev_config.raw)
+def test_engine_variant_of_dev_is_valid(engine_config) -> None:
+    config = load_stack_config(engine_config.raw)
     assert config.cluster.provider == "eks"
     assert config.engines["llama-8b-tp4"].world_size == 4
     assert config.engine_pools() == {"llama-8b-tp4": "a100"}
+    assert config.used_models() == []
     assert config.fabric() == "efa"

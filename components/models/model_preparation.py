@@ -1,0 +1,225 @@
+"""ModelPreparation: one checkpoint put on shared storage by a Kubernetes Job (llmapi runtime).
+
+The Job runs ``python -m engines.prepare`` (standard library + huggingface_hub, both in the
+TensorRT-LLM release image) from a ConfigMap holding the entrypoint and the request, on the
+system (CPU) pool: downloading needs no GPU. Job and ConfigMap are named after the *model key*
+(content address of repository + revision + quantization, ``engines.prepare.model_key``):
+
+* unchanged source -> same Job, no diff, nothing reruns;
+* a new revision or precision -> new key -> a new Job downloads into a new directory beside the
+  one still being served; workers move to it once it is complete (they wait for ``model_dir``);
+* a changed pod setting with the same key replaces the Job under the same name; the
+  entrypoint finds the ``.complete`` marker and exits at once.
+
+The pod follows the Kubernetes "restricted" Pod Security Standard: non-root (uid/gid 1000),
+seccomp RuntimeDefault, no privilege escalation, all capabilities dropped, read-only root
+filesystem (``/tmp`` and ``HOME`` on an emptyDir), no service-account token. The shared store
+must be writable by gid 1000 (``fsGroup``; on FSx for Lustre, whose CSI driver does not apply
+fsGroup, make the ``models/`` directory group-writable once). The Hugging Face token comes from
+the Secret by ``secretKeyRef`` and never appears in the spec. As for engine builds,
+``ttlSecondsAfterFinished`` stays unset (a deleted Job would be recreated and rerun), and
+``pulumi.com/replaceUnready`` reruns a failed Job (e.g. after the token Secret was created).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.cluster.contract import NodePool
+from components.config.images import DEFAULT_TRTLLM_IMAGE
+from components.config.models import ModelSourceConfig
+from engines import prepare as prepare_entrypoint
+
+TYPE_TOKEN = "disagg:models:ModelPreparation"
+CODE_MOUNT = "/opt/disagg"
+REQUEST_FILE = "request.json"
+RUN_AS = 1000
+_ENGINES_DIR = Path(prepare_entrypoint.__file__).parent
+_CODE_FILES = {"__init__.py": "engines/__init__.py", "prepare.py": "engines/prepare.py"}
+"""ConfigMap key -> path under CODE_MOUNT (ConfigMap keys cannot contain '/')."""
+
+
+class ModelPreparationArgs(BaseModel):
+    """Which checkpoint, where it goes, and where the Job runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str
+    """Key in ``disagg:models``: names the directory ``<mount>/models/<name>/<model key>``."""
+    source: ModelSourceConfig
+    namespace: str
+    pool: NodePool
+    """Where the Job runs: the system (CPU) pool; only its nodeSelector and tolerations are used."""
+    storage_claim_name: str
+    """ReadWriteMany PVC of the shared store."""
+    store_mount_path: str = "/models"
+    image: str = DEFAULT_TRTLLM_IMAGE
+    hf_token_secret: str | None = None
+    """Secret holding a Hugging Face token (gated models such as Llama need one)."""
+    hf_token_secret_key: str = "HF_TOKEN"
+    cpu: str = "2"
+    memory: str = "8Gi"
+    backoff_limit: int = Field(default=2, ge=0)
+    active_deadline_seconds: int = Field(default=3 * 3600, ge=600)
+    """A 70B checkpoint is ~140 GB; this bounds a stalled download."""
+    wait_for_completion: bool = True
+    """Await the Job in ``pulumi up``; False sets ``pulumi.com/skipAwait``."""
+
+
+def model_path(store_mount_path: str, name: str, source: ModelSourceConfig) -> str:
+    """Directory of the prepared checkpoint in pods mounting the store at ``store_mount_path``."""
+    return f"{store_mount_path.rstrip('/')}/models/{name}/{source.key()}"
+
+
+def preparation_request(name: str, source: ModelSourceConfig) -> dict[str, Any]:
+    """The JSON the entrypoint reads."""
+    return {
+        "name": name,
+        "model": source.model,
+        "repository": source.repository,
+        "revision": source.revision,
+        "quantization": source.quantization,
+        "gated": source.gated,
+        "modelKey": source.key(),
+    }
+
+
+def job_name(name: str, source: ModelSourceConfig) -> str:
+    """Kubernetes name of the Job (and its ConfigMap): ``<name>-<model key>``."""
+    full = f"{name}-{source.key()}"
+    if len(full) > 63:
+        raise ValueError(
+            f"ModelPreparation name '{name}' is {len(name)} characters; with the 17-character hash "
+            "suffix the Job name exceeds 63: use a name of at most 46 characters"
+        )
+    return full
+
+
+class ModelPreparation(pulumi.ComponentResource):
+    """Puts ``args.source`` once into ``model_dir`` on the shared store."""
+
+    model_path: str
+    """Path of the checkpoint directory in pods mounting the store at ``store_mount_path``."""
+    model_dir: pulumi.Output[str]
+    """``model_path`` as an output of the Job: resources using it wait for the download."""
+    model_key: str
+    """Content address of repository + revision + quantization."""
+    job_name: pulumi.Output[str]
+    job: k8s.batch.v1.Job
+
+    def __init__(self, name: str, args: ModelPreparationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        source = args.source
+        self.model_key = source.key()
+        self.model_path = model_path(args.store_mount_path, args.name, source)
+        k8s_name = job_name(name, source)
+        labels = {
+            "app.kubernetes.io/name": "model-preparation",
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/part-of": "disagg-inference",
+            "disagg.ai/model": args.name,
+            "disagg.ai/model-key": self.model_key,
+        }
+        data = {key: (_ENGINES_DIR / key).read_text() for key in _CODE_FILES}
+        data[REQUEST_FILE] = json.dumps(preparation_request(args.name, source), indent=2, sort_keys=True) + "\n"
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-code",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=args.namespace, labels=labels),
+            data=data,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        annotations = {"pulumi.com/replaceUnready": "true"}
+        if not args.wait_for_completion:
+            annotations["pulumi.com/skipAwait"] = "true"
+        timeouts = pulumi.CustomTimeouts(create=f"{args.active_deadline_seconds + 900}s")
+        self.job = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=k8s_name, namespace=args.namespace, labels=labels, annotations=annotations
+            ),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=args.backoff_limit,
+                active_deadline_seconds=args.active_deadline_seconds,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=cast(Any, pod_spec(args, k8s_name)),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[config_map], custom_timeouts=timeouts),
+        )
+        self.job_name = self.job.metadata.apply(lambda meta: cast(str, meta.name))
+        self.model_dir = self.job_name.apply(lambda _: self.model_path)
+        self.register_outputs(
+            {"model_dir": self.model_dir, "model_key": self.model_key, "job_name": self.job_name}
+        )
+
+
+def pod_spec(args: ModelPreparationArgs, config_map_name: str) -> dict[str, Any]:
+    """The Job's pod spec (a plain Kubernetes dict, tested directly)."""
+    mount = args.store_mount_path.rstrip("/") or "/"
+    env: list[dict[str, Any]] = [
+        {"name": "PYTHONPATH", "value": CODE_MOUNT},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "HF_HOME", "value": "/tmp/hf"},
+        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        {"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "0"},
+    ]
+    if args.hf_token_secret:
+        env.append(
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": args.hf_token_secret, "key": args.hf_token_secret_key}},
+            }
+        )
+    items = [{"key": key, "path": path} for key, path in _CODE_FILES.items()]
+    items.append({"key": REQUEST_FILE, "path": REQUEST_FILE})
+    container = {
+        "name": "prepare",
+        "image": args.image,
+        "command": ["python3", "-m", "engines.prepare"],
+        "args": ["--request", f"{CODE_MOUNT}/{REQUEST_FILE}", "--store", mount],
+        "workingDir": CODE_MOUNT,
+        "env": env,
+        "resources": {
+            "requests": {"cpu": args.cpu, "memory": args.memory},
+            "limits": {"memory": args.memory},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+        "volumeMounts": [
+            {"name": "store", "mountPath": mount},
+            {"name": "code", "mountPath": CODE_MOUNT, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "nodeSelector": dict(sorted(args.pool.node_selector.items())),
+        "tolerations": [t.to_k8s() for t in args.pool.tolerations],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": "store", "persistentVolumeClaim": {"claimName": args.storage_claim_name}},
+            {"name": "code", "configMap": {"name": config_map_name, "items": items}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        ],
+    }

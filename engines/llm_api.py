@@ -198,7 +198,7 @@ def llm_api_yaml(group_options: LlmApiOptions, *, role: Role) -> str:
     Written as block YAML with JSON-quoted scalars (valid YAML 1.1 and 1.2, read by upstream's
     ``yaml.safe_load``), keys in a fixed order, so the file is byte-stable for reviews.
     """
-    header = f"# trtllm-serve --extra_llm_api_options for a {role} server (generated)\n"
+    header = f"# trtllm-serve --extra_llm_api_options, role {role} (generated)\n"
     return header + "".join(_yaml_lines(llm_api_options(group_options, role=role), 0))
 
 

@@ -145,8 +145,9 @@ class StackConfig(ConfigModel):
                 problems += self._check_llmapi_deployment(where, deployment, pools)
             for role, group in deployment.worker_groups().items():
                 if group.autoscaling.enabled and not self.platform.metrics_adapter.enabled:
+                    metrics = "Triton" if deployment.runtime == "engine" else "trtllm-serve"
                     problems.append(
-                        f"{where}.{role}.autoscaling.enabled: the HPA scales on Triton metrics, which "
+                        f"{where}.{role}.autoscaling.enabled: the HPA scales on {metrics} metrics, which "
                         f"need a metrics adapter, but {NAMESPACE}:platform.metricsAdapter.enabled is "
                         "false: enable it (with prometheusUrl) or set autoscaling.enabled: false"
                     )

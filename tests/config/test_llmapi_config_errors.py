@@ -443,3 +443,12 @@ def test_dev_config_is_valid_and_uses_the_llm_api(dev_config) -> None:
     assert config.runtimes() == {"llmapi"}
     assert config.used_models() == ["llama-8b"]
     assert config.engine_pools() == {}
+
+
+def test_llmapi_autoscaling_needs_a_metrics_adapter(dev_config) -> None:
+    workers(lambda w: w.update(autoscaling={"enabled": True}))(dev_config)
+    assert problems_of(dev_config) == [
+        f"{D0}.workers.autoscaling.enabled: the HPA scales on trtllm-serve metrics, which need a metrics "
+        "adapter, but disagg:platform.metricsAdapter.enabled is false: enable it (with prometheusUrl) or set "
+        "autoscaling.enabled: false"
+    ]

@@ -24,6 +24,8 @@ Role = Literal["aggregated", "context", "generation"]
 """What a worker group serves: whole requests, or the context/generation phase of
 prefill/decode disaggregation (upstream's ``--server_role`` CONTEXT/GENERATION)."""
 ROLES: tuple[Role, ...] = ("aggregated", "context", "generation")
+GROUP_ROLES: dict[str, Role] = {"workers": "aggregated", "prefill": "context", "decode": "generation"}
+"""Worker-group key of a deployment (``ModelDeploymentConfig.worker_groups()``) -> its role."""
 
 KvCacheDtype = Literal["auto", "fp8", "nvfp4", "float16", "bfloat16"]
 """``kv_cache_config.dtype``: 'auto' keeps the checkpoint's KV-cache quantization (NVIDIA's FP8

@@ -93,3 +93,14 @@ def test_runtimes_accept_their_generation_only() -> None:
     assert check("llmapi", "mirror.local/trtllm:mine", declared="one") == [
         "images.xVersion: 'one' is not a TensorRT-LLM version: write e.g. '1.2.1'"
     ]
+
+
+def test_each_runtime_gets_its_image() -> None:
+    from components.config import ImagesConfig
+
+    images = ImagesConfig()
+    assert images.runtime_image("llmapi") == DEFAULT_TRTLLM_IMAGE
+    assert images.runtime_image("engine") == DEFAULT_TRITON_TRTLLM_IMAGE
+    assert images.frontend_image("llmapi") == DEFAULT_TRTLLM_IMAGE
+    assert images.frontend_image() == DEFAULT_TRITON_TRTLLM_IMAGE  # the engine runtime's, as before
+    assert ImagesConfig(frontend="python:3.12-slim").frontend_image("llmapi") == "python:3.12-slim"

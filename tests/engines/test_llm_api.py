@@ -12,6 +12,7 @@ import yaml
 from components.config import StackConfig, load_stack_config
 from disaggctl.synth import read_stack_config
 from engines.llm_api import (
+    GROUP_ROLES,
     CacheTransceiverOptions,
     CudaGraphOptions,
     KvCacheOptions,
@@ -75,9 +76,8 @@ def stack(name: str) -> StackConfig:
     return load_stack_config(raw)
 
 
-ROLE_OF = {"workers": "aggregated", "prefill": "context", "decode": "generation"}
 RENDERED = [
-    (f"{name}/{d.name}/{group_role}", g.llm_api, ROLE_OF[group_role])
+    (f"{name}/{d.name}/{group_role}", g.llm_api, GROUP_ROLES[group_role])
     for name in ("dev", "prod")
     for d in stack(name).deployments
     if d.runtime == "llmapi"

@@ -25,11 +25,13 @@ list: fine); the stack validation prefixes them with the group's full key
   formatter splits and concatenates heads and layers; each side's TP dividing, or being a
   multiple of, the KV heads is checked per group). The transfer buffer must hold whole blocks
   (``TLLM_CHECK(maxNumTokens % tokensPerBlock == 0)``, cacheTransBuffer.cpp @012f8ad2031a) and
-  upstream recommends ``max_tokens_in_buffer`` >= the longest prompt
-  (docs/source/features/disagg-serving.md; smaller buffers have deadlocked under load). MPI
-  moves KV cache only inside one MPI world, which two separately started servers never share,
-  so only UCX and NIXL are accepted. Context servers run without the overlap scheduler
-  (disagg-serving.md: "not supported" there).
+  upstream asks for ``max_tokens_in_buffer`` >= the longest prompt (examples/disaggregated/
+  README.md: "Set it >= the maximum ISL"; docs/source/features/disagg-serving.md; smaller
+  buffers have deadlocked transfers under load). MPI moves KV cache only inside one MPI world,
+  which two separately started servers never share, so only UCX and NIXL are accepted ('DEFAULT'
+  resolves per server from environment variables, NIXL otherwise: ``_resolve_default_backend``
+  in llm_args.py). Context servers run without the overlap scheduler (examples/disaggregated/
+  README.md: "not yet supported in disaggregated context server architectures").
 """
 
 from __future__ import annotations

@@ -377,11 +377,11 @@ PROD_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
             ],
         ),
         [
-            "disagg:deployments[2].mode: 'prefill-decode' with runtime 'engine' cannot move KV cache: Triton's "
-            "TensorRT-LLM backend exposes no cache-transceiver choice (inflight_batcher_llm/src/"
-            "model_instance_state.cc builds its ExecutorConfig without one), leaving the executor's MPI transfer, "
-            "which only reaches ranks of one MPI world, and the prefill and decode groups are separate worlds "
-            "(upstream's disaggregated_serving example runs both in one mpirun): use runtime: llmapi with "
+            "disagg:deployments[2].mode: 'prefill-decode' with runtime 'engine' cannot move KV cache between "
+            "separate groups: Triton's TensorRT-LLM backend offers no cache-transceiver choice "
+            "(model_instance_state.cc builds its ExecutorConfig without one) and moves KV cache over MPI inside "
+            "one MPI world, whose size upstream gives as context tp×pp + generation tp×pp + 1 (tensorrtllm_backend "
+            "disaggregated_serving README), while here each group is its own world: use runtime: llmapi with "
             "cacheTransceiverConfig.backend UCX or NIXL, or mode: tensor-parallel"
         ],
     ),

@@ -52,7 +52,7 @@ from components.config.deployment import (
     OrchestratorConfig,
     WorkerGroupConfig,
 )
-from components.serving.frontend import TritonFrontend, TritonFrontendArgs
+from components.serving.group_layout import GroupLayout, group_layout
 from components.serving.model_repository import (
     EngineLimits,
     FrontendSettings,
@@ -60,9 +60,15 @@ from components.serving.model_repository import (
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from components.serving.orchestrator import TritonOrchestrator, TritonOrchestratorArgs, orchestrator_url
-from components.serving.pods import GroupLayout, check_input_str, group_layout, memory_bytes
-from components.serving.workers import (
+from components.serving.pulumi_options import check_input_str
+from components.serving.resources import memory_bytes
+from components.serving.triton_frontend import TritonFrontend, TritonFrontendArgs
+from components.serving.triton_orchestrator import (
+    TritonOrchestrator,
+    TritonOrchestratorArgs,
+    orchestrator_url,
+)
+from components.serving.triton_workers import (
     TensorParallelWorkers,
     TensorParallelWorkersArgs,
     default_placement_key,

@@ -23,7 +23,7 @@ import yaml
 from components.cluster.contract import ClusterHandle, NodePool, Toleration
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig
 from components.serving.deployment import DisaggregatedDeploymentArgs
-from components.serving.frontend import TritonFrontendArgs
+from components.serving.group_layout import GroupLayout
 from components.serving.model_repository import (
     EngineLimits,
     FrontendSettings,
@@ -31,9 +31,9 @@ from components.serving.model_repository import (
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from components.serving.orchestrator import TritonOrchestratorArgs
-from components.serving.pods import GroupLayout
-from components.serving.workers import TensorParallelWorkersArgs
+from components.serving.triton_frontend import TritonFrontendArgs
+from components.serving.triton_orchestrator import TritonOrchestratorArgs
+from components.serving.triton_workers import TensorParallelWorkersArgs
 from disaggctl.mocks import install_mocks
 from engines.spec import EngineSpec
 

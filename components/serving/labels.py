@@ -17,10 +17,11 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 LWS_EXCLUSIVE_TOPOLOGY = "leaderworkerset.sigs.k8s.io/exclusive-topology"
 
 
-def labels(instance: str, component: str, role: str | None = None) -> dict[str, str]:
-    """Standard labels of one serving component's objects (also their pod selectors)."""
+def labels(instance: str, component: str, role: str | None = None, app: str = "triton") -> dict[str, str]:
+    """Standard labels of one serving component's objects (also their pod selectors); ``app`` is
+    the runtime: 'triton' (engine) or 'llmapi'."""
     out = {
-        "app.kubernetes.io/name": "triton",
+        "app.kubernetes.io/name": app,
         "app.kubernetes.io/instance": instance,
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": PART_OF,

@@ -279,7 +279,8 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 aws_load_balancer=args.aws_load_balancer,
             )
         except ValidationError as err:
-            raise ValueError(f"deployment '{name}': {err}") from err
+            messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
+            raise ValueError(f"deployment '{name}': {messages}") from None
         super().__init__(TYPE_TOKEN, name, None, opts)
         provider = opts.provider if opts is not None else None
         depends_on = opts.depends_on if opts is not None else None

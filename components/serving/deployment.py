@@ -1,4 +1,7 @@
-"""DisaggregatedDeployment: one served model as three independently scaled tiers.
+"""DisaggregatedDeployment: one model served by the engine runtime (Triton + TRT-LLM engines).
+
+The llmapi runtime (trtllm-serve) has its own composition, :mod:`components.serving.llmapi_deployment`.
+Both add the deployment's NetworkPolicies (:mod:`components.serving.network_policies`).
 
 * ``frontend`` (:class:`TritonFrontend`): CPU Triton, client traffic, tokenization, streaming;
   its ``tensorrt_llm`` proxy forwards to the orchestrator Service.

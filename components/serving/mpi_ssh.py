@@ -174,6 +174,7 @@ def sshd_script() -> str:
         'existing user (runAsUser) or add one"',
         "  exit 1",
         "fi",
+        'mkdir -p "${HOME:-/tmp}" "${XDG_CACHE_HOME:-/tmp}"',
         f"install -d -m 700 {SSH_DIR}",
         f"install -m 600 {SECRET_MOUNT}/id_ed25519.pub {SSH_DIR}/authorized_keys",
         f"install -m 600 {SECRET_MOUNT}/ssh_host_ed25519_key {SSH_DIR}/ssh_host_ed25519_key",

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.cluster.contract import NodePool
 from components.config.deployment import ResourcesConfig
-from components.serving.fabric_env import fabric_env
+from components.serving.fabric_env import fabric_env, kv_transfer_env
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import LWS_WORKER_INDEX_LABEL, REPOSITORY_HASH_ANNOTATION, labels, metadata
 from components.serving.model_repository import (
@@ -200,6 +200,8 @@ def executor_env(pool: NodePool, layout: GroupLayout, engine_dir: str, kv_cache_
     env["ENGINE_DIR"] = engine_dir
     if kv_cache_transfer:
         env["TRTLLM_USE_UCX_KVCACHE"] = "1"
+        if pool.fabric in ("infiniband", "roce"):  # UCX on the RDMA device (EFA: UCX has no transport)
+            env.update(kv_transfer_env(pool, "UCX"))
     return env
 
 

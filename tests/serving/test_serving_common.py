@@ -179,3 +179,13 @@ def test_quantities_and_pods_metrics():
             "target": {"type": "AverageValue", "averageValue": "800m"},
         },
     }
+
+
+def test_engine_kv_transfer_puts_ucx_on_the_rdma_device_of_ib_pools():
+    ib = executor_env(IB, GroupLayout(1, 8), "/e", kv_cache_transfer=True)
+    assert (ib["TRTLLM_USE_UCX_KVCACHE"], ib["UCX_TLS"]) == ("1", "ib,cuda_copy,cuda_ipc,sm,self")
+    roce = executor_env(ROCE, GroupLayout(1, 8), "/e", kv_cache_transfer=True)
+    assert roce["UCX_IB_GID_INDEX"] == "3"
+    efa = executor_env(EFA_P5, GroupLayout(1, 8), "/e", kv_cache_transfer=True)
+    assert "UCX_TLS" not in efa
+    assert "UCX_TLS" not in executor_env(IB, GroupLayout(1, 8), "/e", kv_cache_transfer=False)

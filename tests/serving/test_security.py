@@ -73,3 +73,20 @@ def test_cpu_pools_get_no_ipc_lock(frontend_args):
     assert spec["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
+
+
+def test_triton_core_objects_validate(frontend_args, k8s_errors):
+    from components.serving.triton_frontend import (
+        frontend_hpa_manifest,
+        frontend_pdb_manifest,
+        frontend_service_manifest,
+    )
+
+    fe = frontend_args()
+    manifests = [
+        frontend_deployment_manifest("f", fe, frontend_config_maps("f", fe.repository)),
+        frontend_service_manifest("f", fe),
+        frontend_hpa_manifest("f", fe),
+        frontend_pdb_manifest("f", fe),
+    ]
+    assert [e for m in manifests for e in k8s_errors(m)] == []

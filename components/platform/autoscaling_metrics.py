@@ -17,6 +17,16 @@ KV_CACHE_UTILIZATION = "trtllm_kv_cache_utilization"
 WAITING_REQUESTS = "trtllm_waiting_requests"
 """Requests the TRT-LLM batch manager holds waiting for a slot, per pod."""
 
+# LLM API runtime: trtllm-serve exports these gauges itself on /prometheus/metrics (with
+# ``return_perf_metrics: true``): tensorrt_llm/metrics/collector.py @050f80def8df (names),
+# tensorrt_llm/serve/openai_server.py @00057725d9a6 (``mount_metrics`` at /prometheus/metrics).
+LLMAPI_KV_CACHE_UTILIZATION = "llmapi_kv_cache_utilization"
+"""Fraction of the KV cache in use on a trtllm-serve leader (upstream gauge trtllm_kv_cache_utilization)."""
+LLMAPI_WAITING_REQUESTS = "llmapi_requests_waiting"
+"""Requests queued on a trtllm-serve leader (upstream gauge trtllm_num_requests_waiting)."""
+UPSTREAM_KV_CACHE_UTILIZATION = "trtllm_kv_cache_utilization"
+UPSTREAM_REQUESTS_WAITING = "trtllm_num_requests_waiting"
+
 
 @dataclass(frozen=True)
 class AdapterRule:
@@ -56,5 +66,15 @@ def adapter_rules() -> list[AdapterRule]:
             WAITING_REQUESTS,
             'nv_trt_llm_request_metrics{namespace!="",pod!=""}',
             f'sum(nv_trt_llm_request_metrics{{request_type="waiting",<<.LabelMatchers>>}}) {by_pod}',
+        ),
+        AdapterRule(
+            LLMAPI_KV_CACHE_UTILIZATION,
+            f'{UPSTREAM_KV_CACHE_UTILIZATION}{{namespace!="",pod!=""}}',
+            f"max({UPSTREAM_KV_CACHE_UTILIZATION}{{<<.LabelMatchers>>}}) {by_pod}",
+        ),
+        AdapterRule(
+            LLMAPI_WAITING_REQUESTS,
+            f'{UPSTREAM_REQUESTS_WAITING}{{namespace!="",pod!=""}}',
+            f"sum({UPSTREAM_REQUESTS_WAITING}{{<<.LabelMatchers>>}}) {by_pod}",
         ),
     ]

@@ -1,4 +1,7 @@
-"""DisaggregatedDeployment: one served model as three independently scaled tiers.
+"""DisaggregatedDeployment: one model served by the engine runtime (Triton + TRT-LLM engines).
+
+The llmapi runtime (trtllm-serve) has its own composition, :mod:`components.serving.llmapi_deployment`.
+Both add the deployment's NetworkPolicies (:mod:`components.serving.network_policies`).
 
 * ``frontend`` (:class:`TritonFrontend`): CPU Triton, client traffic, tokenization, streaming;
   its ``tensorrt_llm`` proxy forwards to the orchestrator Service.
@@ -52,7 +55,8 @@ from components.config.deployment import (
     OrchestratorConfig,
     WorkerGroupConfig,
 )
-from components.serving.frontend import TritonFrontend, TritonFrontendArgs
+from components.serving.group_layout import GroupLayout, group_layout
+from components.serving.labels import LWS_NAME_LABEL, labels
 from components.serving.model_repository import (
     EngineLimits,
     FrontendSettings,
@@ -60,9 +64,26 @@ from components.serving.model_repository import (
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from components.serving.orchestrator import TritonOrchestrator, TritonOrchestratorArgs, orchestrator_url
-from components.serving.pods import GroupLayout, check_input_str, group_layout, memory_bytes
-from components.serving.workers import (
+from components.serving.network_policies import (
+    NetworkPolicies,
+    NetworkPoliciesArgs,
+    TierPolicy,
+    metrics_ingress,
+    pods_peer,
+    rule,
+    tcp_ports,
+    worker_tier,
+)
+from components.serving.pods import GRPC_PORT, HTTP_PORT, METRICS_PORT
+from components.serving.pulumi_options import check_input_str
+from components.serving.resources import memory_bytes
+from components.serving.triton_frontend import TritonFrontend, TritonFrontendArgs
+from components.serving.triton_orchestrator import (
+    TritonOrchestrator,
+    TritonOrchestratorArgs,
+    orchestrator_url,
+)
+from components.serving.triton_workers import (
     TensorParallelWorkers,
     TensorParallelWorkersArgs,
     default_placement_key,
@@ -95,6 +116,16 @@ class DisaggregatedDeploymentArgs(BaseModel):
     """The cluster's custom metrics API serves the Triton/TRT-LLM metrics (``platform.metricsAdapter``
     or your own adapter with ``components.platform.autoscaling_metrics.adapter_rules()``). Required by worker
     ``autoscaling``; adds queue time to the frontend HPA."""
+    mpi_ssh_secret: str | None = None
+    """Secret with the SSH keys of multi-node groups (``mpi_ssh.SECRET_KEYS``); None: ``<name>-mpi-ssh``."""
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    """Client CIDRs of an internet-facing frontend (``frontend.internalLoadBalancer: false`` needs them)."""
+    network_policies: bool = True
+    """Default-deny NetworkPolicies plus the tiers' flows (:mod:`components.serving.network_policies`)."""
+    monitoring_namespaces: tuple[str, ...] = ("monitoring",)
+    """Namespaces whose pods may scrape the metrics ports."""
+    storage_cidrs: tuple[str, ...] = ()
+    """Lustre egress for in-pod clients (none with the FSx CSI driver, which mounts on the node)."""
 
     @field_validator("engine_dirs")
     @classmethod
@@ -332,6 +363,37 @@ def plan_deployment(name: str, args: DisaggregatedDeploymentArgs) -> DeploymentP
     return DeploymentPlan(tuple(plans), frontend_repository, from_engine)
 
 
+def engine_network_tiers(
+    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...], frontend_internet: bool = False
+) -> list[TierPolicy]:
+    """Allow policies of an engine deployment: clients to the frontend (HTTP/gRPC), the frontend to
+    the orchestrators' gRPC, each LeaderWorkerSet's pods among themselves (MPI, NCCL) and, in
+    prefill-decode mode, with the other role's set (UCX KV-cache transfer); metrics from monitoring."""
+    frontend = labels(name, "frontend")
+    sets = {role: {LWS_NAME_LABEL: workers_component_name(name, role)} for role in roles}
+    leaders = [labels(name, "orchestrator", role) for role in roles]
+    frontend_egress = [rule([pods_peer(leader) for leader in leaders], tcp_ports(GRPC_PORT, HTTP_PORT))]
+    if frontend_internet:  # tokenizer downloaded from Hugging Face at model load
+        frontend_egress.append(rule(None, tcp_ports(443)))
+    tiers = [
+        TierPolicy(
+            name=f"{name}-frontend",
+            selector=frontend,
+            ingress=[rule(None, tcp_ports(HTTP_PORT, GRPC_PORT)), *metrics_ingress(monitoring_namespaces, METRICS_PORT)],
+            egress=frontend_egress,
+        )
+    ]
+    for role in roles:
+        kv_peers = [sets[other] for other in roles if other != role]
+        tiers.append(
+            worker_tier(
+                f"{name}-{role}", sets[role], frontend, [HTTP_PORT, GRPC_PORT], [METRICS_PORT], kv_peers,
+                monitoring_namespaces,
+            )  # fmt: skip
+        )
+    return tiers
+
+
 class DisaggregatedDeployment(pulumi.ComponentResource):
     """Frontend, orchestrator(s) and worker groups of one model deployment."""
 
@@ -340,6 +402,9 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
     """By worker-group role ('workers', or 'prefill' and 'decode')."""
     workers: dict[str, TensorParallelWorkers]
     """By worker-group role."""
+    network_policies: NetworkPolicies | None
+    frontend_needs_internet: bool
+    """The frontend tokenizer is a Hugging Face repository id (HTTPS egress allowed for it)."""
     frontend_endpoint: pulumi.Output[dict]
     """``{"grpc": "host:8001", "http": "host:8000"}`` (load balancer hostname, or cluster DNS)."""
     orchestrator_endpoint: pulumi.Output[str]
@@ -374,6 +439,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                     mount_path=args.mount_path,
                     shm_size=rp.group.shm_size,
                     kv_cache_transfer=disaggregated,
+                    mpi_ssh_secret=args.mpi_ssh_secret or f"{name}-mpi-ssh",
                 ),
                 child(),
             )
@@ -394,11 +460,15 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                     claim_name=args.claim_name,
                     mount_path=args.mount_path,
                     kv_cache_transfer=disaggregated,
+                    mpi_ssh_secret=args.mpi_ssh_secret or f"{name}-mpi-ssh",
                     placement_key=default_placement_key(rp.pool, rp.layout),
                 ),
                 child(),
             )
         tokenizer_dir = None
+        self.frontend_needs_internet = not plan.tokenizer_from_engine and not str(
+            args.deployment.frontend.tokenizer
+        ).startswith("/")
         if plan.tokenizer_from_engine:
             entry_dir = pulumi.Output.from_input(args.engine_dirs[plan.entry_role])
             tokenizer_dir = entry_dir.apply(lambda d: f"{d.rstrip('/')}/tokenizer")
@@ -416,9 +486,22 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                 mount_path=args.mount_path,
                 aws_load_balancer=args.cluster.platform == "eks",
                 custom_metrics=args.custom_metrics,
+                load_balancer_source_ranges=args.load_balancer_source_ranges,
             ),
             child(),
         )
+        self.network_policies = None
+        if args.network_policies:
+            tiers = engine_network_tiers(
+                name, [rp.role for rp in plan.roles], args.monitoring_namespaces, self.frontend_needs_internet
+            )
+            self.network_policies = NetworkPolicies(
+                f"{name}-network-policies",
+                NetworkPoliciesArgs(
+                    instance=name, namespace=args.namespace, tiers=tuple(tiers), storage_cidrs=args.storage_cidrs
+                ),
+                child(),
+            )
         self.frontend_endpoint = self.frontend.endpoint
         self.orchestrator_endpoint = pulumi.Output.from_input(self.orchestrators[plan.entry_role].url)
         self.register_outputs(

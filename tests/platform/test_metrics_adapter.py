@@ -7,6 +7,8 @@ import pytest
 from components.config.platform import MetricsAdapterConfig
 from components.platform.autoscaling_metrics import (
     KV_CACHE_UTILIZATION,
+    LLMAPI_KV_CACHE_UTILIZATION,
+    LLMAPI_WAITING_REQUESTS,
     QUEUE_TIME_MS,
     WAITING_REQUESTS,
     adapter_rules,
@@ -18,7 +20,17 @@ def test_rules_are_the_shared_autoscaling_rules():
     rules = metrics_adapter_values(MetricsAdapterConfig(enabled=True))["rules"]
     assert rules["default"] is False
     assert rules["custom"] == [rule.to_values() for rule in adapter_rules()]
-    assert [r["name"]["as"] for r in rules["custom"]] == [QUEUE_TIME_MS, KV_CACHE_UTILIZATION, WAITING_REQUESTS]
+    assert [r["name"]["as"] for r in rules["custom"]] == [
+        QUEUE_TIME_MS, KV_CACHE_UTILIZATION, WAITING_REQUESTS, LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS,
+    ]  # fmt: skip
+
+
+def test_llmapi_rules_read_the_upstream_trtllm_serve_gauges():
+    rules = {r.name: r for r in adapter_rules()}
+    kv, waiting = rules[LLMAPI_KV_CACHE_UTILIZATION], rules[LLMAPI_WAITING_REQUESTS]
+    assert kv.series_query == 'trtllm_kv_cache_utilization{namespace!="",pod!=""}'
+    assert kv.metrics_query == "max(trtllm_kv_cache_utilization{<<.LabelMatchers>>}) by (<<.GroupBy>>)"
+    assert waiting.metrics_query == "sum(trtllm_num_requests_waiting{<<.LabelMatchers>>}) by (<<.GroupBy>>)"
 
 
 @pytest.mark.parametrize(

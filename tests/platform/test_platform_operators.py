@@ -59,7 +59,10 @@ def test_metrics_adapter_off_by_default_and_uses_the_shared_rules(mocks, cluster
     assert adapter.inputs["chart"] == "prometheus-adapter"
     assert adapter.inputs["repositoryOpts"] == {"repo": "https://prometheus-community.github.io/helm-charts"}
     names = [rule["name"]["as"] for rule in adapter.inputs["values"]["rules"]["custom"]]
-    assert names == ["triton_queue_time_ms", "trtllm_kv_cache_utilization", "trtllm_waiting_requests"]
+    assert names == [
+        "triton_queue_time_ms", "trtllm_kv_cache_utilization", "trtllm_waiting_requests",
+        "llmapi_kv_cache_utilization", "llmapi_requests_waiting",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("platform", "installed"), [("eks", False), ("existing", True)])

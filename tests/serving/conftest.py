@@ -23,7 +23,7 @@ import yaml
 from components.cluster.contract import ClusterHandle, NodePool, Toleration
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig
 from components.serving.deployment import DisaggregatedDeploymentArgs
-from components.serving.frontend import TritonFrontendArgs
+from components.serving.group_layout import GroupLayout
 from components.serving.model_repository import (
     EngineLimits,
     FrontendSettings,
@@ -31,9 +31,9 @@ from components.serving.model_repository import (
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from components.serving.orchestrator import TritonOrchestratorArgs
-from components.serving.pods import GroupLayout
-from components.serving.workers import TensorParallelWorkersArgs
+from components.serving.triton_frontend import TritonFrontendArgs
+from components.serving.triton_orchestrator import TritonOrchestratorArgs
+from components.serving.triton_workers import TensorParallelWorkersArgs
 from disaggctl.mocks import install_mocks
 from engines.spec import EngineSpec
 
@@ -320,3 +320,62 @@ def pod_template_errors() -> Callable[[dict], list[str]]:
         "leaderTemplate"
     ]
     return _validator(template)
+
+
+@pytest.fixture(scope="session")
+def k8s_errors() -> Callable[[dict], list[str]]:
+    """Schema errors of a core Kubernetes object (``kubernetes-validate``, strict: unknown fields
+    are errors); empty: valid."""
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+
+    def errors(obj: dict) -> list[str]:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            return [f"{'/'.join(map(str, err.path))}: {err.message}"]
+        return []
+
+    return errors
+
+
+# ---- llmapi runtime ------------------------------------------------------------------------
+
+RUNTIME_FILES = {"__init__.py": "", "frontend.py": "print('frontend')\n", "router.py": "print('router')\n"}
+AGGREGATED_YAML = (
+    "tensor_parallel_size: 4\npipeline_parallel_size: 1\nmax_batch_size: 64\n"
+    "return_perf_metrics: true\nenable_iter_perf_stats: true\n"
+)
+CONTEXT_YAML = (
+    "tensor_parallel_size: 8\ndisable_overlap_scheduler: true\nreturn_perf_metrics: true\n"
+    "enable_iter_perf_stats: true\ncache_transceiver_config:\n  backend: NIXL\n  max_tokens_in_buffer: 8192\n"
+)
+GENERATION_YAML = CONTEXT_YAML.replace("disable_overlap_scheduler: true\n", "")
+
+
+@pytest.fixture
+def llmapi_workers_args():
+    from components.serving.llmapi_workers import LlmApiWorkersArgs
+
+    def make(role: str = "workers", pods: int = 1, gpus: int = 4, pool: NodePool = A100, **overrides):
+        yaml_text = {"workers": AGGREGATED_YAML, "prefill": CONTEXT_YAML, "decode": GENERATION_YAML}[role]
+        yaml_text = yaml_text.replace(
+            "tensor_parallel_size: 4" if role == "workers" else "tensor_parallel_size: 8",
+            f"tensor_parallel_size: {pods * gpus}",
+        )
+        fields: dict[str, Any] = {
+            "instance": "llama",
+            "role": role,
+            "namespace": "llm",
+            "image": "nvcr.io/nvidia/tensorrt-llm/release:1.2.0",
+            "pool": pool,
+            "pods_per_group": pods,
+            "gpus_per_pod": gpus,
+            "llm_api_yaml": yaml_text,
+            "model_dir": "/models/models/llama/abc",
+            "claim_name": "models",
+        }
+        return LlmApiWorkersArgs(**{**fields, **overrides})
+
+    return make

@@ -199,6 +199,7 @@ def test_tensor_parallel_tree_names_and_provider(mocks, deployment_args):
         children = sorted((r.name, r.type) for r in recorded.values() if r.parent_name == "llama-8b")
         assert children == [
             ("llama-8b-frontend", "disagg:serving:TritonFrontend"),
+            ("llama-8b-network-policies", "disagg:serving:NetworkPolicies"),
             ("llama-8b-orchestrator", "disagg:serving:TritonOrchestrator"),
             ("llama-8b-workers", "disagg:serving:TensorParallelWorkers"),
         ]
@@ -311,6 +312,7 @@ def test_prefill_decode_tree(mocks, deployment_args):
             "llama-70b-pd-decode",
             "llama-70b-pd-decode-orchestrator",
             "llama-70b-pd-frontend",
+            "llama-70b-pd-network-policies",
             "llama-70b-pd-prefill",
             "llama-70b-pd-prefill-orchestrator",
         ]

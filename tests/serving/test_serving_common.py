@@ -5,25 +5,21 @@ from __future__ import annotations
 import pytest
 
 from components.cluster.contract import NodePool
+from components.serving.autoscaling import pods_metric
+from components.serving.fabric_env import fabric_env
+from components.serving.group_layout import GroupLayout, group_layout
+from components.serving.labels import labels
 from components.serving.model_repository import frontend_repository, repository_files
-from components.serving.pods import (
-    GroupLayout,
+from components.serving.repository_config_maps import (
     config_map_key,
     content_hash,
-    executor_env,
-    fabric_env,
-    gpu_resources,
-    gpu_security_context,
-    group_layout,
-    labels,
-    memory_bytes,
-    memory_limit,
-    pods_metric,
-    quantity,
     repository_config_maps,
     repository_files_from_config_maps,
     repository_volume,
 )
+from components.serving.resources import gpu_resources, memory_bytes, memory_limit, quantity
+from components.serving.security import gpu_security_context
+from components.serving.triton_orchestrator import executor_env
 
 EFA_P5 = NodePool("h100", 8, 80, {"p": "h100"}, fabric="efa", efa_interfaces=32, instance_type="p5.48xlarge")
 EFA_G5 = NodePool("g5", 8, 24, {"p": "g5"}, fabric="efa", efa_interfaces=1, instance_type="g5.48xlarge")
@@ -122,9 +118,9 @@ def test_plain_pool_env_has_no_fabric_settings():
 def test_gpu_resources_take_the_fabric_share():
     half = gpu_resources(EFA_P5, 4, "8", "32Gi", "64Gi")
     assert half["requests"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "4", "vpc.amazonaws.com/efa": "16"}
-    assert half["limits"] == {"memory": "96Gi", "nvidia.com/gpu": "4", "vpc.amazonaws.com/efa": "16"}
+    assert half["limits"] == {"cpu": "8", "memory": "96Gi", "nvidia.com/gpu": "4", "vpc.amazonaws.com/efa": "16"}
     assert gpu_resources(IB, 8, "8", "32Gi", "1Gi")["limits"]["rdma/ib"] == "1"
-    assert "cpu" not in gpu_resources(PLAIN, 4, "8", "32Gi", "1Gi")["limits"]
+    assert gpu_resources(PLAIN, 4, "8", "32Gi", "1Gi")["limits"]["cpu"] == "8"
 
 
 def test_memory_limit_adds_the_shared_memory():
@@ -137,9 +133,9 @@ def test_memory_limit_adds_the_shared_memory():
 
 
 def test_ipc_lock_only_with_rdma():
-    assert gpu_security_context(EFA_P5) == {"capabilities": {"add": ["IPC_LOCK"]}}
-    assert gpu_security_context(IB) == {"capabilities": {"add": ["IPC_LOCK"]}}
-    assert gpu_security_context(PLAIN) == {}
+    assert gpu_security_context(EFA_P5)["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+    assert gpu_security_context(IB)["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+    assert gpu_security_context(PLAIN)["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_single_node_layout_spawns():
@@ -183,3 +179,13 @@ def test_quantities_and_pods_metrics():
             "target": {"type": "AverageValue", "averageValue": "800m"},
         },
     }
+
+
+def test_engine_kv_transfer_puts_ucx_on_the_rdma_device_of_ib_pools():
+    ib = executor_env(IB, GroupLayout(1, 8), "/e", kv_cache_transfer=True)
+    assert (ib["TRTLLM_USE_UCX_KVCACHE"], ib["UCX_TLS"]) == ("1", "ib,cuda_copy,cuda_ipc,sm,self")
+    roce = executor_env(ROCE, GroupLayout(1, 8), "/e", kv_cache_transfer=True)
+    assert roce["UCX_IB_GID_INDEX"] == "3"
+    efa = executor_env(EFA_P5, GroupLayout(1, 8), "/e", kv_cache_transfer=True)
+    assert "UCX_TLS" not in efa
+    assert "UCX_TLS" not in executor_env(IB, GroupLayout(1, 8), "/e", kv_cache_transfer=False)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
-import subprocess
-from pathlib import Path
-
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
@@ -14,16 +9,13 @@ from pydantic import ValidationError
 
 from components.cluster.contract import NodePool
 from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
-from components.serving.orchestrator import leader_pod_template, orchestrator_config_maps
-from components.serving.pods import STATE_DIR, GroupLayout
-from components.serving.workers import (
-    SSH_DIR,
-    SSHD_RUN_DIR,
+from components.serving.group_layout import GroupLayout
+from components.serving.triton_orchestrator import leader_pod_template, orchestrator_config_maps
+from components.serving.triton_workers import (
     TensorParallelWorkers,
     default_placement_key,
     leader_worker_set_manifest,
     worker_pod_template,
-    worker_script,
     workers_hpa_manifest,
     workers_pdb_manifest,
 )
@@ -115,7 +107,8 @@ def test_workers_get_fabric_env_and_ipc_lock(workers_args):
     assert (env["FI_PROVIDER"], env["FI_EFA_USE_DEVICE_RDMA"], env["NCCL_SOCKET_IFNAME"]) == ("efa", "1", "eth0")
     assert env["TRTLLM_ORCHESTRATOR"] == "1" and env["TRTLLM_ORCHESTRATOR_SPAWN_PROCESSES"] == "0"
     assert env["TRTLLM_USE_UCX_KVCACHE"] == "1"
-    assert c["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
     ib_env = {e["name"]: e["value"] for e in worker_container(workers_args(pool=IB))["env"]}
     assert ib_env["NCCL_IB_HCA"] == "mlx5" and "FI_PROVIDER" not in ib_env
 
@@ -191,68 +184,6 @@ def test_pdb_covers_every_pod_of_the_set(workers_args):
         "maxUnavailable": 1,
         "selector": {"matchLabels": {"leaderworkerset.sigs.k8s.io/name": "llama-workers"}},
     }
-
-
-# ---- running the worker script --------------------------------------------------------------
-
-
-def run_worker(tmp_path: Path, stubs: dict[str, str], env: dict[str, str]):
-    stub_dir = tmp_path / "bin"
-    stub_dir.mkdir()
-    for name, body in stubs.items():
-        path = stub_dir / name
-        path.write_text("#!/bin/bash\n" + body)
-        path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    script = (
-        worker_script(leader_key_wait_s=1)
-        .replace(STATE_DIR, str(tmp_path / "state"))
-        .replace(SSH_DIR, str(tmp_path / "ssh"))
-        .replace(SSHD_RUN_DIR, str(tmp_path / "sshd-run"))
-    )
-    full_env = {"PATH": f"{stub_dir}:/usr/bin:/bin", "STUB_DIR": str(stub_dir), **env}
-    return subprocess.run(["bash", "-c", script], env=full_env, capture_output=True, text=True, timeout=60)
-
-
-WORKER_STUBS = {
-    "sshd": 'printf "%s\\n" "$@" > "$STUB_DIR/sshd.args"\n',
-    "ssh-keygen": 'while [ $# -gt 0 ]; do [ "$1" = -f ] && f=$2; shift; done\necho host > "$f"; echo pub > "$f.pub"\n',
-    "python3": 'echo "$3" > "$STUB_DIR/url"\necho "ssh-ed25519 AAAA leader"\n',
-}
-
-
-def test_worker_installs_the_leaders_key_and_runs_sshd(tmp_path):
-    env = {"LWS_LEADER_ADDRESS": "llama-workers-0.llama-workers.llm", "NCCL_DEBUG": "WARN", "UNRELATED": "x"}
-    proc = run_worker(tmp_path, WORKER_STUBS, env)
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "bin" / "url").read_text().strip() == "http://llama-workers-0.llama-workers.llm:2223/authorized_keys"
-    keys = tmp_path / "ssh" / "authorized_keys"
-    assert keys.read_text() == "ssh-ed25519 AAAA leader\n"
-    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
-    environment = (tmp_path / "ssh" / "environment").read_text().splitlines()
-    assert "NCCL_DEBUG=WARN" in environment and any(line.startswith("PATH=") for line in environment)
-    assert not any(line.startswith("UNRELATED=") for line in environment)
-    config = (tmp_path / "state" / "sshd_config").read_text().splitlines()
-    assert {"Port 2222", "PasswordAuthentication no", "PermitUserEnvironment yes"} <= set(config)
-    assert f"AuthorizedKeysFile {tmp_path}/ssh/authorized_keys" in config
-    args = (tmp_path / "bin" / "sshd.args").read_text().splitlines()
-    assert args == ["-D", "-e", "-f", f"{tmp_path}/state/sshd_config"]
-
-
-def test_worker_without_sshd_explains_the_image_requirement(tmp_path):
-    if os.path.exists("/usr/bin/sshd") or os.path.exists("/bin/sshd"):
-        pytest.skip("this machine has an sshd on the test PATH")
-    stubs = {k: v for k, v in WORKER_STUBS.items() if k != "sshd"}
-    proc = run_worker(tmp_path, stubs, {"LWS_LEADER_ADDRESS": "a-0.a.ns"})
-    assert proc.returncode == 1
-    assert "this image has no sshd" in proc.stderr
-
-
-def test_worker_gives_up_without_the_leaders_key(tmp_path):
-    stubs = {**WORKER_STUBS, "python3": "exit 1\n"}
-    proc = run_worker(tmp_path, stubs, {"LWS_LEADER_ADDRESS": "a-0.a.ns"})
-    assert proc.returncode == 1
-    assert "no SSH key from the leader at http://a-0.a.ns:2223/authorized_keys within 1s" in proc.stderr
-    assert not (tmp_path / "bin" / "sshd.args").exists()
 
 
 # ---- the component under mocks --------------------------------------------------------------

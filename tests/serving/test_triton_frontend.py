@@ -10,21 +10,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import tritonclient.grpc as grpcclient
+from pydantic import ValidationError
 
 from components.config.deployment import FrontendConfig
 from components.platform.autoscaling_metrics import QUEUE_TIME_MS
-from components.serving.frontend import (
-    TritonFrontend,
-    frontend_command,
-    frontend_config_maps,
-    frontend_deployment_manifest,
-    frontend_endpoint,
-    frontend_hpa_manifest,
-    frontend_pdb_manifest,
-    frontend_service_manifest,
-    load_balancer_host,
-    with_tokenizer_dir,
-)
+from components.serving.labels import REPOSITORY_HASH_ANNOTATION
 from components.serving.model_repository import (
     EngineLimits,
     FrontendSettings,
@@ -36,7 +26,19 @@ from components.serving.model_repository import (
     standin_orchestrator_repository,
     write_repository,
 )
-from components.serving.pods import REPOSITORY_HASH_ANNOTATION, content_hash, repository_volume
+from components.serving.repository_config_maps import content_hash, repository_volume
+from components.serving.triton_frontend import (
+    TritonFrontend,
+    frontend_command,
+    frontend_config_maps,
+    frontend_deployment_manifest,
+    frontend_endpoint,
+    frontend_hpa_manifest,
+    frontend_pdb_manifest,
+    frontend_service_manifest,
+    load_balancer_host,
+    with_tokenizer_dir,
+)
 from disaggctl.local_triton import LocalTriton
 
 
@@ -69,7 +71,7 @@ def test_container_runs_tritonserver_on_the_repository(frontend_args):
 def test_frontend_requests_cpu_and_memory_but_no_gpu(frontend_args):
     args = frontend_args(config=FrontendConfig(resources={"cpu": "6", "memory": "12Gi"}))
     resources = container_of(args)["resources"]
-    assert resources == {"requests": {"cpu": "6", "memory": "12Gi"}, "limits": {"memory": "14Gi"}}  # + 2Gi shm
+    assert resources == {"requests": {"cpu": "6", "memory": "12Gi"}, "limits": {"cpu": "6", "memory": "14Gi"}}  # + 2Gi shm
 
 
 def test_frontend_is_scheduled_on_the_system_pool(frontend_args):
@@ -159,9 +161,17 @@ def test_internal_nlb_annotations(frontend_args):
 
 
 def test_public_nlb_when_not_internal(frontend_args):
-    args = frontend_args(config=FrontendConfig(internal_load_balancer=False))
-    annotations = frontend_service_manifest("f", args)["metadata"]["annotations"]
-    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    args = frontend_args(config=FrontendConfig(internal_load_balancer=False), load_balancer_source_ranges=("203.0.113.0/24",))
+    service = frontend_service_manifest("f", args)
+    assert service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+
+
+def test_public_nlb_needs_source_ranges(frontend_args):
+    with pytest.raises(ValidationError, match="frontend.internalLoadBalancer: an internet-facing load balancer needs"):
+        frontend_args(config=FrontendConfig(internal_load_balancer=False))
+    with pytest.raises(ValidationError, match=r"opens the frontend to every address"):
+        frontend_args(config=FrontendConfig(internal_load_balancer=False), load_balancer_source_ranges=("0.0.0.0/0",))
 
 
 def test_cluster_ip_and_non_aws_services_have_no_lb_annotations(frontend_args):

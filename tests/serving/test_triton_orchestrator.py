@@ -18,7 +18,10 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from components.serving.orchestrator import (
+from components.serving.group_layout import GroupLayout
+from components.serving.mpi_ssh import SECRET_MOUNT
+from components.serving.pods import STATE_DIR
+from components.serving.triton_orchestrator import (
     TritonOrchestrator,
     executor_rank_server_args,
     leader_pod_template,
@@ -29,7 +32,6 @@ from components.serving.orchestrator import (
     orchestrator_service_manifest,
     orchestrator_url,
 )
-from components.serving.pods import STATE_DIR, GroupLayout
 
 
 def template_of(args):
@@ -71,8 +73,8 @@ def test_leader_runs_triton_in_orchestrator_mode(orchestrator_args):
 def test_leader_requests_its_gpus_and_fabric_share(orchestrator_args):
     resources = container_of(orchestrator_args(pods=1, gpus=8))["resources"]
     assert resources["requests"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}
-    assert resources["limits"] == {"memory": "96Gi", "nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}  # + shm
-    assert container_of(orchestrator_args())["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
+    assert resources["limits"] == {"cpu": "8", "memory": "96Gi", "nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}
+    assert container_of(orchestrator_args())["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
 
 
 def test_leader_probes_wait_for_the_engine_load(orchestrator_args):
@@ -122,7 +124,8 @@ def test_leader_template_is_a_valid_pod_template(orchestrator_args, pod_template
 
 def test_single_node_mpirun_starts_only_the_orchestrator():
     argv = mpirun_argv(GroupLayout(1, 4), ["B", "A"], 60)
-    assert argv[:4] == ["mpirun", "--allow-run-as-root", "--hostfile", f"{STATE_DIR}/hostfile"]
+    assert argv[:3] == ["mpirun", "--hostfile", f"{STATE_DIR}/hostfile"]
+    assert "--allow-run-as-root" not in argv
     assert ":" not in argv and "plm_rsh_args" not in argv
     n = argv.index("-n")
     assert argv[n : n + 3] == ["-n", "1", "tritonserver"]
@@ -138,8 +141,8 @@ def test_multi_node_mpirun_starts_every_rank_over_ssh():
     assert argv[colon + 1 : colon + 3] == ["-n", "16"]
     assert argv[colon + 3 :] == executor_rank_server_args()
     options = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--mca"}
-    assert options["plm_rsh_args"].startswith("-p 2222 -i /var/run/disagg/id_ed25519 ")
-    assert "StrictHostKeyChecking=no" in options["plm_rsh_args"]
+    assert options["plm_rsh_args"].startswith("-p 2222 -i /var/run/disagg/ssh/id_ed25519 ")
+    assert "StrictHostKeyChecking=yes -o UserKnownHostsFile=/var/run/disagg/ssh/known_hosts" in options["plm_rsh_args"]
     assert options["plm_rsh_no_tree_spawn"] == "1"
     assert (options["btl_tcp_if_include"], options["oob_tcp_if_include"]) == ("eth0", "eth0")
     assert argv[argv.index("--map-by") + 1] == "slot"
@@ -169,10 +172,13 @@ def test_participant_ids_only_for_multi_node(orchestrator_args):
     assert env_of(orchestrator_args(pods=2))["TRTLLM_ORCHESTRATOR_SPAWN_PROCESSES"] == "0"
 
 
-def test_multi_node_leader_serves_the_ssh_key_port(orchestrator_args):
-    ports = {p["name"]: p["containerPort"] for p in container_of(orchestrator_args(pods=2))["ports"]}
-    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002, "ssh-key": 2223}
-    assert "ssh-key" not in {p["name"] for p in container_of(orchestrator_args(pods=1))["ports"]}
+def test_multi_node_leader_mounts_the_ssh_secret_and_serves_no_key(orchestrator_args):
+    multi = container_of(orchestrator_args(pods=2, mpi_ssh_secret="llama-mpi-ssh"))
+    assert {p["name"]: p["containerPort"] for p in multi["ports"]} == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    assert {"name": "mpi-ssh", "mountPath": "/etc/disagg/mpi-ssh", "readOnly": True} in multi["volumeMounts"]
+    volumes = {v["name"]: v for v in template_of(orchestrator_args(pods=2, mpi_ssh_secret="llama-mpi-ssh"))["spec"]["volumes"]}
+    assert volumes["mpi-ssh"]["secret"] == {"secretName": "llama-mpi-ssh", "defaultMode": 0o440}
+    assert "mpi-ssh" not in {m["name"] for m in container_of(orchestrator_args(pods=1))["volumeMounts"]}
 
 
 # ---- Service --------------------------------------------------------------------------------
@@ -222,9 +228,12 @@ def run_script(script: str, tmp_path: Path, env: dict[str, str], stubs=STUBS) ->
         "STATE": str(state),
         **env,
     }
-    proc = subprocess.run(
-        ["bash", "-c", script.replace(STATE_DIR, str(state))], env=full_env, capture_output=True, text=True, timeout=60
-    )
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "id_ed25519").write_text("private\n")
+    (secret / "ssh_host_ed25519_key.pub").write_text("ssh-ed25519 HOST worker\n")
+    script = script.replace(STATE_DIR, str(state)).replace(SECRET_MOUNT, str(secret))
+    proc = subprocess.run(["bash", "-c", script], env=full_env, capture_output=True, text=True, timeout=60)
     return proc, stub_dir
 
 
@@ -262,9 +271,11 @@ def test_multi_node_script_waits_for_workers_and_lists_them(orchestrator_args, t
         "llama-workers-1-2.llama-workers.llm slots=8\n"
     )
     state = tmp_path / "state"
-    assert (state / "pub" / "authorized_keys").read_text() == "ssh-ed25519 AAAA leader\n"
+    assert (state / "ssh" / "known_hosts").read_text() == "* ssh-ed25519 HOST worker\n"
+    assert (state / "ssh" / "id_ed25519").read_text() == "private\n"
+    assert stat.S_IMODE((state / "ssh" / "id_ed25519").stat().st_mode) == 0o600
     log = (stubs / "log").read_text()
-    assert f"python3 -m http.server 2223 --bind 0.0.0.0 --directory {state}/pub" in log
+    assert "http.server" not in log
     assert "getent hosts llama-workers-1-2.llama-workers.llm" in log
     argv = (stubs / "mpirun.args").read_text().splitlines()
     assert argv[argv.index(":") + 2] == "24"
@@ -298,7 +309,7 @@ def test_script_gives_up_on_an_unreachable_worker(orchestrator_args, tmp_path, e
 def test_script_names_missing_ssh_tools(orchestrator_args, tmp_path, engine):
     env = {"ENGINE_DIR": str(engine), "LWS_LEADER_ADDRESS": "a-0.a.ns", "LWS_GROUP_SIZE": "2"}
     script = script_of(orchestrator_args(pods=2))
-    assert "for tool in ssh ssh-keygen getent python3; do" in script
+    assert "for tool in ssh getent python3; do" in script
     proc, _ = run_script(script.replace("for tool in ssh ", "for tool in no-such-ssh "), tmp_path, env)
     assert proc.returncode == 1
     assert "no-such-ssh is missing from the image" in proc.stderr

@@ -9,13 +9,10 @@ IPC_LOCK for RDMA, a RAM-backed ``/dev/shm`` of ``shmSize``, the shared storage 
 ``mount_path`` (engines are read from ``engine_dir`` there) and the pool's nodeSelector and
 tolerations.
 
-Worker pods (index 1..podsPerGroup-1 of multi-node groups) run ``worker_script``: they generate
-an sshd host key, fetch the group's public key from the leader (port 2223; the leader generates
-the pair at start), install it as root's only ``authorized_keys``, write their environment to
-``~/.ssh/environment`` (so orted and the ranks mpirun starts over ssh see the container's PATH,
-LD_LIBRARY_PATH, NCCL/libfabric and TRT-LLM settings) and exec ``sshd -D`` on port 2222. They
-run nothing else: the leader's mpirun starts orted and the executor ranks through that sshd.
-The images must contain openssh-server (``/usr/sbin/sshd``) for multi-node groups.
+Worker pods (index 1..podsPerGroup-1 of multi-node groups) run the hardened, non-root sshd of
+:mod:`components.serving.mpi_ssh` on port 2222 (keys from the ``mpi_ssh_secret`` Secret, no root
+login, ``PermitUserEnvironment no``) and nothing else: the leader's mpirun starts orted and the
+executor ranks through it. The images must contain openssh-server for multi-node groups.
 
 Group semantics: ``RecreateGroupOnPodRestart`` (a failed pod restarts its whole group, as the
 MPI job cannot lose a rank), ``startupPolicy: LeaderCreated`` (workers start with the leader, which
@@ -38,32 +35,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from components.cluster.contract import NodePool
 from components.config.deployment import ResourcesConfig, WorkerGroupConfig
 from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
-from components.serving.pods import (
+from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
+from components.serving.group_layout import GroupLayout
+from components.serving.labels import (
     LWS_API_VERSION,
     LWS_EXCLUSIVE_TOPOLOGY,
     LWS_KIND,
     LWS_NAME_LABEL,
-    SSH_KEY_PORT,
-    SSH_PORT,
-    STATE_DIR,
-    GroupLayout,
-    check_input_str,
-    child_options,
-    env_list,
-    executor_env,
-    gpu_mounts,
-    gpu_resources,
-    gpu_security_context,
-    gpu_volumes,
-    k8s_provider,
     labels,
     metadata,
-    node_selector,
-    pod_disruption_budget_manifest,
-    pods_metric,
-    tcp_probe,
-    tolerations,
 )
+from components.serving.mpi_ssh import SSH_PORT, secret_mount, secret_volume, sshd_script
+from components.serving.pods import env_list, gpu_mounts, gpu_volumes, node_selector, tolerations
+from components.serving.probes import tcp_probe
+from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
+from components.serving.resources import gpu_resources
+from components.serving.security import gpu_security_context, secure_pod_spec, tmp_mount, tmp_volume
+from components.serving.triton_orchestrator import executor_env
 
 TYPE_TOKEN = "disagg:serving:TensorParallelWorkers"
 COMPONENT = "executor"
@@ -72,15 +60,6 @@ SET_COMPONENT = "tensor-parallel-workers"
 HOSTNAME_KEY = "kubernetes.io/hostname"
 EFA_PLACEMENT_KEY = "topology.k8s.aws/network-node-layer-3"
 """EKS node label: the network node closest to the instance (nodes sharing it are fewest hops apart)."""
-LEADER_KEY_WAIT_S = 900
-SSH_DIR = "/root/.ssh"
-"""root's ~/.ssh in worker pods (the images run as root, as mpirun's ssh logs in)."""
-SSHD_RUN_DIR = "/run/sshd"
-
-_SSH_ENV_PATTERN = "^(PATH|LD_LIBRARY_PATH|CUDA_[A-Z_]*|NVIDIA_[A-Z_]*|NCCL_[A-Z_]*|FI_[A-Z_]*|TRTLLM_[A-Z_]*|UCX_[A-Z_]*|OMPI_[A-Z_]*|OPAL_[A-Z_]*|HPCX_[A-Z_]*|ENGINE_DIR)="
-"""Variables of the worker container handed to ssh sessions (orted and the ranks it starts)."""
-
-
 def default_placement_key(pool: NodePool, layout: GroupLayout) -> str | None:
     """Topology key a group gets exclusively (the LWS exclusive-topology annotation), or None.
 
@@ -120,6 +99,8 @@ class TensorParallelWorkersArgs(BaseModel):
     claim_name: str
     mount_path: str = "/models"
     kv_cache_transfer: bool = False
+    mpi_ssh_secret: str = "mpi-ssh"
+    """Secret with the group's SSH keys (``mpi_ssh.SECRET_KEYS``), mounted in multi-node groups."""
     placement_key: str | None = None
     """Exclusive-topology key (see ``default_placement_key``); None: no exclusivity."""
     target_waiting_requests: float = Field(default=4, gt=0)
@@ -160,62 +141,13 @@ def worker_labels(instance: str, role: str) -> dict[str, str]:
     return labels(instance, COMPONENT, role)
 
 
-def worker_script(leader_key_wait_s: int = LEADER_KEY_WAIT_S) -> str:
-    """bash run by worker pods: sshd with the leader's key, nothing else (see module docstring)."""
-    return "\n".join(
-        [
-            "set -euo pipefail",
-            'log() { echo "[worker] $*" >&2; }',
-            'sshd_bin="$(command -v sshd || true)"',
-            'if [ -z "$sshd_bin" ]; then',
-            '  log "this image has no sshd: multi-node groups need openssh-server in the TRT-LLM image '
-            '(apt-get install -y openssh-server)"',
-            "  exit 1",
-            "fi",
-            f"mkdir -p {STATE_DIR} {SSH_DIR} {SSHD_RUN_DIR}",
-            f"chmod 700 {SSH_DIR}",
-            f"rm -f {STATE_DIR}/ssh_host_ed25519_key {STATE_DIR}/ssh_host_ed25519_key.pub",
-            f'ssh-keygen -q -t ed25519 -N "" -f {STATE_DIR}/ssh_host_ed25519_key',
-            f"deadline=$((SECONDS + {leader_key_wait_s}))",
-            f'key_url="http://$LWS_LEADER_ADDRESS:{SSH_KEY_PORT}/authorized_keys"',
-            "until python3 -c 'import sys, urllib.request; "
-            'sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\' '
-            f'"$key_url" > {STATE_DIR}/authorized_keys 2>/dev/null; do',
-            '  if [ "$SECONDS" -ge "$deadline" ]; then',
-            f'    log "no SSH key from the leader at $key_url within {leader_key_wait_s}s"',
-            "    exit 1",
-            "  fi",
-            "  sleep 2",
-            "done",
-            f"install -m 600 {STATE_DIR}/authorized_keys {SSH_DIR}/authorized_keys",
-            f"env | grep -E '{_SSH_ENV_PATTERN}' > {SSH_DIR}/environment || true",
-            f"cat > {STATE_DIR}/sshd_config <<EOF",
-            f"Port {SSH_PORT}",
-            f"HostKey {STATE_DIR}/ssh_host_ed25519_key",
-            f"PidFile {STATE_DIR}/sshd.pid",
-            "PermitRootLogin prohibit-password",
-            "AllowUsers root",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "PermitUserEnvironment yes",
-            f"AuthorizedKeysFile {SSH_DIR}/authorized_keys",
-            "EOF",
-            'log "sshd on port ' + str(SSH_PORT) + ' for the leader\'s mpirun"',
-            f'exec "$sshd_bin" -D -e -f {STATE_DIR}/sshd_config',
-            "",
-        ]
-    )
-
-
 def worker_pod_template(args: TensorParallelWorkersArgs, engine_dir: str) -> dict:
     """``workerTemplate``: the non-leader pods of a group (none when podsPerGroup is 1)."""
     layout = args.layout
     container = {
         "name": "mpi-worker",
         "image": args.image,
-        "command": ["/bin/bash", "-c", worker_script()],
+        "command": ["/bin/bash", "-c", sshd_script()],
         "env": env_list(executor_env(args.pool, layout, engine_dir, args.kv_cache_transfer)),
         "ports": [{"name": "ssh", "containerPort": SSH_PORT, "protocol": "TCP"}],
         "resources": gpu_resources(
@@ -224,21 +156,26 @@ def worker_pod_template(args: TensorParallelWorkersArgs, engine_dir: str) -> dic
         "startupProbe": tcp_probe("ssh", period=5, failure_threshold=args.startup_timeout_s // 5),
         "readinessProbe": tcp_probe("ssh", period=10, failure_threshold=3),
         "livenessProbe": tcp_probe("ssh", period=20, failure_threshold=3),
-        "volumeMounts": gpu_mounts(args.repository_volume["name"], args.mount_path),
+        "volumeMounts": [*gpu_mounts(args.repository_volume["name"], args.mount_path), tmp_mount(), secret_mount()],
+        "securityContext": gpu_security_context(args.pool),
     }
-    security = gpu_security_context(args.pool)
-    if security:
-        container["securityContext"] = security
+    volumes = [
+        *gpu_volumes(args.repository_volume, args.claim_name, args.group.shm_size),
+        tmp_volume(),
+        secret_volume(args.mpi_ssh_secret),
+    ]
     return {
         "metadata": {"labels": worker_labels(args.instance, args.role)},
-        "spec": {
-            "containers": [container],
-            "volumes": gpu_volumes(args.repository_volume, args.claim_name, args.group.shm_size),
-            "nodeSelector": node_selector(args.pool),
-            "tolerations": tolerations(args.pool),
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 30,
-        },
+        "spec": secure_pod_spec(
+            {
+                "containers": [container],
+                "volumes": volumes,
+                "nodeSelector": node_selector(args.pool),
+                "tolerations": tolerations(args.pool),
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": 30,
+            }
+        ),
     }
 
 

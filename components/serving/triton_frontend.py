@@ -22,11 +22,19 @@ from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.cluster.contract import NodePool
 from components.config.deployment import FrontendConfig
 from components.platform.autoscaling_metrics import QUEUE_TIME_MS
+from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
+from components.serving.labels import REPOSITORY_HASH_ANNOTATION, labels, metadata
+from components.serving.load_balancer import (
+    exposure_problem,
+    load_balancer_annotations,
+    load_balancer_host,
+    service_host,
+)
 from components.serving.model_repository import ModelRepositoryArgs, frontend_repository, repository_files
 from components.serving.pods import (
     GRPC_PORT,
@@ -34,42 +42,39 @@ from components.serving.pods import (
     LIVE_PATH,
     METRICS_PORT,
     READY_PATH,
-    REPOSITORY_HASH_ANNOTATION,
     REPOSITORY_PATH,
     STATE_DIR,
-    RepositoryConfigMap,
-    check_input_str,
-    child_options,
-    config_map_data,
-    content_hash,
     env_list,
-    http_probe,
-    k8s_provider,
-    labels,
-    memory_limit,
     memory_volume,
-    metadata,
     mount,
     node_selector,
-    pod_disruption_budget_manifest,
-    pods_metric,
-    repository_config_maps,
-    repository_files_from_config_maps,
-    repository_volume,
     scratch_volume,
     storage_volume,
     tolerations,
     triton_ports,
 )
+from components.serving.probes import http_probe
+from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
+from components.serving.repository_config_maps import (
+    RepositoryConfigMap,
+    config_map_data,
+    content_hash,
+    repository_config_maps,
+    repository_files_from_config_maps,
+    repository_volume,
+)
+from components.serving.resources import memory_limit
+from components.serving.security import (
+    WRITABLE_ENV,
+    container_security_context,
+    secure_pod_spec,
+    tmp_mount,
+    tmp_volume,
+)
 
 TYPE_TOKEN = "disagg:serving:TritonFrontend"
 COMPONENT = "frontend"
 
-AWS_LB_ANNOTATIONS = {
-    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
-    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-}
-AWS_LB_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 
 
 class TritonFrontendArgs(BaseModel):
@@ -104,6 +109,17 @@ class TritonFrontendArgs(BaseModel):
     """/dev/shm of the pod: the python backend moves tensors through shared memory."""
     termination_grace_period_s: int = Field(default=90, ge=10)
     """Streams in flight get ``exit-timeout-secs`` (grace - 30 s) to finish on scale-in/rollouts."""
+
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    """Client CIDRs an internet-facing load balancer accepts (required when it is public)."""
+
+    @model_validator(mode="after")
+    def _exposure(self) -> TritonFrontendArgs:
+        public = self.config.service_type == "LoadBalancer" and not self.config.internal_load_balancer
+        problem = exposure_problem(self.config.service_type, public, self.load_balancer_source_ranges)
+        if problem is not None:
+            raise ValueError(f"frontend.internalLoadBalancer: {problem}")
+        return self
 
     @field_validator("tokenizer_dir")
     @classmethod
@@ -145,7 +161,7 @@ def frontend_command(exit_timeout_s: int) -> list[str]:
 
 
 def frontend_env(args: TritonFrontendArgs) -> dict[str, str]:
-    env = {"HF_HOME": f"{STATE_DIR}/hf", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**WRITABLE_ENV, "HF_HOME": f"{STATE_DIR}/hf", "TOKENIZERS_PARALLELISM": "false"}
     if args.offline_tokenizer():
         env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     return env
@@ -166,11 +182,13 @@ def frontend_deployment_manifest(
         mount("model-repository", REPOSITORY_PATH, read_only=True),
         mount("dshm", "/dev/shm"),
         mount("state", STATE_DIR),
+        tmp_mount(),
     ]
     volumes = [
         repository_volume("model-repository", config_maps),
         memory_volume("dshm", args.shm_size),
         scratch_volume("state"),
+        tmp_volume(),
     ]
     if args.claim_name is not None:
         mounts.append(mount("store", args.mount_path, read_only=True))
@@ -181,11 +199,15 @@ def frontend_deployment_manifest(
         "command": frontend_command(exit_timeout),
         "env": env_list(frontend_env(args)),
         "ports": triton_ports(),
-        "resources": {"requests": resources, "limits": {"memory": memory_limit(resources["memory"], args.shm_size)}},
+        "resources": {
+            "requests": resources,
+            "limits": {"cpu": resources["cpu"], "memory": memory_limit(resources["memory"], args.shm_size)},
+        },
         "startupProbe": http_probe(READY_PATH, period=5, failure_threshold=120),
         "readinessProbe": http_probe(READY_PATH, period=5, failure_threshold=3),
         "livenessProbe": http_probe(LIVE_PATH, period=10, failure_threshold=6),
         "volumeMounts": mounts,
+        "securityContext": container_security_context(),
     }
     files = repository_files_from_config_maps(config_maps)
     spread = [
@@ -211,24 +233,24 @@ def frontend_deployment_manifest(
                     "labels": dict(pod_labels),
                     "annotations": {REPOSITORY_HASH_ANNOTATION: content_hash(files)},
                 },
-                "spec": {
-                    "containers": [container],
-                    "volumes": volumes,
-                    "nodeSelector": node_selector(args.pool),
-                    "tolerations": tolerations(args.pool),
-                    "topologySpreadConstraints": spread,
-                    "terminationGracePeriodSeconds": args.termination_grace_period_s,
-                },
+                "spec": secure_pod_spec(
+                    {
+                        "containers": [container],
+                        "volumes": volumes,
+                        "nodeSelector": node_selector(args.pool),
+                        "tolerations": tolerations(args.pool),
+                        "topologySpreadConstraints": spread,
+                        "terminationGracePeriodSeconds": args.termination_grace_period_s,
+                    }
+                ),
             },
         },
     }
 
 
 def frontend_service_annotations(args: TritonFrontendArgs) -> dict[str, str]:
-    if args.config.service_type != "LoadBalancer" or not args.aws_load_balancer:
-        return {}
-    scheme = "internal" if args.config.internal_load_balancer else "internet-facing"
-    return {**AWS_LB_ANNOTATIONS, AWS_LB_SCHEME: scheme}
+    public = not args.config.internal_load_balancer
+    return load_balancer_annotations(args.config.service_type, args.aws_load_balancer, public)
 
 
 def frontend_service_manifest(name: str, args: TritonFrontendArgs) -> dict:
@@ -239,6 +261,11 @@ def frontend_service_manifest(name: str, args: TritonFrontendArgs) -> dict:
         "metadata": metadata(name, args.namespace, pod_labels, frontend_service_annotations(args)),
         "spec": {
             "type": args.config.service_type,
+            **(
+                {"loadBalancerSourceRanges": list(args.load_balancer_source_ranges)}
+                if args.config.service_type == "LoadBalancer" and args.load_balancer_source_ranges
+                else {}
+            ),
             "selector": dict(pod_labels),
             "ports": [
                 {"name": port, "port": number, "targetPort": port, "protocol": "TCP"}
@@ -281,30 +308,9 @@ def frontend_pdb_manifest(name: str, args: TritonFrontendArgs) -> dict:
     return pod_disruption_budget_manifest(name, args.namespace, pod_labels, pod_labels, max_unavailable=1)
 
 
-def service_host(name: str, namespace: str) -> str:
-    """Cluster DNS name of a Service."""
-    return f"{name}.{namespace}.svc.cluster.local"
-
-
 def frontend_endpoint(host: str) -> dict[str, str]:
     """``{"grpc": "host:8001", "http": "host:8000"}`` (what ``disaggctl verify`` reads)."""
     return {"grpc": f"{host}:{GRPC_PORT}", "http": f"{host}:{HTTP_PORT}"}
-
-
-def load_balancer_host(status: Any) -> str | None:
-    """Hostname (or IP) of a Service's first load-balancer ingress, if provisioned."""
-
-    def get(obj, key, attr):
-        if obj is None:
-            return None
-        return obj.get(key) if isinstance(obj, dict) else getattr(obj, attr, None)
-
-    ingress = get(get(status, "loadBalancer", "load_balancer"), "ingress", "ingress") or []
-    for entry in ingress:
-        host = get(entry, "hostname", "hostname") or get(entry, "ip", "ip")
-        if host:
-            return host
-    return None
 
 
 class TritonFrontend(pulumi.ComponentResource):

@@ -15,9 +15,8 @@ What the leader container runs (``leader_script``), see also ``GroupLayout``:
 3. Multi-node group (``podsPerGroup`` > 1):
 
    a. checks ``LWS_GROUP_SIZE`` is the size it was rendered for;
-   b. generates the group's SSH key (ed25519, in the pod's emptyDir) and serves the *public*
-      key on port 2223 (``python3 -m http.server``) for the worker pods, which install it as
-      ``authorized_keys`` before starting sshd;
+   b. installs the group's SSH client key and pins the workers' host key, both from the
+      ``mpi_ssh_secret`` Secret (see :mod:`components.serving.mpi_ssh`);
    c. derives every worker's DNS name from the LWS headless service:
       ``LWS_LEADER_ADDRESS`` is ``<lws>-<group>.<lws>.<namespace>``, worker ``i`` is
       ``<lws>-<group>-<i>.<lws>.<namespace>``; waits (up to 15 min) until each resolves and
@@ -26,7 +25,7 @@ What the leader container runs (``leader_script``), see also ``GroupLayout``:
    d. execs one MPMD ``mpirun`` over the hostfile (``--map-by slot``): rank 0 the orchestrator
       tritonserver, ranks 1..N tritonservers loading only ``tensorrt_llm`` as its executor
       (``participant_ids``), orted started on the workers over ssh (no tree spawn: only the
-      leader holds the key; host keys are per-pod and not pinned).
+      leader holds the client key).
 
 Any rank dying ends mpirun and the leader container; ``RecreateGroupOnPodRestart`` then
 recreates the whole group.
@@ -43,60 +42,61 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.cluster.contract import NodePool
 from components.config.deployment import ResourcesConfig
+from components.serving.fabric_env import fabric_env, kv_transfer_env
+from components.serving.group_layout import GroupLayout
+from components.serving.labels import LWS_WORKER_INDEX_LABEL, REPOSITORY_HASH_ANNOTATION, labels, metadata
 from components.serving.model_repository import (
+    ORCHESTRATOR_ENV,
     ModelRepository,
     ModelRepositoryArgs,
     orchestrator_repository,
     repository_files,
 )
+from components.serving.mpi_ssh import (
+    HOSTFILE,
+    WORKER_WAIT_S,
+    leader_hostfile_lines,
+    mpirun_base,
+    mpirun_ssh_options,
+    secret_mount,
+    secret_volume,
+)
 from components.serving.pods import (
     GRPC_PORT,
-    HOSTFILE,
     HTTP_PORT,
     LIVE_PATH,
-    LWS_WORKER_INDEX_LABEL,
     METRICS_PORT,
     READY_PATH,
-    REPOSITORY_HASH_ANNOTATION,
     REPOSITORY_PATH,
-    SSH_KEY,
-    SSH_KEY_PORT,
-    SSH_PORT,
-    STATE_DIR,
-    GroupLayout,
+    env_list,
+    gpu_mounts,
+    gpu_volumes,
+    node_selector,
+    tolerations,
+    triton_ports,
+)
+from components.serving.probes import http_probe
+from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
+from components.serving.repository_config_maps import (
     RepositoryConfigMap,
-    check_input_str,
-    child_options,
     config_map_data,
     content_hash,
-    env_list,
-    executor_env,
-    gpu_mounts,
-    gpu_resources,
-    gpu_security_context,
-    gpu_volumes,
-    http_probe,
-    k8s_provider,
-    labels,
-    metadata,
-    node_selector,
     repository_config_maps,
     repository_files_from_config_maps,
     repository_volume,
-    tolerations,
-    triton_ports,
+)
+from components.serving.resources import gpu_resources
+from components.serving.security import (
+    WRITABLE_ENV,
+    gpu_security_context,
+    secure_pod_spec,
+    tmp_mount,
+    tmp_volume,
 )
 
 TYPE_TOKEN = "disagg:serving:TritonOrchestrator"
 COMPONENT = "orchestrator"
 REPOSITORY_VOLUME = "model-repository"
-WORKER_WAIT_S = 900
-"""How long the leader waits for every worker pod's sshd before giving up (the group restarts)."""
-RSH_ARGS = (
-    f"-p {SSH_PORT} -i {SSH_KEY} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-    "-o LogLevel=ERROR -o BatchMode=yes"
-)
-"""ssh options of mpirun's launcher (``plm_rsh_args``)."""
 
 
 class TritonOrchestratorArgs(BaseModel):
@@ -122,6 +122,8 @@ class TritonOrchestratorArgs(BaseModel):
     mount_path: str = "/models"
     shm_size: str = "64Gi"
     kv_cache_transfer: bool = False
+    mpi_ssh_secret: str = "mpi-ssh"
+    """Secret with the group's SSH keys (``mpi_ssh.SECRET_KEYS``), mounted in multi-node groups."""
     """Prefill/decode group: KV caches move between context and generation executors (UCX)."""
     startup_timeout_s: int = Field(default=1800, ge=60)
     """Engine load budget before the startup probe fails (70B over FSx takes minutes)."""
@@ -187,24 +189,27 @@ def executor_rank_server_args() -> list[str]:
     ]
 
 
+def executor_env(pool: NodePool, layout: GroupLayout, engine_dir: str, kv_cache_transfer: bool) -> dict[str, str]:
+    """Environment of every process of a worker group (leader and worker pods alike).
+
+    ``kv_cache_transfer``: the group is a prefill or decode group of a disaggregated deployment;
+    TRT-LLM then moves KV caches between the context and generation executors over UCX.
+    """
+    env = {**fabric_env(pool), **ORCHESTRATOR_ENV, **WRITABLE_ENV}
+    env["TRTLLM_ORCHESTRATOR_SPAWN_PROCESSES"] = "1" if layout.spawn else "0"
+    env["ENGINE_DIR"] = engine_dir
+    if kv_cache_transfer:
+        env["TRTLLM_USE_UCX_KVCACHE"] = "1"
+        if pool.fabric in ("infiniband", "roce"):  # UCX on the RDMA device (EFA: UCX has no transport)
+            env.update(kv_transfer_env(pool, "UCX"))
+    return env
+
+
 def mpirun_argv(layout: GroupLayout, forwarded_env: list[str], exit_timeout_s: int) -> list[str]:
     """The leader's mpirun: ranks placed slot by slot over the hostfile, leader first."""
-    argv = [
-        "mpirun",
-        "--allow-run-as-root",
-        "--hostfile", HOSTFILE,
-        "--map-by", "slot",
-        "--bind-to", "none",
-        "--mca", "btl_tcp_if_include", "eth0",
-        "--mca", "oob_tcp_if_include", "eth0",
-    ]  # fmt: skip
+    argv = mpirun_base(HOSTFILE)
     if layout.multi_node:
-        argv += [
-            "--mca", "plm_rsh_agent", "ssh",
-            "--mca", "plm_rsh_args", RSH_ARGS,
-            "--mca", "plm_rsh_no_tree_spawn", "1",
-            "--mca", "orte_keep_fqdn_hostnames", "1",
-        ]  # fmt: skip
+        argv += mpirun_ssh_options()
     for name in ["PATH", "LD_LIBRARY_PATH", *sorted(forwarded_env)]:
         argv += ["-x", name]
     argv += ["-n", "1", *orchestrator_server_args(layout, exit_timeout_s)]
@@ -215,7 +220,6 @@ def mpirun_argv(layout: GroupLayout, forwarded_env: list[str], exit_timeout_s: i
 
 def leader_script(layout: GroupLayout, mpirun: list[str], worker_wait_s: int = WORKER_WAIT_S) -> str:
     """bash run by the leader container (``bash -c``); see the module docstring."""
-    g, p = layout.gpus_per_pod, layout.pods_per_group
     lines = [
         "set -euo pipefail",
         'log() { echo "[orchestrator] $*" >&2; }',
@@ -224,47 +228,10 @@ def leader_script(layout: GroupLayout, mpirun: list[str], worker_wait_s: int = W
         'and the shared storage mount"',
         "  exit 1",
         "fi",
-        f"mkdir -p {STATE_DIR}",
+        *leader_hostfile_lines(layout, layout.leader_slots(), worker_wait_s),
+        f'log "starting {layout.world_size} executor ranks: $(tr "\\n" " " < {HOSTFILE})"',
+        "exec " + " ".join(shlex.quote(a) for a in mpirun),
     ]
-    if not layout.multi_node:
-        lines.append(f'echo "localhost slots={layout.leader_slots()}" > {HOSTFILE}')
-    else:
-        lines += [
-            f'if [ "${{LWS_GROUP_SIZE:-}}" != "{p}" ]; then',
-            f'  log "LWS_GROUP_SIZE is ${{LWS_GROUP_SIZE:-unset}}, this template was rendered for {p} pods"',
-            "  exit 1",
-            "fi",
-            "for tool in ssh ssh-keygen getent python3; do",
-            '  command -v "$tool" >/dev/null || { log "$tool is missing from the image: multi-node groups need '
-            'openssh-client, getent and python3"; exit 1; }',
-            "done",
-            'leader_host="${LWS_LEADER_ADDRESS%%.*}"',
-            'domain="${LWS_LEADER_ADDRESS#*.}"',
-            f"rm -f {SSH_KEY} {SSH_KEY}.pub",
-            f'ssh-keygen -q -t ed25519 -N "" -C "$leader_host" -f {SSH_KEY}',
-            f"mkdir -p {STATE_DIR}/pub && cp {SSH_KEY}.pub {STATE_DIR}/pub/authorized_keys",
-            f"python3 -m http.server {SSH_KEY_PORT} --bind 0.0.0.0 --directory {STATE_DIR}/pub "
-            ">/dev/null 2>&1 &",
-            "key_server=$!",
-            f'echo "$LWS_LEADER_ADDRESS slots={layout.leader_slots()}" > {HOSTFILE}',
-            "tcp_check='import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3).close()'",
-            f"deadline=$((SECONDS + {worker_wait_s}))",
-            f"for i in $(seq 1 {p - 1}); do",
-            '  worker="$leader_host-$i.$domain"',
-            f'  until getent hosts "$worker" >/dev/null && python3 -c "$tcp_check" "$worker" {SSH_PORT} 2>/dev/null; do',
-            '    if [ "$SECONDS" -ge "$deadline" ]; then',
-            f'      log "worker $worker did not resolve or accept SSH on port {SSH_PORT} within {worker_wait_s}s"',
-            "      exit 1",
-            "    fi",
-            "    sleep 2",
-            "  done",
-            '  log "worker $worker is up"',
-            f'  echo "$worker slots={g}" >> {HOSTFILE}',
-            "done",
-            'kill "$key_server" 2>/dev/null || true',
-        ]
-    lines += [f'log "starting {layout.world_size} executor ranks: $(tr "\\n" " " < {HOSTFILE})"']
-    lines.append("exec " + " ".join(shlex.quote(a) for a in mpirun))
     return "\n".join(lines) + "\n"
 
 
@@ -276,40 +243,45 @@ def leader_pod_template(
     env = executor_env(args.pool, layout, engine_dir, args.kv_cache_transfer)
     exit_timeout = args.termination_grace_period_s - 30
     script = leader_script(layout, mpirun_argv(layout, list(env), exit_timeout))
-    ports = triton_ports()
+    mounts = [*gpu_mounts(REPOSITORY_VOLUME, args.mount_path), tmp_mount()]
+    volumes = [
+        *gpu_volumes(repository_volume(REPOSITORY_VOLUME, config_maps), args.claim_name, args.shm_size),
+        tmp_volume(),
+    ]
     if layout.multi_node:
-        ports.append({"name": "ssh-key", "containerPort": SSH_KEY_PORT, "protocol": "TCP"})
+        mounts.append(secret_mount())
+        volumes.append(secret_volume(args.mpi_ssh_secret))
     container = {
         "name": "triton",
         "image": args.image,
         "command": ["/bin/bash", "-c", script],
         "env": env_list(env),
-        "ports": ports,
+        "ports": triton_ports(),
         "resources": gpu_resources(
             args.pool, layout.gpus_per_pod, args.resources.cpu, args.resources.memory, args.shm_size
         ),
         "startupProbe": http_probe(READY_PATH, period=10, failure_threshold=args.startup_timeout_s // 10),
         "readinessProbe": http_probe(READY_PATH, period=10, failure_threshold=3),
         "livenessProbe": http_probe(LIVE_PATH, period=15, failure_threshold=4),
-        "volumeMounts": gpu_mounts(REPOSITORY_VOLUME, args.mount_path),
+        "volumeMounts": mounts,
+        "securityContext": gpu_security_context(args.pool),
     }
-    security = gpu_security_context(args.pool)
-    if security:
-        container["securityContext"] = security
     files = repository_files_from_config_maps(config_maps)
     return {
         "metadata": {
             "labels": leader_labels(args.instance, args.role),
             "annotations": {REPOSITORY_HASH_ANNOTATION: content_hash(files)},
         },
-        "spec": {
-            "containers": [container],
-            "volumes": gpu_volumes(repository_volume(REPOSITORY_VOLUME, config_maps), args.claim_name, args.shm_size),
-            "nodeSelector": node_selector(args.pool),
-            "tolerations": tolerations(args.pool),
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": args.termination_grace_period_s,
-        },
+        "spec": secure_pod_spec(
+            {
+                "containers": [container],
+                "volumes": volumes,
+                "nodeSelector": node_selector(args.pool),
+                "tolerations": tolerations(args.pool),
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": args.termination_grace_period_s,
+            }
+        ),
     }
 
 

@@ -1,0 +1,164 @@
+"""Manifests of a CPU tier of the llmapi runtime: Deployment, Service, CPU HPA (frontend, router).
+
+Both tiers run one Python process from the ``runtime`` package on port 8000, serve ``/health``
+(readiness and liveness) and Prometheus text on ``/metrics`` (scrape annotations), and spread
+over zones and nodes. Pods are secure by default (:mod:`components.serving.security`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from components.cluster.contract import NodePool
+from components.serving.labels import metadata
+from components.serving.pods import env_list, node_selector, tolerations
+from components.serving.runtime_package import HASH_ANNOTATION, PYTHON_PATH, runtime_mount
+from components.serving.security import (
+    WRITABLE_ENV,
+    container_security_context,
+    secure_pod_spec,
+    tmp_mount,
+    tmp_volume,
+)
+
+PORT = 8000
+HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
+
+
+def prometheus_annotations(port: int, path: str) -> dict[str, str]:
+    """Scrape annotations (the prometheus.io convention the Prometheus charts' pod jobs follow)."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
+
+
+def health_probe(*, period: int, failure_threshold: int, path: str = HEALTH_PATH, timeout: int = 5) -> dict:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failure_threshold,
+    }
+
+
+@dataclass(frozen=True)
+class CpuTier:
+    """Everything one CPU tier's Deployment needs."""
+
+    name: str
+    namespace: str
+    pod_labels: dict[str, str]
+    image: str
+    command: list[str]
+    pool: NodePool
+    cpu: str
+    memory: str
+    replicas: int
+    runtime_volume: dict
+    runtime_hash: str
+    env: dict[str, str] = field(default_factory=dict)
+    extra_volumes: list[dict] = field(default_factory=list)
+    extra_mounts: list[dict] = field(default_factory=list)
+    termination_grace_period_s: int = 60
+
+
+def cpu_deployment_manifest(tier: CpuTier) -> dict:
+    """The tier's Deployment (replicas start at the minimum; the HPA owns them afterwards)."""
+    env = {**WRITABLE_ENV, "PYTHONPATH": PYTHON_PATH, "PYTHONDONTWRITEBYTECODE": "1", **tier.env}
+    container = {
+        "name": "server",
+        "image": tier.image,
+        "command": tier.command,
+        "env": env_list(env),
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": tier.cpu, "memory": tier.memory},
+            "limits": {"cpu": tier.cpu, "memory": tier.memory},
+        },
+        "startupProbe": health_probe(period=5, failure_threshold=60),
+        "readinessProbe": health_probe(period=5, failure_threshold=3),
+        "livenessProbe": health_probe(period=10, failure_threshold=6),
+        "volumeMounts": [runtime_mount(), tmp_mount(), *tier.extra_mounts],
+        "securityContext": container_security_context(),
+    }
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": dict(tier.pod_labels)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+    annotations = {**prometheus_annotations(PORT, METRICS_PATH), HASH_ANNOTATION: tier.runtime_hash}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(tier.name, tier.namespace, tier.pod_labels),
+        "spec": {
+            "replicas": tier.replicas,
+            "selector": {"matchLabels": dict(tier.pod_labels)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": dict(tier.pod_labels), "annotations": annotations},
+                "spec": secure_pod_spec(
+                    {
+                        "containers": [container],
+                        "volumes": [tier.runtime_volume, tmp_volume("1Gi"), *tier.extra_volumes],
+                        "nodeSelector": node_selector(tier.pool),
+                        "tolerations": tolerations(tier.pool),
+                        "topologySpreadConstraints": spread,
+                        "enableServiceLinks": False,
+                        "terminationGracePeriodSeconds": tier.termination_grace_period_s,
+                    }
+                ),
+            },
+        },
+    }
+
+
+def cpu_service_manifest(
+    name: str,
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    service_type: str = "ClusterIP",
+    annotations: Mapping[str, str] | None = None,
+    source_ranges: Sequence[str] = (),
+) -> dict:
+    spec: dict = {
+        "type": service_type,
+        "selector": dict(pod_labels),
+        "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+    }
+    if service_type == "LoadBalancer" and source_ranges:
+        spec["loadBalancerSourceRanges"] = list(source_ranges)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(name, namespace, pod_labels, annotations),
+        "spec": spec,
+    }
+
+
+def cpu_hpa_manifest(
+    name: str, namespace: str, object_labels: Mapping[str, str], min_replicas: int, max_replicas: int, cpu_target: int
+) -> dict:
+    """Scale a CPU tier's Deployment on CPU utilization (its work is request parsing and streaming)."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(name, namespace, object_labels),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_target}},
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }

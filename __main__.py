@@ -1,8 +1,9 @@
 """Pulumi program: one stack of disaggregated LLM inference.
 
 Reads the stack configuration once (``Pulumi.<stack>.yaml``, validated before any resource is
-declared), then composes: GPU cluster → shared model store → platform operators → engine
-builds → one disaggregated Triton deployment per model.
+declared), then composes: GPU cluster → shared model store → platform operators → model
+preparation (runtime llmapi) and engine builds (runtime engine) → one disaggregated deployment
+per model, of its runtime.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
 from components.models.engine_build import EngineBuild, EngineBuildArgs
+from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
 from components.serving.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
+from components.serving.llmapi_args import llmapi_deployment_args
+from components.serving.llmapi_deployment import LlmApiDeployment
+from components.serving.runtime_package import runtime_package_dir, runtime_package_files
 from components.storage.model_store import ModelStore
 
 
@@ -51,15 +56,56 @@ def main(config: StackConfig) -> None:
             opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
         )
 
-    deployments: dict[str, DisaggregatedDeployment] = {}
+    preparations: dict[str, ModelPreparation] = {}
+    for key in config.used_models():
+        preparations[key] = ModelPreparation(
+            f"model-{key}",
+            ModelPreparationArgs(
+                name=key,
+                source=config.models[key],
+                namespace=store.namespace,
+                pool=handle.system_pool,
+                storage_claim_name=store.claim_name,
+                store_mount_path=store.mount_path,
+                image=config.images.trtllm,
+                hf_token_secret=config.hf_token_secret,
+            ),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+        )
+
+    runtime_files = runtime_package_files(runtime_package_dir()) if preparations else {}
+    deployments: dict[str, DisaggregatedDeployment | LlmApiDeployment] = {}
     for deployment in config.deployments:
         groups = deployment.worker_groups()
+        opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform])
+        if deployment.runtime == "llmapi":
+            model_key = next(iter(groups.values())).model
+            assert model_key is not None  # validated: llmapi groups name a model
+            deployments[deployment.name] = LlmApiDeployment(
+                deployment.name,
+                llmapi_deployment_args(
+                    deployment,
+                    namespace=store.namespace,
+                    worker_image=config.images.trtllm,
+                    frontend_image=config.images.frontend,
+                    model_dir=preparations[model_key].model_dir,
+                    gpu_pools=handle.gpu_pools,
+                    system_pool=handle.system_pool,
+                    claim_name=store.claim_name,
+                    mount_path=store.mount_path,
+                    runtime_files=runtime_files,
+                    aws_load_balancer=handle.platform == "eks",
+                    custom_metrics=config.platform.metrics_adapter.enabled,
+                ),
+                opts=opts,
+            )
+            continue
         deployments[deployment.name] = DisaggregatedDeployment(
             deployment.name,
             DisaggregatedDeploymentArgs(
                 deployment=deployment,
-                engines={role: config.engines[g.engine] for role, g in groups.items()},
-                engine_dirs={role: builds[g.engine].engine_dir for role, g in groups.items()},
+                engines={role: config.engines[g.engine] for role, g in groups.items() if g.engine},
+                engine_dirs={role: builds[g.engine].engine_dir for role, g in groups.items() if g.engine},
                 images=config.images,
                 namespace=store.namespace,
                 cluster=handle,
@@ -67,7 +113,7 @@ def main(config: StackConfig) -> None:
                 mount_path=store.mount_path,
                 custom_metrics=config.platform.metrics_adapter.enabled,
             ),
-            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            opts=opts,
         )
 
     pulumi.export("kubeconfig", pulumi.Output.secret(handle.kubeconfig))
@@ -76,8 +122,16 @@ def main(config: StackConfig) -> None:
     pulumi.export("namespace", store.namespace)
     pulumi.export("platformComponents", platform.installed)
     pulumi.export("engineLocations", {key: build.engine_dir for key, build in builds.items()})
+    pulumi.export("modelLocations", {key: prep.model_dir for key, prep in preparations.items()})
+    pulumi.export("runtimes", {d.name: d.runtime for d in config.deployments})
     pulumi.export("frontendEndpoints", {n: d.frontend_endpoint for n, d in deployments.items()})
-    pulumi.export("orchestratorEndpoints", {n: d.orchestrator_endpoint for n, d in deployments.items()})
+    pulumi.export(
+        "orchestratorEndpoints",
+        {
+            n: d.router_url if isinstance(d, LlmApiDeployment) else d.orchestrator_endpoint
+            for n, d in deployments.items()
+        },
+    )
 
 
 main(load_from_pulumi())

@@ -117,6 +117,9 @@ class LlmApiOptions(_Options):
     enable_iter_perf_stats: bool = True
     """Iteration statistics, which the ``trtllm_kv_cache_utilization`` metric the autoscaler
     reads is computed from."""
+    return_perf_metrics: bool = True
+    """Per-request performance metrics; with ``enableIterPerfStats`` it makes ``trtllm-serve``
+    export Prometheus text on ``/prometheus/metrics`` (what the autoscaler scrapes)."""
     cache_transceiver_config: CacheTransceiverOptions | None = None
     """Prefill/decode only; None there means UCX with upstream's default buffer."""
 
@@ -173,6 +176,7 @@ def llm_api_options(group_options: LlmApiOptions, *, role: Role) -> dict[str, An
             "enable_chunked_prefill": o.enable_chunked_prefill,
             "disable_overlap_scheduler": o.overlap_scheduler_disabled(role),
             "enable_iter_perf_stats": o.enable_iter_perf_stats,
+            "return_perf_metrics": o.return_perf_metrics,
         }
     )
     graphs = o.cuda_graph_config

@@ -370,3 +370,20 @@ def check_prefill_decode(context: LlmApiOptions, generation: LlmApiOptions, quan
             "scheduler (upstream disagg-serving guide): remove the key or set it to true"
         )
     return problems
+
+
+def kv_transfer_problem(fabric: str, backend: str) -> str | None:
+    """Why cache-transceiver ``backend`` cannot move KV caches over ``fabric`` (None: it can).
+
+    Upstream docs/source/features/disagg-serving.md @0434b982fa38: backends DEFAULT | UCX | NIXL |
+    MPI; on AWS EFA, NIXL with its LIBFABRIC backend (UCX has no EFA transport); MPI moves KV only
+    inside one MPI world, which separate context and generation groups never share.
+    """
+    backend = backend.upper()
+    if backend not in ("DEFAULT", "UCX", "NIXL", "MPI"):
+        return f"backend {backend!r} is not one of DEFAULT, UCX, NIXL, MPI"
+    if fabric == "efa" and backend == "UCX":
+        return "UCX has no EFA transport: use backend NIXL (its LIBFABRIC backend speaks EFA)"
+    if backend == "MPI":
+        return "the MPI backend needs one MPI world over context and generation groups: use NIXL or UCX"
+    return None

@@ -56,7 +56,10 @@ class OrchestratorConfig(ConfigModel):
 
     resources: ResourcesConfig = ResourcesConfig(cpu="8", memory="32Gi")
     replicas: int = Field(default=2, ge=1)
-    """Router replicas (llmapi; the engine runtime runs its orchestrator inside each group leader)."""
+    """Router replicas (llmapi; the engine runtime runs its orchestrator inside each group leader);
+    the router's autoscaler never goes below it."""
+    max_replicas: int | None = Field(default=None, ge=1)
+    """Most router replicas the autoscaler may run (llmapi); None: twice ``replicas``."""
     routing_policy: Literal["least-outstanding-requests", "round-robin"] = "least-outstanding-requests"
     """How the router (llmapi) picks a worker group leader."""
     max_queue_delay_microseconds: int = Field(default=1000, ge=0)

@@ -281,6 +281,18 @@ class StackConfig(ConfigModel):
                 return problems
         found = llm_api_checks.check_prefill_decode(prefill.llm_api, decode.llm_api, ctx_source.quantization)
         problems += [f"{where}.{p}" for p in found]
+        pools = self.cluster.node_pools()
+        for side, group in (("prefill", prefill), ("decode", decode)):
+            pool = pools.get(group.pool)
+            transceiver = group.llm_api.cache_transceiver_config
+            if pool is None or transceiver is None:
+                continue
+            problem = llm_api_checks.kv_transfer_problem(pool.fabric, transceiver.backend)
+            if problem and transceiver.backend.upper() != "MPI":  # MPI is reported above
+                problems.append(
+                    f"{where}.{side}.llmApi.cacheTransceiverConfig.backend: '{transceiver.backend}' on pool "
+                    f"'{pool.name}' (fabric {pool.fabric}): {problem}"
+                )
         return problems
 
     def _pool_problems(self, where: str, group: WorkerGroupConfig, pools: dict[str, NodePool]) -> list[str]:

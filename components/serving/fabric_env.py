@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from components.cluster.contract import NodePool
+from engines.llm_api_checks import kv_transfer_problem
 
 _RDMA_READ_INSTANCE_FAMILIES = ("p4d", "p4de", "p5", "p5e", "p5en", "p6")
 """EC2 families whose EFA supports RDMA read (FI_EFA_USE_DEVICE_RDMA=1: GPUDirect RDMA)."""
@@ -50,18 +51,6 @@ RDMA device is missing fails to connect instead of silently moving KV caches ove
 
 KvTransferBackend = str
 """``cache_transceiver_config.backend`` of the LLM API YAML: DEFAULT, UCX, NIXL or MPI."""
-
-
-def kv_transfer_problem(fabric: str, backend: str) -> str | None:
-    """Why ``backend`` cannot move KV caches over ``fabric`` (None: it can)."""
-    backend = backend.upper()
-    if backend not in ("DEFAULT", "UCX", "NIXL", "MPI"):
-        return f"backend {backend!r} is not one of DEFAULT, UCX, NIXL, MPI"
-    if fabric == "efa" and backend == "UCX":
-        return "UCX has no EFA transport: use backend NIXL (its LIBFABRIC backend speaks EFA)"
-    if backend == "MPI":
-        return "the MPI backend needs one MPI world over context and generation groups: use NIXL or UCX"
-    return None
 
 
 def kv_transfer_env(pool: NodePool, backend: str, nixl_plugins_dir: str | None = None) -> dict[str, str]:

@@ -35,7 +35,7 @@ from components.cluster.contract import NodePool
 from components.platform.autoscaling_metrics import LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
 from components.serving.cpu_tier import health_probe, prometheus_annotations
-from components.serving.fabric_env import fabric_env, kv_transfer_env, kv_transfer_problem
+from components.serving.fabric_env import fabric_env, kv_transfer_env
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import (
     LWS_API_VERSION,
@@ -78,6 +78,7 @@ from components.serving.security import (
     tmp_mount,
     tmp_volume,
 )
+from engines.llm_api_checks import kv_transfer_problem
 
 TYPE_TOKEN = "disagg:serving:LlmApiWorkers"
 APP = "llmapi"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.serving.fabric_env import kv_transfer_env, kv_transfer_problem
+from components.serving.fabric_env import kv_transfer_env
+from engines.llm_api_checks import kv_transfer_problem
 from tests.serving.conftest import H100, IB
 
 ROCE = IB.__class__("roce", 8, 80, {"p": "roce"}, fabric="roce", rdma_resource="rdma/roce")

@@ -68,8 +68,11 @@ def parse_source(flag: str, value: str) -> Source:
             raise SourceError(f"{flag} {value[:80]!r}: dns:// needs host:port, e.g. dns://llama-8b-workers:8000")
         return Source("dns", host.strip("[]"), int(port))
     if scheme == "static":
-        for entry in rest.split(","):
-            normalize(entry)
+        try:
+            for entry in rest.split(","):
+                normalize(entry)
+        except SourceError as exc:
+            raise SourceError(f"{flag} {value[:80]!r}: {exc}") from None
     return Source(scheme, rest)
 
 

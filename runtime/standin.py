@@ -104,11 +104,13 @@ class StandIn:
         self.handoffs_out = reg.counter("standin_context_handoffs_total", "context_only requests answered with disaggregated_params")
         self.handoffs_in = reg.counter("standin_generation_verified_total",
                                        "generation_only requests whose opaque state verified, by issuing context server")
-        self.refused = reg.counter("standin_refused_total", "requests refused for the server's role")
+        self.refused = reg.counter("standin_refused_total", "requests refused (bad request or wrong role)")
+        self.pretokenized = reg.counter("standin_pretokenized_requests_total",
+                                        "requests whose prompt arrived as token ids (prompt_token_ids or an id list)")
         for g in (self.running, self.waiting, self.kv_util):
             g.set(0, labels)
-        self.success.inc(0, labels)
-        self.refused.inc(0, labels)
+        for c in (self.success, self.refused, self.pretokenized):
+            c.inc(0, labels)
 
     # --- request parsing -------------------------------------------------------------------
     def prompt_ids(self, body: dict[str, Any], chat: bool) -> list[int]:
@@ -126,6 +128,8 @@ class StandIn:
             ids = self.tok.encode(prompt) if isinstance(prompt, str) else prompt
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
             raise BadRequestError("prompt must be a non-empty string or a non-empty list of token ids")
+        if (body.get("prompt_token_ids") if chat else body.get("prompt")) is ids:
+            self.pretokenized.inc(1, self.labels)
         return ids
 
     def check_role(self, dp: Any, ids: list[int]) -> tuple[str, dict[str, Any] | None]:

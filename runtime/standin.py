@@ -109,7 +109,7 @@ class StandIn:
                                         "requests whose prompt arrived as token ids (prompt_token_ids or an id list)")
         for g in (self.running, self.waiting, self.kv_util):
             g.set(0, labels)
-        for c in (self.success, self.refused, self.pretokenized):
+        for c in (self.success, self.refused, self.pretokenized, self.handoffs_out):
             c.inc(0, labels)
 
     # --- request parsing -------------------------------------------------------------------

@@ -8,7 +8,7 @@ completions as a token-id ``prompt``, chat as ``prompt_token_ids`` (upstream
 ``ChatCompletionRequest.prompt_token_ids``, ``openai_protocol.py`` @0076e9390e1e). It fills in
 ``max_tokens`` (default ``--default-max-tokens``, capped at ``--max-seq-len`` minus the prompt) and
 refuses requests that cannot fit. OpenAI SSE streams from the router are relayed byte for byte
-(``runtime/relay.py``); only the KServe ``generate_stream`` route decodes each chunk, to re-frame
+(``runtime/upstream.py``); only the KServe ``generate_stream`` route decodes each chunk, to re-frame
 it as ``{"model_name", "model_version", "text_output"}``
 (triton-inference-server/server ``docs/protocol/extension_generate.md`` @0bd93bc80166).
 Errors use the OpenAI error object on ``/v1`` and ``{"error": msg}`` on ``/v2``.
@@ -29,9 +29,9 @@ from aiohttp import ClientSession, web
 
 from . import protocol
 from .metrics import Registry
-from .relay import SSE_HEADERS, relay
 from .serve import client_session, run
 from .tokenizer import Tokenizer, load_tokenizer
+from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger("runtime.frontend")
 TTFT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -182,32 +182,51 @@ class Frontend:
         status = 500
         try:
             body = prepare(await self._json(request))
+            if body.get("stream"):
+                resp = await self._openai_stream(request, path, body, chat, t0)
+                status = resp.status
+                return resp
             up = await self._post(path, body)
             try:
                 status = up.status
                 if status != 200:
-                    msg = protocol.error_message(await up.read())
-                    err_type = "service_unavailable" if status == 503 else "upstream_error"
-                    return self._error(RequestError(msg, status, err_type))
-                if not body.get("stream"):
-                    raw = await up.read()
-                    self.m_ttft.observe(time.monotonic() - t0)
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        self.m_output.inc(json.loads(raw)["usage"]["completion_tokens"])
-                    return web.Response(body=raw, content_type=protocol.JSON_CONTENT_TYPE)
-                counter = _StreamCounter(t0, self.m_ttft, chat)
-                try:
-                    return await relay(request, up, counter)
-                finally:
-                    self.m_output.inc(counter.tokens)
+                    return self._upstream_error(status, await up.read())
+                raw = await up.read()
             finally:
                 up.release()
+            self.m_ttft.observe(time.monotonic() - t0)
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self.m_output.inc(json.loads(raw)["usage"]["completion_tokens"])
+            return web.Response(body=raw, content_type=protocol.JSON_CONTENT_TYPE)
         except RequestError as exc:
             status = exc.status
             return self._error(exc)
         finally:
             self.m_inflight.dec()
             self.m_requests.inc(1, (("code", str(status)), ("route", path)))
+
+    def _upstream_error(self, status: int, raw: bytes) -> web.Response:
+        err_type = "service_unavailable" if status == 503 else "upstream_error"
+        return self._error(RequestError(protocol.error_message(raw), status, err_type))
+
+    async def _openai_stream(self, request: web.Request, path: str, body: dict[str, Any], chat: bool,
+                             t0: float) -> web.StreamResponse:
+        try:
+            up = await Upstream.open(self.router, path, protocol.dumps(body))
+        except (OSError, TimeoutError) as exc:
+            raise RequestError(f"no upstream: router {self.router} is unreachable ({exc})", 503,
+                               "service_unavailable") from None
+        except UpstreamError as exc:
+            raise RequestError(f"router {self.router}: {exc}", 502, "upstream_error") from None
+        if up.status != 200:
+            raw = await up.read()
+            raise RequestError(protocol.error_message(raw), up.status,
+                               "service_unavailable" if up.status == 503 else "upstream_error")
+        counter = _StreamCounter(t0, self.m_ttft, chat)
+        try:
+            return await up.relay(request, counter)
+        finally:
+            self.m_output.inc(counter.tokens)
 
     async def models(self, request: web.Request) -> web.Response:
         card = {"id": self.model, "object": "model", "created": 0, "owned_by": "tensorrt_llm"}
@@ -306,7 +325,7 @@ class Frontend:
 
     async def _v2_stream(self, request: web.Request, up: aiohttp.ClientResponse, head: dict[str, Any],
                          t0: float) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={**SSE_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"})
+        resp = web.StreamResponse(headers={**protocol.SSE_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
         parser = protocol.SSEParser()
         first = True

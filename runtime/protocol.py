@@ -32,6 +32,7 @@ GENERATION_ONLY = "generation_only"
 DONE = b"data: [DONE]\n\n"
 SSE_CONTENT_TYPE = "text/event-stream"
 JSON_CONTENT_TYPE = "application/json"
+SSE_HEADERS = {"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 

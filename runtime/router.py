@@ -36,8 +36,8 @@ from aiohttp import ClientSession, web
 from . import protocol
 from .discovery import Source, SourceError, parse_source, resolve
 from .metrics import Registry
-from .relay import relay
 from .serve import client_session, run
+from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger("runtime.router")
 HEALTH_TIMEOUT_S = 2.0
@@ -156,9 +156,8 @@ class Router:
         await self.session.close()
 
     # --- forwarding ----------------------------------------------------------------------------
-    async def _open(self, pool: Pool, path: str, body: bytes) -> tuple[Endpoint, aiohttp.ClientResponse]:
+    async def _open(self, pool: Pool, path: str, body: bytes) -> tuple[Endpoint, Upstream]:
         """POST to the least-loaded endpoint; connection failures evict it and try another."""
-        assert self.session is not None
         tried: set[str] = set()
         last: Exception | None = None
         for _ in range(MAX_CONNECT_ATTEMPTS):
@@ -168,14 +167,39 @@ class Router:
                 raise NoEndpointError(f"{exc}; last error: {last}" if last else str(exc)) from None
             tried.add(ep.url)
             try:
-                resp = await self.session.post(ep.url + path, data=body,
-                                               headers={"Content-Type": protocol.JSON_CONTENT_TYPE})
-            except (aiohttp.ClientConnectionError, OSError) as exc:
+                return ep, await Upstream.open(ep.url, path, body)
+            except (OSError, asyncio.TimeoutError) as exc:
                 ep.healthy = False
                 last = exc
                 self.m_errors.inc(1, (("pool", pool.name),))
-                continue
-            return ep, resp
+        raise NoEndpointError(f"no {pool.name} endpoint accepted the connection; last error: {last}")
+
+    async def _post_json(self, pool: Pool, path: str, body: bytes) -> tuple[Endpoint, bytes, int]:
+        """A non-streamed exchange over the pooled session (context requests)."""
+        assert self.session is not None
+        tried: set[str] = set()
+        last: Exception | None = None
+        for _ in range(MAX_CONNECT_ATTEMPTS):
+            try:
+                ep = pool.pick(tried)
+            except NoEndpointError as exc:
+                raise NoEndpointError(f"{exc}; last error: {last}" if last else str(exc)) from None
+            tried.add(ep.url)
+            labels = self._begin(pool, ep)
+            status = 0
+            try:
+                async with self.session.post(ep.url + path, data=body,
+                                             headers={"Content-Type": protocol.JSON_CONTENT_TYPE}) as up:
+                    status = up.status
+                    return ep, await up.read(), status
+            except aiohttp.ClientConnectorError as exc:
+                ep.healthy = False
+                last = exc
+                self.m_errors.inc(1, (("pool", pool.name),))
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamError(f"{pool.name} server {ep.url}: {exc}") from None
+            finally:
+                self._end(ep, labels, status, pool)
         raise NoEndpointError(f"no {pool.name} endpoint accepted the connection; last error: {last}")
 
     def _begin(self, pool: Pool, ep: Endpoint) -> tuple[tuple[str, str], ...]:
@@ -194,9 +218,8 @@ class Router:
         ep, up = await self._open(pool, path, body)
         labels = self._begin(pool, ep)
         try:
-            return await relay(request, up)
+            return await up.relay(request)
         finally:
-            up.release()
             self._end(ep, labels, up.status, pool)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -208,6 +231,8 @@ class Router:
             return await self.disaggregated(request, path, body)
         except NoEndpointError as exc:
             return web.json_response(protocol.openai_error(str(exc), "service_unavailable", 503), status=503)
+        except UpstreamError as exc:
+            return web.json_response(protocol.openai_error(str(exc), "bad_gateway", 502), status=502)
 
     async def disaggregated(self, request: web.Request, path: str, raw: bytes) -> web.StreamResponse:
         try:
@@ -219,14 +244,7 @@ class Router:
         chat = path.endswith("/chat/completions")
         rid = next(self._req_ids)
         ctx_pool, gen_pool = self.pools["context"], self.pools["generation"]
-        ep, up = await self._open(ctx_pool, path, protocol.dumps(protocol.context_request(body, rid)))
-        labels = self._begin(ctx_pool, ep)
-        try:
-            ctx_raw = await up.read()
-            status = up.status
-        finally:
-            up.release()
-            self._end(ep, labels, up.status, ctx_pool)
+        ep, ctx_raw, status = await self._post_json(ctx_pool, path, protocol.dumps(protocol.context_request(body, rid)))
         if status != 200:
             return web.Response(status=status, body=ctx_raw, content_type=protocol.JSON_CONTENT_TYPE)
         try:

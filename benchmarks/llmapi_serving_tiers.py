@@ -23,7 +23,9 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -69,29 +71,34 @@ async def one_request(session: aiohttp.ClientSession, url: str, prompt: str, max
     return times[0] - t0, gaps, len(times)
 
 
-async def load(url: str, model: str, requests: int, concurrency: int, max_tokens: int) -> dict[str, object]:
-    ttfts: list[float] = []
-    gaps: list[float] = []
-    tokens = 0
+@dataclass
+class Load:
+    tokens: int = 0
+    wall_s: float = 0.0
+    ttft: list[float] = field(default_factory=list)
+    itl: list[float] = field(default_factory=list)
+
+
+async def load(url: str, model: str, requests: int, concurrency: int, max_tokens: int) -> Load:
+    out = Load()
     queue = list(range(requests))
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 18,
                                      timeout=aiohttp.ClientTimeout(total=600)) as session:
         async def worker() -> None:
-            nonlocal tokens
             while queue:
                 i = queue.pop()
                 ttft, g, n = await one_request(session, url, f"benchmark prompt {i} " * 8, max_tokens, model)
-                ttfts.append(ttft)
-                gaps.extend(g)
-                tokens += n
+                out.ttft.append(ttft)
+                out.itl.extend(g)
+                out.tokens += n
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    return {"tokens": tokens, "wall_s": wall, "ttft": ttfts, "itl": gaps}
+        out.wall_s = time.perf_counter() - t0
+    return out
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     cluster = Cluster()
     try:
         model = "bench"
@@ -120,28 +127,26 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     finally:
         cluster.close()
 
-    def lat(d: dict[str, object], key: str, q: float) -> float:
-        return pct(d[key], q) * 1000  # type: ignore[arg-type]
+    def ms(values: list[float], q: float) -> float:
+        return round(pct(values, q) * 1000, 3)
 
     cpu_total = sum(cpu)
-    result = {
-        "config": vars(args),
-        "tokens_streamed": tiers["tokens"],
-        "tiers_wall_s": round(tiers["wall_s"], 3),  # type: ignore[arg-type]
-        "tokens_per_s": round(tiers["tokens"] / tiers["wall_s"], 1),  # type: ignore[operator]
+    runs = (("direct", direct), ("tiers", tiers))
+    result: dict[str, Any] = {
+        "config": {k: str(v) for k, v in vars(args).items()},
+        "tokens_streamed": tiers.tokens,
+        "tiers_wall_s": round(tiers.wall_s, 3),
+        "tokens_per_s": round(tiers.tokens / tiers.wall_s, 1),
         "cpu_s": {"frontend": round(cpu[0], 3), "router": round(cpu[1], 3)},
-        "tokens_per_cpu_core_s": round(tiers["tokens"] / cpu_total, 1) if cpu_total else None,  # type: ignore[operator]
-        "frontend_router_cores_busy": round(cpu_total / tiers["wall_s"], 3),  # type: ignore[operator]
-        "ttft_ms": {k: {"p50": round(lat(d, "ttft", 50), 3), "p99": round(lat(d, "ttft", 99), 3)}
-                    for k, d in (("direct", direct), ("tiers", tiers))},
-        "itl_ms": {k: {"p50": round(lat(d, "itl", 50), 3), "p99": round(lat(d, "itl", 99), 3),
-                       "mean": round(statistics.fmean(d["itl"]) * 1000, 3)}  # type: ignore[arg-type]
-                   for k, d in (("direct", direct), ("tiers", tiers))},
+        "tokens_per_cpu_core_s": round(tiers.tokens / cpu_total, 1) if cpu_total else None,
+        "frontend_router_cores_busy": round(cpu_total / tiers.wall_s, 3),
+        "ttft_ms": {k: {"p50": ms(d.ttft, 50), "p99": ms(d.ttft, 99)} for k, d in runs},
+        "itl_ms": {k: {"p50": ms(d.itl, 50), "p99": ms(d.itl, 99),
+                       "mean": round(statistics.fmean(d.itl) * 1000, 3)} for k, d in runs},
     }
-    itl = result["itl_ms"]
-    result["added_itl_ms"] = {q: round(itl["tiers"][q] - itl["direct"][q], 3) for q in ("p50", "p99")}  # type: ignore[index]
-    ttft = result["ttft_ms"]
-    result["added_ttft_ms"] = {q: round(ttft["tiers"][q] - ttft["direct"][q], 3) for q in ("p50", "p99")}  # type: ignore[index]
+    for key in ("itl_ms", "ttft_ms"):
+        result["added_" + key] = {q: round(result[key]["tiers"][q] - result[key]["direct"][q], 3)
+                                  for q in ("p50", "p99")}
     return result
 
 
@@ -161,14 +166,14 @@ def main() -> None:
     print(f"mode {args.mode}: {args.requests} requests x {args.max_tokens} tokens, concurrency "
           f"{args.concurrency}, stand-in pace {args.tokens_per_second} tok/s/stream")
     print(f"tiers: {result['tokens_streamed']} tokens in {result['tiers_wall_s']} s = {result['tokens_per_s']} tok/s")
-    print(f"CPU frontend {result['cpu_s']['frontend']} s + router {result['cpu_s']['router']} s "  # type: ignore[index]
+    print(f"CPU frontend {result['cpu_s']['frontend']} s + router {result['cpu_s']['router']} s "
           f"-> {result['tokens_per_cpu_core_s']} streamed tokens/s per core")
     for name in ("ttft_ms", "itl_ms"):
         d = result[name]
-        print(f"{name}: direct p50 {d['direct']['p50']} p99 {d['direct']['p99']} | "  # type: ignore[index]
-              f"tiers p50 {d['tiers']['p50']} p99 {d['tiers']['p99']}")  # type: ignore[index]
-    print(f"added inter-token latency: p50 {result['added_itl_ms']['p50']} ms, "  # type: ignore[index]
-          f"p99 {result['added_itl_ms']['p99']} ms; added TTFT p50 {result['added_ttft_ms']['p50']} ms")  # type: ignore[index]
+        print(f"{name}: direct p50 {d['direct']['p50']} p99 {d['direct']['p99']} | "
+              f"tiers p50 {d['tiers']['p50']} p99 {d['tiers']['p99']}")
+    print(f"added inter-token latency: p50 {result['added_itl_ms']['p50']} ms, "
+          f"p99 {result['added_itl_ms']['p99']} ms; added TTFT p50 {result['added_ttft_ms']['p50']} ms")
 
 
 if __name__ == "__main__":

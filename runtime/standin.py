@@ -40,6 +40,7 @@ from .tokenizer import ByteTokenizer
 
 ROLES = ("aggregated", "context", "generation")
 DEFAULT_MAX_TOKENS = 32
+KV_SLOTS = 64
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
 """Upstream's default ``time_to_first_token_buckets``."""
@@ -114,6 +115,7 @@ class StandIn:
 
     # --- request parsing -------------------------------------------------------------------
     def prompt_ids(self, body: dict[str, Any], chat: bool) -> list[int]:
+        ids: Any
         if chat:
             ids = body.get("prompt_token_ids")
             if ids is None:
@@ -130,7 +132,7 @@ class StandIn:
             raise BadRequestError("prompt must be a non-empty string or a non-empty list of token ids")
         if (body.get("prompt_token_ids") if chat else body.get("prompt")) is ids:
             self.pretokenized.inc(1, self.labels)
-        return ids
+        return [int(i) for i in ids]
 
     def check_role(self, dp: Any, ids: list[int]) -> tuple[str, dict[str, Any] | None]:
         rtype = dp.get("request_type") if isinstance(dp, dict) else None
@@ -186,6 +188,7 @@ class StandIn:
 
         stop_ids = set(body.get("stop_token_ids") or ())
         self.running.inc(1, self.labels)
+        self._kv()
         self.prompt_tokens.inc(len(ids), self.labels)
         try:
             if kind == protocol.CONTEXT_ONLY:
@@ -199,6 +202,11 @@ class StandIn:
             return self.full_response(body, ids, chat, max_tokens, stop_ids, first, t0)
         finally:
             self.running.dec(1, self.labels)
+            self._kv()
+
+    def _kv(self) -> None:
+        """KV-cache utilization as if each running request held 1/``KV_SLOTS`` of the cache."""
+        self.kv_util.set(min(1.0, self.running.get(self.labels) / KV_SLOTS), self.labels)
 
     def generate(self, ids: list[int], max_tokens: int, stop_ids: set[int],
                  first: list[int] | None) -> tuple[list[int], str, int | None]:

@@ -225,7 +225,7 @@ class Upstream:
             # The first bytes go through aiohttp (they carry the buffered response headers) ...
             while not conn.pending and not conn.done.done():
                 first: asyncio.Future[None] = conn.loop.create_future()
-                conn.sink = lambda b, f=first: (conn.pending.append(b), f.done() or f.set_result(None))  # type: ignore[misc]
+                conn.sink = _collect(conn.pending, first)
                 await asyncio.wait({first, conn.done}, return_when=asyncio.FIRST_COMPLETED)
                 conn.sink = None
             while conn.pending:
@@ -273,6 +273,17 @@ class Upstream:
             self.close()
         await resp.write_eof()
         return resp
+
+
+def _collect(pending: list[bytes], arrived: asyncio.Future[None]) -> Callable[[bytes], None]:
+    """A sink that keeps bytes for later and resolves ``arrived``."""
+
+    def sink(data: bytes) -> None:
+        pending.append(data)
+        if not arrived.done():
+            arrived.set_result(None)
+
+    return sink
 
 
 def _paused_waiter(conn: _Conn) -> asyncio.Future[None]:

@@ -146,3 +146,41 @@ def test_unreachable_router_is_503(cluster):
     with pytest.raises(openai.InternalServerError, match="router .* is unreachable") as err:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
     assert err.value.status_code == 503
+
+
+def test_streamed_request_with_no_worker_is_503(cluster, tmp_path):
+    empty = tmp_path / "none.txt"
+    empty.write_text("")
+    router = cluster.router("--workers", f"file://{empty}")
+    frontend = cluster.frontend(router.url, MODEL)
+    client = openai.OpenAI(base_url=frontend.url + "/v1", api_key="unused", timeout=10, max_retries=0)
+    with pytest.raises(openai.APIStatusError, match="no healthy workers endpoint") as err:
+        client.completions.create(model=MODEL, prompt="x", stream=True)
+    assert err.value.status_code == 503
+
+
+def test_client_leaving_mid_stream_releases_every_tier(cluster):
+    import socket
+    import time
+
+    from tests.runtime.procs import wait_until
+
+    worker = cluster.standin("aggregated", MODEL, tps=20)  # 200 tokens take 10 s
+    router = cluster.router("--workers", f"static://127.0.0.1:{worker.port}")
+    frontend = cluster.frontend(router.url, MODEL)
+    body = json.dumps({"model": MODEL, "prompt": "slow", "max_tokens": 200, "stream": True}).encode()
+    sock = socket.create_connection(("127.0.0.1", frontend.port), timeout=10)
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%b" % (len(body), body))
+    got = b""
+    while got.count(b"data: ") < 3:
+        got += sock.recv(65536)
+    running = 'trtllm_num_requests_running{engine_type="trtllm",model_name="llama"}'
+    assert metrics(worker.url + "/metrics")[running] == 1
+    sock.close()
+    t0 = time.monotonic()
+    wait_until(lambda: metrics(frontend.url + "/metrics")["frontend_requests_in_flight"] == 0, 8, "frontend idle")
+    ep = f'router_endpoint_inflight{{endpoint="{worker.url}",pool="workers"}}'
+    wait_until(lambda: metrics(router.url + "/metrics")[ep] == 0, 8, "router idle")
+    wait_until(lambda: metrics(worker.url + "/metrics")[running] == 0, 8, "worker idle")
+    assert time.monotonic() - t0 < 8  # well before the 10 s the generation would have taken

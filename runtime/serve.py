@@ -12,6 +12,8 @@ import logging
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
+SHUTDOWN_TIMEOUT_S = 25.0
+"""On SIGTERM, streams in flight get this long to finish (inside Kubernetes' default 30 s grace)."""
 READ_BUFSIZE = 1 << 18
 """Bytes aiohttp reads per socket read on upstream responses (default 64 KiB)."""
 
@@ -35,4 +37,4 @@ def run(app: web.Application, host: str, port: int) -> None:
 
         uvloop.install()
     web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True,
-                shutdown_timeout=5, backlog=1024, loop=asyncio.new_event_loop())
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S, backlog=1024, loop=asyncio.new_event_loop())

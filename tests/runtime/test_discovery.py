@@ -9,6 +9,16 @@ import pytest
 from runtime.discovery import Source, SourceError, endpoint_url, parse_lines, parse_source, resolve
 
 
+def run(coro):
+    """Run on a private loop: ``asyncio.run`` would leave the main thread without a current loop,
+    which the Pulumi mocks of later tests rely on."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 def test_parse_dns_source():
     assert parse_source("--workers", "dns://llama-8b-workers.ns.svc:8000") == Source("dns", "llama-8b-workers.ns.svc", 8000)
 
@@ -30,7 +40,7 @@ def test_ipv6_endpoints_are_bracketed():
 
 
 def test_resolve_dns_localhost_gives_one_endpoint_per_address():
-    found = asyncio.run(resolve(parse_source("--workers", "dns://localhost:8123")))
+    found = run(resolve(parse_source("--workers", "dns://localhost:8123")))
     assert "http://127.0.0.1:8123" in found
     assert all(url.endswith(":8123") for url in found)
     assert found == sorted(set(found))
@@ -38,19 +48,19 @@ def test_resolve_dns_localhost_gives_one_endpoint_per_address():
 
 def test_resolve_dns_unknown_name_raises_oserror():
     with pytest.raises(OSError):
-        asyncio.run(resolve(parse_source("--workers", "dns://no-such-host.invalid:8000")))
+        run(resolve(parse_source("--workers", "dns://no-such-host.invalid:8000")))
 
 
 def test_resolve_file_is_reread(tmp_path):
     path = tmp_path / "gen.txt"
     source = parse_source("--generation", f"file://{path}")
-    assert asyncio.run(resolve(source)) == []  # a missing file is an empty pool
+    assert run(resolve(source)) == []  # a missing file is an empty pool
     path.write_text("127.0.0.1:9001\n")
-    assert asyncio.run(resolve(source)) == ["http://127.0.0.1:9001"]
+    assert run(resolve(source)) == ["http://127.0.0.1:9001"]
     path.write_text("127.0.0.1:9001\n127.0.0.1:9002\n127.0.0.1:9001\n")
-    assert asyncio.run(resolve(source)) == ["http://127.0.0.1:9001", "http://127.0.0.1:9002"]
+    assert run(resolve(source)) == ["http://127.0.0.1:9001", "http://127.0.0.1:9002"]
 
 
 def test_resolve_static():
     source = parse_source("--workers", "static://127.0.0.1:2,127.0.0.1:1")
-    assert asyncio.run(resolve(source)) == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    assert run(resolve(source)) == ["http://127.0.0.1:1", "http://127.0.0.1:2"]

@@ -1,0 +1,40 @@
+"""Process plumbing shared by the three servers: event loop, HTTP server, upstream sessions.
+
+uvloop is used when importable (it is not required). Access logging is off: a log line per
+request (let alone per streamed chunk) costs more than relaying it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+SHUTDOWN_TIMEOUT_S = 25.0
+"""On SIGTERM, streams in flight get this long to finish (inside Kubernetes' default 30 s grace)."""
+READ_BUFSIZE = 1 << 18
+"""Bytes aiohttp reads per socket read on upstream responses (default 64 KiB)."""
+
+
+def client_session(total_timeout: float | None = None) -> ClientSession:
+    """A keep-alive session to upstream servers: no connection cap, large read buffer."""
+    return ClientSession(
+        connector=TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=True),
+        timeout=ClientTimeout(total=total_timeout, sock_connect=5),
+        read_bufsize=READ_BUFSIZE,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent",),
+    )
+
+
+def run(app: web.Application, host: str, port: int) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with contextlib.suppress(ImportError):
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.install()
+    web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S, backlog=1024, loop=asyncio.new_event_loop())

@@ -20,7 +20,7 @@ from components.platform import PlatformOperators
 from components.serving.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
 from components.serving.llmapi_args import llmapi_deployment_args
 from components.serving.llmapi_deployment import LlmApiDeployment
-from components.serving.runtime_package import runtime_package_dir, runtime_package_files
+from components.serving.runtime_package import installed_runtime_files
 from components.storage.model_store import ModelStore
 
 
@@ -73,7 +73,7 @@ def main(config: StackConfig) -> None:
             opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
         )
 
-    runtime_files = runtime_package_files(runtime_package_dir()) if preparations else {}
+    runtime_files = installed_runtime_files() if preparations else {}
     deployments: dict[str, DisaggregatedDeployment | LlmApiDeployment] = {}
     for deployment in config.deployments:
         groups = deployment.worker_groups()

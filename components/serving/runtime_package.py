@@ -41,16 +41,31 @@ def runtime_package_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def runtime_package_files(directory: Path) -> dict[str, str]:
-    """``{relative path: text}`` of every ``*.py`` under ``directory`` (sorted, no caches/tests)."""
-    files = {
-        str(p.relative_to(directory)): p.read_text()
-        for p in sorted(directory.rglob("*.py"))
-        if "__pycache__" not in p.parts and not p.name.startswith("test_")
-    }
+def runtime_package_files(directory: Path, names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """``{relative path: text}`` of the package's pod files (sorted, no caches/tests).
+
+    ``names``: the files to ship (``runtime.POD_FILES`` for the installed package, which leaves
+    out the test-only stand-in); None: every ``*.py`` under ``directory``.
+    """
+    if names is None:
+        found = sorted(p for p in directory.rglob("*.py") if "__pycache__" not in p.parts)
+        paths = [p for p in found if not p.name.startswith("test_")]
+    else:
+        missing = [n for n in names if not (directory / n).is_file()]
+        if missing:
+            raise ValueError(f"{directory} lacks {', '.join(missing)}: reinstall this project (pip install -e .)")
+        paths = [directory / n for n in sorted(names)]
+    files = {str(p.relative_to(directory)): p.read_text() for p in paths}
     if "__init__.py" not in files:
         raise ValueError(f"{directory} has no __init__.py: it is not the runtime package")
     return files
+
+
+def installed_runtime_files() -> dict[str, str]:
+    """The pod files of the installed ``runtime`` package (its ``POD_FILES``)."""
+    import runtime
+
+    return runtime_package_files(runtime_package_dir(), tuple(runtime.POD_FILES))
 
 
 def runtime_config_map_data(files: dict[str, str]) -> dict[str, str]:

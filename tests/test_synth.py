@@ -72,9 +72,9 @@ def test_synth_writes_tree_resources_manifests_and_summary(tmp_path: Path) -> No
     assert (lws["spec"]["replicas"], lws["spec"]["leaderWorkerTemplate"]["size"]) == (2, 1)
     assert type(lws["spec"]["replicas"]) is int and "replicas: 2\n" in yaml.safe_dump(lws)
     # multi-line strings are literal blocks (reviewable line by line) holding exactly the inputs
-    name = "llama-8b-frontend-repository-ensemble"
+    name = "llama-8b-workers-llm-api"
     text = (out / f"manifests/llm-dev/configmap-{name}.yaml").read_text()
-    assert '  ensemble__config.pbtxt: |\n    name: "ensemble"\n' in text
+    assert "  llm_api.yaml: |\n    # trtllm-serve --extra_llm_api_options, role aggregated (generated)\n" in text
     inputs = json.loads((out / f"resources/kubernetes_core_v1_ConfigMap/{name}.json").read_text())["inputs"]
     assert yaml.safe_load(text)["data"] == inputs["data"]
 
@@ -93,17 +93,17 @@ def project_with_dev_variant(tmp_path: Path, stack_name: str, change: Callable[[
 
 def test_synth_reports_config_problems_and_writes_nothing(tmp_path: Path) -> None:
     def break_it(config: dict) -> None:
-        config["disagg:deployments"][0]["workers"]["engine"] = "no-such-engine"
+        config["disagg:deployments"][0]["workers"]["model"] = "no-such-model"
         config["disagg:bogus"] = 1
 
     project = project_with_dev_variant(tmp_path, "broken", break_it)
     result = synth(tmp_path / "out", stack="broken", project=project)
     assert result.returncode == 2
-    # the engine left without a deployment is a problem of its own
+    # the model left without a deployment is a problem of its own
     assert "invalid stack configuration (3 problems)" in result.stderr
-    assert "disagg:engines.llama-8b-tp4: no deployment uses this engine" in result.stderr
+    assert "disagg:models.llama-8b: no llmapi deployment serves this model" in result.stderr
     assert "disagg:bogus: unknown key 'bogus'" in result.stderr
-    assert "disagg:deployments[0].workers.engine: no engine 'no-such-engine'" in result.stderr
+    assert "disagg:deployments[0].workers.model: no model 'no-such-model' in disagg:models" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

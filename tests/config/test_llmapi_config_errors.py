@@ -298,10 +298,21 @@ PROD_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
     ),
     (
         "mismatched transceiver backends",
-        decode(lambda o: o["cacheTransceiverConfig"].update(backend="NIXL")),
+        decode(lambda o: o["cacheTransceiverConfig"].update(backend="UCX")),
         [
-            f"{PD}.decode.llmApi.cacheTransceiverConfig.backend: 'NIXL' differs from the prefill side's 'UCX'; "
-            "both ends of a transfer must speak the same backend: use the same backend on both sides"
+            f"{PD}.decode.llmApi.cacheTransceiverConfig.backend: 'UCX' differs from the prefill side's 'NIXL'; "
+            "both ends of a transfer must speak the same backend: use the same backend on both sides",
+            f"{PD}.decode.llmApi.cacheTransceiverConfig.backend: 'UCX' on pool 'h200' (fabric efa): UCX has no "
+            "EFA transport: use backend NIXL (its LIBFABRIC backend speaks EFA)",
+        ],
+    ),
+    (
+        "UCX on an EFA pool",
+        both_transceivers(backend="UCX"),
+        [
+            f"{PD}.{side}.llmApi.cacheTransceiverConfig.backend: 'UCX' on pool 'h200' (fabric efa): UCX has no "
+            "EFA transport: use backend NIXL (its LIBFABRIC backend speaks EFA)"
+            for side in ("prefill", "decode")
         ],
     ),
     (

@@ -79,7 +79,7 @@ def test_prod_spans_nodes_over_efa_and_disaggregates_prefill_and_decode() -> Non
     for group in (pd.prefill, pd.decode):
         assert group.model == "llama-70b-fp8" and group.pool == "h200"
         assert group.llm_api.cache_transceiver_config is not None
-        assert group.llm_api.cache_transceiver_config.backend == "UCX"
+        assert group.llm_api.cache_transceiver_config.backend == "NIXL"  # EFA: NIXL over libfabric
         assert group.llm_api.kv_cache_config.dtype == "fp8"
     assert prod.models["llama-70b-fp8"].repository == "nvidia/Llama-3.1-70B-Instruct-FP8"
     assert prod.cluster.eks is not None and not prod.cluster.eks.endpoint_public_access

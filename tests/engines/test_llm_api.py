@@ -131,6 +131,7 @@ def test_dev_yaml_is_byte_stable() -> None:
         "enable_chunked_prefill: true\n"
         "disable_overlap_scheduler: false\n"
         "enable_iter_perf_stats: true\n"
+        "return_perf_metrics: true\n"
         "cuda_graph_config:\n"
         "  enable_padding: true\n"
         "  max_batch_size: 64\n"

@@ -37,6 +37,7 @@ from components.cluster import aws_iam
 from components.cluster.aws_network import AwsNetwork, AwsNetworkArgs
 from components.cluster.aws_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput
 from components.cluster.contract import ClusterHandle, NodePool, SharedStorage
+from components.config import capacity
 from components.config.cluster import POOL_LABEL, EksConfig, StorageConfig
 
 TYPE_TOKEN = "disagg:cluster:AwsGpuCluster"
@@ -111,11 +112,9 @@ def gpu_zones(args: EksConfig) -> list[str]:
 
 
 def storage_zone(args: EksConfig) -> str:
-    """Zone of the FSx file system: that of the first pinned GPU pool (next to the GPUs), else the first zone."""
-    return next(
-        (pool.availability_zone for pool in args.gpu_node_pools if pool.availability_zone),
-        args.availability_zones[0],
-    )
+    """Zone of the FSx file system: storage.availabilityZone, else that of the first pinned GPU pool
+    (next to the GPUs), else the first zone (:func:`components.config.capacity.storage_zone`)."""
+    return capacity.storage_zone(args)
 
 
 def fsx_storage_class_parameters(

@@ -224,14 +224,12 @@ class MetricsAdapterConfig(ConfigModel):
 
 
 class KarpenterConfig(ConfigModel):
-    """Karpenter (installed on EKS when a GPU pool has ``autoscaler: karpenter``)."""
+    """Karpenter (installed on EKS when a GPU pool has ``autoscaler: karpenter``), in kube-system
+    as upstream installs it (its Pod Identity association names that service account)."""
 
     chart: ChartConfig = ChartConfig(
         chart="karpenter", repository="oci://public.ecr.aws/karpenter", version="1.14.1"
     )
-    namespace: str = "kube-system"
-    """Where the controller runs (upstream's recommendation: kube-system, so it is protected
-    like the other system controllers)."""
     ami_alias: str = "al2023@v20260724"
     """EC2NodeClass ``amiSelectorTerms`` alias: the EKS-optimized AL2023 AMI (its NVIDIA variant
     on GPU instance types), pinned to a release: v20260724 is a tag of awslabs/amazon-eks-ami
@@ -273,15 +271,14 @@ class KedaConfig(ConfigModel):
 
 
 class LoadBalancerControllerConfig(ConfigModel):
-    """AWS Load Balancer Controller: reconciles the frontends' NLB Services on EKS."""
+    """AWS Load Balancer Controller: reconciles the frontends' NLB Services on EKS (in kube-system,
+    whose service account its IRSA role trusts)."""
 
     enabled: bool | None = None
     """None: installed on EKS (frontends of type LoadBalancer need it); false: the cluster has one."""
     chart: ChartConfig = ChartConfig(
         chart="aws-load-balancer-controller", repository="https://aws.github.io/eks-charts", version="3.5.0"
     )
-    namespace: str = "kube-system"
-    """The upstream install's namespace (its IRSA role trusts this service account)."""
 
 
 class PlatformConfig(ConfigModel):

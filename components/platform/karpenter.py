@@ -27,6 +27,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.aws_iam import KARPENTER_SERVICE_ACCOUNT
 from components.cluster.contract import GPU_RESOURCE, ClusterHandle
 from components.cluster.instance_types import InstanceType, efa_interface_layout
 from components.config.cluster import GPU_TAINT, GpuNodePoolConfig
@@ -36,7 +37,7 @@ from components.platform.helm_release import chart_release
 
 TYPE_TOKEN = "disagg:platform:Karpenter"
 RELEASE_NAME = "karpenter"
-SERVICE_ACCOUNT = "karpenter"
+SERVICE_ACCOUNT = KARPENTER_SERVICE_ACCOUNT[1]
 NODE_POOL_API = "karpenter.sh/v1"
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
@@ -194,7 +195,7 @@ class Karpenter(pulumi.ComponentResource):
                 "install it only on EKS clusters with a pool of autoscaler: karpenter"
             )
         settings = config.karpenter
-        self.namespace = settings.namespace
+        self.namespace, _ = KARPENTER_SERVICE_ACCOUNT
         self.values = karpenter_values(handle, aws.cluster_name, aws.karpenter_interruption_queue)
         self.release = chart_release(
             f"{name}-release", settings.chart, RELEASE_NAME, self.namespace, self.values,

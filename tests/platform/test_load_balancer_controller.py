@@ -7,7 +7,10 @@ from pathlib import Path
 
 from components.cluster import aws_iam
 from components.cluster.contract import AwsClusterInfo
-from components.platform.load_balancer_controller import load_balancer_controller_values, nlb_service_annotations
+from components.platform.load_balancer_controller import (
+    load_balancer_controller_values,
+    nlb_service_annotations,
+)
 from components.serving.frontend import AWS_LB_ANNOTATIONS, AWS_LB_SCHEME
 
 ANNOTATIONS = json.loads(
@@ -26,7 +29,7 @@ def test_nlb_annotations_are_ones_the_controller_reads() -> None:
 
 
 def test_the_frontend_service_annotations_are_the_controllers() -> None:
-    assert {**AWS_LB_ANNOTATIONS, AWS_LB_SCHEME: "internal"} == nlb_service_annotations(True)
+    assert nlb_service_annotations(True) == {**AWS_LB_ANNOTATIONS, AWS_LB_SCHEME: "internal"}
 
 
 def test_every_value_set_exists_in_the_upstream_chart(upstream, clusters) -> None:

@@ -262,6 +262,9 @@ def check_capacity(config: Any, now: datetime | None = None) -> CapacityReport:
             where = f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}]"
             _pool_rules(where, pool, demands, now, report)
         _storage_zone(eks, demands, report)
+    existing = config.cluster.existing
+    if existing is not None:
+        _existing_cluster(existing, config.deployments, demands, report)
     pools = config.cluster.node_pools()
     for name, pool in sorted(pools.items()):
         mine = [d for d in demands if d.pool == name]
@@ -449,3 +452,41 @@ def _memory(config: Any, report: CapacityReport) -> None:
                     f"charged to the same limit; it needs about {needed}Gi (OOM-killed while loading otherwise): "
                     f"set memory: {needed}Gi, or lower {role}.shmSize"
                 )
+
+
+def _existing_cluster(existing: Any, deployments: Any, demands: list[GroupDemand], report: CapacityReport) -> None:
+    """What an existing cluster must provide itself: nodes for the scalers' maxima, load balancers."""
+    for index, pool in enumerate(existing.gpu_pools):
+        where = f"{NAMESPACE}:cluster.existing.gpuPools[{index}].maxNodes"
+        mine = [d for d in demands if d.pool == pool.name]
+        needed = sum(nodes_needed(d, pool.gpus_per_node) for d in mine)
+        if not mine:
+            continue
+        if pool.max_nodes is None:
+            report.warnings.append(
+                f"{where}: the worker groups on pool '{pool.name}' need {needed} nodes at their maximum; "
+                "this stack adds no node to an existing cluster: set maxNodes to what the pool (or its "
+                "own autoscaler) can reach, so the stack can check it"
+            )
+        elif pool.max_nodes < needed:
+            report.problems.append(
+                f"{where}: the worker groups on pool '{pool.name}' need {needed} nodes at their maximum, but "
+                f"the pool has at most {pool.max_nodes}: lower maxGroups or add nodes to the pool"
+            )
+    wants_lb = [
+        f"{NAMESPACE}:deployments[{index}].frontend.serviceType"
+        for index, deployment in enumerate(deployments)
+        if getattr(getattr(deployment, "frontend", None), "service_type", None) == "LoadBalancer"
+    ]
+    if wants_lb and existing.load_balancer_services is False:
+        report.problems.append(
+            f"{wants_lb[0]}: LoadBalancer, but cluster.existing.loadBalancerServices is false (nothing "
+            "would give the Service an address): set serviceType: ClusterIP and expose it your way, or "
+            "install a load balancer implementation (e.g. MetalLB) and set loadBalancerServices: true"
+        )
+    elif wants_lb and existing.load_balancer_services is None:
+        report.warnings.append(
+            f"{wants_lb[0]}: LoadBalancer on an existing cluster; this stack installs no load balancer "
+            "controller there: set cluster.existing.loadBalancerServices to true once the cluster has "
+            "one (cloud controller, MetalLB), or use serviceType: ClusterIP"
+        )

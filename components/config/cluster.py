@@ -354,6 +354,9 @@ class ExistingPoolConfig(ConfigModel):
     node_selector: dict[str, str] = Field(min_length=1)
     tolerations: list[str] = ["nvidia.com/gpu"]
     """Taint keys (effect NoSchedule) the GPU pods tolerate."""
+    max_nodes: int | None = Field(default=None, ge=1)
+    """The most nodes the pool will ever have (its own autoscaler's maximum, or its size); the
+    capacity check compares the worker groups' maxima with it. None: unknown (a warning)."""
 
     @field_validator("name")
     @classmethod
@@ -376,6 +379,9 @@ class ExistingClusterConfig(ConfigModel):
     """An existing ReadWriteMany StorageClass (NFS, Lustre, Weka, …) for weights and engines."""
     storage_size_gib: int = Field(default=2000, ge=100)
     gpu_pools: list[ExistingPoolConfig] = Field(min_length=1)
+    load_balancer_services: bool | None = None
+    """Whether the cluster implements Services of type LoadBalancer (a cloud controller, MetalLB,
+    …); this stack installs none there. None: unknown (a warning when a frontend asks for one)."""
 
     @field_validator("rdma_resource_name")
     @classmethod

@@ -261,14 +261,14 @@ class AwsGpuCluster(pulumi.ComponentResource):
             self.efa_security_group_id = self._efa_security_group(network.vpc_id)
         self.gpu_node_pools = {}
         pool_subnets: dict[str, pulumi.Output[str]] = {}
-        pool_groups: dict[str, list[pulumi.Output[str]]] = {}
+        pool_groups: dict[str, list[StrInput]] = {}
         for pool in args.gpu_node_pools:
-            subnets = (
+            subnets: list[StrInput] = (
                 [network.gpu_subnet_ids[pool.availability_zone]]
                 if pool.availability_zone is not None
                 else private_subnets
             )
-            groups = [
+            groups: list[StrInput] = [
                 cluster_security_group,
                 *([self.efa_security_group_id] if pool.efa and self.efa_security_group_id else []),
             ]

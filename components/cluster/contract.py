@@ -82,7 +82,7 @@ class AwsClusterInfo:
     """The node role; Karpenter's EC2NodeClasses launch nodes with it (it has an access entry)."""
     pool_subnet_ids: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     """GPU pool -> the subnet of its zone."""
-    pool_security_group_ids: dict[str, list[pulumi.Output[str]]] = field(default_factory=dict)
+    pool_security_group_ids: dict[str, list[pulumi.Output[str] | str]] = field(default_factory=dict)
     """GPU pool -> the security groups of its interfaces (cluster SG, + EFA SG on EFA pools)."""
     placement_groups: dict[str, str] = field(default_factory=dict)
     """GPU pool -> name of the cluster placement group its nodes launch into."""

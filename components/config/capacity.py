@@ -433,7 +433,7 @@ def _memory(config: Any, report: CapacityReport) -> None:
             engine = config.engines.get(getattr(group, "engine", None) or "")
             pool = pools.get(group.pool)
             model = MODELS.get(engine.model) if engine is not None else None
-            if engine is None or pool is None or model is None or memory is None:
+            if engine is None or pool is None or model is None or memory is None or resources is None:
                 continue
             shm = quantity_gib(group.shm_size) or 0.0
             ranks = group.gpus_per_pod or pool.gpus_per_node

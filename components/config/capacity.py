@@ -251,8 +251,10 @@ def group_demands(config: Any) -> list[GroupDemand]:
     return demands
 
 
-def check_capacity(config: Any, now: datetime | None = None) -> CapacityReport:
-    """All capacity rules for a validated StackConfig; ``now`` (UTC) dates the Capacity Blocks."""
+def check_capacity(config: Any, now: datetime | None = None, drain_seconds: int | None = None) -> CapacityReport:
+    """All capacity rules for a validated StackConfig; ``now`` (UTC) dates the Capacity Blocks;
+    ``drain_seconds`` (:func:`stream_drain_seconds` of the serving tiers) is checked against the
+    time a Capacity Block leaves for draining."""
     now = now or datetime.now(timezone.utc)
     report = CapacityReport()
     demands = group_demands(config)
@@ -261,6 +263,8 @@ def check_capacity(config: Any, now: datetime | None = None) -> CapacityReport:
         for index, pool in enumerate(eks.gpu_node_pools):
             where = f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}]"
             _pool_rules(where, pool, demands, now, report)
+            if drain_seconds is not None:
+                _block_drain(where, pool, drain_seconds, report)
         _storage_zone(eks, demands, report)
     existing = config.cluster.existing
     if existing is not None:
@@ -345,6 +349,27 @@ def _pool_rules(
             "or lower maxGroups"
         )
     _topology(where, pool, mine, report)
+
+
+def _block_drain(where: str, pool: GpuNodePoolConfig, drain_seconds: int, report: CapacityReport) -> None:
+    """The longest stream finishes before EC2 terminates a Capacity Block's instances."""
+    block = pool.capacity_block
+    if block is None:
+        return
+    if pool.autoscaler == "karpenter":
+        available = int(KARPENTER_CAPACITY_BLOCK_DRAIN_LEAD.total_seconds())
+        if drain_seconds > available:
+            report.warnings.append(
+                f"{where}.capacityBlock: the serving pods drain for {drain_seconds}s, but Karpenter "
+                f"starts draining Capacity Block nodes only {available}s before EC2 terminates them: "
+                "streams longer than that are cut at the block's end (lower the maximum output tokens)"
+            )
+    elif drain_seconds > block.drain_margin_minutes * 60:
+        report.warnings.append(
+            f"{where}.capacityBlock.drainMarginMinutes: {block.drain_margin_minutes} minutes, but the "
+            f"serving pods drain for {drain_seconds}s: set drainMarginMinutes to "
+            f"{math.ceil(drain_seconds / 60)} or more"
+        )
 
 
 def _topology(where: str, pool: GpuNodePoolConfig, mine: list[GroupDemand], report: CapacityReport) -> None:

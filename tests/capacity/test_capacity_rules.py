@@ -370,3 +370,23 @@ def prod() -> StackConfig:
 @pytest.fixture
 def proposed_prod() -> StackConfig:
     return load(proposed_prod_sections())
+
+
+def test_streams_longer_than_karpenters_block_drain_are_warned() -> None:
+    """Karpenter docs (tasks/odcrs.md @v1.14.1): Capacity Block nodes drain 10 minutes before EC2
+    terminates them (EC2 User Guide, "Capacity Blocks for ML": 30 minutes before the end)."""
+    config = load(proposed_prod_sections())
+    assert check_capacity(config, now=BEFORE_BLOCK, drain_seconds=600).warnings == check_capacity(config, now=BEFORE_BLOCK).warnings
+    warnings = check_capacity(config, now=BEFORE_BLOCK, drain_seconds=601).warnings
+    assert any(w.startswith(f"{H100}.capacityBlock: the serving pods drain for 601s, but Karpenter") for w in warnings)
+
+
+def test_managed_block_drain_margin_must_cover_the_streams() -> None:
+    def edit(sections):
+        pool(sections, 0).update(autoscaler="none")
+        pool(sections, 0)["capacityBlock"]["drainMarginMinutes"] = 1
+
+    sections = proposed_prod_sections()
+    edit(sections)
+    warnings = check_capacity(load(sections), now=BEFORE_BLOCK, drain_seconds=92).warnings
+    assert f"{H100}.capacityBlock.drainMarginMinutes: 1 minutes, but the serving pods drain for 92s: set drainMarginMinutes to 2 or more" in warnings

@@ -73,8 +73,9 @@ class GpuNodePoolConfig(ConfigModel):
     """Extra Kubernetes node labels."""
     autoscaler: Literal["karpenter", "none"] = "none"
     """Who adds and removes the pool's nodes. ``karpenter``: a Karpenter NodePool + EC2NodeClass
-    (no managed node group), nodes launched for pending pods up to maxSize; ``none``: an EKS
-    managed node group of fixed size desiredSize (scheduled actions move it on Capacity Blocks)."""
+    (no managed node group), nodes launched for pending pods up to maxSize (minSize and
+    desiredSize are not used); ``none``: an EKS managed node group of fixed size desiredSize
+    (scheduled actions move it on Capacity Blocks), so worker autoscaling cannot go beyond it."""
     capacity_block: CapacityBlockConfig | None = None
     """Start, end and size of the Capacity Block (capacityType capacity-block): the pool is
     rendered so that nothing launches before the start and everything drains before the end."""

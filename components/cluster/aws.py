@@ -289,7 +289,8 @@ class AwsGpuCluster(pulumi.ComponentResource):
             )
         karpenter_pools = tuple(pool for pool in args.gpu_node_pools if pool.autoscaler == "karpenter")
         self.karpenter: KarpenterAws | None = None
-        if karpenter_pools:
+        karpenter_system = args.system_node_group if args.system_node_group.autoscaler == "karpenter" else None
+        if karpenter_pools or karpenter_system is not None:
             self.karpenter = KarpenterAws(
                 f"{name}-karpenter",
                 KarpenterAwsArgs(
@@ -361,6 +362,9 @@ class AwsGpuCluster(pulumi.ComponentResource):
                     if (group := placement_group_for(name, pool)) is not None
                 },
                 karpenter_pools=karpenter_pools,
+                karpenter_system=karpenter_system,
+                system_subnet_ids=list(private_subnets),
+                system_security_group_ids=[cluster_security_group],
                 karpenter_interruption_queue=self.karpenter.queue_name if self.karpenter else None,
                 karpenter_dependencies=tuple(self.karpenter.dependencies) if self.karpenter else (),
                 load_balancer_controller_role_arn=lb_role.arn,

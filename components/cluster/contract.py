@@ -88,6 +88,11 @@ class AwsClusterInfo:
     """GPU pool -> name of the cluster placement group its nodes launch into."""
     karpenter_pools: tuple[Any, ...] = ()
     """The ``GpuNodePoolConfig`` of every pool with ``autoscaler: karpenter``."""
+    karpenter_system: Any | None = None
+    """The ``SystemNodeGroupConfig`` when Karpenter adds CPU nodes to the system pool."""
+    system_subnet_ids: list[pulumi.Output[str] | str] = field(default_factory=list)
+    """The private subnets (one per zone) CPU nodes launch into."""
+    system_security_group_ids: list[pulumi.Output[str] | str] = field(default_factory=list)
     karpenter_interruption_queue: pulumi.Output[str] | None = None
     """SQS queue of EC2 interruption events (None: no Karpenter pool)."""
     karpenter_dependencies: tuple[pulumi.Resource, ...] = ()

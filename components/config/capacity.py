@@ -266,6 +266,7 @@ def check_capacity(config: Any, now: datetime | None = None, drain_seconds: int 
             if drain_seconds is not None:
                 _block_drain(where, pool, drain_seconds, report)
         _storage_zone(eks, demands, report)
+        _system_cpu(eks, config.deployments, report)
     existing = config.cluster.existing
     if existing is not None:
         _existing_cluster(existing, config.deployments, demands, report)
@@ -514,4 +515,50 @@ def _existing_cluster(existing: Any, deployments: Any, demands: list[GroupDemand
             f"{wants_lb[0]}: LoadBalancer on an existing cluster; this stack installs no load balancer "
             "controller there: set cluster.existing.loadBalancerServices to true once the cluster has "
             "one (cloud controller, MetalLB), or use serviceType: ClusterIP"
+        )
+
+
+NODE_RESERVED_CPU = 1.0
+"""CPU of each system node not available to the serving pods: kubelet/system reserve and the
+node DaemonSets (kube-proxy, VPC CNI, Pod Identity agent, CSI node plugins) — rounded up."""
+
+
+def cpu_quantity(quantity: str) -> float | None:
+    """A Kubernetes CPU quantity in cores (``"8"``, ``"500m"``); None when it cannot be read."""
+    text = str(quantity).strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(m?)", text)
+    if not match:
+        return None
+    return float(match.group(1)) / (1000 if match.group(2) else 1)
+
+
+def _system_cpu(eks: EksConfig, deployments: Any, report: CapacityReport) -> None:
+    """The CPU tiers at their scalers' maxima fit the system node group (frontends' requests)."""
+    system = eks.system_node_group
+    vcpus = system.vcpus
+    if vcpus is None:
+        return
+    demand = 0.0
+    parts = []
+    for index, deployment in enumerate(deployments):
+        frontend = getattr(deployment, "frontend", None)
+        cpu = cpu_quantity(getattr(getattr(frontend, "resources", None), "cpu", "")) if frontend else None
+        if frontend is None or cpu is None:
+            continue
+        demand += frontend.max_replicas * cpu
+        parts.append(f"deployments[{index}].frontend maxReplicas {frontend.max_replicas} × cpu {cpu:g}")
+    nodes = system.max_size if system.autoscaler == "karpenter" else system.desired_size
+    supply = nodes * (vcpus - NODE_RESERVED_CPU)
+    if demand > supply:
+        fix = (
+            f"raise maxSize to {math.ceil(demand / (vcpus - NODE_RESERVED_CPU))}"
+            if system.autoscaler == "karpenter"
+            else "set autoscaler: karpenter and a maxSize that holds them"
+        )
+        report.problems.append(
+            f"{NAMESPACE}:cluster.eks.systemNodeGroup: the CPU tiers at their maximum request {demand:g} "
+            f"CPUs ({', '.join(parts)}), but the system pool holds at most {nodes} × ({vcpus} − "
+            f"{NODE_RESERVED_CPU:g}) = {supply:g} ({system.instance_type}, "
+            + ("Karpenter up to maxSize" if system.autoscaler == "karpenter" else "fixed at desiredSize, nothing adds a node")
+            + f"): {fix}, or lower the frontends' maxReplicas"
         )

@@ -38,11 +38,35 @@ class SystemNodeGroupConfig(ConfigModel):
     desired_size: int = Field(default=2, ge=1)
     max_size: int = Field(default=4, ge=1)
     disk_size_gib: int = Field(default=100, ge=20)
+    autoscaler: Literal["karpenter", "none"] = "none"
+    """``karpenter``: the managed node group keeps desiredSize nodes (Karpenter and the other
+    controllers run there) and a Karpenter NodePool of the same instance type adds up to
+    maxSize − desiredSize more for the CPU tiers' scalers; ``none``: fixed at desiredSize."""
 
     @model_validator(mode="after")
     def _sizes(self) -> SystemNodeGroupConfig:
         _check_sizes(self.min_size, self.desired_size, self.max_size)
         return self
+
+    @property
+    def vcpus(self) -> int | None:
+        """vCPUs of the instance type (standard EC2 sizes; None when the size is not one)."""
+        return cpu_instance_vcpus(self.instance_type)
+
+
+_SIZE_VCPUS = {"large": 2, "xlarge": 4}
+
+
+def cpu_instance_vcpus(instance_type: str) -> int | None:
+    """vCPUs of an EC2 general-purpose/compute/memory size (``m7i.4xlarge`` → 16), or None.
+
+    EC2 User Guide, "Amazon EC2 instance type specifications": large 2, xlarge 4, Nxlarge 4·N.
+    """
+    size = instance_type.partition(".")[2]
+    if size in _SIZE_VCPUS:
+        return _SIZE_VCPUS[size]
+    match = re.fullmatch(r"(\d+)xlarge", size)
+    return 4 * int(match.group(1)) if match else None
 
 
 class GpuNodePoolConfig(ConfigModel):

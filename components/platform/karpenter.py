@@ -13,6 +13,10 @@ Cluster Autoscaler is needed:
   10 minutes before EC2 terminates them;
 * AMI: ``amiSelectorTerms`` alias ``al2023@<version>`` (the NVIDIA variant on GPU types).
 
+With ``systemNodeGroup.autoscaler: karpenter`` a CPU NodePool (label ``disagg.dev/pool=system``)
+adds up to maxSize − desiredSize nodes of the system instance type for the CPU tiers; the
+controllers, Karpenter included, stay on the managed system node group.
+
 Nodes carry the pool's labels and the ``nvidia.com/gpu:NoSchedule`` taint as the managed node
 groups did; NodePool ``limits`` cap the pool at ``maxSize`` nodes' GPUs; empty nodes are removed
 after ``consolidateAfter``, busy ones are never consolidated away (``WhenEmpty``).
@@ -30,7 +34,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.aws_iam import KARPENTER_SERVICE_ACCOUNT
 from components.cluster.contract import GPU_RESOURCE, ClusterHandle
 from components.cluster.instance_types import InstanceType, efa_interface_layout
-from components.config.cluster import GPU_TAINT, GpuNodePoolConfig
+from components.config.cluster import GPU_TAINT, POOL_LABEL, GpuNodePoolConfig, SystemNodeGroupConfig
 from components.config.platform import KarpenterConfig, PlatformConfig
 from components.platform.gpu_operator import system_node_selector
 from components.platform.helm_release import chart_release
@@ -159,6 +163,72 @@ def node_pool(pool: GpuNodePoolConfig, config: KarpenterConfig) -> dict:
     }
 
 
+SYSTEM_NODE_CLASS = "system"
+
+
+def system_node_class(
+    system: SystemNodeGroupConfig,
+    cluster_name: str,
+    node_role: Any,
+    subnet_ids: Sequence[Any],
+    security_group_ids: Sequence[Any],
+    config: KarpenterConfig,
+) -> dict:
+    """The EC2NodeClass of the CPU nodes Karpenter adds to the system pool (private subnets)."""
+    return {
+        "apiVersion": NODE_CLASS_API,
+        "kind": "EC2NodeClass",
+        "metadata": {"name": SYSTEM_NODE_CLASS},
+        "spec": {
+            "role": node_role,
+            "amiSelectorTerms": [{"alias": config.ami_alias}],
+            "subnetSelectorTerms": [{"id": subnet} for subnet in subnet_ids],
+            "securityGroupSelectorTerms": [{"id": group} for group in security_group_ids],
+            "blockDeviceMappings": [
+                {
+                    "deviceName": ROOT_DEVICE,
+                    "rootVolume": True,
+                    "ebs": {"volumeSize": f"{system.disk_size_gib}Gi", "volumeType": "gp3", "encrypted": True},
+                }
+            ],
+            "metadataOptions": {
+                "httpEndpoint": "enabled",
+                "httpProtocolIPv6": "disabled",
+                "httpPutResponseHopLimit": 1,
+                "httpTokens": "required",
+            },
+            "tags": {"Name": f"{cluster_name}-system", "disagg.dev/pool": "system"},
+        },
+    }
+
+
+def system_node_pool(system: SystemNodeGroupConfig, config: KarpenterConfig) -> dict:
+    """CPU nodes beyond the managed group's desiredSize, up to maxSize, labelled as the system pool."""
+    extra = system.max_size - system.desired_size
+    vcpus = system.vcpus or 0
+    return {
+        "apiVersion": NODE_POOL_API,
+        "kind": "NodePool",
+        "metadata": {"name": "system"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {POOL_LABEL: "system"}},
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": SYSTEM_NODE_CLASS},
+                    "requirements": [
+                        {"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": [system.instance_type]},
+                        {"key": CAPACITY_TYPE_LABEL, "operator": "In", "values": ["on-demand"]},
+                    ],
+                    "expireAfter": "720h",
+                },
+            },
+            "limits": {"cpu": str(extra * vcpus)},
+            # streaming frontends: only empty nodes go away, busy ones are never consolidated
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": config.consolidate_after},
+        },
+    }
+
+
 def karpenter_values(handle: ClusterHandle, cluster_name: Any, queue_name: Any) -> dict:
     """Helm values of the karpenter chart: cluster, interruption queue, reserved capacity on."""
     values: dict = {
@@ -189,7 +259,9 @@ class Karpenter(pulumi.ComponentResource):
     ):
         super().__init__(TYPE_TOKEN, name, None, opts)
         aws = handle.aws
-        if aws is None or not aws.karpenter_pools or aws.karpenter_interruption_queue is None:
+        if aws is None or aws.karpenter_interruption_queue is None or not (
+            aws.karpenter_pools or aws.karpenter_system is not None
+        ):
             raise ValueError(
                 f"Karpenter on cluster '{handle.name}' without AWS details or Karpenter pools: "
                 "install it only on EKS clusters with a pool of autoscaler: karpenter"
@@ -231,6 +303,30 @@ class Karpenter(pulumi.ComponentResource):
                 spec=pool_manifest["spec"],
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=handle.provider, depends_on=[self.node_classes[pool.name]]
+                ),
+            )
+        if aws.karpenter_system is not None:
+            system_class = system_node_class(
+                aws.karpenter_system, handle.name, aws.node_role_name, aws.system_subnet_ids,
+                aws.system_security_group_ids, settings,
+            )
+            self.node_classes["system"] = k8s.apiextensions.CustomResource(
+                f"{name}-system-node-class",
+                api_version=system_class["apiVersion"],
+                kind=system_class["kind"],
+                metadata=system_class["metadata"],
+                spec=system_class["spec"],
+                opts=after,
+            )
+            system_pool = system_node_pool(aws.karpenter_system, settings)
+            self.node_pools["system"] = k8s.apiextensions.CustomResource(
+                f"{name}-system-node-pool",
+                api_version=system_pool["apiVersion"],
+                kind=system_pool["kind"],
+                metadata=system_pool["metadata"],
+                spec=system_pool["spec"],
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=handle.provider, depends_on=[self.node_classes["system"]]
                 ),
             )
         self.register_outputs({"release": self.release.name, "nodePools": sorted(self.node_pools)})

@@ -72,7 +72,7 @@ class PlatformOperators(pulumi.ComponentResource):
                 + "\n".join(f"  - {p}" for p in problems)
             )
         self.installed = config.components_for(handle.fabric)
-        if handle.aws is not None and handle.aws.karpenter_pools:
+        if handle.aws is not None and (handle.aws.karpenter_pools or handle.aws.karpenter_system is not None):
             self.installed.append("karpenter")
         if config.keda.enabled:
             self.installed.append("keda")

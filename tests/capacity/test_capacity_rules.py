@@ -49,6 +49,7 @@ def proposed_prod_sections() -> dict:
     """prod with the capacity stanza of data/prod-capacity.yaml (what the lead commits)."""
     sections = copy.deepcopy(prod_sections())
     sections["disagg:cluster"]["eks"]["gpuNodePools"] = copy.deepcopy(STANZA["cluster"]["gpuNodePools"])
+    sections["disagg:cluster"]["eks"]["systemNodeGroup"] = copy.deepcopy(STANZA["cluster"]["systemNodeGroup"])
     sections["disagg:platform"] = copy.deepcopy(STANZA["platform"])
     for deployment in sections["disagg:deployments"]:
         deployment.setdefault("orchestrator", {})["resources"] = {"cpu": "16", "memory": STANZA["orchestratorMemory"]}
@@ -84,6 +85,7 @@ def test_committed_prod_has_the_problems_the_issue_measured(prod) -> None:
         "cluster.eks.gpuNodePools[0].desiredSize",
         "cluster.eks.gpuNodePools[0]",
         "cluster.eks.gpuNodePools[1].placementGroup",
+        "cluster.eks.systemNodeGroup",
     ]
     assert "need 8 p5.48xlarge nodes" in problems[2] and "holds at most 4" in problems[2]
 
@@ -390,3 +392,20 @@ def test_managed_block_drain_margin_must_cover_the_streams() -> None:
     edit(sections)
     warnings = check_capacity(load(sections), now=BEFORE_BLOCK, drain_seconds=92).warnings
     assert f"{H100}.capacityBlock.drainMarginMinutes: 1 minutes, but the serving pods drain for 92s: set drainMarginMinutes to 2 or more" in warnings
+
+
+def test_frontends_at_their_maximum_must_fit_the_system_pool(prod) -> None:
+    """EC2 User Guide, "Amazon EC2 instance type specifications": m7i.4xlarge has 16 vCPUs."""
+    problem = check_capacity(prod, now=BEFORE_BLOCK).problems[-1]
+    assert problem == (
+        "disagg:cluster.eks.systemNodeGroup: the CPU tiers at their maximum request 160 CPUs "
+        "(deployments[0].frontend maxReplicas 12 × cpu 8, deployments[1].frontend maxReplicas 8 × cpu 8), "
+        "but the system pool holds at most 3 × (16 − 1) = 45 (m7i.4xlarge, fixed at desiredSize, nothing "
+        "adds a node): set autoscaler: karpenter and a maxSize that holds them, or lower the frontends' "
+        "maxReplicas"
+    )
+
+
+def test_karpenter_system_pool_too_small_says_how_large() -> None:
+    problems, _ = proposed(lambda s: s["disagg:cluster"]["eks"]["systemNodeGroup"].update(maxSize=6))
+    assert problems[0].endswith("(m7i.4xlarge, Karpenter up to maxSize): raise maxSize to 11, or lower the frontends' maxReplicas")

@@ -16,10 +16,17 @@ from pathlib import Path
 import yaml
 
 from components.config import load_stack_config
-from components.config.capacity import GroupDemand, nodes_needed, pool_supply, stream_drain_seconds
+from components.config.capacity import (
+    NODE_RESERVED_CPU,
+    GroupDemand,
+    cpu_quantity,
+    nodes_needed,
+    pool_supply,
+    stream_drain_seconds,
+)
 from components.config.platform import KarpenterConfig
-from components.platform.karpenter import node_pool
-from components.platform.keda import lws_scaled_object, scaled_object_max
+from components.platform.karpenter import node_pool, system_node_pool
+from components.platform.keda import deployment_scaled_object, lws_scaled_object, scaled_object_max
 from disaggctl.synth import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -30,6 +37,7 @@ def proposed_prod():
     _, raw, _ = read_stack_config(PROJECT_DIR, "prod")
     sections = {k: json.loads(v) if v[:1] in "[{" else v for k, v in raw.items()}
     sections["disagg:cluster"]["eks"]["gpuNodePools"] = copy.deepcopy(STANZA["cluster"]["gpuNodePools"])
+    sections["disagg:cluster"]["eks"]["systemNodeGroup"] = copy.deepcopy(STANZA["cluster"]["systemNodeGroup"])
     sections["disagg:platform"] = copy.deepcopy(STANZA["platform"])
     return load_stack_config({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in sections.items()})
 
@@ -69,3 +77,21 @@ def test_the_committed_prod_worker_scaler_does_not_fit() -> None:
     workers = config.deployments[0].workers
     demand = GroupDemand("workers", "h100", workers.max_groups, workers.min_groups, workers.pods_per_group, 8, True)
     assert nodes_needed(demand, 8) == 8 > pool_supply(h100).nodes == 4
+
+
+def test_every_frontend_scaler_at_its_maximum_fits_the_system_pool() -> None:
+    config = proposed_prod()
+    system = config.cluster.eks.system_node_group
+    demand = 0.0
+    for deployment in config.deployments:
+        frontend = deployment.frontend
+        scaled = deployment_scaled_object(
+            f"{deployment.name}-frontend", config.namespace, f"{deployment.name}-frontend",
+            frontend.min_replicas, frontend.max_replicas, config.platform.keda.prometheus_url, 64,
+            stream_drain_seconds(1024, 0.05), frontend.target_cpu_utilization,
+        )
+        demand += scaled_object_max(scaled) * cpu_quantity(frontend.resources.cpu)
+    assert demand == 160
+    managed = system.desired_size * (system.vcpus - NODE_RESERVED_CPU)
+    added = int(system_node_pool(system, KarpenterConfig())["spec"]["limits"]["cpu"])
+    assert demand <= managed + added * (system.vcpus - NODE_RESERVED_CPU) / system.vcpus

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from components.config.cluster import GpuNodePoolConfig
+from components.config.cluster import GpuNodePoolConfig, SystemNodeGroupConfig
 from components.config.platform import KarpenterConfig
 from components.platform.karpenter import (
     capacity_types,
@@ -15,6 +15,8 @@ from components.platform.karpenter import (
     karpenter_values,
     network_interfaces,
     node_pool,
+    system_node_class,
+    system_node_pool,
 )
 
 SG = ["sg-0cluster", "sg-0efa"]
@@ -126,3 +128,15 @@ def test_every_value_set_exists_in_the_upstream_chart(upstream, clusters) -> Non
         "featureGates": {"reservedCapacity": True},
     }
     assert upstream.unknown_values(values, upstream.key_table("karpenter-1.14.1.values-keys.json")) == []
+
+
+def test_system_node_pool_adds_cpu_nodes_beyond_the_managed_group(upstream) -> None:
+    system = SystemNodeGroupConfig(instance_type="m7i.4xlarge", min_size=3, desired_size=3, max_size=12, autoscaler="karpenter")
+    pool = system_node_pool(system, KarpenterConfig())
+    assert pool["spec"]["limits"] == {"cpu": "144"}
+    assert pool["spec"]["template"]["metadata"]["labels"] == {"disagg.dev/pool": "system"}
+    assert "taints" not in pool["spec"]["template"]["spec"]
+    node_class = system_node_class(system, "llm-prod", "role", ["subnet-0a", "subnet-0b"], ["sg-0c"], KarpenterConfig())
+    for manifest, file in ((node_class, "ec2nodeclass-karpenter-1.14.1.schema.json"), (pool, "nodepool-karpenter-1.14.1.schema.json")):
+        errors = jsonschema.Draft7Validator(upstream.strict(crd(file))).iter_errors(manifest)
+        assert [e.message for e in errors] == []

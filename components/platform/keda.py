@@ -131,10 +131,7 @@ def _scaled_object(
             "maxReplicaCount": max_replicas,
             "pollingInterval": POLLING_INTERVAL_S,
             "advanced": {
-                "horizontalPodAutoscalerConfig": {
-                    "name": name,
-                    "behavior": scaling_behavior(drain_seconds),
-                }
+                "horizontalPodAutoscalerConfig": {"behavior": scaling_behavior(drain_seconds)}
             },
             "triggers": triggers,
         },
@@ -226,8 +223,15 @@ def scaled_object_max(scaled_object: dict) -> int:
 
 
 def keda_values(handle: ClusterHandle) -> dict:
-    """Helm values of the keda chart: operator, metrics server and webhooks on the system pool."""
-    values: dict = {}
+    """Helm values of the keda chart: operator, metrics server and webhooks on the system pool.
+
+    The chart's default lets the operator scale every resource of every API group (``*/scale``);
+    here it may scale LeaderWorkerSets only (Deployments and StatefulSets come with the chart):
+    ``rbac.scaledRefKinds`` of kedacore/charts keda/values.yaml @cbb9bb8ce080 (the ``kind`` field
+    is the resource's plural name, as keda/templates/manager/clusterrole.yaml renders
+    ``<kind>/scale``).
+    """
+    values: dict = {"rbac": {"scaledRefKinds": [{"apiGroup": "leaderworkerset.x-k8s.io", "kind": "leaderworkersets"}]}}
     selector = system_node_selector(handle.system_pool)
     if selector:
         values["nodeSelector"] = selector

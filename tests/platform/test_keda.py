@@ -89,5 +89,8 @@ def test_bounds_are_checked() -> None:
 
 def test_every_value_set_exists_in_the_upstream_chart(upstream, clusters) -> None:
     values = keda_values(clusters.handle("efa"))
-    assert values == {"nodeSelector": {"disagg.dev/pool": "system"}}
+    assert values == {
+        "nodeSelector": {"disagg.dev/pool": "system"},
+        "rbac": {"scaledRefKinds": [{"apiGroup": "leaderworkerset.x-k8s.io", "kind": "leaderworkersets"}]},
+    }
     assert upstream.unknown_values(values, upstream.key_table("keda-2.20.2.values-keys.json")) == []

@@ -18,7 +18,11 @@ What it declares, in dependency order:
   :class:`~components.cluster.aws_node_pool.AwsGpuNodePool` per GPU pool; the EFA interfaces of all
   GPU nodes share one security group that allows all traffic to and from itself (EFA requires it);
 * shared storage: FSx for Lustre provisioned by the FSx CSI driver through a StorageClass, or an
-  S3 bucket mounted by Mountpoint for S3 through a static PersistentVolume.
+  S3 bucket mounted by Mountpoint for S3 through a static PersistentVolume;
+* node autoscaling and load balancing on the AWS side: Karpenter's controller role and
+  interruption queue (:class:`~components.cluster.aws_karpenter.KarpenterAws`, when a pool has
+  ``autoscaler: karpenter``) and the AWS Load Balancer Controller's IRSA role; the controllers
+  themselves are installed by the platform layer from ``handle.aws``.
 
 Its ``handle`` (:class:`~components.cluster.contract.ClusterHandle`) is all the layers above use.
 """
@@ -34,9 +38,11 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.cluster import aws_iam
+from components.cluster.aws_karpenter import KarpenterAws, KarpenterAwsArgs
 from components.cluster.aws_network import AwsNetwork, AwsNetworkArgs
-from components.cluster.aws_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput
-from components.cluster.contract import ClusterHandle, NodePool, SharedStorage
+from components.cluster.aws_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput, placement_group_for
+from components.cluster.contract import AwsClusterInfo, ClusterHandle, NodePool, SharedStorage
+from components.config import capacity
 from components.config.cluster import POOL_LABEL, EksConfig, StorageConfig
 
 TYPE_TOKEN = "disagg:cluster:AwsGpuCluster"
@@ -111,11 +117,9 @@ def gpu_zones(args: EksConfig) -> list[str]:
 
 
 def storage_zone(args: EksConfig) -> str:
-    """Zone of the FSx file system: that of the first pinned GPU pool (next to the GPUs), else the first zone."""
-    return next(
-        (pool.availability_zone for pool in args.gpu_node_pools if pool.availability_zone),
-        args.availability_zones[0],
-    )
+    """Zone of the FSx file system: storage.availabilityZone, else that of the first pinned GPU pool
+    (next to the GPUs), else the first zone (:func:`components.config.capacity.storage_zone`)."""
+    return capacity.storage_zone(args)
 
 
 def fsx_storage_class_parameters(
@@ -256,7 +260,20 @@ class AwsGpuCluster(pulumi.ComponentResource):
         if any(pool.efa for pool in args.gpu_node_pools):
             self.efa_security_group_id = self._efa_security_group(network.vpc_id)
         self.gpu_node_pools = {}
+        pool_subnets: dict[str, pulumi.Output[str]] = {}
+        pool_groups: dict[str, list[StrInput]] = {}
         for pool in args.gpu_node_pools:
+            subnets: list[StrInput] = (
+                [network.gpu_subnet_ids[pool.availability_zone]]
+                if pool.availability_zone is not None
+                else private_subnets
+            )
+            groups: list[StrInput] = [
+                cluster_security_group,
+                *([self.efa_security_group_id] if pool.efa and self.efa_security_group_id else []),
+            ]
+            pool_subnets[pool.name] = pulumi.Output.from_input(subnets[0])
+            pool_groups[pool.name] = groups
             self.gpu_node_pools[pool.name] = AwsGpuNodePool(
                 f"{name}-{pool.name}",
                 AwsGpuNodePoolArgs(
@@ -265,16 +282,33 @@ class AwsGpuCluster(pulumi.ComponentResource):
                     eks_cluster_name=cluster_name_for_nodes,
                     kubernetes_version=cluster.version,
                     node_role_arn=node_role_arn,
-                    subnet_ids=[network.gpu_subnet_ids[pool.availability_zone]]
-                    if pool.availability_zone is not None
-                    else private_subnets,
-                    security_group_ids=[
-                        cluster_security_group,
-                        *([self.efa_security_group_id] if pool.efa and self.efa_security_group_id else []),
-                    ],
+                    subnet_ids=subnets,
+                    security_group_ids=groups,
                 ),
                 opts=child,
             )
+        karpenter_pools = tuple(pool for pool in args.gpu_node_pools if pool.autoscaler == "karpenter")
+        self.karpenter: KarpenterAws | None = None
+        karpenter_system = args.system_node_group if args.system_node_group.autoscaler == "karpenter" else None
+        if karpenter_pools or karpenter_system is not None:
+            self.karpenter = KarpenterAws(
+                f"{name}-karpenter",
+                KarpenterAwsArgs(
+                    cluster_name=name,
+                    eks_cluster_name=cluster_name_for_nodes,
+                    region=args.region,
+                    partition=self._partition,
+                    node_role_arn=node_role_arn,
+                ),
+                opts=child,
+            )
+        lb_role = self._irsa_role("lb-controller-role", aws_iam.LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT, [])
+        aws.iam.RolePolicy(
+            f"{name}-lb-controller-role-policy",
+            role=lb_role.name,
+            policy=aws_iam.load_balancer_controller_policy(args.region),
+            opts=child,
+        )
 
         self.kubeconfig = pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda ca: ca.data)
@@ -315,6 +349,26 @@ class AwsGpuCluster(pulumi.ComponentResource):
             gpu_pools=pools,
             storage=storage,
             platform="eks",
+            aws=AwsClusterInfo(
+                region=args.region,
+                cluster_name=cluster.name,
+                vpc_id=network.vpc_id,
+                node_role_name=node_role.name,
+                pool_subnet_ids=pool_subnets,
+                pool_security_group_ids=pool_groups,
+                placement_groups={
+                    pool.name: group
+                    for pool in args.gpu_node_pools
+                    if (group := placement_group_for(name, pool)) is not None
+                },
+                karpenter_pools=karpenter_pools,
+                karpenter_system=karpenter_system,
+                system_subnet_ids=list(private_subnets),
+                system_security_group_ids=[cluster_security_group],
+                karpenter_interruption_queue=self.karpenter.queue_name if self.karpenter else None,
+                karpenter_dependencies=tuple(self.karpenter.dependencies) if self.karpenter else (),
+                load_balancer_controller_role_arn=lb_role.arn,
+            ),
         )
         self.register_outputs(
             {

@@ -10,9 +10,21 @@ there), never on the node group.
 
 Nodes are labelled ``disagg.dev/pool=<pool>`` (plus the pool's labels) and tainted
 ``nvidia.com/gpu:NoSchedule`` so only GPU pods (which tolerate it) land on them.
+
+Capacity Blocks (EKS User Guide, "Create a managed node group with Capacity Blocks for ML"): the
+node group is created at size 0 and two scheduled actions on its Auto Scaling group scale it to
+the block's size when the block starts and back to 0 ``drainMarginMinutes`` before EC2 begins
+terminating the instances (30 minutes before the end). A placement group named by
+``placementGroupName`` (the one a reservation was created in) is used, not created. Pools with
+``autoscaler: karpenter`` get only their placement group here: Karpenter launches their nodes
+(:mod:`components.platform.karpenter`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -63,6 +75,64 @@ def efa_network_interfaces(
     ]
 
 
+@dataclass(frozen=True)
+class ScheduledScaling:
+    """One scheduled action on the node group's Auto Scaling group."""
+
+    name: str
+    at: datetime
+    min_size: int
+    max_size: int
+    desired_size: int
+
+    def start_time(self) -> str:
+        return self.at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def capacity_block_schedule(pool: GpuNodePoolConfig, now: datetime | None = None) -> list[ScheduledScaling]:
+    """Scale-out at the block's start, scale-in to zero before EC2 terminates its instances.
+
+    An action whose time has passed is left out (Auto Scaling refuses start times in the past);
+    :func:`node_group_sizes` then starts the group at the block's size.
+    """
+    block = pool.capacity_block
+    if block is None or pool.autoscaler != "none":
+        return []
+    now = now or datetime.now(timezone.utc)
+    size = min(pool.max_size, block.instance_count)
+    actions = [
+        ScheduledScaling("block-start", block.start, size, size, size),
+        ScheduledScaling("block-end", block.scale_in_at(), 0, size, 0),
+    ]
+    return [action for action in actions if action.at > now]
+
+
+def node_group_sizes(pool: GpuNodePoolConfig, now: datetime | None = None) -> tuple[int, int, int]:
+    """``(min, desired, max)`` of the managed node group when it is created or updated."""
+    block = pool.capacity_block
+    if block is None:
+        return pool.min_size, pool.desired_size, pool.max_size
+    now = now or datetime.now(timezone.utc)
+    size = min(pool.max_size, block.instance_count)
+    active = block.start <= now < block.scale_in_at()
+    return (size, size, size) if active else (0, 0, size)
+
+
+def placement_group_for(cluster_name: str, pool: GpuNodePoolConfig) -> str | None:
+    """Name of the cluster placement group the pool's nodes launch into (None: none)."""
+    if pool.placement_group_name:
+        return pool.placement_group_name
+    return placement_group_name(cluster_name, pool.name) if pool.placement_group else None
+
+
+def _first_asg_name(resources: Any) -> str:
+    for resource in resources or []:
+        for group in getattr(resource, "autoscaling_groups", None) or []:
+            if getattr(group, "name", None):
+                return str(group.name)
+    return ""
+
+
 class AwsGpuNodePoolArgs(BaseModel):
     """One GPU pool of a cluster and what it attaches to."""
 
@@ -110,6 +180,17 @@ class AwsGpuNodePool(pulumi.ComponentResource):
                 opts=child,
             )
             placement = aws.ec2.LaunchTemplatePlacementArgs(group_name=self.placement_group.name)
+        elif pool.placement_group_name:
+            placement = aws.ec2.LaunchTemplatePlacementArgs(group_name=pool.placement_group_name)
+        self.schedule: list[aws.autoscaling.Schedule] = []
+        if pool.autoscaler == "karpenter":
+            self.launch_template = None  # type: ignore[assignment]
+            self.node_group = None  # type: ignore[assignment]
+            self.node_group_name = None  # type: ignore[assignment]
+            self.register_outputs(
+                {"placementGroup": self.placement_group.name if self.placement_group else pool.placement_group_name}
+            )
+            return
 
         capacity_reservation = None
         if pool.capacity_reservation_id is not None:
@@ -156,6 +237,7 @@ class AwsGpuNodePool(pulumi.ComponentResource):
             opts=child,
         )
 
+        sizes = node_group_sizes(pool)
         self.node_group = aws.eks.NodeGroup(
             f"{name}-node-group",
             cluster_name=args.eks_cluster_name,
@@ -169,15 +251,33 @@ class AwsGpuNodePool(pulumi.ComponentResource):
                 version=self.launch_template.latest_version.apply(str),
             ),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=pool.min_size, desired_size=pool.desired_size, max_size=pool.max_size
+                min_size=sizes[0], desired_size=sizes[1], max_size=sizes[2]
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             labels=pool.node_labels(),
             taints=[aws.eks.NodeGroupTaintArgs(**taint) for taint in node_group_taints()],
             tags=tags,
-            opts=child,
+            # on a Capacity Block the scheduled actions move the sizes; Pulumi must not undo them
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                ignore_changes=["scalingConfig.minSize", "scalingConfig.desiredSize"] if pool.capacity_block else None,
+            ),
         )
         self.node_group_name = self.node_group.node_group_name
+        asg_name = self.node_group.resources.apply(_first_asg_name)
+        for action in capacity_block_schedule(pool):
+            self.schedule.append(
+                aws.autoscaling.Schedule(
+                    f"{name}-{action.name}",
+                    scheduled_action_name=f"{args.cluster_name}-{pool.name}-{action.name}",
+                    autoscaling_group_name=asg_name,
+                    start_time=action.start_time(),
+                    min_size=action.min_size,
+                    max_size=action.max_size,
+                    desired_capacity=action.desired_size,
+                    opts=child,
+                )
+            )
         self.register_outputs(
             {
                 "launchTemplateId": self.launch_template.id,

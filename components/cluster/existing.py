@@ -1,5 +1,11 @@
 """ExistingCluster: a Kubernetes cluster that already exists (on-prem InfiniBand/RoCE, or any cloud).
 
+What the cluster must provide itself (this stack installs it only on EKS): nodes for the worker
+groups at their maximum (its own node autoscaler, or enough nodes: ``gpuPools[].maxNodes`` lets
+the capacity check compare), and an implementation of Services of type LoadBalancer for the
+frontends (cloud controller, MetalLB: ``loadBalancerServices``). KEDA, LWS and the GPU/Network
+Operators are installed by the platform layer as on EKS.
+
 Nothing is created but the Kubernetes provider: the cluster's kubeconfig (text, or a path read
 when the program runs), its GPU pools as the config describes them (node selectors, taints,
 ``rdma/<name>`` on InfiniBand/RoCE) and an existing ReadWriteMany StorageClass become a

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from components.cluster.contract import Fabric, NodePool, Toleration
 from components.cluster.instance_types import GpuArch, InstanceType, lookup_instance_type
 from components.config.base import ConfigModel, check_dns_label
+from components.config.capacity import CapacityBlockConfig
 
 GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
 """Taint on every GPU node (and toleration on every GPU pod): CPU pods stay off GPU nodes."""
@@ -37,11 +38,35 @@ class SystemNodeGroupConfig(ConfigModel):
     desired_size: int = Field(default=2, ge=1)
     max_size: int = Field(default=4, ge=1)
     disk_size_gib: int = Field(default=100, ge=20)
+    autoscaler: Literal["karpenter", "none"] = "none"
+    """``karpenter``: the managed node group keeps desiredSize nodes (Karpenter and the other
+    controllers run there) and a Karpenter NodePool of the same instance type adds up to
+    maxSize − desiredSize more for the CPU tiers' scalers; ``none``: fixed at desiredSize."""
 
     @model_validator(mode="after")
     def _sizes(self) -> SystemNodeGroupConfig:
         _check_sizes(self.min_size, self.desired_size, self.max_size)
         return self
+
+    @property
+    def vcpus(self) -> int | None:
+        """vCPUs of the instance type (standard EC2 sizes; None when the size is not one)."""
+        return cpu_instance_vcpus(self.instance_type)
+
+
+_SIZE_VCPUS = {"large": 2, "xlarge": 4}
+
+
+def cpu_instance_vcpus(instance_type: str) -> int | None:
+    """vCPUs of an EC2 general-purpose/compute/memory size (``m7i.4xlarge`` → 16), or None.
+
+    EC2 User Guide, "Amazon EC2 instance type specifications": large 2, xlarge 4, Nxlarge 4·N.
+    """
+    size = instance_type.partition(".")[2]
+    if size in _SIZE_VCPUS:
+        return _SIZE_VCPUS[size]
+    match = re.fullmatch(r"(\d+)xlarge", size)
+    return 4 * int(match.group(1)) if match else None
 
 
 class GpuNodePoolConfig(ConfigModel):
@@ -70,11 +95,35 @@ class GpuNodePoolConfig(ConfigModel):
     disk_size_gib: int = Field(default=500, ge=100)
     labels: dict[str, str] = {}
     """Extra Kubernetes node labels."""
+    autoscaler: Literal["karpenter", "none"] = "none"
+    """Who adds and removes the pool's nodes. ``karpenter``: a Karpenter NodePool + EC2NodeClass
+    (no managed node group), nodes launched for pending pods up to maxSize (minSize and
+    desiredSize are not used); ``none``: an EKS managed node group of fixed size desiredSize
+    (scheduled actions move it on Capacity Blocks), so worker autoscaling cannot go beyond it."""
+    capacity_block: CapacityBlockConfig | None = None
+    """Start, end and size of the Capacity Block (capacityType capacity-block): the pool is
+    rendered so that nothing launches before the start and everything drains before the end."""
+    placement_group_name: str | None = None
+    """An existing cluster placement group to launch into instead of creating one: the group the
+    capacity reservation was created in (a reservation serves a placement group only then)."""
+    topology_domains: int | None = Field(default=None, ge=1)
+    """How many ``topology.k8s.aws/network-node-layer-3`` domains the pool's nodes span (``aws ec2
+    describe-instance-topology``); multi-node groups take one domain each. None: unknown."""
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
         return check_dns_label(name, "pool name", max_length=20)
+
+    @field_validator("placement_group_name")
+    @classmethod
+    def _placement_group_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[\w+=,.@-]{1,255}", name):
+            raise ValueError(
+                f"placementGroupName '{name[:60]}' is not a placement group name (letters, digits "
+                "and +=,.@-_, at most 255): copy it from the reservation in the EC2 console"
+            )
+        return name
 
     @model_validator(mode="before")
     @classmethod
@@ -83,7 +132,10 @@ class GpuNodePoolConfig(ConfigModel):
             isinstance(data, dict)
             and "placementGroup" not in data
             and "placement_group" not in data
-            and data.get("capacityType", data.get("capacity_type")) == "capacity-block"
+            and (
+                data.get("capacityType", data.get("capacity_type")) == "capacity-block"
+                or data.get("placementGroupName", data.get("placement_group_name")) is not None
+            )
         ):
             return {**data, "placement_group": False}
         return data
@@ -113,6 +165,11 @@ class GpuNodePoolConfig(ConfigModel):
                 "already co-located, and EC2 refuses to launch it into another placement group): "
                 "set placementGroup: false"
             )
+        if self.capacity_type == "capacity-block" and self.placement_group_name is not None:
+            raise ValueError(
+                "capacityType 'capacity-block' cannot use placementGroupName (a Capacity Block is "
+                "already co-located and is launched into no placement group): remove placementGroupName"
+            )
         if self.capacity_type == "capacity-block" and self.capacity_reservation_id is None:
             raise ValueError(
                 "capacityType 'capacity-block' needs capacityReservationId (the cr-… id of the "
@@ -122,6 +179,16 @@ class GpuNodePoolConfig(ConfigModel):
             raise ValueError(
                 "capacityReservationId cannot be used with capacityType 'spot': "
                 "use on-demand or capacity-block, or remove the reservation"
+            )
+        if self.capacity_block is not None and self.capacity_type != "capacity-block":
+            raise ValueError(
+                f"capacityBlock is set but capacityType is '{self.capacity_type}': set capacityType: "
+                "capacity-block, or remove capacityBlock"
+            )
+        if self.placement_group_name is not None and self.placement_group:
+            raise ValueError(
+                f"placementGroupName '{self.placement_group_name}' names an existing group, but "
+                "placementGroup: true asks the stack to create one: set placementGroup: false"
             )
         if self.capacity_reservation_id is not None and not re.fullmatch(
             r"cr-[0-9a-f]{8,17}", self.capacity_reservation_id
@@ -164,6 +231,9 @@ class StorageConfig(ConfigModel):
     """FSx PERSISTENT_2 throughput, MB/s per TiB."""
     bucket_name: str | None = None
     """S3 bucket for s3-mountpoint (created when omitted)."""
+    availability_zone: str | None = None
+    """Zone of the FSx for Lustre file system (single-AZ); default: the first pinned GPU pool's.
+    Put it where the GPU pools that load weights are."""
 
     @model_validator(mode="after")
     def _size(self) -> StorageConfig:
@@ -281,6 +351,11 @@ class EksConfig(ConfigModel):
                     f"availabilityZones ({', '.join(self.availability_zones)}): add it there or "
                     "pick one of them"
                 )
+        if self.storage.availability_zone and self.storage.availability_zone not in self.availability_zones:
+            raise ValueError(
+                f"storage.availabilityZone '{self.storage.availability_zone}' is not one of "
+                f"availabilityZones ({', '.join(self.availability_zones)}): pick one of them"
+            )
         if not self.endpoint_private_access and not self.endpoint_public_access:
             raise ValueError(
                 "the API endpoint is neither private nor public: enable endpointPrivateAccess "
@@ -304,6 +379,9 @@ class ExistingPoolConfig(ConfigModel):
     node_selector: dict[str, str] = Field(min_length=1)
     tolerations: list[str] = ["nvidia.com/gpu"]
     """Taint keys (effect NoSchedule) the GPU pods tolerate."""
+    max_nodes: int | None = Field(default=None, ge=1)
+    """The most nodes the pool will ever have (its own autoscaler's maximum, or its size); the
+    capacity check compares the worker groups' maxima with it. None: unknown (a warning)."""
 
     @field_validator("name")
     @classmethod
@@ -326,6 +404,9 @@ class ExistingClusterConfig(ConfigModel):
     """An existing ReadWriteMany StorageClass (NFS, Lustre, Weka, …) for weights and engines."""
     storage_size_gib: int = Field(default=2000, ge=100)
     gpu_pools: list[ExistingPoolConfig] = Field(min_length=1)
+    load_balancer_services: bool | None = None
+    """Whether the cluster implements Services of type LoadBalancer (a cloud controller, MetalLB,
+    …); this stack installs none there. None: unknown (a warning when a frontend asks for one)."""
 
     @field_validator("rdma_resource_name")
     @classmethod

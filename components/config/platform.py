@@ -25,6 +25,27 @@ LWS_NAMESPACE = "lws-system"
 _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
 
 
+def check_prometheus_url(url: str) -> str:
+    """``url`` without a trailing slash if it is an http(s) URL of a server, else ValueError."""
+    parts = urlsplit(url)
+    try:
+        valid_port = parts.port is None or parts.port > 0
+    except ValueError:
+        valid_port = False
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not valid_port
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"prometheusUrl '{url}' is not an http(s) URL of a Prometheus server: use e.g. "
+            "http://prometheus-operated.monitoring.svc:9090"
+        )
+    return url.rstrip("/")
+
+
 class ChartConfig(ConfigModel):
     """A pinned Helm chart."""
 
@@ -199,23 +220,65 @@ class MetricsAdapterConfig(ConfigModel):
     @field_validator("prometheus_url")
     @classmethod
     def _url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        try:
-            valid_port = parts.port is None or parts.port > 0
-        except ValueError:
-            valid_port = False
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or not valid_port
-            or parts.query
-            or parts.fragment
-        ):
+        return check_prometheus_url(url)
+
+
+class KarpenterConfig(ConfigModel):
+    """Karpenter (installed on EKS when a GPU pool has ``autoscaler: karpenter``), in kube-system
+    as upstream installs it (its Pod Identity association names that service account)."""
+
+    chart: ChartConfig = ChartConfig(
+        chart="karpenter", repository="oci://public.ecr.aws/karpenter", version="1.14.1"
+    )
+    ami_alias: str = "al2023@v20260724"
+    """EC2NodeClass ``amiSelectorTerms`` alias: the EKS-optimized AL2023 AMI (its NVIDIA variant
+    on GPU instance types), pinned to a release: v20260724 is a tag of awslabs/amazon-eks-ami
+    (``aws ssm get-parameters-by-path --path
+    /aws/service/eks/optimized-ami/<k8s>/amazon-linux-2023/x86_64/nvidia``)."""
+    consolidate_after: str = "10m"
+    """How long a GPU node stays empty before Karpenter removes it."""
+
+    @field_validator("ami_alias")
+    @classmethod
+    def _alias(cls, alias: str) -> str:
+        if not re.fullmatch(r"al2023@v\d{8}", alias):
             raise ValueError(
-                f"prometheusUrl '{url}' is not an http(s) URL of a Prometheus server: use e.g. "
-                "http://prometheus-operated.monitoring.svc:9090"
+                f"karpenter.amiAlias '{alias}' is not a pinned AL2023 alias: use al2023@v<YYYYMMDD> "
+                "(latest would drift every node on each AMI release)"
             )
-        return url.rstrip("/")
+        return alias
+
+
+class KedaConfig(ConfigModel):
+    """KEDA: event-driven autoscaling of the serving tiers on Prometheus queries."""
+
+    enabled: bool = False
+    """Off by default: it needs a Prometheus that scrapes the serving pods."""
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    """Prometheus the ScaledObjects' triggers query."""
+    chart: ChartConfig = ChartConfig(chart="keda", repository="https://kedacore.github.io/charts", version="2.20.2")
+    namespace: str = "keda"
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_prometheus_url(url)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        return check_dns_label(namespace, "platform.keda.namespace")
+
+
+class LoadBalancerControllerConfig(ConfigModel):
+    """AWS Load Balancer Controller: reconciles the frontends' NLB Services on EKS (in kube-system,
+    whose service account its IRSA role trusts)."""
+
+    enabled: bool | None = None
+    """None: installed on EKS (frontends of type LoadBalancer need it); false: the cluster has one."""
+    chart: ChartConfig = ChartConfig(
+        chart="aws-load-balancer-controller", repository="https://aws.github.io/eks-charts", version="3.5.0"
+    )
 
 
 class PlatformConfig(ConfigModel):
@@ -226,6 +289,9 @@ class PlatformConfig(ConfigModel):
     efa_device_plugin: EfaDevicePluginConfig = EfaDevicePluginConfig()
     leader_worker_set: LeaderWorkerSetConfig = LeaderWorkerSetConfig()
     metrics_adapter: MetricsAdapterConfig = MetricsAdapterConfig()
+    karpenter: KarpenterConfig = KarpenterConfig()
+    keda: KedaConfig = KedaConfig()
+    load_balancer_controller: LoadBalancerControllerConfig = LoadBalancerControllerConfig()
     namespace: str = "gpu-platform"
     """Namespace of the operators (LWS keeps its own, lws-system)."""
 

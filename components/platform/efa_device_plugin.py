@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.contract import ClusterHandle, NodePool
 from components.config.platform import PlatformConfig
 from components.platform.gpu_operator import gpu_node_tolerations
+from components.platform.helm_release import chart_release
 
 TYPE_TOKEN = "disagg:platform:EfaDevicePlugin"
 RELEASE_NAME = "aws-efa-k8s-device-plugin"
@@ -51,17 +52,8 @@ class EfaDevicePlugin(pulumi.ComponentResource):
         chart = config.efa_device_plugin.chart
         self.namespace = config.namespace
         self.values = efa_device_plugin_values(handle.gpu_pools)
-        repo = chart.repository_url()
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=RELEASE_NAME,
-                chart=chart.chart_ref(),
-                version=chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
-                namespace=self.namespace,
-                values=self.values,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
+        self.release = chart_release(
+            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
+            handle.provider, self, depends_on=list(depends_on),
         )
         self.register_outputs({"release": self.release.name, "namespace": self.namespace})

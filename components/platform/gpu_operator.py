@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.contract import GPU_RESOURCE, ClusterHandle, Fabric, NodePool, Toleration
 from components.config.platform import RDMA_FABRICS, PlatformConfig
+from components.platform.helm_release import chart_release
 
 TYPE_TOKEN = "disagg:platform:GpuOperator"
 RELEASE_NAME = "gpu-operator"
@@ -111,17 +112,8 @@ class GpuOperator(pulumi.ComponentResource):
         self.values = gpu_operator_values(
             config, handle.fabric, handle.platform, handle.gpu_pools, handle.system_pool
         )
-        repo = chart.repository_url()
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=RELEASE_NAME,
-                chart=chart.chart_ref(),
-                version=chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
-                namespace=self.namespace,
-                values=self.values,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
+        self.release = chart_release(
+            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
+            handle.provider, self, depends_on=list(depends_on),
         )
         self.register_outputs({"release": self.release.name, "namespace": self.namespace})

@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.contract import ClusterHandle, NodePool
 from components.config.platform import LWS_NAMESPACE, PlatformConfig
 from components.platform.gpu_operator import system_node_selector
+from components.platform.helm_release import chart_release
 
 TYPE_TOKEN = "disagg:platform:LeaderWorkerSet"
 RELEASE_NAME = "lws"
@@ -52,19 +53,8 @@ class LeaderWorkerSet(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
         )
-        repo = chart.repository_url()
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=RELEASE_NAME,
-                chart=chart.chart_ref(),
-                version=chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
-                namespace=self.namespace,
-                values=self.values,
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=handle.provider, depends_on=[self.namespace_resource]
-            ),
+        self.release = chart_release(
+            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
+            handle.provider, self, depends_on=[self.namespace_resource],
         )
         self.register_outputs({"release": self.release.name, "namespace": self.namespace})

@@ -17,6 +17,7 @@ from components.cluster.contract import ClusterHandle, NodePool
 from components.config.platform import MetricsAdapterConfig, PlatformConfig
 from components.platform.autoscaling_metrics import adapter_rules
 from components.platform.gpu_operator import system_node_selector
+from components.platform.helm_release import chart_release
 
 TYPE_TOKEN = "disagg:platform:MetricsAdapter"
 RELEASE_NAME = "prometheus-adapter"
@@ -60,17 +61,8 @@ class MetricsAdapter(pulumi.ComponentResource):
         chart = config.metrics_adapter.chart
         self.namespace = config.namespace
         self.values = metrics_adapter_values(config.metrics_adapter, handle.system_pool)
-        repo = chart.repository_url()
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=RELEASE_NAME,
-                chart=chart.chart_ref(),
-                version=chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
-                namespace=self.namespace,
-                values=self.values,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
+        self.release = chart_release(
+            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
+            handle.provider, self, depends_on=list(depends_on),
         )
         self.register_outputs({"release": self.release.name, "namespace": self.namespace})

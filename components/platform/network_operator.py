@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.contract import ClusterHandle, Fabric, NodePool
 from components.config.platform import RDMA_FABRICS, NetworkOperatorConfig, PlatformConfig
 from components.platform.gpu_operator import gpu_node_tolerations, system_node_selector
+from components.platform.helm_release import chart_release
 
 TYPE_TOKEN = "disagg:platform:NetworkOperator"
 RELEASE_NAME = "network-operator"
@@ -180,18 +181,9 @@ class NetworkOperator(pulumi.ComponentResource):
         self.namespace = config.namespace
         self.values = network_operator_values(handle.system_pool)
         self.policy_spec = nic_cluster_policy_spec(network, handle.fabric, handle.gpu_pools)
-        repo = chart.repository_url()
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            k8s.helm.v3.ReleaseArgs(
-                name=RELEASE_NAME,
-                chart=chart.chart_ref(),
-                version=chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
-                namespace=self.namespace,
-                values=self.values,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
+        self.release = chart_release(
+            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
+            handle.provider, self, depends_on=list(depends_on),
         )
         self.nic_cluster_policy = k8s.apiextensions.CustomResource(
             f"{name}-nic-cluster-policy",

@@ -5,6 +5,9 @@ always                 NVIDIA GPU Operator, LeaderWorkerSet controller
 InfiniBand / RoCE      + NVIDIA Network Operator and its NicClusterPolicy
 EFA (AWS)              + AWS EFA device plugin
 metricsAdapter.enabled + Prometheus Adapter (custom metrics for the tiers' HPAs)
+keda.enabled           + KEDA (the tiers' ScaledObjects: Prometheus queries, LWS scale)
+EKS                    + AWS Load Balancer Controller (unless loadBalancerController.enabled
+                         is false), + Karpenter when a GPU pool has ``autoscaler: karpenter``
 =====================  ====================================================================
 
 Everything is installed with the cluster's Kubernetes provider into ``config.namespace``
@@ -22,7 +25,10 @@ from components.cluster.contract import ClusterHandle
 from components.config.platform import PlatformConfig
 from components.platform.efa_device_plugin import EfaDevicePlugin
 from components.platform.gpu_operator import GpuOperator
+from components.platform.karpenter import Karpenter
+from components.platform.keda import Keda
 from components.platform.leader_worker_set import LeaderWorkerSet
+from components.platform.load_balancer_controller import AwsLoadBalancerController, should_install
 from components.platform.metrics_adapter import MetricsAdapter
 from components.platform.network_operator import NetworkOperator
 
@@ -47,6 +53,9 @@ class PlatformOperators(pulumi.ComponentResource):
     efa_device_plugin: EfaDevicePlugin | None
     leader_worker_set: LeaderWorkerSet
     metrics_adapter: MetricsAdapter | None
+    karpenter: Karpenter | None
+    keda: Keda | None
+    load_balancer_controller: AwsLoadBalancerController | None
 
     def __init__(
         self,
@@ -63,6 +72,12 @@ class PlatformOperators(pulumi.ComponentResource):
                 + "\n".join(f"  - {p}" for p in problems)
             )
         self.installed = config.components_for(handle.fabric)
+        if handle.aws is not None and (handle.aws.karpenter_pools or handle.aws.karpenter_system is not None):
+            self.installed.append("karpenter")
+        if config.keda.enabled:
+            self.installed.append("keda")
+        if should_install(config, handle):
+            self.installed.append("load-balancer-controller")
         self.namespace = config.namespace
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -105,5 +120,22 @@ class PlatformOperators(pulumi.ComponentResource):
                 f"{name}-metrics-adapter", handle, config, depends_on=[namespace], opts=child
             )
             self.releases.append(self.metrics_adapter.release)
+
+        self.karpenter = None
+        if "karpenter" in self.installed:
+            self.karpenter = Karpenter(f"{name}-karpenter", handle, config, opts=child)
+            self.releases += [self.karpenter.release, *self.karpenter.node_pools.values()]
+
+        self.keda = None
+        if "keda" in self.installed:
+            self.keda = Keda(f"{name}-keda", handle, config, opts=child)
+            self.releases.append(self.keda.release)
+
+        self.load_balancer_controller = None
+        if "load-balancer-controller" in self.installed:
+            self.load_balancer_controller = AwsLoadBalancerController(
+                f"{name}-load-balancer-controller", handle, config, opts=child
+            )
+            self.releases.append(self.load_balancer_controller.release)
 
         self.register_outputs({"installed": self.installed, "namespace": self.namespace})

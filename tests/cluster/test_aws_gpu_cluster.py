@@ -429,7 +429,7 @@ def test_s3_storage_is_a_bucket_and_a_static_volume(build, make_eks) -> None:
     assert spec["csi"]["driver"] == "s3.csi.aws.com"
     assert spec["csi"]["volumeAttributes"] == {"bucketName": "llm-test-models-123456789012"}
     assert "region us-east-2" in spec["mountOptions"]
-    policy = json.loads(declared.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(declared.one("aws:iam/rolePolicy:RolePolicy", "llm-test-s3-csi-role-bucket").inputs["policy"])
     assert policy["Statement"][1]["Resource"] == ["arn:aws:s3:::llm-test-models-123456789012/*"]
     addons = {a.inputs["addonName"] for a in declared.of_type(ADDON)}
     assert "aws-mountpoint-s3-csi-driver" in addons and "aws-fsx-csi-driver" not in addons

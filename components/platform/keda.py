@@ -1,0 +1,260 @@
+"""KEDA: the controller (Helm, pinned) and pure ScaledObject builders for the serving tiers.
+
+Worker groups scale as a whole: the ScaledObject targets the LeaderWorkerSet's ``scale``
+subresource (``replicas`` = groups), and its Prometheus triggers read the TensorRT-LLM gauges the
+group leaders export (``trtllm_num_requests_waiting``, ``trtllm_kv_cache_utilization``:
+NVIDIA/TensorRT-LLM ``tensorrt_llm/metrics/collector.py`` @050f80def8df). The frontend Deployment
+scales on its requests in flight (and CPU). Scale-in never cuts a stream: the HPA behaviour
+removes one replica per ``drain_seconds`` (:func:`components.config.capacity.stream_drain_seconds`),
+the same time the pods' preStop drain and termination grace give the longest request.
+
+Schema: ``keda.sh/v1alpha1`` ScaledObject of kedacore/keda v2.20.2
+(tests/platform/data/scaledobject-keda-2.20.2.schema.json).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+
+from components.cluster.contract import ClusterHandle
+from components.config.platform import PlatformConfig
+from components.platform.gpu_operator import system_node_selector
+from components.platform.helm_release import chart_release
+
+TYPE_TOKEN = "disagg:platform:Keda"
+RELEASE_NAME = "keda"
+API_VERSION = "keda.sh/v1alpha1"
+KIND = "ScaledObject"
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+LWS_KIND = "LeaderWorkerSet"
+
+WAITING_REQUESTS = "trtllm_num_requests_waiting"
+"""Gauge: requests queued in a TRT-LLM executor (per leader, labels model_name, engine_type)."""
+KV_CACHE_UTILIZATION = "trtllm_kv_cache_utilization"
+"""Gauge: fraction of the KV-cache blocks in use (0-1)."""
+FRONTEND_IN_FLIGHT = "disagg_frontend_requests_in_flight"
+"""Gauge the frontend (``python -m runtime.frontend``) must export on /metrics: requests accepted
+and not yet finished (streams included)."""
+
+POLLING_INTERVAL_S = 15
+
+
+def lws_leader_pod_pattern(lws_name: str) -> str:
+    """Prometheus regex of a LeaderWorkerSet's leader pods: ``<name>-<group>`` (workers are
+    ``<name>-<group>-<index>``, kubernetes-sigs/lws pod naming)."""
+    return f"{lws_name}-[0-9]+"
+
+
+def deployment_pod_pattern(deployment_name: str) -> str:
+    """Prometheus regex of a Deployment's pods: ``<name>-<replicaset hash>-<suffix>``."""
+    return f"{deployment_name}-[a-z0-9]+-[a-z0-9]+"
+
+
+def _selector(namespace: str, pod_pattern: str) -> str:
+    return f'namespace="{namespace}",pod=~"{pod_pattern}"'
+
+
+def waiting_requests_query(namespace: str, pod_pattern: str) -> str:
+    """Requests waiting in all groups' executors (AverageValue: per group)."""
+    return f"sum({WAITING_REQUESTS}{{{_selector(namespace, pod_pattern)}}})"
+
+
+def kv_cache_query(namespace: str, pod_pattern: str) -> str:
+    """Mean KV-cache utilization over the groups' leaders (Value: the HPA scales by ratio)."""
+    return f"avg({KV_CACHE_UTILIZATION}{{{_selector(namespace, pod_pattern)}}})"
+
+
+def in_flight_query(namespace: str, pod_pattern: str) -> str:
+    """Requests in flight on all frontend replicas (AverageValue: per replica)."""
+    return f"sum({FRONTEND_IN_FLIGHT}{{{_selector(namespace, pod_pattern)}}})"
+
+
+def prometheus_trigger(name: str, server: str, query: str, threshold: float, metric_type: str) -> dict:
+    """One KEDA ``prometheus`` trigger."""
+    return {
+        "type": "prometheus",
+        "name": name,
+        "metricType": metric_type,
+        "metadata": {"serverAddress": server, "query": query, "threshold": _number(threshold)},
+    }
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def scaling_behavior(drain_seconds: int, scale_up_step: int = 1) -> dict:
+    """HPA behaviour: add ``scale_up_step`` replicas a minute; remove one per drain period, after
+    the load has been low for a full drain period (a draining replica finishes its streams)."""
+    period = max(60, min(1800, drain_seconds))
+    return {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [{"type": "Pods", "value": scale_up_step, "periodSeconds": 60}],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": min(3600, max(300, drain_seconds)),
+            "selectPolicy": "Min",
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": period}],
+        },
+    }
+
+
+def _scaled_object(
+    name: str,
+    namespace: str,
+    target: dict,
+    min_replicas: int,
+    max_replicas: int,
+    triggers: list[dict],
+    drain_seconds: int,
+    labels: dict[str, str] | None,
+) -> dict:
+    if not 1 <= min_replicas <= max_replicas:
+        raise ValueError(
+            f"ScaledObject {name}: replicas must satisfy 1 ≤ min ({min_replicas}) ≤ max "
+            f"({max_replicas}): fix the group's minGroups/maxGroups"
+        )
+    metadata: dict = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": {
+            "scaleTargetRef": target,
+            "minReplicaCount": min_replicas,
+            "maxReplicaCount": max_replicas,
+            "pollingInterval": POLLING_INTERVAL_S,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {"behavior": scaling_behavior(drain_seconds)}
+            },
+            "triggers": triggers,
+        },
+    }
+
+
+def lws_scaled_object(
+    name: str,
+    namespace: str,
+    lws_name: str,
+    min_groups: int,
+    max_groups: int,
+    prometheus_url: str,
+    target_waiting_requests: float,
+    target_kv_cache_utilization: float,
+    drain_seconds: int,
+    labels: dict[str, str] | None = None,
+) -> dict:
+    """ScaledObject scaling a LeaderWorkerSet's groups on waiting requests and KV-cache use."""
+    pods = lws_leader_pod_pattern(lws_name)
+    return _scaled_object(
+        name,
+        namespace,
+        {"apiVersion": LWS_API_VERSION, "kind": LWS_KIND, "name": lws_name},
+        min_groups,
+        max_groups,
+        [
+            prometheus_trigger(
+                "waiting-requests",
+                prometheus_url,
+                waiting_requests_query(namespace, pods),
+                target_waiting_requests,
+                "AverageValue",
+            ),
+            prometheus_trigger(
+                "kv-cache-utilization",
+                prometheus_url,
+                kv_cache_query(namespace, pods),
+                target_kv_cache_utilization,
+                "Value",
+            ),
+        ],
+        drain_seconds,
+        labels,
+    )
+
+
+def deployment_scaled_object(
+    name: str,
+    namespace: str,
+    deployment_name: str,
+    min_replicas: int,
+    max_replicas: int,
+    prometheus_url: str,
+    target_in_flight: float,
+    drain_seconds: int,
+    target_cpu_utilization: int | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict:
+    """ScaledObject scaling a Deployment (the frontend) on requests in flight, and CPU if given."""
+    triggers = [
+        prometheus_trigger(
+            "requests-in-flight",
+            prometheus_url,
+            in_flight_query(namespace, deployment_pod_pattern(deployment_name)),
+            target_in_flight,
+            "AverageValue",
+        )
+    ]
+    if target_cpu_utilization is not None:
+        triggers.append(
+            {"type": "cpu", "name": "cpu", "metricType": "Utilization", "metadata": {"value": str(target_cpu_utilization)}}
+        )
+    return _scaled_object(
+        name,
+        namespace,
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
+        min_replicas,
+        max_replicas,
+        triggers,
+        drain_seconds,
+        labels,
+    )
+
+
+def scaled_object_max(scaled_object: dict) -> int:
+    """The most replicas a ScaledObject will ever ask for."""
+    return int(scaled_object["spec"]["maxReplicaCount"])
+
+
+def keda_values(handle: ClusterHandle) -> dict:
+    """Helm values of the keda chart: operator, metrics server and webhooks on the system pool.
+
+    The chart's default lets the operator scale every resource of every API group (``*/scale``);
+    here it may scale LeaderWorkerSets only (Deployments and StatefulSets come with the chart):
+    ``rbac.scaledRefKinds`` of kedacore/charts keda/values.yaml @cbb9bb8ce080 (the ``kind`` field
+    is the resource's plural name, as keda/templates/manager/clusterrole.yaml renders
+    ``<kind>/scale``).
+    """
+    values: dict = {"rbac": {"scaledRefKinds": [{"apiGroup": "leaderworkerset.x-k8s.io", "kind": "leaderworkersets"}]}}
+    selector = system_node_selector(handle.system_pool)
+    if selector:
+        values["nodeSelector"] = selector
+    return values
+
+
+class Keda(pulumi.ComponentResource):
+    """The keda Helm release (its own namespace, created by Helm)."""
+
+    def __init__(
+        self,
+        name: str,
+        handle: ClusterHandle,
+        config: PlatformConfig,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        keda = config.keda
+        self.namespace = keda.namespace
+        self.values = keda_values(handle)
+        self.release = chart_release(
+            f"{name}-release", keda.chart, RELEASE_NAME, self.namespace, self.values,
+            handle.provider, self, depends_on=depends_on, create_namespace=True,
+        )
+        self.register_outputs({"release": self.release.name, "namespace": self.namespace})

@@ -1,0 +1,55 @@
+"""AWS Load Balancer Controller: annotations it reads, chart keys, IAM policy scope."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from components.cluster import aws_iam
+from components.cluster.contract import AwsClusterInfo
+from components.platform.load_balancer_controller import (
+    load_balancer_controller_values,
+    nlb_service_annotations,
+)
+from components.serving.frontend import AWS_LB_ANNOTATIONS, AWS_LB_SCHEME
+
+ANNOTATIONS = json.loads(
+    (Path(__file__).parent / "data" / "aws-load-balancer-controller-v3.5.0.service-annotations.json").read_text()
+)["annotations"]
+
+
+def test_nlb_annotations_are_ones_the_controller_reads() -> None:
+    """docs/guide/service/annotations.md @v3.5.0: type external (reconciled by the controller),
+    nlb-target-type ip, scheme internal | internet-facing."""
+    for internal in (True, False):
+        for key in nlb_service_annotations(internal):
+            assert key in ANNOTATIONS
+    assert nlb_service_annotations(False)["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    assert nlb_service_annotations()["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+
+
+def test_the_frontend_service_annotations_are_the_controllers() -> None:
+    assert nlb_service_annotations(True) == {**AWS_LB_ANNOTATIONS, AWS_LB_SCHEME: "internal"}
+
+
+def test_every_value_set_exists_in_the_upstream_chart(upstream, clusters) -> None:
+    handle = clusters.handle("efa")
+    handle.aws = AwsClusterInfo(region="us-east-2", cluster_name="llm-prod", vpc_id="vpc-0abc", node_role_name="node")  # type: ignore[arg-type]
+    values = load_balancer_controller_values(handle, "arn:aws:iam::123456789012:role/lb")
+    assert values["serviceAccount"] == {
+        "create": True,
+        "name": "aws-load-balancer-controller",
+        "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/lb"},
+    }
+    assert upstream.unknown_values(values, upstream.key_table("aws-load-balancer-controller-3.5.0.values-keys.json")) == []
+
+
+def test_iam_policy_is_upstreams_scoped_to_the_region() -> None:
+    upstream = json.loads(aws_iam.LOAD_BALANCER_CONTROLLER_POLICY_FILE.read_text())["Statement"]
+    scoped = json.loads(aws_iam.load_balancer_controller_policy("us-east-2"))["Statement"]
+    assert len(scoped) == len(upstream) == 16
+    for before, after in zip(upstream, scoped, strict=True):
+        assert after["Action"] == before["Action"] and after["Resource"] == before["Resource"]
+        only_iam = all(a.startswith("iam:") for a in ([before["Action"]] if isinstance(before["Action"], str) else before["Action"]))
+        region = after.get("Condition", {}).get("StringEquals", {}).get("aws:RequestedRegion")
+        assert region == (None if only_iam else "us-east-2")

@@ -34,7 +34,7 @@ WAITING_REQUESTS = "trtllm_num_requests_waiting"
 """Gauge: requests queued in a TRT-LLM executor (per leader, labels model_name, engine_type)."""
 KV_CACHE_UTILIZATION = "trtllm_kv_cache_utilization"
 """Gauge: fraction of the KV-cache blocks in use (0-1)."""
-FRONTEND_IN_FLIGHT = "disagg_frontend_requests_in_flight"
+FRONTEND_IN_FLIGHT = "frontend_requests_in_flight"
 """Gauge the frontend (``python -m runtime.frontend``) must export on /metrics: requests accepted
 and not yet finished (streams included)."""
 

@@ -70,7 +70,7 @@ def test_leader_pattern_matches_leaders_not_workers() -> None:
 def test_frontend_scales_on_requests_in_flight_and_cpu() -> None:
     triggers = frontend()["spec"]["triggers"]
     assert triggers[0]["metadata"]["query"] == (
-        'sum(disagg_frontend_requests_in_flight{namespace="llm-prod",pod=~"llama-70b-frontend-[a-z0-9]+-[a-z0-9]+"})'
+        'sum(frontend_requests_in_flight{namespace="llm-prod",pod=~"llama-70b-frontend-[a-z0-9]+-[a-z0-9]+"})'
     )
     assert triggers[1] == {"type": "cpu", "name": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
 
@@ -94,3 +94,11 @@ def test_every_value_set_exists_in_the_upstream_chart(upstream, clusters) -> Non
         "rbac": {"scaledRefKinds": [{"apiGroup": "leaderworkerset.x-k8s.io", "kind": "leaderworkersets"}]},
     }
     assert upstream.unknown_values(values, upstream.key_table("keda-2.20.2.values-keys.json")) == []
+
+
+def test_frontend_metric_the_scaler_reads_is_the_one_the_frontend_exports() -> None:
+    from components.platform.keda import FRONTEND_IN_FLIGHT
+    from runtime.frontend import Frontend  # noqa: F401  (the module that registers the gauge)
+
+    source = (Path(__file__).resolve().parents[2] / "runtime" / "frontend.py").read_text()
+    assert f'reg.gauge("{FRONTEND_IN_FLIGHT}"' in source

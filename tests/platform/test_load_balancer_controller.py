@@ -11,7 +11,7 @@ from components.platform.load_balancer_controller import (
     load_balancer_controller_values,
     nlb_service_annotations,
 )
-from components.serving.frontend import AWS_LB_ANNOTATIONS, AWS_LB_SCHEME
+from components.serving.load_balancer import AWS_LB_ANNOTATIONS, AWS_LB_SCHEME
 
 ANNOTATIONS = json.loads(
     (Path(__file__).parent / "data" / "aws-load-balancer-controller-v3.5.0.service-annotations.json").read_text()

@@ -17,7 +17,7 @@ import yaml
 
 from components.cluster.contract import ClusterHandle, NodePool, SharedStorage
 from components.config.cluster import ExistingClusterConfig
-from components.config.loader import OFFLINE_SECRET
+from components.config.base import OFFLINE_SECRET
 
 TYPE_TOKEN = "disagg:cluster:ExistingCluster"
 KUBECONFIG_KEY = "disagg:cluster.existing.kubeconfig"

@@ -164,6 +164,9 @@ class StorageConfig(ConfigModel):
     """FSx PERSISTENT_2 throughput, MB/s per TiB."""
     bucket_name: str | None = None
     """S3 bucket for s3-mountpoint (created when omitted)."""
+    reclaim_policy: Literal["Retain", "Delete"] = "Retain"
+    """What happens to the FSx file system when its claim is deleted: Retain keeps the weights and
+    engines (delete the file system by hand), Delete removes it with the claim (dev stacks)."""
 
     @model_validator(mode="after")
     def _size(self) -> StorageConfig:

@@ -340,7 +340,7 @@ def _eks(eks: EksConfig) -> list[str]:
                 f"{where}.gpuNodePools[{index}].diskSizeGib: {pool.disk_size_gib} exceeds the largest EBS "
                 f"volume ({limits.EBS_GP3_MAX_GIB} GiB): lower it"
             )
-    if total > limits.KUBERNETES_MAX_NODES:
+    if total > limits.KUBERNETES_MAX_NODES and not any("nodes per managed node group" in p for p in problems):
         problems.append(
             f"{where}: node groups reach {total} nodes at maxSize, more than a Kubernetes cluster holds "
             f"({limits.KUBERNETES_MAX_NODES}): lower the maxSizes"

@@ -50,7 +50,8 @@ def parse_stack_text(text: str, name: str) -> dict[str, Any]:
         mark = err.problem_mark or err.context_mark
         where = f"{name}:{mark.line + 1}" if mark is not None else name
         problem = err.problem or err.context or "not valid YAML"
-        raise ConfigError([f"{where}: {problem}: fix the YAML"]) from None
+        fix = "" if problem.endswith("keep one") else ": fix the YAML"
+        raise ConfigError([f"{where}: {problem}{fix}"]) from None
     except yaml.YAMLError as err:
         raise ConfigError([f"{name}: not valid YAML ({shown(str(err))}): fix the file"]) from None
     if document is None:

@@ -18,7 +18,7 @@ MAX_PROBLEM_CHARS = 400
 MAX_PROBLEMS = 50
 """Problems listed at most (the rest are counted)."""
 
-_QUOTED = re.compile(r"'([^'\s]{%d,})'" % (MAX_VALUE_CHARS + 1))
+_QUOTED = re.compile("'([^'\\s]{" + str(MAX_VALUE_CHARS + 1) + ",})'")
 
 
 def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
@@ -39,6 +39,8 @@ def clip(problem: str) -> str:
     """``problem`` with long quoted values truncated, then at most MAX_PROBLEM_CHARS long."""
     problem = _QUOTED.sub(lambda m: f"'{truncate(m.group(1))}'", problem)
     problem = " ".join(problem.split()) if "\n" in problem else problem
+    if not problem.isprintable():  # control characters from a pasted value: shown escaped
+        problem = "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
     if len(problem) <= MAX_PROBLEM_CHARS:
         return problem
     head, tail = MAX_PROBLEM_CHARS * 2 // 3, MAX_PROBLEM_CHARS // 3 - 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import types
@@ -101,10 +102,8 @@ def _scrub(problems: list[str], raw: Mapping[str, str], secret_keys: frozenset[s
     for key in secret_keys:
         value = raw.get(key)
         if isinstance(value, str) and value[:1] in "{[":
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                pass
         collect(value)
     for secret in sorted(secrets, key=len, reverse=True):
         problems = [p.replace(secret, OFFLINE_SECRET) for p in problems]

@@ -12,7 +12,8 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from components.cluster.aws_network import plan_subnets
-from components.cluster.existing import is_kubeconfig_text
+from components.cluster.existing import check_context, is_kubeconfig_text, read_kubeconfig
+from components.config.base import OFFLINE_SECRET
 from components.config import limits
 from components.config.cluster import EksConfig, ExistingClusterConfig
 from components.config.security import public_cidr_problem, secret_name_problem
@@ -311,6 +312,14 @@ def _eks(eks: EksConfig) -> list[str]:
             problem = public_cidr_problem(cidr)
             if problem:
                 problems.append(f"{where}.publicAccessCidrs[{index}]: {problem}")
+    zones = eks.availability_zones
+    for zone in sorted({z for z in zones if zones.count(z) > 1}):
+        problems.append(f"{where}.availabilityZones: '{zone}' is listed twice (each zone gets its own subnets): remove the duplicate")
+    if eks.storage.kind == "none":
+        problems.append(
+            f"{where}.storage.kind: 'none' leaves engines and weights without the ReadWriteMany volume "
+            "every stack mounts: use fsx-lustre or s3-mountpoint"
+        )
     groups = 1 + len(eks.gpu_node_pools)
     if groups > limits.EKS_MANAGED_NODE_GROUPS_PER_CLUSTER:
         problems.append(
@@ -382,6 +391,8 @@ def _vpc(eks: EksConfig) -> list[str]:
             f"{where}: '{eks.vpc_cidr}' is a public range (its hosts would shadow real internet "
             "addresses): use a private range (RFC 1918: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
         ]
+    if len(set(eks.availability_zones)) != len(eks.availability_zones):
+        return []  # reported as a duplicate zone; the layout needs distinct zones
     subnets = plan_subnets(eks.vpc_cidr, list(eks.availability_zones))
     problems: list[str] = []
     for zone, planned in subnets.items():
@@ -410,6 +421,11 @@ def _existing(existing: ExistingClusterConfig) -> list[str]:
                 f"{where}.gpuPools[{index}].gpuMemoryGib: {pool.gpu_memory_gib} GiB is more than any GPU "
                 f"has ({limits.MAX_GPU_MEMORY_GIB}): give the memory of one GPU"
             )
+    if not is_kubeconfig_text(existing.kubeconfig) and existing.kubeconfig != OFFLINE_SECRET:
+        try:  # a path: read now (as the component will), so a bad path or context fails up front
+            check_context(read_kubeconfig(existing.kubeconfig), existing.context)
+        except ValueError as err:
+            problems.append(str(err))
     if not _SUBDOMAIN.match(existing.storage_class) or len(existing.storage_class) > 253:
         problems.append(
             f"{where}.storageClass: '{existing.storage_class}' is not a StorageClass name (lowercase "

@@ -158,6 +158,21 @@ CASES: list[tuple[str, Callable[[dict[str, str]], Any], str]] = [
         "disagg:hfTokenSecret: 'HF Token' is not a Kubernetes Secret name (lowercase letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit): rename it",
     ),
     (
+        "no shared storage (raised by ModelStore after the cluster was declared)",
+        eks(lambda e: e["storage"].update(kind="none")),
+        "disagg:cluster.eks.storage.kind: 'none' leaves engines and weights without the ReadWriteMany volume every stack mounts: use fsx-lustre or s3-mountpoint",
+    ),
+    (
+        "zone listed twice (raised by AwsNetwork after resources were declared)",
+        eks(lambda e: e.update(availabilityZones=["us-west-2a", "us-west-2b", "us-west-2b"])),
+        "disagg:cluster.eks.availabilityZones: 'us-west-2b' is listed twice (each zone gets its own subnets): remove the duplicate",
+    ),
+    (
+        "missing kubeconfig file (raised by ExistingCluster after it was registered)",
+        lambda raw: put(raw, "cluster", existing_cluster("/nonexistent/kubeconfig")),
+        "disagg:cluster.existing.kubeconfig: '/nonexistent/kubeconfig' is neither kubeconfig text nor an existing file: fix the path, or set the key to the kubeconfig content itself (as a secret)",
+    ),
+    (
         "internet-facing frontend without opt-in",
         deployment(lambda d: d["frontend"].update(internalLoadBalancer=False)),
         "disagg:deployments[0].frontend.internalLoadBalancer: false makes the frontend internet-facing, which needs an explicit opt-in: add disagg:platform.security.publicFrontends.llama-8b with sourceRanges and auth, or keep internalLoadBalancer: true",

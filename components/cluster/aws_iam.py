@@ -34,7 +34,10 @@ role) are left out: this project links no S3 bucket to the file system."""
 MAX_METADATA_HOPS = 1
 """IMDSv2 response hop limit of every node: pods (one hop further) cannot read the node role's
 credentials; they get their own through IRSA. EKS best practices, "Restrict access to the
-instance profile assigned to the worker node"."""
+instance profile assigned to the worker node". Host-network pods (aws-node, kube-proxy) are not
+a hop further and keep IMDS; the FSx CSI node driver, which is not, falls back to the Kubernetes
+API for its instance data (aws-fsx-csi-driver pkg/cloud/metadata.go, NewMetadataService, commit
+5b227125add708cd0b87c76abe1a4c074e71dfc5)."""
 CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 
 CNI_SERVICE_ACCOUNT = ("kube-system", "aws-node")

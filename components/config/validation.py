@@ -13,8 +13,8 @@ from decimal import Decimal, InvalidOperation
 
 from components.cluster.aws_network import plan_subnets
 from components.cluster.existing import check_context, is_kubeconfig_text, read_kubeconfig
-from components.config.base import OFFLINE_SECRET
 from components.config import limits
+from components.config.base import OFFLINE_SECRET
 from components.config.cluster import EksConfig, ExistingClusterConfig
 from components.config.security import public_cidr_problem, secret_name_problem
 from components.config.stack import NAMESPACE, StackConfig
@@ -293,7 +293,7 @@ def _eks(eks: EksConfig) -> list[str]:
         )
     else:
         for index, zone in enumerate(eks.availability_zones):
-            problem = zone_problem_text(zone, eks.region)
+            problem = limits.zone_problem(zone, eks.region)
             if problem:
                 problems.append(f"{where}.availabilityZones[{index}]: {problem}")
     if eks.kubernetes_version not in limits.EKS_KUBERNETES_VERSIONS:
@@ -361,10 +361,6 @@ def _eks(eks: EksConfig) -> list[str]:
             f"({limits.FSX_LUSTRE_MAX_GIB} GiB): lower it"
         )
     return problems
-
-
-def zone_problem_text(zone: str, region: str) -> str | None:
-    return limits.zone_problem(zone, region)
 
 
 def _node_count(key: str, count: int) -> list[str]:

@@ -221,7 +221,15 @@ def _capacity(config: StackConfig) -> list[str]:
     for index, deployment in enumerate(config.deployments):
         where = f"{NAMESPACE}:deployments[{index}]"
         max_replicas = deployment.frontend.max_replicas
-        if max_replicas > limits.KUBERNETES_MAX_PODS:
+        eks = config.cluster.eks
+        system_pods = eks.system_node_group.max_size * limits.KUBERNETES_MAX_PODS_PER_NODE if eks else None
+        if system_pods is not None and max_replicas > system_pods:
+            problems.append(
+                f"{where}.frontend.maxReplicas: {max_replicas} frontends cannot fit the system node group "
+                f"(maxSize {eks.system_node_group.max_size} × {limits.KUBERNETES_MAX_PODS_PER_NODE} pods per "
+                "node): lower maxReplicas or raise systemNodeGroup.maxSize"
+            )
+        elif max_replicas > limits.KUBERNETES_MAX_PODS:
             problems.append(
                 f"{where}.frontend.maxReplicas: {max_replicas} is more pods than a Kubernetes cluster "
                 f"holds ({limits.KUBERNETES_MAX_PODS}): lower it"

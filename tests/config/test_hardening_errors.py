@@ -138,6 +138,11 @@ CASES: list[tuple[str, Callable[[dict[str, str]], Any], str]] = [
         "disagg:deployments[0].workers: at their largest (groups or maxGroups) the worker groups on pool 'a100' need 1000000000 nodes, but its maxSize is 2: lower groups/maxGroups or raise the pool's maxSize (at most 450)",
     ),
     (
+        "frontend replicas in the billions",
+        deployment(lambda d: d["frontend"].update(maxReplicas=3_000_000_000)),
+        "disagg:deployments[0].frontend.maxReplicas: 3000000000 frontends cannot fit the system node group (maxSize 4 × 110 pods per node): lower maxReplicas or raise systemNodeGroup.maxSize",
+    ),
+    (
         "node group beyond the EKS quota",
         eks(lambda e: e["systemNodeGroup"].update(maxSize=100_000)),
         "disagg:cluster.eks.systemNodeGroup.maxSize: 100000 nodes exceed EKS's 450 nodes per managed node group: lower it, or split the pool",

@@ -221,12 +221,11 @@ def _capacity(config: StackConfig) -> list[str]:
     for index, deployment in enumerate(config.deployments):
         where = f"{NAMESPACE}:deployments[{index}]"
         max_replicas = deployment.frontend.max_replicas
-        eks = config.cluster.eks
-        system_pods = eks.system_node_group.max_size * limits.KUBERNETES_MAX_PODS_PER_NODE if eks else None
-        if system_pods is not None and max_replicas > system_pods:
+        system_nodes = config.cluster.eks.system_node_group.max_size if config.cluster.eks else None
+        if system_nodes is not None and max_replicas > system_nodes * limits.KUBERNETES_MAX_PODS_PER_NODE:
             problems.append(
                 f"{where}.frontend.maxReplicas: {max_replicas} frontends cannot fit the system node group "
-                f"(maxSize {eks.system_node_group.max_size} × {limits.KUBERNETES_MAX_PODS_PER_NODE} pods per "
+                f"(maxSize {system_nodes} × {limits.KUBERNETES_MAX_PODS_PER_NODE} pods per "
                 "node): lower maxReplicas or raise systemNodeGroup.maxSize"
             )
         elif max_replicas > limits.KUBERNETES_MAX_PODS:

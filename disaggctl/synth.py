@@ -15,13 +15,14 @@ import runpy
 import shutil
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.config.loader import OFFLINE_SECRET
+from components.config.base import OFFLINE_SECRET
+from components.config.stack_file import read_stack_file
 
 from .mocks import RecordedResource, RecordingMonitor, install_mocks
 
@@ -51,7 +52,7 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
         raise SynthError(f"no stack file {stack_file.name} (stacks here: {', '.join(known) or 'none'})")
     project = yaml.safe_load(project_file.read_text())["name"]
-    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+    stack_doc = read_stack_file(stack_file)  # ConfigError naming file and line, never a traceback
     raw: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (stack_doc.get("config") or {}).items():
@@ -106,7 +107,22 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
             outputs[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved
     finally:
         sys.path.remove(str(project_dir))
-    return SynthResult(sorted(monitor.recorded.values(), key=lambda r: r.urn), outputs)
+    resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in monitor.recorded.values()]
+    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs)
+
+
+def mask_secret_inputs(value: Any) -> Any:
+    """``value`` with every Pulumi secret (e.g. a kubeconfig read from a file) replaced by the
+    placeholder: the synth output is uploaded by CI and must hold no secret."""
+    from pulumi.runtime.rpc import is_rpc_secret
+
+    if is_rpc_secret(value):
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: mask_secret_inputs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secret_inputs(v) for v in value]
+    return value
 
 
 def write_synth(result: SynthResult, out_dir: Path) -> None:

@@ -93,6 +93,26 @@ def eks_kubeconfig(cluster_name: str, endpoint: str, certificate_authority_data:
     return json.dumps(document, indent=2, sort_keys=True)
 
 
+def node_metadata_options() -> aws.ec2.LaunchTemplateMetadataOptionsArgs:
+    """IMDSv2 required, hop limit 1 (pods cannot reach the node's credentials), on every node."""
+    return aws.ec2.LaunchTemplateMetadataOptionsArgs(
+        http_endpoint="enabled",
+        http_tokens="required",
+        http_put_response_hop_limit=aws_iam.MAX_METADATA_HOPS,
+        instance_metadata_tags="disabled",
+    )
+
+
+def system_root_volume(size_gib: int) -> aws.ec2.LaunchTemplateBlockDeviceMappingArgs:
+    """Encrypted gp3 root volume of a system node (the AL2023 AMI's root device)."""
+    return aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+        device_name="/dev/xvda",
+        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+            volume_size=size_gib, volume_type="gp3", encrypted="true", delete_on_termination="true"
+        ),
+    )
+
+
 def admin_entry_names(principal_arns: list[str]) -> dict[str, str]:
     """A short, stable resource-name suffix per admin principal ARN (its role/user name).
 
@@ -236,6 +256,15 @@ class AwsGpuCluster(pulumi.ComponentResource):
         node_role_arn = _after(node_role.arn, [p.id for p in node_policies])
 
         system = args.system_node_group
+        system_template = aws.ec2.LaunchTemplate(
+            f"{name}-system-launch-template",
+            description=f"System node group of EKS cluster {name}: IMDSv2 only, encrypted root volume",
+            block_device_mappings=[system_root_volume(system.disk_size_gib)],
+            metadata_options=node_metadata_options(),
+            update_default_version=True,
+            tags={"Name": f"{name}-system"},
+            opts=child,
+        )
         system_group = aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=cluster_name_for_nodes,
@@ -245,7 +274,9 @@ class AwsGpuCluster(pulumi.ComponentResource):
             instance_types=[system.instance_type],
             ami_type=SYSTEM_AMI_TYPE,
             capacity_type="ON_DEMAND",
-            disk_size=system.disk_size_gib,
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=system_template.id, version=system_template.latest_version.apply(str)
+            ),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=system.min_size, desired_size=system.desired_size, max_size=system.max_size
             ),
@@ -469,7 +500,13 @@ class AwsGpuCluster(pulumi.ComponentResource):
         """FSx CSI driver (with its IRSA role) and security group; the StorageClass parameters."""
         name, storage = self._name, self._args.storage
         child = pulumi.ResourceOptions(parent=self)
-        role = self._irsa_role("fsx-csi-role", aws_iam.FSX_CSI_SERVICE_ACCOUNT, [aws_iam.FSX_CSI_POLICY])
+        role = self._irsa_role("fsx-csi-role", aws_iam.FSX_CSI_SERVICE_ACCOUNT, [])
+        aws.iam.RolePolicy(
+            f"{name}-fsx-csi-role-file-systems",
+            role=role.name,
+            policy=aws_iam.fsx_csi_policy(self._partition),
+            opts=child,
+        )
         addon = self._addon(STORAGE_ADDONS["fsx-lustre"], role_arn=role.arn, depends_on=[system_group])
         group = aws.ec2.SecurityGroup(
             f"{name}-fsx-sg",
@@ -515,7 +552,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
             provisioner=FSX_PROVISIONER,
             parameters=parameters,
             mount_options=["flock"],
-            reclaim_policy="Delete",
+            reclaim_policy=storage.reclaim_policy,
             volume_binding_mode="Immediate",
             allow_volume_expansion=True,
             opts=pulumi.ResourceOptions(parent=self, provider=provider),

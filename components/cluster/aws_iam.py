@@ -6,7 +6,8 @@ Least privilege, role by role:
 * the node role gets what a kubelet needs (``AmazonEKSWorkerNodePolicy``, image pulls from ECR,
   optionally Session Manager) and *not* the CNI policy: the VPC CNI gets its own role through
   IRSA, so pods on the node cannot use the node's credentials to manage network interfaces;
-* each CSI driver gets a role for its own service account (IRSA), the S3 one scoped to one bucket.
+* each CSI driver gets a role for its own service account (IRSA), with an inline policy of the
+  actions it calls (FSx: file systems only; S3: one bucket) rather than a managed FullAccess policy.
 """
 
 from __future__ import annotations
@@ -19,8 +20,25 @@ CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
 NODE_SSM_POLICY = "AmazonSSMManagedInstanceCore"
 CNI_POLICY = "AmazonEKS_CNI_Policy"
-FSX_CSI_POLICY = "AmazonFSxFullAccess"
-"""The policy the FSx for Lustre CSI driver documents for its controller (it creates file systems)."""
+FSX_CSI_ACTIONS = (
+    "fsx:CreateFileSystem",
+    "fsx:DeleteFileSystem",
+    "fsx:DescribeFileSystems",
+    "fsx:TagResource",
+    "fsx:UpdateFileSystem",
+)
+"""What the FSx for Lustre CSI controller calls (instead of ``AmazonFSxFullAccess``). Source:
+kubernetes-sigs/aws-fsx-csi-driver docs/install.md (commit 5b227125add708cd0b87c76abe1a4c074e71dfc5),
+"Using IAM instance profile" policy; pkg/cloud/cloud.go calls exactly Create/Delete/Describe/
+UpdateFileSystem. Its S3 data-repository statements (``s3:ListBucket``, the s3.data-source service
+role) are left out: this project links no S3 bucket to the file system."""
+MAX_METADATA_HOPS = 1
+"""IMDSv2 response hop limit of every node: pods (one hop further) cannot read the node role's
+credentials; they get their own through IRSA. EKS best practices, "Restrict access to the
+instance profile assigned to the worker node". Host-network pods (aws-node, kube-proxy) are not
+a hop further and keep IMDS; the FSx CSI node driver, which is not, falls back to the Kubernetes
+API for its instance data (aws-fsx-csi-driver pkg/cloud/metadata.go, NewMetadataService, commit
+5b227125add708cd0b87c76abe1a4c074e71dfc5)."""
 CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 
 CNI_SERVICE_ACCOUNT = ("kube-system", "aws-node")
@@ -90,6 +108,23 @@ def s3_mountpoint_policy(bucket_arn: str) -> str:
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"],
                 "Resource": [f"{bucket_arn}/*"],
+            },
+        ]
+    )
+
+
+def fsx_csi_policy(partition: str = "aws") -> str:
+    """Least-privilege policy of the FSx CSI controller: the file-system actions it calls, and the
+    FSx service-linked role (created on the account's first file system)."""
+    return _document(
+        [
+            {"Sid": "ManageFileSystems", "Effect": "Allow", "Action": list(FSX_CSI_ACTIONS), "Resource": ["*"]},
+            {
+                "Sid": "FsxServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": ["iam:CreateServiceLinkedRole"],
+                "Resource": ["*"],
+                "Condition": {"StringLike": {"iam:AWSServiceName": ["fsx.amazonaws.com"]}},
             },
         ]
     )

@@ -30,6 +30,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict
 
+from components.cluster.aws_iam import MAX_METADATA_HOPS
 from components.cluster.contract import NodePool
 from components.cluster.instance_types import InstanceType, efa_interface_layout
 from components.config.cluster import GPU_TAINT, GpuNodePoolConfig
@@ -226,7 +227,10 @@ class AwsGpuNodePool(pulumi.ComponentResource):
                 )
             ],
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=2
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=MAX_METADATA_HOPS,
+                instance_metadata_tags="disabled",
             ),
             tag_specifications=[
                 aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)

@@ -22,8 +22,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.cluster.contract import ClusterHandle, NodePool, SharedStorage
+from components.config.base import OFFLINE_SECRET
 from components.config.cluster import ExistingClusterConfig
-from components.config.loader import OFFLINE_SECRET
 
 TYPE_TOKEN = "disagg:cluster:ExistingCluster"
 KUBECONFIG_KEY = "disagg:cluster.existing.kubeconfig"

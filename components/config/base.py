@@ -24,6 +24,10 @@ class ConfigModel(BaseModel):
     )
 
 
+OFFLINE_SECRET = "[secret]"
+"""What a secret config value reads as when the program runs offline (``disaggctl synth``), where
+secrets cannot be decrypted. Components that need a secret's content at plan time accept it."""
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 

@@ -234,6 +234,9 @@ class StorageConfig(ConfigModel):
     availability_zone: str | None = None
     """Zone of the FSx for Lustre file system (single-AZ); default: the first pinned GPU pool's.
     Put it where the GPU pools that load weights are."""
+    reclaim_policy: Literal["Retain", "Delete"] = "Retain"
+    """What happens to the FSx file system when its claim is deleted: Retain keeps the weights and
+    engines (delete the file system by hand), Delete removes it with the claim (dev stacks)."""
 
     @model_validator(mode="after")
     def _size(self) -> StorageConfig:

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from components.config.base import OFFLINE_SECRET
+from components.config.errors import ConfigError, shown
 from components.config.stack import NAMESPACE, StackConfig
+from components.config.validation import check_stack
 
-OFFLINE_SECRET = "[secret]"
-"""What a secret config value reads as when the program runs offline (``disaggctl synth``), where
-secrets cannot be decrypted. Components that need a secret's content at plan time accept it."""
+__all__ = ["OFFLINE_SECRET", "ConfigError", "load_from_pulumi", "load_stack_config", "parse_raw_config"]
 
-
-class ConfigError(ValueError):
-    """The stack configuration is invalid; ``problems`` holds one message per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(
-            f"invalid stack configuration ({count}):\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi", "random", "tls", "command")
+"""Config namespaces of providers: passed through unread."""
 
 
 def parse_raw_config(raw: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -41,6 +35,12 @@ def parse_raw_config(raw: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
     for full_key in sorted(raw):
         namespace, _, key = full_key.partition(":")
         if namespace != NAMESPACE:
+            if _misspelled_namespace(namespace):
+                fix = f"{NAMESPACE}:{key}" if key in known else f"{NAMESPACE}:<key>"
+                problems.append(
+                    f"{shown(full_key)[1:-1]}: unknown namespace '{shown(namespace)[1:-1]}': did you "
+                    f"mean '{fix}'? (keys of this project read {NAMESPACE}:<key>)"
+                )
             continue
         if key not in known:
             problems.append(f"{full_key}: unknown key{_suggest(key, known)}")
@@ -56,8 +56,20 @@ def parse_raw_config(raw: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
     return sections, problems
 
 
-def load_stack_config(raw: Mapping[str, str]) -> StackConfig:
-    """Validate the raw Pulumi config; raise :class:`ConfigError` listing every problem."""
+def _misspelled_namespace(namespace: str) -> bool:
+    """Whether ``namespace`` is this project's namespace mistyped (``disag``, ``Disagg``)."""
+    if namespace in PROVIDER_NAMESPACES:
+        return False
+    lowered = namespace.lower()
+    return lowered == NAMESPACE or bool(difflib.get_close_matches(lowered, [NAMESPACE], n=1, cutoff=0.7))
+
+
+def load_stack_config(raw: Mapping[str, str], secret_keys: Iterable[str] = ()) -> StackConfig:
+    """Validate the raw Pulumi config; raise :class:`ConfigError` listing every problem.
+
+    ``secret_keys``: the ``ns:key`` names Pulumi holds encrypted; values that must be secret
+    (a kubeconfig) are refused when their key is not among them.
+    """
     sections, problems = parse_raw_config(raw)
     config: StackConfig | None = None
     try:
@@ -66,10 +78,38 @@ def load_stack_config(raw: Mapping[str, str]) -> StackConfig:
         problems += [_describe(error) for error in err.errors()]
     if config is not None:
         problems += config.cross_check()
+        problems += check_stack(config, frozenset(secret_keys))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_scrub(problems, raw, frozenset(secret_keys)))
     assert config is not None
     return config
+
+
+def _scrub(problems: list[str], raw: Mapping[str, str], secret_keys: frozenset[str]) -> list[str]:
+    """Problems with the long string values of secret keys (kubeconfigs, tokens) replaced by [secret]."""
+    secrets: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str) and (len(value) >= 24 or "\n" in value) and value != OFFLINE_SECRET:
+            secrets.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    for key in secret_keys:
+        value = raw.get(key)
+        if isinstance(value, str) and value[:1] in "{[":
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        collect(value)
+    for secret in sorted(secrets, key=len, reverse=True):
+        problems = [p.replace(secret, OFFLINE_SECRET) for p in problems]
+        for line in (s for s in secret.splitlines() if len(s.strip()) >= 24):
+            problems = [p.replace(line, OFFLINE_SECRET) for p in problems]
+    return problems
 
 
 def load_from_pulumi() -> StackConfig:
@@ -78,7 +118,8 @@ def load_from_pulumi() -> StackConfig:
 
     raw = dict(runtime_config.get_config_env())
     raw.update(runtime_config.CONFIG.get())
-    return load_stack_config(raw)
+    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    return load_stack_config(raw, secret_keys)
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -95,9 +136,7 @@ def _describe(error: Mapping[str, Any]) -> str:
         message = message.removeprefix(prefix)
     if kind in ("value_error", "assertion_error"):
         return f"{path}: {message}"
-    given = error.get("input")
-    shown = json.dumps(given) if isinstance(given, (str, int, float, bool)) else type(given).__name__
-    return f"{path}: {message} (got {shown}): fix the value"
+    return f"{path}: {message} (got {shown(error.get('input'))}): fix the value"
 
 
 _VALIDATOR_TAGS = {"lax-or-strict", "json-or-python", "function-plain", "constrained-str"}

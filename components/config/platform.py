@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.cluster.contract import Fabric
 from components.config.base import ConfigModel, check_dns_label
+from components.config.security import SecurityConfig
 
 RDMA_FABRICS: tuple[Fabric, ...] = ("infiniband", "roce")
 """Fabrics the NVIDIA Network Operator serves (and on which GPUDirect RDMA is possible)."""
@@ -294,6 +295,8 @@ class PlatformConfig(ConfigModel):
     load_balancer_controller: LoadBalancerControllerConfig = LoadBalancerControllerConfig()
     namespace: str = "gpu-platform"
     """Namespace of the operators (LWS keeps its own, lws-system)."""
+    security: SecurityConfig = SecurityConfig()
+    """Stack-wide security policy: image pinning, public frontends, Triton's restricted APIs."""
 
     @field_validator("namespace")
     @classmethod

@@ -46,7 +46,7 @@ def p5(build, make_eks, make_pool):
 
 def test_p5_launch_template_attaches_32_efa_interfaces(p5) -> None:
     cluster, declared = p5
-    interfaces = declared.one(LT).inputs["networkInterfaces"]
+    interfaces = gpu_template(declared).inputs["networkInterfaces"]
     assert len(interfaces) == 32
     assert [i["networkCardIndex"] for i in interfaces] == list(range(32))
     assert [i["deviceIndex"] for i in interfaces] == [0] + [1] * 31
@@ -63,8 +63,8 @@ def test_every_efa_interface_has_the_cluster_and_efa_security_groups(p5) -> None
     ]
     assert groups[0].startswith("sg-llm-test-eks-")
     assert groups[1].startswith("llm-test-efa-sg-")
-    assert all(i["securityGroups"] == groups for i in declared.one(LT).inputs["networkInterfaces"])
-    assert "vpcSecurityGroupIds" not in declared.one(LT).inputs
+    assert all(i["securityGroups"] == groups for i in gpu_template(declared).inputs["networkInterfaces"])
+    assert "vpcSecurityGroupIds" not in gpu_template(declared).inputs
 
 
 def test_efa_security_group_allows_all_traffic_to_and_from_itself(p5) -> None:
@@ -88,7 +88,7 @@ def test_placement_group_is_cluster_strategy_and_in_the_launch_template(p5) -> N
     assert group.name == "llm-test-h100-placement-group"
     assert group.inputs["strategy"] == "cluster"
     assert group.inputs["name"] == "llm-test-h100"
-    assert declared.one(LT).inputs["placement"] == {"groupName": "llm-test-h100"}
+    assert gpu_template(declared).inputs["placement"] == {"groupName": "llm-test-h100"}
 
 
 def test_pool_nodes_are_in_the_dedicated_subnet_of_its_zone(p5) -> None:
@@ -103,7 +103,7 @@ def test_pool_nodes_are_in_the_dedicated_subnet_of_its_zone(p5) -> None:
 
 def test_gpu_node_group_uses_the_template_the_nvidia_ami_labels_and_taint(p5) -> None:
     _, declared = p5
-    template = declared.one(LT)
+    template = gpu_template(declared)
     group = declared.one(NODE_GROUP, "llm-test-h100-node-group")
     assert template.inputs["instanceType"] == "p5.48xlarge"
     assert "instanceTypes" not in group.inputs  # set in the template only
@@ -119,14 +119,35 @@ def test_gpu_node_group_uses_the_template_the_nvidia_ami_labels_and_taint(p5) ->
     assert group.parent_name == "llm-test-h100"
 
 
+def gpu_template(declared):
+    """The one GPU pool launch template (the system node group has its own)."""
+    (template,) = [t for t in declared.of_type(LT) if not t.name.endswith("-system-launch-template")]
+    return template
+
+
 def test_root_volume_and_metadata_options(p5) -> None:
     _, declared = p5
-    template = declared.one(LT).inputs
+    template = gpu_template(declared).inputs
     (root,) = template["blockDeviceMappings"]
     assert root["deviceName"] == "/dev/xvda"
     assert root["ebs"]["volumeSize"] == 500
     assert (root["ebs"]["volumeType"], root["ebs"]["encrypted"]) == ("gp3", "true")
     assert template["metadataOptions"]["httpTokens"] == "required"
+    # pods are one hop further than the node: with a hop limit of 1 they cannot reach IMDS
+    assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1
+
+
+def test_system_nodes_have_imdsv2_hop_limit_1_and_an_encrypted_root(build, make_eks) -> None:
+    _, declared = build(make_eks(storage={"kind": "none"}))
+    template = declared.one(LT, "llm-test-system-launch-template").inputs
+    assert template["metadataOptions"] == {
+        "httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1,
+        "instanceMetadataTags": "disabled",
+    }  # fmt: skip
+    (root,) = template["blockDeviceMappings"]
+    assert (root["ebs"]["volumeSize"], root["ebs"]["encrypted"], root["ebs"]["volumeType"]) == (100, "true", "gp3")
+    group = declared.one(NODE_GROUP, "llm-test-system").inputs
+    assert "diskSize" not in group and group["launchTemplate"]["id"].startswith("llm-test-system-launch-template")
 
 
 def test_handle_describes_the_p5_pool(p5) -> None:
@@ -146,15 +167,15 @@ def test_handle_describes_the_p5_pool(p5) -> None:
 
 def test_dev_p4d_pool_has_4_efa_interfaces(build, dev_eks) -> None:
     cluster, declared = build(dev_eks, "llm-dev")
-    interfaces = declared.one(LT).inputs["networkInterfaces"]
+    interfaces = gpu_template(declared).inputs["networkInterfaces"]
     assert [(i["networkCardIndex"], i["deviceIndex"], i["interfaceType"]) for i in interfaces] == [
         (0, 0, "efa"),
         (1, 1, "efa-only"),
         (2, 1, "efa-only"),
         (3, 1, "efa-only"),
     ]
-    assert declared.one(LT).inputs["instanceType"] == "p4d.24xlarge"
-    assert declared.one(LT).inputs["placement"] == {"groupName": "llm-dev-a100"}
+    assert gpu_template(declared).inputs["instanceType"] == "p4d.24xlarge"
+    assert gpu_template(declared).inputs["placement"] == {"groupName": "llm-dev-a100"}
     assert declared.one(NODE_GROUP, "llm-dev-a100-node-group").inputs["subnetIds"][0].startswith(
         "llm-dev-network-gpu-us-west-2b-"
     )
@@ -215,7 +236,8 @@ def test_one_nat_gateway_per_zone_in_its_public_subnet(build, dev_eks) -> None:
 def test_cpu_only_cluster_has_the_system_node_group_only(build, make_eks) -> None:
     cluster, declared = build(make_eks(storage={"kind": "none"}))
     types = declared.types()
-    assert LT not in types and PLACEMENT_GROUP not in types
+    assert [t.name for t in declared.of_type(LT)] == ["llm-test-system-launch-template"]
+    assert PLACEMENT_GROUP not in types
     assert "aws:ec2/securityGroup:SecurityGroup" not in types  # neither EFA nor FSx
     (group,) = declared.of_type(NODE_GROUP)
     assert group.name == "llm-test-system"
@@ -223,7 +245,7 @@ def test_cpu_only_cluster_has_the_system_node_group_only(build, make_eks) -> Non
     assert group.inputs["instanceTypes"] == ["m7i.2xlarge"]
     assert group.inputs["amiType"] == "AL2023_x86_64_STANDARD"
     assert group.inputs["scalingConfig"] == {"minSize": 2, "desiredSize": 2, "maxSize": 4}
-    assert "taints" not in group.inputs and "launchTemplate" not in group.inputs
+    assert "taints" not in group.inputs  # its launch template only sets IMDS and the root volume
     assert [s.name for s in declared.of_type(SUBNET) if "-gpu-" in s.name] == []
     assert cluster.handle.gpu_pools == {} and cluster.handle.fabric == "none"
     assert cluster.efa_security_group_id is None and cluster.handle.storage is None
@@ -232,7 +254,7 @@ def test_cpu_only_cluster_has_the_system_node_group_only(build, make_eks) -> Non
 def test_pool_without_efa_uses_the_cluster_security_group_only(build, make_eks, make_pool) -> None:
     config = make_eks(gpuNodePools=[make_pool(name="l4", instanceType="g6.xlarge", efa=False, placementGroup=False)])
     cluster, declared = build(config)
-    template = declared.one(LT).inputs
+    template = gpu_template(declared).inputs
     assert "networkInterfaces" not in template and "placement" not in template
     assert template["vpcSecurityGroupIds"] == [declared.resolve(cluster.node_security_group_id)]
     assert PLACEMENT_GROUP not in declared.types()
@@ -244,7 +266,7 @@ def test_pool_without_efa_uses_the_cluster_security_group_only(build, make_eks, 
 
 def test_capacity_block_targets_the_block(build, make_eks, make_pool) -> None:
     _, declared = build(make_eks(gpuNodePools=[make_pool(capacityType="capacity-block", capacityReservationId=CR)]))
-    template = declared.one(LT).inputs
+    template = gpu_template(declared).inputs
     assert template["instanceMarketOptions"] == {"marketType": "capacity-block"}
     assert template["capacityReservationSpecification"] == {"capacityReservationTarget": {"capacityReservationId": CR}}
     assert declared.one(NODE_GROUP, "llm-test-h100-node-group").inputs["capacityType"] == "CAPACITY_BLOCK"
@@ -254,7 +276,7 @@ def test_capacity_block_targets_the_block(build, make_eks, make_pool) -> None:
 
 def test_on_demand_reservation_is_targeted_without_market_options(build, make_eks, make_pool) -> None:
     _, declared = build(make_eks(gpuNodePools=[make_pool(capacityReservationId=CR)]))
-    template = declared.one(LT).inputs
+    template = gpu_template(declared).inputs
     assert template["capacityReservationSpecification"] == {"capacityReservationTarget": {"capacityReservationId": CR}}
     assert "instanceMarketOptions" not in template
     assert declared.one(NODE_GROUP, "llm-test-h100-node-group").inputs["capacityType"] == "ON_DEMAND"
@@ -262,7 +284,7 @@ def test_on_demand_reservation_is_targeted_without_market_options(build, make_ek
 
 def test_spot_pool_has_no_reservation(build, make_eks, make_pool) -> None:
     _, declared = build(make_eks(gpuNodePools=[make_pool(capacityType="spot", placementGroup=False)]))
-    template = declared.one(LT).inputs
+    template = gpu_template(declared).inputs
     assert "capacityReservationSpecification" not in template and "instanceMarketOptions" not in template
     assert declared.one(NODE_GROUP, "llm-test-h100-node-group").inputs["capacityType"] == "SPOT"
 
@@ -283,8 +305,30 @@ def test_roles_get_exactly_their_managed_policies(build, dev_eks) -> None:
         "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
     ]
     assert attached(declared, "llm-dev-vpc-cni-role") == ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"]
-    assert attached(declared, "llm-dev-fsx-csi-role") == ["arn:aws:iam::aws:policy/AmazonFSxFullAccess"]
-    assert len(declared.of_type(ATTACHMENT)) == 6
+    assert attached(declared, "llm-dev-fsx-csi-role") == []
+    assert len(declared.of_type(ATTACHMENT)) == 5
+
+
+def test_fsx_csi_role_has_only_the_actions_the_driver_calls(build, dev_eks) -> None:
+    _, declared = build(dev_eks, "llm-dev")
+    policy = declared.one("aws:iam/rolePolicy:RolePolicy", "llm-dev-fsx-csi-role-file-systems").inputs
+    statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert statements["ManageFileSystems"]["Action"] == [
+        "fsx:CreateFileSystem", "fsx:DeleteFileSystem", "fsx:DescribeFileSystems", "fsx:TagResource",
+        "fsx:UpdateFileSystem",
+    ]  # fmt: skip
+    assert statements["FsxServiceLinkedRole"]["Action"] == ["iam:CreateServiceLinkedRole"]
+    assert statements["FsxServiceLinkedRole"]["Condition"] == {
+        "StringLike": {"iam:AWSServiceName": ["fsx.amazonaws.com"]}
+    }
+    assert not any(a.endswith("*") for s in statements.values() for a in s["Action"])
+
+
+def test_the_model_storage_class_retains_by_default_and_deletes_on_request(build, make_eks) -> None:
+    _, declared = build(make_eks())
+    assert declared.one("kubernetes:storage.k8s.io/v1:StorageClass").inputs["reclaimPolicy"] == "Retain"
+    _, declared = build(make_eks(storage={"kind": "fsx-lustre", "reclaimPolicy": "Delete"}))
+    assert declared.one("kubernetes:storage.k8s.io/v1:StorageClass").inputs["reclaimPolicy"] == "Delete"
 
 
 def test_ssm_can_be_left_off_the_node_role(build, make_eks) -> None:

@@ -1,0 +1,106 @@
+"""Real limits the configuration is checked against, each with its source.
+
+Values are the documented hard limits or default quotas at the time of writing; a number beyond
+them fails at apply time (or never fits), so it is refused up front instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- AWS regions and zones ---------------------------------------------------------------------
+
+EKS_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+        "af-south-1",
+        "ap-east-1", "ap-east-2", "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2",
+        "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+        "ca-central-1", "ca-west-1",
+        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-1",
+        "eu-south-2", "eu-north-1",
+        "il-central-1", "me-south-1", "me-central-1", "mx-central-1", "sa-east-1",
+        "us-gov-east-1", "us-gov-west-1", "cn-north-1", "cn-northwest-1",
+    }
+)
+"""Regions with an EKS endpoint. Source: AWS General Reference, "Amazon Elastic Kubernetes Service
+endpoints and quotas" (https://docs.aws.amazon.com/general/latest/gr/eks.html)."""
+
+AZ_LETTERS = "abcdef"
+"""Availability-zone suffixes: no region has more than six zones (us-east-1: a-f). Source: EC2
+User Guide, "Regions and Zones"."""
+
+_ZONE = re.compile(r"^(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)(?P<letter>[a-z])$")
+_LOCAL_ZONE = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-\d-[a-z0-9-]+$")
+
+
+def zone_problem(zone: str, region: str) -> str | None:
+    """Why ``zone`` cannot hold this cluster's managed node groups in ``region``, or None."""
+    if _LOCAL_ZONE.match(zone):
+        return (
+            f"'{zone}' is a Local Zone or Wavelength Zone, where EKS managed node groups cannot run "
+            "(EKS User Guide, 'Create a managed node group'): use a regular zone such as "
+            f"{region}a"
+        )
+    match = _ZONE.match(zone)
+    if match is None or match["letter"] not in AZ_LETTERS:
+        return f"'{zone}' is not an availability zone name (region + letter a-f, e.g. {region}a): fix it"
+    if match["region"] != region:
+        return f"'{zone}' is not in region '{region}': use zones such as {region}a"
+    return None
+
+
+# -- EKS -----------------------------------------------------------------------------------------
+
+EKS_KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35")
+"""Kubernetes minor versions EKS has released (standard or extended support). Source: EKS User
+Guide, "Understand the Kubernetes version lifecycle on EKS"
+(https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html)."""
+
+EKS_MANAGED_NODE_GROUPS_PER_CLUSTER = 30
+EKS_NODES_PER_MANAGED_NODE_GROUP = 450
+EKS_PUBLIC_ACCESS_CIDRS = 40
+"""Default EKS quotas: managed node groups per cluster, nodes per managed node group, and CIDR
+blocks of the public endpoint. Source: https://docs.aws.amazon.com/general/latest/gr/eks.html
+("Service quotas") and the EKS API reference (VpcConfigRequest.publicAccessCidrs)."""
+
+KUBERNETES_MAX_NODES = 5000
+KUBERNETES_MAX_PODS_PER_NODE = 110
+KUBERNETES_MAX_PODS = 150_000
+"""Largest cluster Kubernetes supports. Source: kubernetes.io/docs/setup/best-practices/cluster-large/."""
+
+SYSTEM_INSTANCE_FAMILIES = frozenset(
+    {
+        "m5", "m5a", "m5n", "m6i", "m6a", "m6in", "m7i", "m7i-flex", "m7a", "m8i",
+        "c5", "c5a", "c5n", "c6i", "c6a", "c6in", "c7i", "c7i-flex", "c7a", "c8i",
+        "r5", "r5a", "r5n", "r6i", "r6a", "r7i", "r7a", "r8i", "t3", "t3a",
+    }
+)
+"""x86_64 general-purpose, compute and memory families for the system node group, whose AMI type
+is AL2023_x86_64_STANDARD (Graviton and GPU types do not boot it). Source: EC2 User Guide,
+"Instance types" (general purpose, compute optimized, memory optimized)."""
+INSTANCE_SIZES = frozenset(
+    {"large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "32xlarge",
+     "48xlarge", "metal"}
+)
+
+# -- storage ---------------------------------------------------------------------------------------
+
+FSX_LUSTRE_MAX_GIB = 100_800
+"""Default FSx for Lustre storage quota (GiB); capacities are 1200, 2400 or multiples of 2400.
+Source: FSx API reference, CreateFileSystem StorageCapacity, and the FSx for Lustre quotas page
+(also SageMaker's FSxLustreConfig.SizeInGiB range 1200-100800)."""
+EBS_GP3_MAX_GIB = 65_536
+"""Largest gp3 volume. Source: EBS User Guide, "Amazon EBS volume types" (gp3: 1 GiB - 64 TiB)."""
+EXISTING_STORAGE_MAX_GIB = 1024 * 1024
+"""1 PiB: more than any model store needs; a larger request is a typo."""
+
+# -- quantities ---------------------------------------------------------------------------------------
+
+MAX_CPU_CORES = 1920
+MAX_MEMORY_BYTES = 32 * 1024**4
+"""No EC2 instance has more than 1920 vCPUs or 32 TiB of memory (u7in-32tb.224xlarge), so no
+container request can exceed them. Source: EC2 User Guide, "Memory optimized instances"."""
+MAX_GPU_MEMORY_GIB = 288
+"""No GPU has more memory (B300, 288 GB HBM3e)."""

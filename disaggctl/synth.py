@@ -168,11 +168,36 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 _ManifestDumper.add_representer(str, _str)
 
+_FastDumper: type | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CManifestDumper(yaml.CSafeDumper):  # type: ignore[name-defined,misc]
+        """The same representation, emitted by libyaml (about 10x faster than PyYAML's emitter)."""
+
+    _CManifestDumper.add_representer(str, _str)
+    _FastDumper = _CManifestDumper
+
+_ANALYZER = yaml.emitter.Emitter(None)  # type: ignore[arg-type]
+
+
+def _libyaml_safe(value: Any) -> bool:
+    """Whether libyaml emits ``value`` byte for byte as PyYAML does: both agree on block literals and
+    plain scalars, but fold a double-quoted multi-line string (the fallback for a string a block
+    cannot hold, e.g. with trailing spaces) at different places."""
+    if isinstance(value, str):
+        return "\n" not in value or _ANALYZER.analyze_scalar(value).allow_block
+    if isinstance(value, dict):
+        return all(_libyaml_safe(k) and _libyaml_safe(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_libyaml_safe(v) for v in value)
+    return True
+
 
 def manifest_yaml(manifest: dict[str, Any]) -> str:
     """Sorted keys, block style, multi-line strings as ``|`` blocks (PyYAML falls back to quoting
     where a block cannot hold the string exactly, e.g. trailing spaces)."""
-    return yaml.dump(manifest, Dumper=_ManifestDumper, sort_keys=True, default_flow_style=False, width=100)
+    dumper = _FastDumper if _FastDumper is not None and _libyaml_safe(manifest) else _ManifestDumper
+    return yaml.dump(manifest, Dumper=dumper, sort_keys=True, default_flow_style=False, width=100)
 
 
 def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:

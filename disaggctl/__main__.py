@@ -1,4 +1,4 @@
-"""``python -m disaggctl``: offline synth of a stack, synth diffs for PR previews, post-deploy verification."""
+"""``python -m disaggctl``: offline synth of a stack, synth diffs for PR previews, SLO planning, post-deploy verification."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .plan import add_plan_command
 from .synth_diff import add_diff_commands
 from .verify.cli import add_verify_commands
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--project", default=".", help="project directory holding Pulumi.yaml (default .)")
     synth.set_defaults(func=_synth)
     add_diff_commands(commands)
+    add_plan_command(commands)
     add_verify_commands(commands)
     return parser
 

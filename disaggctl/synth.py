@@ -15,7 +15,7 @@ import runpy
 import shutil
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import yaml
 
 from components.config.loader import OFFLINE_SECRET
 
+from .forecast import Forecast, render_forecasts, stack_forecasts
 from .mocks import RecordedResource, RecordingMonitor, install_mocks
 
 SECRET_PLACEHOLDER = OFFLINE_SECRET
@@ -36,6 +37,8 @@ class SynthError(RuntimeError):
 class SynthResult:
     resources: list[RecordedResource]
     outputs: dict[str, Any]
+    forecasts: list[Forecast] = field(default_factory=list)
+    """What each deployment should deliver (disaggctl.forecast), from its workload and prediction."""
 
     def counts(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)
@@ -91,6 +94,8 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
     from pulumi.runtime.sync_await import _sync_await
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
+    forecasts = check_forecasts(raw)
+    raw = _without_planning_keys(raw)
     monitor: RecordingMonitor = install_mocks(project, stack)
     runtime_config.set_all_config(raw, secret_keys)
     sys.path.insert(0, str(project_dir))
@@ -106,7 +111,41 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
             outputs[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved
     finally:
         sys.path.remove(str(project_dir))
-    return SynthResult(sorted(monitor.recorded.values(), key=lambda r: r.urn), outputs)
+    return SynthResult(sorted(monitor.recorded.values(), key=lambda r: r.urn), outputs, forecasts)
+
+
+def check_forecasts(raw: dict[str, str]) -> list[Forecast]:
+    """Each deployment's forecast; raises ConfigError for invalid workloads and for deployments
+    that miss their SLO with ``onBreach: refuse``, before the program runs."""
+    from components.config import ConfigError
+
+    forecasts, problems = stack_forecasts(raw)
+    problems += [p for f in forecasts if f.refuse for p in f.problems]
+    if problems:
+        raise ConfigError(problems)
+    return forecasts
+
+
+def _without_planning_keys(raw: dict[str, str]) -> dict[str, str]:
+    """Until StackConfig declares ``pricing`` and ModelDeploymentConfig ``workload`` (issue 15),
+    synth reads them here and hands the program the stack without them."""
+    from components.config.deployment import ModelDeploymentConfig
+    from components.config.stack import StackConfig
+
+    out = dict(raw)
+    if "pricing" not in StackConfig.model_fields:
+        out.pop("disagg:pricing", None)
+    if "workload" not in ModelDeploymentConfig.model_fields and "disagg:deployments" in out:
+        try:
+            deployments = json.loads(out["disagg:deployments"])
+        except json.JSONDecodeError:
+            return out
+        if isinstance(deployments, list):
+            stripped = [
+                {k: v for k, v in d.items() if k != "workload"} if isinstance(d, dict) else d for d in deployments
+            ]
+            out["disagg:deployments"] = json.dumps(stripped)
+    return out
 
 
 def write_synth(result: SynthResult, out_dir: Path) -> None:
@@ -116,9 +155,11 @@ def write_synth(result: SynthResult, out_dir: Path) -> None:
     (out_dir / "resources").mkdir(parents=True)
     (out_dir / "manifests").mkdir()
     (out_dir / "tree.txt").write_text(render_tree(result.resources))
-    counts = result.counts()
-    (out_dir / "summary.txt").write_text(render_summary(counts))
-    (out_dir / "outputs.json").write_text(_json(result.outputs))
+    (out_dir / "summary.txt").write_text(render_result_summary(result))
+    outputs = dict(result.outputs)
+    if result.forecasts:
+        outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
+    (out_dir / "outputs.json").write_text(_json(outputs))
     for resource in result.resources:
         path = out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +189,15 @@ def render_tree(resources: list[RecordedResource]) -> str:
     for root in roots:
         walk(root, 0)
     return "\n".join(lines) + "\n"
+
+
+FORECASTS_KEY = "deploymentForecasts"
+"""Key in outputs.json holding each deployment's forecast (not a Pulumi stack output)."""
+
+
+def render_result_summary(result: SynthResult) -> str:
+    """summary.txt: the deployment forecasts, then resources counted by type (last line: total)."""
+    return render_forecasts(result.forecasts).lstrip("\n") + render_summary(result.counts())
 
 
 def render_summary(counts: Counter[str]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from components.config.base import ConfigModel
 
@@ -96,6 +96,19 @@ class WorkloadConfig(ConfigModel):
     slo: SloConfig
     budget: BudgetConfig = BudgetConfig()
     prediction: PredictionConfig | None = None
+
+    @field_validator("input_tokens", "output_tokens", mode="before")
+    @classmethod
+    def _length(cls, value: object) -> object:
+        """One message for a bad distribution (not one per member of the int | mapping union)."""
+        if isinstance(value, dict):
+            try:
+                return LengthDistribution.model_validate(value)
+            except ValidationError as err:
+                first = err.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{key + ': ' if key else ''}{first['msg'].removeprefix('Value error, ')}") from None
+        return value
 
     @model_validator(mode="after")
     def _one_target(self) -> WorkloadConfig:

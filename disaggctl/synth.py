@@ -10,6 +10,7 @@ Output (deterministic: sorted, no timestamps, made-up ids derived from names):
 
 from __future__ import annotations
 
+import functools
 import json
 import runpy
 import shutil
@@ -230,12 +231,18 @@ if getattr(yaml, "__with_libyaml__", False):
 _ANALYZER = yaml.emitter.Emitter(None)  # type: ignore[arg-type]
 
 
+@functools.lru_cache(maxsize=4096)
+def _block_allowed(text: str) -> bool:
+    """PyYAML's own verdict (slow on long text; deployments repeat the same scripts: cached)."""
+    return bool(_ANALYZER.analyze_scalar(text).allow_block)
+
+
 def _libyaml_safe(value: Any) -> bool:
     """Whether libyaml emits ``value`` byte for byte as PyYAML does: both agree on block literals and
     plain scalars, but fold a double-quoted multi-line string (the fallback for a string a block
     cannot hold, e.g. with trailing spaces) at different places."""
     if isinstance(value, str):
-        return "\n" not in value or _ANALYZER.analyze_scalar(value).allow_block
+        return "\n" not in value or _block_allowed(value)
     if isinstance(value, dict):
         return all(_libyaml_safe(k) and _libyaml_safe(v) for k, v in value.items())
     if isinstance(value, list):

@@ -78,7 +78,7 @@ def _json_value(raw: Mapping[str, str], key: str, default: Any) -> Any:
 
 def _pools(cluster: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     eks = cluster.get("eks") or {}
-    return {p.get("name"): p for p in eks.get("gpuNodePools") or [] if isinstance(p, dict)}
+    return {str(p.get("name")): p for p in eks.get("gpuNodePools") or [] if isinstance(p, dict)}
 
 
 def role_layouts(
@@ -90,11 +90,11 @@ def role_layouts(
         group = deployment.get(role)
         if not isinstance(group, dict):
             continue
-        pool = pools.get(group.get("pool"), {})
+        pool = pools.get(str(group.get("pool")), {})
         per_node = lookup_instance_type(pool["instanceType"]).gpus if pool.get("instanceType") else 0
         gpus_per_pod = int(group.get("gpusPerPod") or per_node)
         options = group.get("llmApi") or {}
-        engine = engines.get(group.get("engine")) or {} if not options else {}
+        engine = (engines.get(str(group.get("engine"))) or {}) if not options else {}
         tp = options.get("tensorParallelSize", engine.get("tpSize"))
         pp = options.get("pipelineParallelSize", engine.get("ppSize", 1 if engine or options else None))
         layouts[role] = RoleLayout(

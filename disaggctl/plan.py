@@ -164,9 +164,9 @@ def size_options(
             rejected.append(f"{gpus} GPUs > pool's {pool.max_gpus}")
         if budget.max_gpus is not None and gpus > budget.max_gpus:
             rejected.append(f"{gpus} GPUs > budget {budget.max_gpus}")
-        if budget.max_dollars_per_hour is not None and option.usd_per_hour is not None:
-            if option.usd_per_hour > budget.max_dollars_per_hour:
-                rejected.append(f"${option.usd_per_hour:.0f}/h > budget ${budget.max_dollars_per_hour:g}/h")
+        over_budget = budget.max_dollars_per_hour is not None and option.usd_per_hour is not None
+        if over_budget and option.usd_per_hour > budget.max_dollars_per_hour:  # type: ignore[operator]
+            rejected.append(f"${option.usd_per_hour:.0f}/h > budget ${budget.max_dollars_per_hour:g}/h")
         option.rejected = rejected
         options.append(option)
     return options
@@ -266,7 +266,7 @@ def group_stanza(option: Option, role: str, base_group: Mapping[str, Any]) -> di
 
 def deployment_stanza(deployment: Mapping[str, Any], workload: WorkloadConfig, option: Option) -> dict[str, Any]:
     """The deployment with the option's mode, worker groups and prediction (other keys kept)."""
-    base_group = next((deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {})
+    base_group: Mapping[str, Any] = next((deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {})
     out = {k: v for k, v in deployment.items() if k not in ("mode", "workers", "prefill", "decode", "workload")}
     out["mode"] = option.mode
     for role in option.roles:
@@ -352,14 +352,16 @@ def _run_plan(args: argparse.Namespace) -> int:
         for e in err.errors():
             print(f"plan: {_problem(('deployments', index, 'workload', *e['loc']), e)}", file=sys.stderr)
         return 2
-    group = next((deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {})
+    group: Mapping[str, Any] = next(
+        (deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {}
+    )
     model, quantization = _model_of(config, group)
     model_path = MODELS.get((model, quantization))
     if model_path is None:
         print(f"plan: no AIConfigurator model for '{model}' ({quantization}): add it to disaggctl/perf_model.py MODELS", file=sys.stderr)
         return 2
     pools_in_stack = stack_pools(config)
-    names = args.pools.split(",") if args.pools else sorted({g.get("pool") for g in (deployment.get(r) for r in ("workers", "prefill", "decode")) if isinstance(g, dict)})
+    names = args.pools.split(",") if args.pools else sorted({str(g.get("pool")) for g in (deployment.get(r) for r in ("workers", "prefill", "decode")) if isinstance(g, dict)})
     pools = [pools_in_stack[n] for n in names if n in pools_in_stack]
     for instance_type in args.instance_types.split(",") if args.instance_types else []:
         pools.append(PoolOption(name=instance_type, instance_type=instance_type, max_gpus=args.max_gpus))

@@ -144,3 +144,18 @@ def test_synth_refuses_a_deployment_that_cannot_meet_its_slo(tmp_path: Path) -> 
     assert "disagg:deployments[0].workload.slo.ttftMs: 100 ms p90, but the layout is predicted at 506 ms on pool a100" in run.stderr
     assert not (tmp_path / "out").exists()
 
+
+
+def test_synth_warns_and_reports_the_forecast_in_summary_console_and_outputs(tmp_path: Path) -> None:
+    run = synth(stack_copy(tmp_path, "warn"), tmp_path / "out")
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert summary.startswith("deployments (predicted at the declared SLO)\n")
+    row = next(line for line in summary.splitlines() if line.startswith("llama-8b "))
+    assert row.split()[:8] == ["llama-8b", "8", "32.77", "1241.2", "40.9", "506", "(≤100)", "24.5"]
+    assert "WARNING: misses its SLO or budget" in row
+    assert summary in run.stdout
+    assert "warning: disagg:deployments[0].workload.slo.ttftMs: 100 ms p90" in run.stderr
+    forecast = json.loads((tmp_path / "out" / "outputs.json").read_text())["deploymentForecasts"]["llama-8b"]
+    assert (forecast["gpus"], forecast["usd_per_hour"], forecast["tokens_per_s_per_gpu"]) == (8, 32.773, 1241.19)
+    assert forecast["price_basis"] == "on-demand 2025-05-01"

@@ -159,3 +159,26 @@ def test_synth_warns_and_reports_the_forecast_in_summary_console_and_outputs(tmp
     forecast = json.loads((tmp_path / "out" / "outputs.json").read_text())["deploymentForecasts"]["llama-8b"]
     assert (forecast["gpus"], forecast["usd_per_hour"], forecast["tokens_per_s_per_gpu"]) == (8, 32.773, 1241.19)
     assert forecast["price_basis"] == "on-demand 2025-05-01"
+
+
+def test_plan_cli_writes_the_stanza_into_the_stack_file(tmp_path: Path, capsys) -> None:
+    from disaggctl.__main__ import main
+
+    shutil.copy2(PROJECT_DIR / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    doc = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
+    doc["config"]["disagg:deployments"][0]["workload"] = WORKLOAD_8B
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    code = main(["plan", "--project", str(tmp_path), "--stack", "dev", "--deployment", "llama-8b",
+                 "--recorded", str(DATA / "aic"), "--write"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "[1/1] a100 (p4d.24xlarge, A100-SXM4-40GB): 8 layouts, 8 meet the SLO" in err
+    header = out.splitlines()[1].split()
+    assert header[:6] == ["pool", "mode", "layout", "GPUs", "tok/s/GPU", "tok/s/user"] and "$/Mtok" in header
+    written = yaml.safe_load((tmp_path / "Pulumi.dev.yaml").read_text())["config"]
+    deployment = written["disagg:deployments"][0]
+    assert deployment["frontend"] == doc["config"]["disagg:deployments"][0]["frontend"]  # kept
+    assert (deployment["mode"], deployment["workers"]["groups"], deployment["workers"]["llmApi"]["tensorParallelSize"]) == (
+        "tensor-parallel", 2, 2)
+    forecasts, problems = stack_forecasts(flat(written))
+    assert problems == [] and forecasts[0].problems == [] and forecasts[0].gpus == 4

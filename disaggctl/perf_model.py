@@ -109,8 +109,9 @@ class AIConfiguratorModel:
             timeout=1800,
         )
         if run.returncode != 0:
-            tail = run.stderr.strip().splitlines()[-1:] or ["no output"]
-            raise PerformanceModelError(f"AIConfigurator search {request.key()} failed: {tail[0][:300]}")
+            lines = [line.strip() for line in run.stderr.strip().splitlines() if line.strip()]
+            errors = [line for line in lines if "Error" in line.split(":", 1)[0]] or lines[-1:] or ["no output"]
+            raise PerformanceModelError(f"AIConfigurator search {request.key()} failed: {errors[-1][:300]}")
         answer = json.loads(run.stdout)
         if self.record_dir is not None:
             self.record_dir.mkdir(parents=True, exist_ok=True)

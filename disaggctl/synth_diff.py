@@ -138,6 +138,22 @@ def _change(old: dict | None, new: dict | None) -> str:
     return ", ".join(parts) or "no change"
 
 
+def stack_totals(diff: StackDiff) -> str:
+    """"This PR adds 16 GPUs, +$65.54/hour" for one stack (empty when GPUs and cost are unchanged)."""
+
+    def total(forecasts: dict[str, dict], key: str) -> float:
+        return sum(float(f.get(key) or 0) for f in forecasts.values())
+
+    gpus = total(diff.head_forecasts, "gpus") - total(diff.base_forecasts, "gpus")
+    cost = total(diff.head_forecasts, "usd_per_hour") - total(diff.base_forecasts, "usd_per_hour")
+    parts = []
+    if gpus:
+        parts.append(f"{'adds' if gpus > 0 else 'frees'} {abs(int(gpus))} GPUs")
+    if abs(cost) >= 0.005:
+        parts.append(_signed(cost, ",.2f", "/hour", "$"))
+    return "This PR " + ", ".join(parts) if parts else ""
+
+
 def render_capacity(diffs: list[StackDiff]) -> list[str]:
     """Markdown lines: GPUs, cost and predicted throughput per deployment, with base→head change."""
     lines: list[str] = []
@@ -145,9 +161,12 @@ def render_capacity(diffs: list[StackDiff]) -> list[str]:
         rows = capacity_rows(d)
         if not rows:
             continue
-        changes = [r[4] for r in rows if r[4] and r[4] != "no change"]
-        headline = "; ".join(f"`{r[0]}` {r[4]}" for r in rows if r[4] and r[4] != "no change")
-        lines.append(f"**`{d.stack}`**: " + (f"this PR {headline}." if changes else "no change in GPUs, cost or predicted throughput."))
+        changed = [f"`{r[0]}` {r[4]}" for r in rows if r[4] and r[4] != "no change"]
+        totals = stack_totals(d)
+        if changed:
+            lines.append(f"**`{d.stack}`**: " + (f"{totals} ({'; '.join(changed)})." if totals else f"{'; '.join(changed)}."))
+        else:
+            lines.append(f"**`{d.stack}`**: no change in GPUs, cost or predicted throughput.")
         lines += ["", "| deployment | GPUs | $/hour | tokens/s/GPU | change base→head |", "|---|---:|---:|---:|---|"]
         lines += [f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} |" for r in rows]
         lines.append("")
@@ -218,6 +237,7 @@ def render_text(diffs: list[StackDiff]) -> str:
             f"stack {d.stack}: {len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed"
         )
         lines += [f"  + {p}" for p in d.added] + [f"  - {p}" for p in d.removed] + [f"  ~ {p}" for p in d.changed]
+        lines += [f"  {name}: {r4}" for name, _, _, _, r4 in capacity_rows(d) if r4 and r4 != "no change"]
     patches = "".join(d.patches[rel] for d in diffs for rel in d.added + d.removed + d.changed)
     return "\n".join(lines) + "\n" + patches
 

@@ -309,6 +309,6 @@ def render_forecasts(forecasts: list[Forecast]) -> str:
     lines = ["", "deployments (predicted at the declared SLO)"]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for f in forecasts:
-        lines += [f"  {f.deployment}: priced {f.price_basis}"] if f.price_basis else []
+        lines += [f"  {f.deployment}: price {f.price_basis}"] if f.price_basis else []
         lines += [f"  {f.deployment}: {p}" for p in f.problems]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n"

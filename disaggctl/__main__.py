@@ -1,4 +1,4 @@
-"""``python -m disaggctl``: offline synth of a stack, synth diffs for PR previews, post-deploy verification."""
+"""``python -m disaggctl``: offline synth of a stack, synth diffs for PR previews, SLO planning, post-deploy verification."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .plan import add_plan_command
 from .synth_diff import add_diff_commands
 from .verify.cli import add_verify_commands
 
@@ -14,7 +15,7 @@ from .verify.cli import add_verify_commands
 def _synth(args: argparse.Namespace) -> int:
     from components.config import ConfigError
 
-    from .synth import SynthError, render_summary, run_program, write_synth
+    from .synth import SynthError, render_result_summary, run_program, write_synth
 
     project_dir = Path(args.project).resolve()
     out_dir = Path(args.out or f"build/synth/{args.stack}")
@@ -31,7 +32,10 @@ def _synth(args: argparse.Namespace) -> int:
         print(f"synth of stack '{args.stack}' failed: the program raised {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     write_synth(result, out_dir)
-    print(render_summary(result.counts()), end="")
+    print(render_result_summary(result), end="")
+    for forecast in result.forecasts:
+        for problem in forecast.problems:
+            print(f"warning: {problem}", file=sys.stderr)
     print(f"wrote {len(result.resources)} resources of stack '{args.stack}' to {out_dir}")
     return 0
 
@@ -45,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--project", default=".", help="project directory holding Pulumi.yaml (default .)")
     synth.set_defaults(func=_synth)
     add_diff_commands(commands)
+    add_plan_command(commands)
     add_verify_commands(commands)
     return parser
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,12 +136,26 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: Mocks):
         super().__init__(mocks)
         self.recorded: dict[str, RecordedResource] = {}
+        # The inputs MockMonitor already deserialized, caught on their way to new_resource (same
+        # thread as the RegisterResource call), so they are not deserialized a second time here.
+        self._seen = threading.local()
+        new_resource = mocks.new_resource
+
+        def capture(args: MockResourceArgs) -> tuple[str | None, dict]:
+            self._seen.inputs = args.inputs
+            return new_resource(args)
+
+        mocks.new_resource = capture  # type: ignore[method-assign]
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        self._seen.inputs = None
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             from pulumi.runtime import rpc
 
+            inputs = self._seen.inputs
+            if inputs is None:
+                inputs = rpc.deserialize_properties(request.object)
             self.recorded[response.urn] = RecordedResource(
                 urn=response.urn,
                 type=request.type,
@@ -148,7 +163,7 @@ class RecordingMonitor(MockMonitor):
                 parent=request.parent,
                 custom=bool(request.custom),
                 provider=request.provider,
-                inputs=whole_numbers(rpc.deserialize_properties(request.object)),
+                inputs=whole_numbers(inputs),
                 dependencies=sorted(request.dependencies),
             )
         return response

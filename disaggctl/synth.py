@@ -10,12 +10,13 @@ Output (deterministic: sorted, no timestamps, made-up ids derived from names):
 
 from __future__ import annotations
 
+import functools
 import json
 import runpy
 import shutil
 import sys
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import yaml
 from components.config.base import OFFLINE_SECRET
 from components.config.stack_file import read_stack_file
 
+from .forecast import Forecast, render_forecasts, stack_forecasts
 from .mocks import RecordedResource, RecordingMonitor, install_mocks
 
 SECRET_PLACEHOLDER = OFFLINE_SECRET
@@ -37,6 +39,8 @@ class SynthError(RuntimeError):
 class SynthResult:
     resources: list[RecordedResource]
     outputs: dict[str, Any]
+    forecasts: list[Forecast] = field(default_factory=list)
+    """What each deployment should deliver (disaggctl.forecast), from its workload and prediction."""
 
     def counts(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)
@@ -92,6 +96,7 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
     from pulumi.runtime.sync_await import _sync_await
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
+    forecasts = check_forecasts(raw)
     monitor: RecordingMonitor = install_mocks(project, stack)
     runtime_config.set_all_config(raw, secret_keys)
     sys.path.insert(0, str(project_dir))
@@ -108,7 +113,7 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
     finally:
         sys.path.remove(str(project_dir))
     resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in monitor.recorded.values()]
-    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs)
+    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts)
 
 
 def mask_secret_inputs(value: Any) -> Any:
@@ -125,6 +130,19 @@ def mask_secret_inputs(value: Any) -> Any:
     return value
 
 
+def check_forecasts(raw: dict[str, str]) -> list[Forecast]:
+    """Each deployment's forecast; raises ConfigError for invalid workloads and for deployments
+    that miss their SLO with ``onBreach: refuse``, before the program runs."""
+    from components.config import ConfigError
+
+    forecasts, problems = stack_forecasts(raw)
+    problems += [p for f in forecasts if f.refuse for p in f.problems]
+    if problems:
+        raise ConfigError(problems)
+    return forecasts
+
+
+
 def write_synth(result: SynthResult, out_dir: Path) -> None:
     """Write the synth files into ``out_dir`` (replacing what was there)."""
     if out_dir.exists():
@@ -132,9 +150,11 @@ def write_synth(result: SynthResult, out_dir: Path) -> None:
     (out_dir / "resources").mkdir(parents=True)
     (out_dir / "manifests").mkdir()
     (out_dir / "tree.txt").write_text(render_tree(result.resources))
-    counts = result.counts()
-    (out_dir / "summary.txt").write_text(render_summary(counts))
-    (out_dir / "outputs.json").write_text(_json(result.outputs))
+    (out_dir / "summary.txt").write_text(render_result_summary(result))
+    outputs = dict(result.outputs)
+    if result.forecasts:
+        outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
+    (out_dir / "outputs.json").write_text(_json(outputs))
     for resource in result.resources:
         path = out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +186,15 @@ def render_tree(resources: list[RecordedResource]) -> str:
     return "\n".join(lines) + "\n"
 
 
+FORECASTS_KEY = "deploymentForecasts"
+"""Key in outputs.json holding each deployment's forecast (not a Pulumi stack output)."""
+
+
+def render_result_summary(result: SynthResult) -> str:
+    """summary.txt: the deployment forecasts, then resources counted by type (last line: total)."""
+    return render_forecasts(result.forecasts).lstrip("\n") + render_summary(result.counts())
+
+
 def render_summary(counts: Counter[str]) -> str:
     width = max((len(t) for t in counts), default=10)
     lines = [f"{t.ljust(width)}  {n}" for t, n in sorted(counts.items())]
@@ -184,11 +213,42 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 _ManifestDumper.add_representer(str, _str)
 
+_FastDumper: type | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CManifestDumper(yaml.CSafeDumper):  # type: ignore[name-defined,misc]
+        """The same representation, emitted by libyaml (about 10x faster than PyYAML's emitter)."""
+
+    _CManifestDumper.add_representer(str, _str)
+    _FastDumper = _CManifestDumper
+
+_ANALYZER = yaml.emitter.Emitter(None)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_allowed(text: str) -> bool:
+    """PyYAML's own verdict (slow on long text; deployments repeat the same scripts: cached)."""
+    return bool(_ANALYZER.analyze_scalar(text).allow_block)
+
+
+def _libyaml_safe(value: Any) -> bool:
+    """Whether libyaml emits ``value`` byte for byte as PyYAML does: both agree on block literals and
+    plain scalars, but fold a double-quoted multi-line string (the fallback for a string a block
+    cannot hold, e.g. with trailing spaces) at different places."""
+    if isinstance(value, str):
+        return "\n" not in value or _block_allowed(value)
+    if isinstance(value, dict):
+        return all(_libyaml_safe(k) and _libyaml_safe(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_libyaml_safe(v) for v in value)
+    return True
+
 
 def manifest_yaml(manifest: dict[str, Any]) -> str:
     """Sorted keys, block style, multi-line strings as ``|`` blocks (PyYAML falls back to quoting
     where a block cannot hold the string exactly, e.g. trailing spaces)."""
-    return yaml.dump(manifest, Dumper=_ManifestDumper, sort_keys=True, default_flow_style=False, width=100)
+    dumper = _FastDumper if _FastDumper is not None and _libyaml_safe(manifest) else _ManifestDumper
+    return yaml.dump(manifest, Dumper=dumper, sort_keys=True, default_flow_style=False, width=100)
 
 
 def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class StackDiff:
     """Relative path -> unified diff text."""
     base_missing: bool = False
     head_missing: bool = False
+    base_forecasts: dict[str, dict] = field(default_factory=dict)
+    head_forecasts: dict[str, dict] = field(default_factory=dict)
+    """Deployment -> forecast (outputs.json ``deploymentForecasts``: GPUs, $/hour, tokens/s/GPU)."""
 
     @property
     def is_empty(self) -> bool:
@@ -52,6 +56,7 @@ def _lines(path: Path | None) -> list[str]:
 def diff_stack(stack: str, base: Path, head: Path) -> StackDiff:
     """Compare one stack's synth directories (either may be missing: a new or deleted stack)."""
     result = StackDiff(stack, base_missing=not base.is_dir(), head_missing=not head.is_dir())
+    result.base_forecasts, result.head_forecasts = _forecasts(base), _forecasts(head)
     base_files, head_files = _files(base), _files(head)
     for rel in sorted(set(base_files) | set(head_files)):
         old, new = base_files.get(rel), head_files.get(rel)
@@ -70,6 +75,102 @@ def diff_stack(stack: str, base: Path, head: Path) -> StackDiff:
         )
         result.patches[rel] = "".join(line if line.endswith("\n") else line + "\n" for line in patch)
     return result
+
+
+FORECASTS_KEY = "deploymentForecasts"
+
+
+def _forecasts(root: Path) -> dict[str, dict]:
+    try:
+        outputs = json.loads((root / "outputs.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    value = outputs.get(FORECASTS_KEY) if isinstance(outputs, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _signed(value: float, fmt: str, unit: str = "", prefix: str = "") -> str:
+    sign = "+" if value > 0 else "−" if value < 0 else "±"
+    return f"{sign}{prefix}{format(abs(value), fmt)}{unit}"
+
+
+def capacity_rows(diff: StackDiff) -> list[tuple[str, str, str, str, str]]:
+    """Per deployment: name, GPUs, $/hour, tokens/s/GPU (head, or base if removed), change base→head."""
+    rows = []
+    for name in sorted(set(diff.base_forecasts) | set(diff.head_forecasts)):
+        old, new = diff.base_forecasts.get(name), diff.head_forecasts.get(name)
+        shown = new or old or {}
+        gpus, cost, tps = shown.get("gpus"), shown.get("usd_per_hour"), shown.get("tokens_per_s_per_gpu")
+        cells = (
+            str(gpus) if gpus is not None else "-",
+            f"{cost:,.2f}" if cost is not None else "-",
+            f"{tps:,.1f}" if tps is not None else "-",
+        )
+        rows.append((name, *cells, _change(old, new)))
+    return rows
+
+
+def _change(old: dict | None, new: dict | None) -> str:
+    if old is None and new is None:
+        return ""
+    if old is None:
+        assert new is not None
+        cost = new.get("usd_per_hour")
+        return f"new: adds {new.get('gpus', 0)} GPUs" + (f", +${cost:,.2f}/hour" if cost is not None else "")
+    if new is None:
+        cost = old.get("usd_per_hour")
+        return f"removed: frees {old.get('gpus', 0)} GPUs" + (f", −${cost:,.2f}/hour" if cost is not None else "")
+    parts = []
+    gpus = (new.get("gpus") or 0) - (old.get("gpus") or 0)
+    if gpus:
+        parts.append(f"{'adds' if gpus > 0 else 'frees'} {abs(gpus)} GPUs")
+    if new.get("usd_per_hour") is not None and old.get("usd_per_hour") is not None:
+        cost = new["usd_per_hour"] - old["usd_per_hour"]
+        if abs(cost) >= 0.005:
+            parts.append(_signed(cost, ",.2f", "/hour", "$"))
+    a, b = old.get("tokens_per_s_per_gpu"), new.get("tokens_per_s_per_gpu")
+    if a and b and abs(b - a) / a >= 0.0005:
+        parts.append(_signed((b - a) / a * 100, ".1f", "% tokens/s/GPU"))
+    elif b and not a:
+        parts.append(f"now predicted {b:,.1f} tokens/s/GPU")
+    if new.get("status") != old.get("status"):
+        parts.append(f"status: {new.get('status')}")
+    return ", ".join(parts) or "no change"
+
+
+def stack_totals(diff: StackDiff) -> str:
+    """"This PR adds 16 GPUs, +$65.54/hour" for one stack (empty when GPUs and cost are unchanged)."""
+
+    def total(forecasts: dict[str, dict], key: str) -> float:
+        return sum(float(f.get(key) or 0) for f in forecasts.values())
+
+    gpus = total(diff.head_forecasts, "gpus") - total(diff.base_forecasts, "gpus")
+    cost = total(diff.head_forecasts, "usd_per_hour") - total(diff.base_forecasts, "usd_per_hour")
+    parts = []
+    if gpus:
+        parts.append(f"{'adds' if gpus > 0 else 'frees'} {abs(int(gpus))} GPUs")
+    if abs(cost) >= 0.005:
+        parts.append(_signed(cost, ",.2f", "/hour", "$"))
+    return "This PR " + ", ".join(parts) if parts else ""
+
+
+def render_capacity(diffs: list[StackDiff]) -> list[str]:
+    """Markdown lines: GPUs, cost and predicted throughput per deployment, with base→head change."""
+    lines: list[str] = []
+    for d in diffs:
+        rows = capacity_rows(d)
+        if not rows:
+            continue
+        changed = [f"`{r[0]}` {r[4]}" for r in rows if r[4] and r[4] != "no change"]
+        totals = stack_totals(d)
+        if changed:
+            lines.append(f"**`{d.stack}`**: " + (f"{totals} ({'; '.join(changed)})." if totals else f"{'; '.join(changed)}."))
+        else:
+            lines.append(f"**`{d.stack}`**: no change in GPUs, cost or predicted throughput.")
+        lines += ["", "| deployment | GPUs | $/hour | tokens/s/GPU | change base→head |", "|---|---:|---:|---:|---|"]
+        lines += [f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} |" for r in rows]
+        lines.append("")
+    return lines
 
 
 def diff_roots(base_root: Path, head_root: Path, stacks: list[str] | None = None) -> list[StackDiff]:
@@ -95,6 +196,9 @@ def render_markdown(diffs: list[StackDiff], limit: int = GITHUB_COMMENT_LIMIT - 
     if all(d.is_empty for d in diffs):
         out.append("No resource or manifest changes in " + ", ".join(f"`{d.stack}`" for d in diffs) + ".")
         return "\n".join(out) + "\n"
+    capacity = render_capacity(diffs)
+    if capacity:
+        out += ["### GPUs, cost and predicted throughput", "", *capacity]
     out += ["| stack | added | removed | changed |", "|---|---:|---:|---:|"]
     for d in diffs:
         note = " (new stack)" if d.base_missing else " (stack removed)" if d.head_missing else ""
@@ -133,6 +237,7 @@ def render_text(diffs: list[StackDiff]) -> str:
             f"stack {d.stack}: {len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed"
         )
         lines += [f"  + {p}" for p in d.added] + [f"  - {p}" for p in d.removed] + [f"  ~ {p}" for p in d.changed]
+        lines += [f"  {name}: {r4}" for name, _, _, _, r4 in capacity_rows(d) if r4 and r4 != "no change"]
     patches = "".join(d.patches[rel] for d in diffs for rel in d.added + d.removed + d.changed)
     return "\n".join(lines) + "\n" + patches
 

@@ -14,6 +14,7 @@ from components.config.images import (
     parse_image,
     parse_version,
 )
+from components.config.workload import WorkloadConfig
 from engines.llm_api import LlmApiOptions
 
 
@@ -131,6 +132,9 @@ class ModelDeploymentConfig(ConfigModel):
     workers: WorkerGroupConfig | None = None
     prefill: WorkerGroupConfig | None = None
     decode: WorkerGroupConfig | None = None
+    workload: WorkloadConfig | None = None
+    """What the deployment must deliver (lengths, rate, TTFT/TPOT SLO, budget) and what the planner
+    predicted for its layout; synth forecasts GPUs, cost and throughput from it (``disaggctl plan``)."""
 
     @model_validator(mode="after")
     def _groups_match_mode(self) -> ModelDeploymentConfig:

@@ -11,6 +11,7 @@ from components.config.deployment import ImagesConfig, ModelDeploymentConfig, Wo
 from components.config.images import check_runtime_image
 from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
+from components.config.workload import PricingConfig
 from engines import llm_api_checks
 from engines.catalog import MODELS
 from engines.checks import check_fits_memory, check_parallelism, check_quantization_supported
@@ -37,6 +38,8 @@ class StackConfig(ConfigModel):
     engines: dict[str, EngineSpec] = {}
     """Runtime 'engine': TensorRT engines built once into the shared store, by key."""
     deployments: list[ModelDeploymentConfig] = []
+    pricing: PricingConfig = PricingConfig()
+    """Price overrides ($/hour per instance type; Capacity Blocks and reservations by id)."""
 
     @field_validator("namespace")
     @classmethod

@@ -32,7 +32,139 @@ def _err(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ verify
+def _slo_target(args: argparse.Namespace):
+    """The SLO to gate on: the stack's workload (--slo-stack), then explicit flags on top; None: no gate."""
+    from .slo import SloTarget, slo_from_stack
+
+    target = None
+    if args.slo_stack:
+        if not args.deployment:
+            raise ValueError("--slo-stack needs --deployment NAME")
+        target = slo_from_stack(Path(args.project), args.slo_stack, args.deployment)
+    if args.slo_ttft_ms is not None or args.slo_tpot_ms is not None or args.slo_percentile is not None:
+        base = target or SloTarget(ttft_ms=None, tpot_ms=None)
+        target = SloTarget(
+            ttft_ms=args.slo_ttft_ms if args.slo_ttft_ms is not None else base.ttft_ms,
+            tpot_ms=args.slo_tpot_ms if args.slo_tpot_ms is not None else base.tpot_ms,
+            percentile=args.slo_percentile or base.percentile,
+            predicted_ttft_ms=base.predicted_ttft_ms,
+            predicted_tpot_ms=base.predicted_tpot_ms,
+            source=base.source if target else "flags",
+        )
+    return target
+
+
+def _openai_base(args: argparse.Namespace) -> str:
+    from .endpoints import EndpointError, endpoints_from_outputs, load_stack_outputs
+
+    if args.frontend_url:
+        return args.frontend_url if "://" in args.frontend_url else f"http://{args.frontend_url}"
+    if args.stack_outputs is None:
+        raise EndpointError("--api openai needs --frontend-url http://host:port or --stack-outputs FILE")
+    endpoints = endpoints_from_outputs(
+        load_stack_outputs(args.stack_outputs), deployment=args.deployment, source=str(args.stack_outputs)
+    )
+    url = endpoints.frontend_http or endpoints.frontend_grpc
+    if url is None:
+        raise EndpointError(f"no frontend endpoint in {args.stack_outputs}")
+    return f"http://{url.address}"
+
+
 def _run_verify(args: argparse.Namespace) -> int:
+    from .slo import SloError
+
+    try:
+        slo = _slo_target(args)
+    except (SloError, ValueError) as err:
+        _err(f"verify: {err}")
+        return EXIT_USAGE
+    if args.api == "openai":
+        return _run_verify_openai(args, slo)
+    return _run_verify_kserve(args, slo)
+
+
+def _run_verify_openai(args: argparse.Namespace, slo) -> int:
+    from pydantic import ValidationError
+
+    from .endpoints import EndpointError
+    from .health import render_table
+    from .loadtest import LoadTestConfig, ProgressBar, report_problems, run_load_test, write_report
+    from .openai_api import OpenAISession, check_openai_health
+
+    model = args.model if args.model != "ensemble" else (args.deployment or "ensemble")
+    try:
+        base = _openai_base(args)
+        load_config = LoadTestConfig(
+            url=base, model=model, prompt=args.prompt, max_tokens=args.max_tokens, requests=args.requests,
+            concurrency=args.concurrency, time_limit_s=args.time_limit, request_timeout_s=args.request_timeout,
+        )
+    except EndpointError as err:
+        _err(f"verify: {err}")
+        return EXIT_USAGE
+    except ValidationError as err:
+        problems = "; ".join(f"--{'-'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
+        _err(f"verify: invalid load test settings: {problems}")
+        return EXIT_USAGE
+    print(f"== health (OpenAI API at {base})")
+    checks = check_openai_health(base, model, timeout_s=args.health_timeout)
+    print(render_table(checks), end="")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        _err(f"verify: FAIL: {failed[0].name} at {failed[0].endpoint}: {failed[0].detail or 'failed'}")
+        return EXIT_FAILED
+    print(f"== streaming completion ({model} at {base}/v1/completions, max_tokens={args.max_tokens})")
+    session = OpenAISession(base, model, connect_timeout_s=args.health_timeout)
+    try:
+        result = session.generate(args.prompt, args.max_tokens, timeout_s=args.request_timeout,
+                                  on_token=lambda t: print(t, end="", flush=True))
+    finally:
+        session.close()
+    print()
+    if not result.ok or not result.output_tokens:
+        _err(f"verify: FAIL: streaming completion at {base}: {result.error or 'no text in the stream'}")
+        return EXIT_FAILED
+    if args.skip_load_test:
+        print("verify: PASS (load test skipped)")
+        return EXIT_OK
+    print(f"== load test ({load_config.requests} requests, concurrency {load_config.concurrency})")
+    bar = ProgressBar(load_config.requests)
+    try:
+        report = run_load_test(
+            load_config, progress=bar.update,
+            session_factory=lambda: OpenAISession(base, model, connect_timeout_s=min(10.0, load_config.time_limit_s)),
+        )
+    finally:
+        bar.close()
+    return _finish(args, report, report_problems(report), slo, write_report)
+
+
+def _finish(args: argparse.Namespace, report: dict, load_problems: list[str], slo, write_report) -> int:
+    """Write the report, print the figures, gate on the SLO; the exit code."""
+    from .slo import slo_gate
+
+    problems = list(load_problems)
+    if slo is not None:
+        table, breaches = slo_gate(report, slo, args.max_over_prediction)
+        report["slo"] = {
+            "percentile": slo.percentile, "ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms,
+            "predicted_ttft_ms": slo.predicted_ttft_ms, "predicted_tpot_ms": slo.predicted_tpot_ms,
+            "source": slo.source, "breaches": breaches,
+        }
+        problems += [f"SLO: {b}" for b in breaches]
+    path = write_report(report, args.report)
+    print(render_load_summary(report), end="")
+    if slo is not None:
+        print(table, end="")
+    print(f"report: {path}")
+    if problems:
+        for p in problems:
+            _err(f"verify: FAIL: {'load test: ' if not p.startswith('SLO') else ''}{p}")
+        return EXIT_FAILED
+    print("verify: PASS" + (f" (SLO p{slo.percentile} met)" if slo is not None else ""))
+    return EXIT_OK
+
+
+def _run_verify_kserve(args: argparse.Namespace, slo) -> int:
     from pydantic import ValidationError
 
     from .endpoints import EndpointError, resolve_endpoints
@@ -119,16 +251,7 @@ def _run_verify(args: argparse.Namespace) -> int:
         report = run_load_test(load_config, progress=bar.update)
     finally:
         bar.close()
-    path = write_report(report, args.report)
-    print(render_load_summary(report), end="")
-    print(f"report: {path}")
-    load_problems = report_problems(report)
-    if load_problems:
-        for p in load_problems:
-            _err(f"verify: FAIL: load test: {p}")
-        return EXIT_FAILED
-    print("verify: PASS")
-    return EXIT_OK
+    return _finish(args, report, report_problems(report), slo, write_report)
 
 
 def render_load_summary(report: dict) -> str:
@@ -303,7 +426,12 @@ def add_verify_commands(subparsers) -> None:
     src.add_argument("--frontend-url", help="frontend gRPC host:port (or http://host:port for HTTP)")
     src.add_argument("--frontend-http-url", help="frontend HTTP host:port (extra health check)")
     src.add_argument("--orchestrator-url", help="orchestrator host:port (gRPC; http:// for HTTP)")
-    v.add_argument("--model", default="ensemble", help="frontend model (default ensemble)")
+    v.add_argument(
+        "--api", choices=["kserve", "openai"], default="kserve",
+        help="kserve: KServe v2 gRPC stream (Triton frontend); openai: POST /v1/completions with stream: true "
+        "(SSE), the llmapi runtime's frontend; --frontend-url is then its http://host:port",
+    )
+    v.add_argument("--model", default="ensemble", help="frontend model (default ensemble; openai: the --deployment name)")
     v.add_argument("--orchestrator-model", default="tensorrt_llm", help="orchestrator model (default tensorrt_llm)")
     v.add_argument("--prompt", default="What is disaggregated serving?")
     v.add_argument("--max-tokens", type=int, default=32)
@@ -315,6 +443,14 @@ def add_verify_commands(subparsers) -> None:
     load.add_argument("--request-timeout", type=float, default=60.0, metavar="S")
     load.add_argument("--report", type=Path, default=DEFAULT_REPORT, help=f"JSON report path (default {DEFAULT_REPORT})")
     load.add_argument("--skip-load-test", action="store_true")
+    gate = v.add_argument_group("SLO gate (exit 1 when the load test breaches it)")
+    gate.add_argument("--slo-stack", metavar="STACK", help="read the SLO and prediction of --deployment from Pulumi.STACK.yaml")
+    gate.add_argument("--project", default=".", help="directory of the Pulumi.<stack>.yaml files (default .)")
+    gate.add_argument("--slo-ttft-ms", type=float, help="TTFT target (overrides the stack's)")
+    gate.add_argument("--slo-tpot-ms", type=float, help="inter-token latency target (overrides the stack's)")
+    gate.add_argument("--slo-percentile", type=int, choices=[50, 90, 95, 99], help="percentile the targets hold at (default 90)")
+    gate.add_argument("--max-over-prediction", type=float, metavar="PCT",
+                      help="also fail when a measured percentile exceeds the planner's prediction by more than PCT%%")
     v.set_defaults(func=_run_verify)
 
     f = subparsers.add_parser("fabric-check", help="NCCL all_reduce_perf across two GPU nodes: render, parse")

@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-Transport = Literal["efa", "ib", "roce", "socket", "unknown"]
+Transport = Literal["efa", "ib", "roce", "socket", "local", "unknown"]
+"""``local``: every channel stayed on one host (P2P/SHM): no inter-node traffic was measured."""
 Expectation = Literal["efa", "ib", "roce", "socket", "rdma", "any"]
 """A transport, ``rdma`` (any of efa/ib/roce: everything but a socket fallback), or ``any``."""
 TRANSPORTS: tuple[str, ...] = ("efa", "ib", "roce", "socket")
@@ -32,6 +33,7 @@ _PREFIX = re.compile(r"^(?:\[\d+,\d+\]<std(?:out|err)>:\s?|[\w.-]+:\s(?=\s*\d|#|
 _NCCL = re.compile(r"^(?P<host>[^\s:]+):(?P<pid>\d+):(?P<tid>\d+) \[(?P<dev>\d+)\] (?P<rest>.*)$")
 _USING_NETWORK = re.compile(r"NCCL INFO Using network (?P<name>.+?)\s*$")
 _VIA_NET = re.compile(r"via NET/(?P<name>[^/]+)/(?P<dev>\d+)(?P<gdr>/GDRDMA)?")
+_VIA = re.compile(r"NCCL INFO Channel \d+/\d+ : .* via (?P<path>\S+)")
 _OFI_PROVIDER = re.compile(r"NET/OFI Selected Provider is (?P<prov>[^\s,(]+)")
 _IB_DEVICES = re.compile(r"NET/IB : Using (?P<devs>(?:\[\d+\]\S+\s*)+)")
 _IB_LINK = re.compile(r"\[\d+\](?P<hca>[\w-]+):\d+/(?P<link>IB|RoCE)")
@@ -146,6 +148,7 @@ def parse_nccl_log(text: str) -> NcclLogResult:
     avg = None
     oob = None
     failures: list[str] = []
+    channels = 0
     for raw in text.splitlines():
         line = _strip(raw)
         m = _NCCL.match(line)
@@ -154,6 +157,8 @@ def parse_nccl_log(text: str) -> NcclLogResult:
             rest = m["rest"]
             if u := _USING_NETWORK.search(rest):
                 networks[key] = u["name"]
+            if _VIA.search(rest):
+                channels += 1
             if v := _VIA_NET.search(rest):
                 channel_networks.setdefault(key, v["name"])
                 gdr = gdr or bool(v["gdr"])
@@ -196,11 +201,18 @@ def parse_nccl_log(text: str) -> NcclLogResult:
                 avg = float(a["bw"])
             except ValueError:
                 avg = None
-    # a process that announced no network but has channel lines: use those
+    # The channels NCCL actually set up decide: "Using network X" names the network NCCL would use
+    # between hosts, printed even when every channel stays on the host (P2P/SHM). Without channel
+    # lines (older logs, NCCL_DEBUG_SUBSYS without INIT) the announced network is all there is.
+    transport: Transport
+    if channels and not channel_networks:
+        transport = "local"
+    else:
+        used = channel_networks if channel_networks else networks
+        per_process = {k: _classify(n, provider, links) for k, n in used.items()}
+        transport = min(per_process.values(), key=_RANK_ORDER.__getitem__, default="unknown")
     for key, name in channel_networks.items():
-        networks.setdefault(key, name)
-    per_process = {k: _classify(n, provider, links) for k, n in networks.items()}
-    transport: Transport = min(per_process.values(), key=_RANK_ORDER.__getitem__, default="unknown")
+        networks[key] = name
     return NcclLogResult(
         transport=transport,
         networks=dict(sorted(networks.items())),
@@ -278,6 +290,11 @@ def fabric_problems(
                 + f") while {expected} was expected: "
                 + _FALLBACK_FIX.get(expected, "check the pods request the fabric resource and the image ships its NCCL plugin")
             )
+        elif result.transport == "local":
+            problems.append(
+                f"ran on one host: no inter-node traffic measured (every channel is P2P/SHM) while "
+                f"{expected} was expected: place the two ranks on different nodes (the Job's pod anti-affinity)"
+            )
         elif result.transport == "unknown":
             problems.append(
                 f"no inter-node NCCL network found in the log while {expected} was expected: run with "
@@ -304,7 +321,7 @@ def fabric_problems(
 def render_summary(result: NcclLogResult) -> str:
     """A few human lines: transport, ranks and hosts, bandwidth figures, the largest sizes."""
     lines = [
-        f"transport: {result.transport}"
+        ("transport: none (ran on one host: no inter-node traffic measured)" if result.transport == "local" else f"transport: {result.transport}")
         + (f" (OFI provider {result.ofi_provider})" if result.ofi_provider else "")
         + (f" (HCA link layers {', '.join(result.ib_link_layers)})" if result.ib_link_layers else "")
         + (", GPUDirect RDMA" if result.gpu_direct_rdma else ""),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-PERCENTILES: tuple[int, ...] = (50, 90, 99)
-"""Percentiles every report carries, as ``p50``/``p90``/``p99``."""
+PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
+"""Percentiles every report carries, as ``p50``/``p90``/``p95``/``p99`` (the SLO percentiles)."""
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from disaggctl.verify.nccl_log import fabric_problems, normalize_expectation, parse_nccl_log
+from disaggctl.verify.nccl_log import fabric_problems, normalize_expectation, parse_nccl_log, render_summary
 
 DATA = Path(__file__).parent / "data"
 
@@ -189,3 +189,24 @@ def test_host_prefixed_lines_from_a_parallel_shell():
     r = parse_nccl_log(log)
     assert (r.transport, r.networks) == ("efa", {"ip-10-3-35-83:362": "AWS Libfabric"})
     assert [x.busbw for x in r.rows] == [42.28] and r.avg_busbw == 42.1
+
+
+REAL = Path(__file__).with_name("data")
+
+
+def test_real_nvlink_run_on_one_host_is_not_a_socket_fallback() -> None:
+    result = parse_nccl_log((REAL / "all_reduce_perf-2gpu-nvlink.log").read_text())
+    assert result.transport == "local"
+    assert result.complete and result.peak_busbw is not None and round(result.peak_busbw) == 285
+    [problem] = fabric_problems(result, expected="efa")
+    assert problem.startswith("ran on one host: no inter-node traffic measured")
+    assert "socket" not in problem.lower()
+    assert render_summary(result).startswith("transport: none (ran on one host: no inter-node traffic measured)")
+
+
+def test_real_forced_socket_run_is_a_socket_data_path() -> None:
+    result = parse_nccl_log((REAL / "all_reduce_perf-2gpu-socket-forced.log").read_text())
+    assert result.transport == "socket"
+    assert round(result.peak_busbw or 0, 2) == 2.65
+    assert fabric_problems(result, expected="socket") == []
+    assert fabric_problems(result, expected="efa")[0].startswith("NCCL fell back to sockets")

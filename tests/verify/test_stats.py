@@ -39,13 +39,13 @@ def test_percentile_rejects_bad_input(values, q):
 
 def test_summary_is_ordered_and_rounded():
     s = summarize([0.1, 0.2, 0.3, 0.4, 1.0])
-    assert list(s) == ["count", "min", "mean", "p50", "p90", "p99", "max"]
+    assert list(s) == ["count", "min", "mean", "p50", "p90", "p95", "p99", "max"]
     assert s["count"] == 5 and s["min"] == 0.1 and s["max"] == 1.0
     assert s["p50"] == 0.3 and s["mean"] == 0.4
-    assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
+    assert s["min"] <= s["p50"] <= s["p90"] <= s["p95"] <= s["p99"] <= s["max"]
 
 
 def test_summary_of_nothing_is_null_not_zero():
     s = summarize([])
     assert s["count"] == 0
-    assert all(s[k] is None for k in ("min", "mean", "p50", "p90", "p99", "max"))
+    assert all(s[k] is None for k in ("min", "mean", "p50", "p90", "p95", "p99", "max"))

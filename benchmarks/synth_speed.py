@@ -1,0 +1,100 @@
+"""Synth speed: prod as shipped vs a 30-deployment stack made from it (a figure, not a test).
+
+    python benchmarks/synth_speed.py [--repeat 3] [--profile build/synth-speed.prof]
+
+Prints, for each stack, the median in-process time of running the program under mocks and of
+writing the synth tree, and the end-to-end time of ``python -m disaggctl synth`` (imports
+included), then the 30-deployment/prod ratio (goal: at most 1.5x). ``--profile`` writes a
+cProfile of one 30-deployment synth for ``python -m pstats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+
+def make_wide_stack(project: Path, deployments: int) -> str:
+    """Pulumi.wide.yaml: prod's deployments repeated (renamed) up to ``deployments``."""
+    doc = yaml.safe_load((PROJECT / "Pulumi.prod.yaml").read_text())
+    base = doc["config"]["disagg:deployments"]
+    wide = []
+    for i in range(deployments):
+        entry = copy.deepcopy(base[i % len(base)])
+        entry["name"] = f"{entry['name'][:30]}-{i:02d}"
+        wide.append(entry)
+    doc["config"]["disagg:deployments"] = wide
+    (project / "Pulumi.wide.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return "wide"
+
+
+def in_process(project: Path, stack: str, out: Path) -> tuple[float, float, int]:
+    from disaggctl.synth import run_program, write_synth
+
+    t0 = time.perf_counter()
+    result = run_program(project, stack)
+    t1 = time.perf_counter()
+    write_synth(result, out)
+    return t1 - t0, time.perf_counter() - t1, len(result.resources)
+
+
+def end_to_end(project: Path, stack: str, out: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "disaggctl", "synth", "--project", str(project), "--stack", stack, "--out", str(out)],
+        cwd=PROJECT, check=True, capture_output=True,
+    )
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--deployments", type=int, default=30)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="synth-speed-") as tmp:
+        project = Path(tmp)
+        for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "__main__.py"):
+            shutil.copy2(PROJECT / name, project / name)
+        wide = make_wide_stack(project, args.deployments)
+        figures = {}
+        for stack in ("prod", wide):
+            runs = [in_process(project, stack, project / "out" / stack) for _ in range(args.repeat)]
+            e2e = [end_to_end(project, stack, project / "e2e" / stack) for _ in range(args.repeat)]
+            program = statistics.median(r[0] for r in runs)
+            write = statistics.median(r[1] for r in runs)
+            figures[stack] = statistics.median(e2e)
+            print(
+                f"{stack:>5}: {runs[0][2]:>5} resources; program {program:6.2f} s, write {write:5.2f} s; "
+                f"python -m disaggctl synth {figures[stack]:6.2f} s (median of {args.repeat})"
+            )
+        print(f"{args.deployments} deployments / prod: {figures[wide] / figures['prod']:.2f}x (goal <= 1.5x)")
+        if args.profile:
+            from disaggctl.synth import run_program, write_synth
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            write_synth(run_program(project, wide), project / "profiled")
+            profiler.disable()
+            args.profile.parent.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(str(args.profile))
+            print(f"profile: {args.profile} (python -m pstats {args.profile})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

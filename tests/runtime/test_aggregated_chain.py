@@ -184,3 +184,10 @@ def test_client_leaving_mid_stream_releases_every_tier(cluster):
     wait_until(lambda: metrics(router.url + "/metrics")[ep] == 0, 8, "router idle")
     wait_until(lambda: metrics(worker.url + "/metrics")[running] == 0, 8, "worker idle")
     assert time.monotonic() - t0 < 8  # well before the 10 s the generation would have taken
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_worker_errors_reach_the_client_as_openai_errors(client, stream):
+    with pytest.raises(openai.BadRequestError, match="n > 1 is not supported") as err:
+        client.completions.create(model=MODEL, prompt="abc", max_tokens=2, n=2, stream=stream)
+    assert err.value.status_code == 400

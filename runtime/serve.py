@@ -1,17 +1,19 @@
 """Process plumbing shared by the three servers: event loop, HTTP server, upstream sessions.
 
-uvloop is used when importable (it is not required). Access logging is off: a log line per
-request (let alone per streamed chunk) costs more than relaying it.
+uvloop is used when importable (not required; ``RUNTIME_EVENT_LOOP`` overrides). Access logging
+is off: a log line per request (let alone per streamed chunk) costs more than relaying it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
+LOOP_ENV = "RUNTIME_EVENT_LOOP"
+"""``auto`` (default: uvloop when importable), ``asyncio`` or ``uvloop``."""
 SHUTDOWN_TIMEOUT_S = 25.0
 """On SIGTERM, streams in flight get this long to finish (inside Kubernetes' default 30 s grace)."""
 READ_BUFSIZE = 1 << 18
@@ -32,9 +34,16 @@ def client_session(total_timeout: float | None = None) -> ClientSession:
 def run(app: web.Application, host: str, port: int) -> None:
     """Serve ``app`` until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    with contextlib.suppress(ImportError):
-        import uvloop  # type: ignore[import-not-found]
+    choice = os.environ.get(LOOP_ENV, "auto")
+    if choice not in ("auto", "asyncio", "uvloop"):
+        raise SystemExit(f"{LOOP_ENV}={choice[:40]!r}: expected auto, asyncio or uvloop")
+    if choice != "asyncio":
+        try:
+            import uvloop  # type: ignore[import-not-found]
 
-        uvloop.install()
+            uvloop.install()
+        except ImportError:
+            if choice == "uvloop":
+                raise SystemExit(f"{LOOP_ENV}=uvloop but uvloop is not installed") from None
     web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True,
                 shutdown_timeout=SHUTDOWN_TIMEOUT_S, backlog=1024, loop=asyncio.new_event_loop())

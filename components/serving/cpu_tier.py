@@ -60,6 +60,9 @@ class CpuTier:
     extra_volumes: list[dict] = field(default_factory=list)
     extra_mounts: list[dict] = field(default_factory=list)
     termination_grace_period_s: int = 60
+    live_path: str = HEALTH_PATH
+    """Path of the startup and liveness probes: the router's ``/health`` is 503 until a worker
+    group is ready (readiness), so its liveness reads ``/live``, or loading models would restart it."""
 
 
 def cpu_deployment_manifest(tier: CpuTier) -> dict:
@@ -75,9 +78,9 @@ def cpu_deployment_manifest(tier: CpuTier) -> dict:
             "requests": {"cpu": tier.cpu, "memory": tier.memory},
             "limits": {"cpu": tier.cpu, "memory": tier.memory},
         },
-        "startupProbe": health_probe(period=5, failure_threshold=60),
+        "startupProbe": health_probe(period=5, failure_threshold=60, path=tier.live_path),
         "readinessProbe": health_probe(period=5, failure_threshold=3),
-        "livenessProbe": health_probe(period=10, failure_threshold=6),
+        "livenessProbe": health_probe(period=10, failure_threshold=6, path=tier.live_path),
         "volumeMounts": [runtime_mount(), tmp_mount(), *tier.extra_mounts],
         "securityContext": container_security_context(),
     }

@@ -24,6 +24,8 @@ from components.serving.labels import labels
 from components.serving.load_balancer import service_host
 from components.serving.pulumi_options import child_options, k8s_provider
 
+LIVE_PATH = "/live"
+"""Always 200 while the router process runs (``runtime/router.py``); ``/health`` is readiness."""
 TYPE_TOKEN = "disagg:serving:LlmApiRouter"
 COMPONENT = "router"
 APP = "llmapi"
@@ -104,6 +106,7 @@ def router_deployment_manifest(name: str, args: LlmApiRouterArgs) -> dict:
             runtime_volume=args.runtime_volume,
             runtime_hash=args.runtime_hash,
             termination_grace_period_s=args.termination_grace_period_s,
+            live_path=LIVE_PATH,
         )
     )
 

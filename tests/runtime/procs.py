@@ -47,12 +47,13 @@ def metrics(url: str) -> dict[str, float]:
 
 
 class Proc:
-    def __init__(self, module: str, args: list[str], port: int, log_dir: Path) -> None:
+    def __init__(self, module: str, args: list[str], port: int, log_dir: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.module = module
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_dir / f"{module.rsplit('.', 1)[-1]}-{port}.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                                       stdout=self._log, stderr=subprocess.STDOUT)
@@ -87,14 +88,15 @@ class Proc:
 class Cluster:
     """Starts stand-ins, routers and frontends; ``close`` stops every one of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = env
         self._tmp = tempfile.TemporaryDirectory(prefix="runtime-test-")
         self.dir = Path(self._tmp.name)
         self.procs: list[Proc] = []
 
     def _start(self, module: str, args: list[str], ready_path: str) -> Proc:
         port = free_port()
-        p = Proc(module, [*args, "--port", str(port)], port, self.dir)
+        p = Proc(module, [*args, "--port", str(port)], port, self.dir, self.env)
         self.procs.append(p)
         p.wait_http(ready_path)
         return p

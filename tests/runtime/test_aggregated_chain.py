@@ -184,3 +184,28 @@ def test_client_leaving_mid_stream_releases_every_tier(cluster):
     wait_until(lambda: metrics(router.url + "/metrics")[ep] == 0, 8, "router idle")
     wait_until(lambda: metrics(worker.url + "/metrics")[running] == 0, 8, "worker idle")
     assert time.monotonic() - t0 < 8  # well before the 10 s the generation would have taken
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_worker_errors_reach_the_client_as_openai_errors(client, stream):
+    with pytest.raises(openai.BadRequestError, match="n > 1 is not supported") as err:
+        client.completions.create(model=MODEL, prompt="abc", max_tokens=2, n=2, stream=stream)
+    assert err.value.status_code == 400
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_chain_streams_on_either_event_loop(loop):
+    from tests.runtime.procs import Cluster
+
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    chain = Cluster(env={"RUNTIME_EVENT_LOOP": loop})
+    try:
+        worker = chain.standin("aggregated", MODEL)
+        router = chain.router("--workers", f"static://127.0.0.1:{worker.port}")
+        frontend = chain.frontend(router.url, MODEL)
+        client = openai.OpenAI(base_url=frontend.url + "/v1", api_key="unused", timeout=20, max_retries=0)
+        chunks = list(client.completions.create(model=MODEL, prompt="loop", max_tokens=6, stream=True))
+        assert "".join(c.choices[0].text for c in chunks if c.choices) == "looplo"
+    finally:
+        chain.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -84,6 +85,15 @@ def test_tier_pods_mount_the_runtime_package_and_probe_health(k8s_errors):
     assert pod["metadata"]["annotations"]["disagg.dev/runtime-hash"] == "abc"
     assert c["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
     assert k8s_errors(router_deployment_manifest("llama-router", router())) == []
+
+
+def test_router_liveness_reads_live_so_loading_workers_do_not_restart_it():
+    (c,) = router_deployment_manifest("llama-router", router())["spec"]["template"]["spec"]["containers"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health"  # 503 until a worker group is ready
+    assert c["livenessProbe"]["httpGet"]["path"] == "/live"
+    assert c["startupProbe"]["httpGet"]["path"] == "/live"
+    source = (Path(__file__).resolve().parents[2] / "runtime" / "router.py").read_text()
+    assert 'add_get("/live", router.live)' in source
 
 
 def test_frontend_service_is_an_internal_nlb_by_default(k8s_errors):

@@ -85,17 +85,22 @@ def test_committed_prod_has_the_problems_the_issue_measured(prod) -> None:
         "cluster.eks.gpuNodePools[0].desiredSize",
         "cluster.eks.gpuNodePools[0]",
         "cluster.eks.gpuNodePools[1].placementGroup",
+        "cluster.eks.gpuNodePools[1]",
         "cluster.eks.systemNodeGroup",
     ]
+    # llama-70b's planned prefill (16 of 16 × 2 GPUs: 4 nodes) and decode (4 × 8 GPUs: 4 nodes) at
+    # their maximum; llama-70b-pd's 22 × 1 + 5 × 2 GPUs (3 + 2 nodes) and llama-8b-engine (1)
     assert "need 8 p5.48xlarge nodes" in problems[2] and "holds at most 4" in problems[2]
+    assert "need 6 p5en.48xlarge nodes" in problems[4] and "holds at most 3" in problems[4]
 
 
 def test_proposed_prod_has_no_problem_and_says_what_it_warns(proposed_prod) -> None:
     report = check_capacity(proposed_prod, now=BEFORE_BLOCK)
     assert report.problems == []
-    assert len(report.warnings) == 2
-    assert report.warnings[0].startswith("disagg:deployments[0].workers.minGroups: 1 group(s) on pool 'h100' stay Pending")
-    assert report.warnings[1].startswith(f"{H200}.availabilityZone: pool 'h200' is in us-east-2b but the FSx")
+    assert len(report.warnings) == 3
+    assert report.warnings[0].startswith("disagg:deployments[0].prefill.minGroups: 12 group(s) on pool 'h100' stay Pending")
+    assert report.warnings[1].startswith("disagg:deployments[0].decode.minGroups: 2 group(s) on pool 'h100' stay Pending")
+    assert report.warnings[2].startswith(f"{H200}.availabilityZone: pool 'h200' is in us-east-2b but the FSx")
 
 
 # --- EC2 User Guide, "Capacity Reservations for cluster placement groups" ---------------------

@@ -85,17 +85,22 @@ def test_committed_prod_has_the_problems_the_issue_measured(prod) -> None:
         "cluster.eks.gpuNodePools[0].desiredSize",
         "cluster.eks.gpuNodePools[0]",
         "cluster.eks.gpuNodePools[1].placementGroup",
+        "cluster.eks.gpuNodePools[1]",
         "cluster.eks.systemNodeGroup",
     ]
+    # llama-70b's planned prefill (16 of 16 × 2 GPUs: 4 nodes) and decode (4 × 8 GPUs: 4 nodes) at
+    # their maximum; llama-70b-pd's 22 × 1 + 5 × 2 GPUs (3 + 2 nodes) and llama-8b-engine (1)
     assert "need 8 p5.48xlarge nodes" in problems[2] and "holds at most 4" in problems[2]
+    assert "need 6 p5en.48xlarge nodes" in problems[4] and "holds at most 3" in problems[4]
 
 
 def test_proposed_prod_has_no_problem_and_says_what_it_warns(proposed_prod) -> None:
     report = check_capacity(proposed_prod, now=BEFORE_BLOCK)
     assert report.problems == []
-    assert len(report.warnings) == 2
-    assert report.warnings[0].startswith("disagg:deployments[0].workers.minGroups: 1 group(s) on pool 'h100' stay Pending")
-    assert report.warnings[1].startswith(f"{H200}.availabilityZone: pool 'h200' is in us-east-2b but the FSx")
+    assert len(report.warnings) == 3
+    assert report.warnings[0].startswith("disagg:deployments[0].prefill.minGroups: 12 group(s) on pool 'h100' stay Pending")
+    assert report.warnings[1].startswith("disagg:deployments[0].decode.minGroups: 2 group(s) on pool 'h100' stay Pending")
+    assert report.warnings[2].startswith(f"{H200}.availabilityZone: pool 'h200' is in us-east-2b but the FSx")
 
 
 # --- EC2 User Guide, "Capacity Reservations for cluster placement groups" ---------------------
@@ -223,16 +228,16 @@ def test_karpenter_block_pool_gets_no_scheduled_actions() -> None:
 
 def test_fixed_managed_pool_cannot_absorb_autoscaled_groups() -> None:
     def edit(sections):
-        pool(sections, 1).update(autoscaler="none", minSize=2, desiredSize=2, maxSize=4)
-        sections["disagg:deployments"][1]["decode"].update(minGroups=1, maxGroups=3)
+        pool(sections, 1).update(autoscaler="none", minSize=2, desiredSize=2)  # maxSize 6 holds the maxima
+        sections["disagg:deployments"][1]["decode"].update(minGroups=4, maxGroups=8)
 
     problems, _ = proposed(edit)
     assert problems == [
-        f"{H200}: the worker groups at their maximum need 4 p5en.48xlarge nodes (disagg:deployments[1].prefill "
-        "maxGroups 1 × podsPerGroup 1 × gpusPerPod 8 → 1, disagg:deployments[1].decode maxGroups 3 × "
-        "podsPerGroup 1 × gpusPerPod 8 → 3), but pool 'h200' holds at most 2: it is a managed node group "
-        "fixed at desiredSize 2 (autoscaler: none, nothing adds a node): set autoscaler: karpenter with "
-        "maxSize ≥ 4, or lower maxGroups"
+        f"{H200}: the worker groups at their maximum need 6 p5en.48xlarge nodes (disagg:deployments[1].prefill "
+        "maxGroups 22 × podsPerGroup 1 × gpusPerPod 1 → 3, disagg:deployments[1].decode maxGroups 8 × "
+        "podsPerGroup 1 × gpusPerPod 2 → 2, disagg:deployments[2].workers maxGroups 1 × podsPerGroup 1 × "
+        "gpusPerPod 2 → 1), but pool 'h200' holds at most 2: it is a managed node group fixed at desiredSize 2 "
+        "(autoscaler: none, nothing adds a node): set autoscaler: karpenter with maxSize ≥ 6, or lower maxGroups"
     ]
 
 
@@ -252,10 +257,25 @@ def test_nodes_needed(demand, gpus, nodes) -> None:
 # --- topology domains (LWS exclusive topology on topology.k8s.aws/network-node-layer-3) ------
 
 
+def multi_node_llama_70b(sections) -> None:
+    """llama-70b as prod shipped it before `disaggctl plan` sized it (prefill/decode on one node
+    per group now): tp 8 × pp 2 over two p5.48xlarge nodes per group, 1 to 4 groups."""
+    deployment = sections["disagg:deployments"][0]
+    for key in ("prefill", "decode", "workload"):
+        deployment.pop(key)
+    deployment["mode"] = "tensor-parallel"
+    deployment["workers"] = {
+        "model": "llama-70b", "pool": "h100", "groups": 2, "minGroups": 1, "maxGroups": 4, "podsPerGroup": 2,
+        "gpusPerPod": 8, "autoscaling": {"enabled": True, "targetKvCacheUtilization": 0.75},
+        "llmApi": {"tensorParallelSize": 8, "pipelineParallelSize": 2, "maxBatchSize": 128, "maxNumTokens": 16384,
+                   "maxSeqLen": 32768},
+    }
+
+
 def test_too_few_topology_domains_is_refused() -> None:
     """EC2 User Guide, "Amazon EC2 instance topology": nodes under one network node share a
     layer-3 domain; a multi-node group takes one domain exclusively."""
-    problems, _ = proposed(lambda s: pool(s, 0).update(topologyDomains=1))
+    problems, _ = proposed(lambda s: (multi_node_llama_70b(s), pool(s, 0).update(topologyDomains=1)))
     assert problems == [
         f"{H100}.topologyDomains: pool 'h100' spans 1 topology.k8s.aws/network-node-layer-3 domain(s), but "
         "disagg:deployments[0].workers need 4 at their maximum (one per multi-node group, exclusively): "
@@ -264,7 +284,7 @@ def test_too_few_topology_domains_is_refused() -> None:
 
 
 def test_unknown_topology_domains_is_a_warning() -> None:
-    problems, warnings = proposed(lambda s: pool(s, 0).pop("topologyDomains"))
+    problems, warnings = proposed(lambda s: (multi_node_llama_70b(s), pool(s, 0).pop("topologyDomains")))
     assert problems == []
     assert any(w.startswith(f"{H100}.topologyDomains: disagg:deployments[0].workers need 4 distinct") for w in warnings)
 

@@ -62,7 +62,9 @@ def test_every_worker_scaler_at_its_maximum_fits_its_pool() -> None:
                                  group.gpus_per_pod or pool.instance.gpus, pool.efa)
             nodes[group.pool] += nodes_needed(demand, pool.instance.gpus)
             gpus[group.pool] += at_max * group.pods_per_group * demand.gpus_per_pod
-    assert dict(nodes) == {"h100": 8, "h200": 2}
+    # h100: llama-70b prefill 16 × 2 GPUs (4 nodes) + decode 4 × 8 GPUs (4); h200: llama-70b-pd
+    # prefill 22 × 1 GPU (3) + decode 5 × 2 GPUs (2), llama-8b-engine (1)
+    assert dict(nodes) == {"h100": 8, "h200": 6}
     for name, needed in nodes.items():
         pool = pools[name]
         assert needed <= pool_supply(pool).nodes, f"{name}: {needed} nodes > {pool_supply(pool)}"
@@ -74,9 +76,11 @@ def test_the_committed_prod_worker_scaler_does_not_fit() -> None:
     _, raw, _ = read_stack_config(PROJECT_DIR, "prod")
     config = load_stack_config(raw)
     h100 = next(pool for pool in config.cluster.eks.gpu_node_pools if pool.name == "h100")
-    workers = config.deployments[0].workers
-    demand = GroupDemand("workers", "h100", workers.max_groups, workers.min_groups, workers.pods_per_group, 8, True)
-    assert nodes_needed(demand, 8) == 8 > pool_supply(h100).nodes == 4
+    needed = 0
+    for role, group in config.deployments[0].worker_groups().items():  # llama-70b: prefill, decode
+        demand = GroupDemand(role, "h100", group.max_groups, group.min_groups, group.pods_per_group, group.gpus_per_pod, True)
+        needed += nodes_needed(demand, 8)
+    assert needed == 8 > pool_supply(h100).nodes == 4
 
 
 def test_every_frontend_scaler_at_its_maximum_fits_the_system_pool() -> None:

@@ -49,15 +49,18 @@ ENGINE_SPEC = {
 
 @pytest.fixture
 def engine_config(dev_config: RawConfig) -> RawConfig:
-    """The dev stack moved to runtime 'engine': one tp-4 engine of Llama-3.1-8B, no disagg:models."""
+    """The dev stack moved to runtime 'engine': one tp-4 engine of Llama-3.1-8B in groups of one
+    4-GPU pod, no disagg:models, no workload (its prediction is for dev's planned tp-2 layout)."""
     dev_config.raw.pop("disagg:models")
     deployments = dev_config.section("deployments")
     deployments[0]["runtime"] = "engine"
     deployments[0]["orchestrator"].pop("replicas", None)
+    deployments[0].pop("workload", None)
     workers = deployments[0]["workers"]
     workers.pop("llmApi")
     workers.pop("model")
     workers["engine"] = "llama-8b-tp4"
+    workers["gpusPerPod"] = ENGINE_SPEC["tpSize"]
     dev_config.set("deployments", deployments)
     dev_config.set("engines", {"llama-8b-tp4": dict(ENGINE_SPEC)})
     return dev_config

@@ -134,8 +134,8 @@ CASES: list[tuple[str, Callable[[dict[str, str]], Any], str]] = [
     ),
     (
         "groups in the billions",
-        deployment(lambda d: d["workers"].update(groups=2_000_000_000)),
-        "disagg:deployments[0].workers: at their largest (groups or maxGroups) the worker groups on pool 'a100' need 1000000000 nodes, but its maxSize is 2: lower groups/maxGroups or raise the pool's maxSize (at most 450)",
+        deployment(lambda d: d["workers"].update(groups=2_000_000_000)),  # 2-GPU pods, 4 per node
+        "disagg:deployments[0].workers: at their largest (groups or maxGroups) the worker groups on pool 'a100' need 500000000 nodes, but its maxSize is 2: lower groups/maxGroups or raise the pool's maxSize (at most 450)",
     ),
     (
         "frontend replicas in the billions",

@@ -66,7 +66,7 @@ DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         llm_api(tensorParallelSize=8),
         [
             f"{D0}.workers.llmApi: tensorParallelSize × pipelineParallelSize = 8 × 1 = 8 GPUs, but the group "
-            "gets podsPerGroup 1 × gpusPerPod 4 = 4: set podsPerGroup: 2, or change "
+            "gets podsPerGroup 1 × gpusPerPod 2 = 2: set podsPerGroup: 4, or change "
             "tensorParallelSize/pipelineParallelSize"
         ],
     ),
@@ -130,11 +130,11 @@ DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         ],
     ),
     (
-        "70B in bf16 on four A100-40GB",
+        "70B in bf16 on two A100-40GB",
         model(model="llama-3.1-70b-instruct", revision="a" * 40),
         [
-            f"{D0}.workers.llmApi: model too large: 'llama-3.1-70b-instruct' at bf16 over tp 4 × pp 1 needs "
-            "32.9 GiB of weights + 0.7 GiB activations + 2.5 GiB runtime per GPU, but one 40 GiB GPU has 36.0 "
+            f"{D0}.workers.llmApi: model too large: 'llama-3.1-70b-instruct' at bf16 over tp 2 × pp 1 needs "
+            "65.7 GiB of weights + 0.5 GiB activations + 2.5 GiB runtime per GPU, but one 40 GiB GPU has 36.0 "
             "GiB usable: raise tensorParallelSize or pipelineParallelSize, use a quantized checkpoint (model "
             "quantization fp8/nvfp4), or lower maxNumTokens"
         ],
@@ -149,8 +149,8 @@ DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         ),
         [
             f"{D0}.workers.llmApi.maxSeqLen: one 131072-token sequence of 'llama-3.1-8b-instruct' at bf16 over "
-            "tp 4 × pp 1 needs 4.0 GiB of KV cache per GPU, but freeGpuMemoryFraction 0.05 of the 29.4 GiB left "
-            "after weights leaves 1.5 GiB: lower maxSeqLen, raise kvCacheConfig.freeGpuMemoryFraction, use "
+            "tp 2 × pp 1 needs 8.0 GiB of KV cache per GPU, but freeGpuMemoryFraction 0.05 of the 25.8 GiB left "
+            "after weights leaves 1.3 GiB: lower maxSeqLen, raise kvCacheConfig.freeGpuMemoryFraction, use "
             "kvCacheConfig.dtype fp8, or add GPUs"
         ],
     ),
@@ -349,7 +349,8 @@ PROD_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
     ),
     (
         "unsupported parallel combination (decode TP cannot split the KV heads)",
-        pd(lambda d: (d["decode"]["llmApi"].update(tensorParallelSize=3), d["decode"].update(gpusPerPod=3))),
+        # 4 groups of 3 GPUs stay on the 2 nodes the planned 5 groups of 2 take
+        pd(lambda d: (d["decode"]["llmApi"].update(tensorParallelSize=3), d["decode"].update(gpusPerPod=3, groups=4))),
         [
             f"{PD}.decode.llmApi.tensorParallelSize: 3 must divide the 64 attention heads of "
             "'llama-3.1-70b-instruct': use one of 1, 2, 4, 8, 16, 32, 64",
@@ -393,7 +394,11 @@ PROD_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
             "(model_instance_state.cc builds its ExecutorConfig without one) and moves KV cache over MPI inside "
             "one MPI world, whose size upstream gives as context tp×pp + generation tp×pp + 1 (tensorrtllm_backend "
             "disaggregated_serving README), while here each group is its own world: use runtime: llmapi with "
-            "cacheTransceiverConfig.backend UCX or NIXL, or mode: tensor-parallel"
+            "cacheTransceiverConfig.backend UCX or NIXL, or mode: tensor-parallel",
+            # the engine groups now take two h200 nodes instead of one: the pool's 6 no longer hold them
+            "disagg:deployments[1].prefill, disagg:deployments[1].decode, disagg:deployments[2].prefill, "
+            "disagg:deployments[2].decode: at their largest (groups or maxGroups) the worker groups on pool 'h200' "
+            "need 7 nodes, but its maxSize is 6: lower groups/maxGroups or raise the pool's maxSize (at most 450)",
         ],
     ),
     (

@@ -43,7 +43,10 @@ def test_dev_serves_llama_8b_with_the_llm_api_on_a100() -> None:
     (deployment,) = dev.deployments
     assert deployment.workers is not None
     assert (deployment.workers.model, deployment.workers.pool) == ("llama-8b", "a100")
-    assert deployment.workers.llm_api.tensor_parallel_size == 4
+    # the layout `disaggctl plan` found for its workload: two groups of one tp-2 pod
+    assert (deployment.workers.groups, deployment.workers.pods_per_group, deployment.workers.gpus_per_pod) == (2, 1, 2)
+    assert deployment.workers.llm_api.tensor_parallel_size == 2
+    assert deployment.workload is not None and deployment.workload.prediction is not None
     source = dev.models["llama-8b"]
     assert (source.repository, source.quantization) == ("meta-llama/Llama-3.1-8B-Instruct", "none")
     assert source.revision == "0e9e39f249a16976918f6564b8830bc894c89659"
@@ -67,20 +70,33 @@ def test_prod_keeps_exactly_one_engine_deployment() -> None:
     assert {d.name for d in prod.deployments if d.runtime == "llmapi"} == {"llama-70b", "llama-70b-pd"}
 
 
-def test_prod_spans_nodes_over_efa_and_disaggregates_prefill_and_decode() -> None:
+def test_prod_disaggregates_prefill_and_decode_over_efa_on_both_pools() -> None:
+    """Both llmapi deployments are what `disaggctl plan` found for their SLO: prefill/decode, KV
+    cache moved over NIXL (EFA). The planned layouts fit one node per group, so prod no longer
+    has a multi-node (podsPerGroup > 1) worker group."""
     prod = load("prod")
-    tp = next(d for d in prod.deployments if d.name == "llama-70b")
-    assert tp.workers is not None and tp.workers.pods_per_group == 2 and tp.workers.autoscaling.enabled
-    assert (tp.workers.llm_api.tensor_parallel_size, tp.workers.llm_api.pipeline_parallel_size) == (8, 2)
-    assert prod.cluster.node_pools()[tp.workers.pool].efa_interfaces == 32
-    pd = next(d for d in prod.deployments if d.mode == "prefill-decode")
-    assert pd.runtime == "llmapi" and set(pd.worker_groups()) == {"prefill", "decode"}
-    assert pd.prefill is not None and pd.decode is not None
-    for group in (pd.prefill, pd.decode):
-        assert group.model == "llama-70b-fp8" and group.pool == "h200"
-        assert group.llm_api.cache_transceiver_config is not None
-        assert group.llm_api.cache_transceiver_config.backend == "NIXL"  # EFA: NIXL over libfabric
+    bf16 = next(d for d in prod.deployments if d.name == "llama-70b")
+    assert bf16.mode == "prefill-decode" and bf16.prefill is not None and bf16.decode is not None
+    assert (bf16.prefill.groups, bf16.prefill.llm_api.tensor_parallel_size, bf16.prefill.gpus_per_pod) == (16, 2, 2)
+    assert (bf16.decode.groups, bf16.decode.llm_api.tensor_parallel_size, bf16.decode.gpus_per_pod) == (3, 8, 8)
+    for group in (bf16.prefill, bf16.decode):
+        assert group.autoscaling.enabled and group.min_groups is not None and group.max_groups is not None
+        assert group.min_groups < group.groups <= group.max_groups
+    assert prod.cluster.node_pools()[bf16.prefill.pool].efa_interfaces == 32
+    fp8 = next(d for d in prod.deployments if d.name == "llama-70b-pd")
+    assert fp8.runtime == "llmapi" and set(fp8.worker_groups()) == {"prefill", "decode"}
+    assert fp8.prefill is not None and fp8.decode is not None
+    assert (fp8.prefill.groups, fp8.prefill.llm_api.tensor_parallel_size) == (22, 1)
+    assert (fp8.decode.groups, fp8.decode.llm_api.tensor_parallel_size) == (5, 2)
+    for deployment, model, pool in ((bf16, "llama-70b", "h100"), (fp8, "llama-70b-fp8", "h200")):
+        assert deployment.workload is not None and deployment.workload.prediction is not None
+        for group in (deployment.prefill, deployment.decode):
+            assert group is not None and group.model == model and group.pool == pool
+            assert group.llm_api.cache_transceiver_config is not None
+            assert group.llm_api.cache_transceiver_config.backend == "NIXL"  # EFA: NIXL over libfabric
+    for group in (fp8.prefill, fp8.decode):
         assert group.llm_api.kv_cache_config.dtype == "fp8"
+    assert all(g.pods_per_group == 1 for d in prod.deployments for g in d.worker_groups().values())
     assert prod.models["llama-70b-fp8"].repository == "nvidia/Llama-3.1-70B-Instruct-FP8"
     assert prod.cluster.eks is not None and not prod.cluster.eks.endpoint_public_access
     capacity = {p.name: p.capacity_type for p in prod.cluster.eks.gpu_node_pools}

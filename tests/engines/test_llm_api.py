@@ -87,7 +87,14 @@ RENDERED = [
 
 def test_the_stacks_render_every_role() -> None:
     assert {role for _, _, role in RENDERED} == {"aggregated", "context", "generation"}
-    assert len(RENDERED) == 4  # dev workers, prod llama-70b workers, prod prefill + decode
+    # dev workers; prod llama-70b and llama-70b-pd each as prefill + decode (their planned layouts)
+    assert [(name, role) for name, _, role in RENDERED] == [
+        ("dev/llama-8b/workers", "aggregated"),
+        ("prod/llama-70b/prefill", "context"),
+        ("prod/llama-70b/decode", "generation"),
+        ("prod/llama-70b-pd/prefill", "context"),
+        ("prod/llama-70b-pd/decode", "generation"),
+    ]
 
 
 @pytest.mark.parametrize(("options", "role"), [r[1:] for r in RENDERED], ids=[r[0] for r in RENDERED])
@@ -117,11 +124,11 @@ def test_dev_yaml_is_byte_stable() -> None:
     (_, options, _), = [r for r in RENDERED if r[0].startswith("dev/")]
     assert llm_api_yaml(options, role="aggregated") == (
         "# trtllm-serve --extra_llm_api_options, role aggregated (generated)\n"
-        "tensor_parallel_size: 4\n"
+        "tensor_parallel_size: 2\n"
         "pipeline_parallel_size: 1\n"
         "enable_attention_dp: false\n"
         "max_batch_size: 64\n"
-        "max_num_tokens: 8192\n"
+        "max_num_tokens: 4096\n"
         "max_seq_len: 8192\n"
         "kv_cache_config:\n"
         "  free_gpu_memory_fraction: 0.9\n"

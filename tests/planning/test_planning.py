@@ -105,6 +105,58 @@ def test_shipped_stanza_within_3_percent_of_the_planners_best(stack: str, index:
     assert forecasts[index].status == "meets SLO p90"
 
 
+SHIPPED = {stack: yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())["config"] for stack in ("dev", "prod")}
+ROLES = ("workers", "prefill", "decode")
+
+
+def shipped_workloads() -> list[tuple[str, str]]:
+    return [(stack, d["name"]) for stack, config in SHIPPED.items() for d in config["disagg:deployments"] if d.get("workload")]
+
+
+def test_the_shipped_stacks_declare_workloads_for_their_llmapi_deployments() -> None:
+    assert shipped_workloads() == [("dev", "llama-8b"), ("prod", "llama-70b"), ("prod", "llama-70b-pd")]
+    # the one engine-runtime deployment has none: AIConfigurator 0.12.0 has no FP8 Llama-3.1-8B
+    # checkpoint (MODELS) and plans trtllm-serve layouts (llmApi), not trtllm-build engines
+    assert ("llama-3.1-8b-instruct", "fp8") not in MODELS
+    engine = next(d for d in SHIPPED["prod"]["disagg:deployments"] if d.get("runtime") == "engine")
+    assert "workload" not in engine
+
+
+@pytest.mark.parametrize(("stack", "name"), shipped_workloads())
+def test_shipped_deployment_within_3_percent_of_the_planners_best_on_its_pool(stack: str, name: str) -> None:
+    """Item 6: what Pulumi.<stack>.yaml ships is what `plan` finds for its SLO on its pool(s),
+    replayed from the recorded AIConfigurator answers (the pools' sizes and the budget select them)."""
+    config = SHIPPED[stack]
+    index, deployment = next((i, d) for i, d in enumerate(config["disagg:deployments"]) if d["name"] == name)
+    workload = WorkloadConfig.model_validate(deployment["workload"])
+    groups = {role: deployment[role] for role in ROLES if role in deployment}
+    pools = stack_pools(config)
+    model_path = MODELS[_model_of(config, next(iter(groups.values())))]
+    pricing = PricingConfig.model_validate(config.get("disagg:pricing") or {})
+    options = search(model_path, workload, [pools[p] for p in sorted({g["pool"] for g in groups.values()})], RECORDED, pricing)
+    best = options[0]
+    assert not best.rejected, best.rejected
+    prediction = workload.prediction
+    assert prediction is not None
+    assert prediction.tokens_per_second_per_gpu >= 0.97 * best.tokens_per_s_per_gpu, (
+        f"{stack}/{name}: {prediction.tokens_per_second_per_gpu} tok/s/GPU vs the planner's best "
+        f"{best.tokens_per_s_per_gpu:.1f} ({best.layout} on {best.pool.name})"
+    )
+    # the shipped layout is one the planner found feasible, and its prediction is the planner's
+    shipped = {role: (g["llmApi"]["tensorParallelSize"], g["llmApi"].get("pipelineParallelSize", 1),
+                      g["llmApi"]["maxBatchSize"], g["groups"], g["pool"]) for role, g in groups.items()}
+    [option] = [o for o in options if not o.rejected and o.mode == deployment["mode"] and shipped == {
+        role: (r["tp"], r["pp"], r["batch_size"], r["groups"], o.pool.name) for role, r in o.roles.items()}]
+    planned = deployment_stanza(deployment, workload, option)
+    for role, group in groups.items():
+        assert {k: group[k] for k in ("pool", "groups", "podsPerGroup", "gpusPerPod")} == {
+            k: planned[role][k] for k in ("pool", "groups", "podsPerGroup", "gpusPerPod")}
+        assert {k: group["llmApi"][k] for k in planned[role]["llmApi"]} == planned[role]["llmApi"]
+    assert prediction.model_dump(by_alias=True) == WorkloadConfig.model_validate(planned["workload"]).prediction.model_dump(by_alias=True)
+    forecasts, problems = stack_forecasts(flat(config))
+    assert problems == [] and forecasts[index].problems == [] and forecasts[index].status == "meets SLO p90"
+
+
 def test_forecast_refuses_a_layout_that_misses_the_slo_and_one_changed_after_planning() -> None:
     config = json.loads(json.dumps(STANZAS["dev"]["config"]))
     deployment = config["disagg:deployments"][0]
@@ -126,9 +178,8 @@ def stack_copy(tmp_path: Path, on_breach: str) -> Path:
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py"):
         shutil.copy2(PROJECT_DIR / name, tmp_path / name)
     doc = yaml.safe_load((tmp_path / "Pulumi.dev.yaml").read_text())
-    doc["config"]["disagg:deployments"][0]["workload"] = {**WORKLOAD_8B, "slo": {"ttftMs": 100, "tpotMs": 25, "onBreach": on_breach},
-                                                          "prediction": STANZAS["dev"]["config"]["disagg:deployments"][0]["workload"]["prediction"]}
-    doc["config"]["disagg:deployments"][0]["workers"]["groups"] = 2
+    # the shipped, planned llama-8b with a TTFT target its prediction (506 ms) misses
+    doc["config"]["disagg:deployments"][0]["workload"]["slo"] = {"ttftMs": 100, "tpotMs": 25, "onBreach": on_breach}
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(doc))
     return tmp_path
 
@@ -152,12 +203,12 @@ def test_synth_warns_and_reports_the_forecast_in_summary_console_and_outputs(tmp
     summary = (tmp_path / "out" / "summary.txt").read_text()
     assert summary.startswith("deployments (predicted at the declared SLO)\n")
     row = next(line for line in summary.splitlines() if line.startswith("llama-8b "))
-    assert row.split()[:8] == ["llama-8b", "8", "32.77", "1241.2", "40.9", "506", "(≤100)", "24.5"]
+    assert row.split()[:8] == ["llama-8b", "4", "16.39", "1241.2", "40.9", "506", "(≤100)", "24.5"]
     assert "WARNING: misses its SLO or budget" in row
     assert summary in run.stdout
     assert "warning: disagg:deployments[0].workload.slo.ttftMs: 100 ms p90" in run.stderr
     forecast = json.loads((tmp_path / "out" / "outputs.json").read_text())["deploymentForecasts"]["llama-8b"]
-    assert (forecast["gpus"], forecast["usd_per_hour"], forecast["tokens_per_s_per_gpu"]) == (8, 32.773, 1241.19)
+    assert (forecast["gpus"], forecast["usd_per_hour"], forecast["tokens_per_s_per_gpu"]) == (4, 16.386, 1241.19)
     assert forecast["price_basis"] == "on-demand 2025-05-01"
 
 

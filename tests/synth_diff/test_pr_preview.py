@@ -26,7 +26,10 @@ def test_preview_shows_a_worker_group_change_in_dev_only(tmp_path: Path) -> None
     git(repo, "add", ".")
     git(repo, "-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-qm", "base")
     dev = repo / "Pulumi.dev.yaml"
-    dev.write_text(dev.read_text().replace("        groups: 2\n", "        groups: 3\n", 1))
+    # one more llama-8b group than planned: synth would refuse the stale prediction (onBreach:
+    # refuse), so this PR also relaxes that to a warning
+    dev.write_text(dev.read_text().replace("        groups: 2\n", "        groups: 3\n", 1).replace(
+        "onBreach: refuse", "onBreach: warn", 1))
 
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(repo)}
     run = subprocess.run([".ci/pr-preview", "HEAD", "build/preview"], cwd=repo, env=env, capture_output=True, text=True)

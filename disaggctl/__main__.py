@@ -31,6 +31,8 @@ def _synth(args: argparse.Namespace) -> int:
         print(f"synth of stack '{args.stack}' failed: the program raised {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     write_synth(result, out_dir)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(render_summary(result.counts()), end="")
     print(f"wrote {len(result.resources)} resources of stack '{args.stack}' to {out_dir}")
     return 0

@@ -15,7 +15,7 @@ import runpy
 import shutil
 import sys
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class SynthError(RuntimeError):
 class SynthResult:
     resources: list[RecordedResource]
     outputs: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    """``pulumi.log.warn`` messages of the program (capacity warnings), printed by the CLI."""
 
     def counts(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)
@@ -108,7 +110,7 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
     finally:
         sys.path.remove(str(project_dir))
     resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in monitor.recorded.values()]
-    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs)
+    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, list(monitor.warnings))
 
 
 def mask_secret_inputs(value: Any) -> Any:

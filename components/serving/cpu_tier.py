@@ -14,6 +14,7 @@ from components.cluster.contract import NodePool
 from components.serving.labels import metadata
 from components.serving.pods import env_list, node_selector, tolerations
 from components.serving.runtime_package import HASH_ANNOTATION, PYTHON_PATH, runtime_mount
+from components.serving.scaled_objects import pre_stop_sleep
 from components.serving.security import (
     WRITABLE_ENV,
     container_security_context,
@@ -60,16 +61,24 @@ class CpuTier:
     extra_volumes: list[dict] = field(default_factory=list)
     extra_mounts: list[dict] = field(default_factory=list)
     termination_grace_period_s: int = 60
+    pre_stop_s: int = 0
+    """Seconds the pod keeps serving after it starts terminating, before SIGTERM (0: none)."""
+    env_from_secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Variable -> (Secret name, key): values the kubelet reads from Secrets (never in the spec)."""
 
 
 def cpu_deployment_manifest(tier: CpuTier) -> dict:
     """The tier's Deployment (replicas start at the minimum; the HPA owns them afterwards)."""
     env = {**WRITABLE_ENV, "PYTHONPATH": PYTHON_PATH, "PYTHONDONTWRITEBYTECODE": "1", **tier.env}
+    secret_env = [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for var, (secret, key) in sorted(tier.env_from_secrets.items())
+    ]
     container = {
         "name": "server",
         "image": tier.image,
         "command": tier.command,
-        "env": env_list(env),
+        "env": env_list(env) + secret_env,
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "resources": {
             "requests": {"cpu": tier.cpu, "memory": tier.memory},
@@ -81,6 +90,8 @@ def cpu_deployment_manifest(tier: CpuTier) -> dict:
         "volumeMounts": [runtime_mount(), tmp_mount(), *tier.extra_mounts],
         "securityContext": container_security_context(),
     }
+    if tier.pre_stop_s:
+        container["lifecycle"] = pre_stop_sleep(tier.pre_stop_s)
     spread = [
         {
             "maxSkew": 1,

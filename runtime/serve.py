@@ -13,7 +13,8 @@ import logging
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
 SHUTDOWN_TIMEOUT_S = 25.0
-"""On SIGTERM, streams in flight get this long to finish (inside Kubernetes' default 30 s grace)."""
+"""On SIGTERM, streams in flight get this long to finish (inside Kubernetes' default 30 s grace);
+``--shutdown-timeout`` sets it (the pods pass the drain of their longest stream)."""
 READ_BUFSIZE = 1 << 18
 """Bytes aiohttp reads per socket read on upstream responses (default 64 KiB)."""
 
@@ -29,12 +30,13 @@ def client_session(total_timeout: float | None = None) -> ClientSession:
     )
 
 
-def run(app: web.Application, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM."""
+def run(app: web.Application, host: str, port: int, shutdown_timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM; then stop accepting and wait up to ``shutdown_timeout``
+    seconds for the requests in flight."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with contextlib.suppress(ImportError):
         import uvloop  # type: ignore[import-not-found]
 
         uvloop.install()
     web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S, backlog=1024, loop=asyncio.new_event_loop())
+                shutdown_timeout=shutdown_timeout, backlog=1024, loop=asyncio.new_event_loop())

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import field_validator
 
 from components.cluster.contract import Fabric, NodePool
-from datetime import datetime
-
 from components.config.base import ConfigModel, check_dns_label
 from components.config.capacity import CapacityReport, check_capacity, stack_drain_seconds
 from components.config.cluster import ClusterConfig

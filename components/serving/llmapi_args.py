@@ -18,7 +18,6 @@ from components.serving.llmapi_frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml
 
 
-
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
     """What ``deployment`` takes from the rest of the stack (``config``: a StackConfig): KEDA, the
     drain of its longest stream, its groups' host memory, and its public exposure."""

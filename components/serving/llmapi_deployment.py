@@ -24,7 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from components.cluster.contract import NodePool
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
-from components.serving.llmapi_frontend import ApiKeySpec, LlmApiFrontend, LlmApiFrontendArgs, frontend_pod_labels
+from components.serving.llmapi_frontend import (
+    ApiKeySpec,
+    LlmApiFrontend,
+    LlmApiFrontendArgs,
+    frontend_pod_labels,
+)
 from components.serving.llmapi_router import LlmApiRouter, LlmApiRouterArgs, router_pod_labels, router_url
 from components.serving.llmapi_workers import (
     LlmApiWorkers,

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
+from components.config.capacity import deployment_drain_seconds
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
@@ -115,6 +116,9 @@ def main(config: StackConfig) -> None:
                 claim_name=store.claim_name,
                 mount_path=store.mount_path,
                 custom_metrics=config.platform.metrics_adapter.enabled,
+                keda_prometheus_url=config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+                drain_seconds=deployment_drain_seconds(config, deployment),
+                security=config.platform.security,
             ),
             opts=opts,
         )

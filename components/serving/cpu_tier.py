@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from components.cluster.contract import NodePool
 from components.serving.labels import metadata
-from components.serving.pods import env_list, node_selector, tolerations
+from components.serving.pods import env_list, node_selector, secret_env_list, tolerations
 from components.serving.runtime_package import HASH_ANNOTATION, PYTHON_PATH, runtime_mount
 from components.serving.scaled_objects import pre_stop_sleep
 from components.serving.security import (
@@ -70,10 +70,7 @@ class CpuTier:
 def cpu_deployment_manifest(tier: CpuTier) -> dict:
     """The tier's Deployment (replicas start at the minimum; the HPA owns them afterwards)."""
     env = {**WRITABLE_ENV, "PYTHONPATH": PYTHON_PATH, "PYTHONDONTWRITEBYTECODE": "1", **tier.env}
-    secret_env = [
-        {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-        for var, (secret, key) in sorted(tier.env_from_secrets.items())
-    ]
+    secret_env = secret_env_list(tier.env_from_secrets)
     container = {
         "name": "server",
         "image": tier.image,

@@ -11,7 +11,6 @@ from components.config.images import (
     DEFAULT_TRITON_TRTLLM_IMAGE,
     DEFAULT_TRTLLM_IMAGE,
     Runtime,
-    parse_image,
     parse_version,
 )
 from engines.llm_api import LlmApiOptions
@@ -231,18 +230,10 @@ class ImagesConfig(ConfigModel):
         return self.trtllm if runtime == "llmapi" else self.triton_trtllm
 
     @model_validator(mode="after")
-    def _pinned(self) -> ImagesConfig:
+    def _versions(self) -> ImagesConfig:
+        """Declared TensorRT-LLM versions parse. Image references themselves (grammar, pinning,
+        mutable tags) are checked once, by ``validation.check_stack`` with the stack's policy."""
         problems: list[str] = []
-        for key, image in (("trtllm", self.trtllm), ("tritonTrtllm", self.triton_trtllm), ("frontend", self.frontend)):
-            if image is None:
-                continue
-            try:
-                ref = parse_image(image)
-            except ValueError as err:
-                problems.append(f"images.{key}: {err}: write registry/repository:tag[@sha256:digest]")
-                continue
-            if not ref.pinned:
-                problems.append(f"images.{key} '{image}' is not pinned: use an explicit tag or @sha256 digest")
         for key, version in (("trtllmVersion", self.trtllm_version), ("tritonTrtllmVersion", self.triton_trtllm_version)):
             if version is not None and parse_version(version) is None:
                 problems.append(f"images.{key} '{version}' is not a TensorRT-LLM version: write e.g. '1.2.1'")

@@ -453,7 +453,8 @@ def _block_drain(where: str, pool: GpuNodePoolConfig, drain_seconds: int, report
             report.warnings.append(
                 f"{where}.capacityBlock: the serving pods drain for {drain_seconds}s, but Karpenter "
                 f"starts draining Capacity Block nodes only {available}s before EC2 terminates them: "
-                "streams longer than that are cut at the block's end (lower the maximum output tokens)"
+                "streams longer than that are cut at the block's end: lower maxSeqLen (llmApi or the engine's: the "
+                "longest output is maxSeqLen − 1 tokens) or stop sending long requests before the block ends"
             )
     elif drain_seconds > block.drain_margin_minutes * 60:
         report.warnings.append(

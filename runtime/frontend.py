@@ -465,13 +465,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
                    help="on SIGTERM, stop accepting and give streams in flight this long to finish")
     p.add_argument("--api-key-env", help="require the API key held by this environment variable")
+    p.add_argument("--api-key-file", help="require the API key held in this file (a mounted Secret)")
     p.add_argument("--api-key-header", default="x-api-key",
                    help="header carrying the API key ('authorization' takes 'Bearer <key>')")
     return p.parse_args(argv)
 
 
-def read_api_key(env_var: str | None) -> str | None:
-    """The key named by ``--api-key-env``; exits when the variable is unset or empty (fail closed)."""
+def read_api_key(env_var: str | None, path: str | None = None) -> str | None:
+    """The key named by ``--api-key-file`` or ``--api-key-env``; exits when it is missing or empty
+    (fail closed: a frontend told to require a key never serves without one)."""
+    if path is not None:
+        try:
+            key = open(path, encoding="utf-8").read()  # noqa: SIM115 - read once at start
+        except OSError as exc:
+            raise SystemExit(f"runtime.frontend: --api-key-file {path}: cannot read it ({exc.strerror}); "
+                             "mount the Secret holding the key there (refusing to serve without it)") from None
+        if not key.strip():
+            raise SystemExit(f"runtime.frontend: --api-key-file {path}: the file is empty (refusing to serve)")
+        return key.strip()
     if env_var is None:
         return None
     key = os.environ.get(env_var, "")
@@ -485,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     if a.shutdown_timeout <= 0:  # aiohttp reads 0 as "wait forever"
         raise SystemExit(f"runtime.frontend: --shutdown-timeout {a.shutdown_timeout}: must be > 0")
-    api_key = read_api_key(a.api_key_env)
+    api_key = read_api_key(a.api_key_env, a.api_key_file)
     if a.max_seq_len < 2 or a.default_max_tokens < 1:
         raise SystemExit(f"runtime.frontend: --max-seq-len {a.max_seq_len} must be >= 2 and "
                          f"--default-max-tokens {a.default_max_tokens} >= 1")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from components.cluster.contract import NodePool
 from components.serving.labels import metadata
-from components.serving.pods import env_list, node_selector, secret_env_list, tolerations
+from components.serving.pods import env_list, node_selector, tolerations
 from components.serving.runtime_package import HASH_ANNOTATION, PYTHON_PATH, runtime_mount
 from components.serving.scaled_objects import pre_stop_sleep
 from components.serving.security import (
@@ -63,19 +63,16 @@ class CpuTier:
     termination_grace_period_s: int = 60
     pre_stop_s: int = 0
     """Seconds the pod keeps serving after it starts terminating, before SIGTERM (0: none)."""
-    env_from_secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Variable -> (Secret name, key): values the kubelet reads from Secrets (never in the spec)."""
 
 
 def cpu_deployment_manifest(tier: CpuTier) -> dict:
     """The tier's Deployment (replicas start at the minimum; the HPA owns them afterwards)."""
     env = {**WRITABLE_ENV, "PYTHONPATH": PYTHON_PATH, "PYTHONDONTWRITEBYTECODE": "1", **tier.env}
-    secret_env = secret_env_list(tier.env_from_secrets)
     container = {
         "name": "server",
         "image": tier.image,
         "command": tier.command,
-        "env": env_list(env) + secret_env,
+        "env": env_list(env),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "resources": {
             "requests": {"cpu": tier.cpu, "memory": tier.memory},

@@ -190,7 +190,7 @@ FRONTEND_KEY_ENV = "FRONTEND_API_KEY"
 def triton_security(
     security: SecurityConfig, deployment: ModelDeploymentConfig, frontend: bool
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, str]], tuple[str, ...]]:
-    """(tritonserver arguments, Secret-backed env, loadBalancerSourceRanges) of a Triton of this
+    """(tritonserver arguments, their keys' Secrets by ``$(VAR)``, loadBalancerSourceRanges) of a Triton of this
     deployment: the restricted admin APIs everywhere; on an internet-facing frontend also the
     client key on inference and metadata and the source ranges of ``publicFrontends``."""
     restricted = security.triton_restricted_apis
@@ -505,7 +505,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                     mpi_ssh_secret=args.mpi_ssh_secret or f"{name}-mpi-ssh",
                     drain_seconds=args.drain_seconds,
                     restricted_api_args=restricted,
-                    secret_env=admin_env,
+                    secret_keys=admin_env,
                 ),
                 child(),
             )
@@ -559,7 +559,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                 drain_seconds=args.drain_seconds,
                 keda_prometheus_url=args.keda_prometheus_url,
                 restricted_api_args=frontend_args,
-                secret_env=frontend_env,
+                secret_keys=frontend_env,
             ),
             child(),
         )

@@ -38,12 +38,13 @@ from components.serving.load_balancer import (
 from components.serving.pods import mount, storage_volume
 from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
 from components.serving.scaled_objects import scaled_object
+from components.serving.security import key_mounts, key_path, key_volumes
 
 TYPE_TOKEN = "disagg:serving:LlmApiFrontend"
 COMPONENT = "frontend"
 APP = "llmapi"
-API_KEY_ENV = "FRONTEND_API_KEY"
-"""Environment variable holding the clients' API key (from the Secret; ``--api-key-env``)."""
+API_KEY_VAR = "FRONTEND_API_KEY"
+"""Name of the clients' API key: its Secret is mounted at ``key_path(API_KEY_VAR)`` (``--api-key-file``)."""
 
 
 class ApiKeySpec(BaseModel):
@@ -139,12 +140,18 @@ def frontend_command(args: LlmApiFrontendArgs, tokenizer: str) -> list[str]:
         "--default-max-tokens", str(args.default_max_tokens),
         "--shutdown-timeout", str(args.drain_seconds),
     ] + (
-        ["--api-key-env", API_KEY_ENV, "--api-key-header", args.api_key.header] if args.api_key is not None else []
+        ["--api-key-file", key_path(API_KEY_VAR), "--api-key-header", args.api_key.header]
+        if args.api_key is not None
+        else []
     )  # fmt: skip
 
 
 def frontend_tier(name: str, args: LlmApiFrontendArgs, tokenizer: str) -> CpuTier:
     volumes, mounts = [], []
+    if args.api_key is not None:  # a file from the Secret, never an environment variable
+        keys = {API_KEY_VAR: (args.api_key.secret_name, args.api_key.secret_key)}
+        volumes += key_volumes(keys)
+        mounts += key_mounts(keys)
     if args.claim_name is not None:
         volumes.append(storage_volume("store", args.claim_name))
         mounts.append(mount("store", args.mount_path, read_only=True))
@@ -165,9 +172,6 @@ def frontend_tier(name: str, args: LlmApiFrontendArgs, tokenizer: str) -> CpuTie
         extra_mounts=mounts,
         termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
         pre_stop_s=ENDPOINT_REMOVAL_S,
-        env_from_secrets=(
-            {API_KEY_ENV: (args.api_key.secret_name, args.api_key.secret_key)} if args.api_key is not None else {}
-        ),
     )
 
 

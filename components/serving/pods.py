@@ -23,15 +23,6 @@ def env_list(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": str(values[k])} for k in sorted(values)]
 
 
-def secret_env_list(values: Mapping[str, tuple[str, str]]) -> list[dict]:
-    """Container ``env`` entries read from Secrets: variable -> (Secret name, key), sorted. The
-    values never appear in the pod spec; ``$(VAR)`` in command/args expands them."""
-    return [
-        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-        for name, (secret, key) in sorted(values.items())
-    ]
-
-
 def triton_ports() -> list[dict]:
     """Container ports of a serving tritonserver."""
     return [

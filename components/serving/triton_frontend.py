@@ -51,7 +51,6 @@ from components.serving.pods import (
     mount,
     node_selector,
     scratch_volume,
-    secret_env_list,
     storage_volume,
     tolerations,
     triton_ports,
@@ -71,7 +70,11 @@ from components.serving.scaled_objects import pre_stop_sleep, scaled_object
 from components.serving.security import (
     WRITABLE_ENV,
     container_security_context,
+    key_mounts,
+    key_volumes,
+    read_keys_lines,
     secure_pod_spec,
+    shell_word,
     tmp_mount,
     tmp_volume,
 )
@@ -126,8 +129,9 @@ class TritonFrontendArgs(BaseModel):
     restricted_api_args: tuple[str, ...] = ()
     """``security.triton_restricted_api_args`` (admin APIs) and, for a public frontend,
     ``security.frontend_auth_args`` (inference and metadata): keys as $(VAR)."""
-    secret_env: dict[str, tuple[str, str]] = {}
-    """Variable -> (Secret name, key) that the restricted-API arguments expand."""
+    secret_keys: dict[str, tuple[str, str]] = {}
+    """Variable -> (Secret name, key) that the restricted-API arguments' ``$(VAR)`` stand for: the
+    key is mounted as a file and read by the container's shell (never an environment variable)."""
 
     @model_validator(mode="after")
     def _exposure(self) -> TritonFrontendArgs:
@@ -183,6 +187,14 @@ def frontend_command(exit_timeout_s: int, restricted: tuple[str, ...] = ()) -> l
     ]
 
 
+def with_keys(command: list[str], keys: dict[str, tuple[str, str]]) -> list[str]:
+    """``command`` as is, or (keys from Secrets) a bash that reads the key files and execs it."""
+    if not keys:
+        return command
+    script = ["set -euo pipefail", *read_keys_lines(keys), "exec " + " ".join(shell_word(a) for a in command)]
+    return ["/bin/bash", "-c", "\n".join(script) + "\n"]
+
+
 def frontend_env(args: TritonFrontendArgs) -> dict[str, str]:
     env = {**WRITABLE_ENV, "HF_HOME": f"{STATE_DIR}/hf", "TOKENIZERS_PARALLELISM": "false"}
     if args.offline_tokenizer():
@@ -218,11 +230,13 @@ def frontend_deployment_manifest(
     if args.claim_name is not None:
         mounts.append(mount("store", args.mount_path, read_only=True))
         volumes.append(storage_volume("store", args.claim_name))
+    mounts += key_mounts(args.secret_keys)
+    volumes += key_volumes(args.secret_keys)
     container = {
         "name": "triton",
         "image": args.image,
-        "command": frontend_command(exit_timeout, args.restricted_api_args),
-        "env": env_list(frontend_env(args)) + secret_env_list(args.secret_env),
+        "command": with_keys(frontend_command(exit_timeout, args.restricted_api_args), args.secret_keys),
+        "env": env_list(frontend_env(args)),
         "ports": triton_ports(),
         "resources": {
             "requests": resources,

@@ -33,7 +33,6 @@ recreates the whole group.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any, Literal, cast
 
 import pulumi
@@ -73,7 +72,6 @@ from components.serving.pods import (
     gpu_mounts,
     gpu_volumes,
     node_selector,
-    secret_env_list,
     tolerations,
     triton_ports,
 )
@@ -92,7 +90,11 @@ from components.serving.scaled_objects import pre_stop_sleep
 from components.serving.security import (
     WRITABLE_ENV,
     gpu_security_context,
+    key_mounts,
+    key_volumes,
+    read_keys_lines,
     secure_pod_spec,
+    shell_word,
     tmp_mount,
     tmp_volume,
 )
@@ -137,8 +139,10 @@ class TritonOrchestratorArgs(BaseModel):
     Triton's ``--exit-timeout-secs`` gives the streams this long; grace covers both."""
     restricted_api_args: tuple[str, ...] = ()
     """``security.triton_restricted_api_args``: admin APIs behind a key ($(VAR) from a Secret)."""
-    secret_env: dict[str, tuple[str, str]] = {}
-    """Variable -> (Secret name, key) the restricted-API arguments expand."""
+    secret_keys: dict[str, tuple[str, str]] = {}
+    """Variable -> (Secret name, key) the restricted-API arguments' ``$(VAR)`` stand for: mounted
+    as files and read by the leader's bash (never environment variables, never forwarded to
+    other ranks)."""
 
     @field_validator("engine_dir")
     @classmethod
@@ -235,8 +239,12 @@ def mpirun_argv(
     return argv
 
 
-def leader_script(layout: GroupLayout, mpirun: list[str], worker_wait_s: int = WORKER_WAIT_S) -> str:
-    """bash run by the leader container (``bash -c``); see the module docstring."""
+def leader_script(
+    layout: GroupLayout, mpirun: list[str], worker_wait_s: int = WORKER_WAIT_S,
+    keys: dict[str, tuple[str, str]] | None = None,
+) -> str:
+    """bash run by the leader container (``bash -c``); see the module docstring. ``keys``: key
+    files read into shell variables that the arguments' ``$(VAR)`` expand."""
     lines = [
         "set -euo pipefail",
         'log() { echo "[orchestrator] $*" >&2; }',
@@ -247,7 +255,8 @@ def leader_script(layout: GroupLayout, mpirun: list[str], worker_wait_s: int = W
         "fi",
         *leader_hostfile_lines(layout, layout.leader_slots(), worker_wait_s),
         f'log "starting {layout.world_size} executor ranks: $(tr "\\n" " " < {HOSTFILE})"',
-        "exec " + " ".join(shlex.quote(a) for a in mpirun),
+        *read_keys_lines(keys or {}),
+        "exec " + " ".join(shell_word(a) for a in mpirun),
     ]
     return "\n".join(lines) + "\n"
 
@@ -262,7 +271,9 @@ def leader_pod_template(
     if args.drain_seconds is not None:
         grace, exit_timeout = cpu_tier_grace_seconds(args.drain_seconds), args.drain_seconds
     # the secret variables are not forwarded to the other ranks (only rank 0 serves HTTP/gRPC)
-    script = leader_script(layout, mpirun_argv(layout, list(env), exit_timeout, args.restricted_api_args))
+    script = leader_script(
+        layout, mpirun_argv(layout, list(env), exit_timeout, args.restricted_api_args), keys=args.secret_keys
+    )
     mounts = [*gpu_mounts(REPOSITORY_VOLUME, args.mount_path), tmp_mount()]
     volumes = [
         *gpu_volumes(repository_volume(REPOSITORY_VOLUME, config_maps), args.claim_name, args.shm_size),
@@ -271,11 +282,13 @@ def leader_pod_template(
     if layout.multi_node:
         mounts.append(secret_mount())
         volumes.append(secret_volume(args.mpi_ssh_secret))
+    mounts += key_mounts(args.secret_keys)
+    volumes += key_volumes(args.secret_keys)
     container = {
         "name": "triton",
         "image": args.image,
         "command": ["/bin/bash", "-c", script],
-        "env": env_list(env) + secret_env_list(args.secret_env),
+        "env": env_list(env),
         "ports": triton_ports(),
         "resources": gpu_resources(
             args.pool, layout.gpus_per_pod, args.resources.cpu, args.resources.memory, args.shm_size

@@ -61,6 +61,17 @@ def test_bearer_header_is_what_openai_clients_send(cluster: Cluster) -> None:
     assert completion(frontend.url, {"Authorization": KEY})[0] == 401
 
 
+def test_the_key_can_come_from_a_mounted_file(cluster: Cluster, tmp_path) -> None:
+    """--api-key-file: what the pods use (the Secret mounted as a file)."""
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    standin = cluster.standin()
+    router = cluster.router("--workers", f"static://127.0.0.1:{standin.port}")
+    frontend = cluster.frontend(router.url, extra=("--api-key-file", str(key_file)))
+    assert completion(frontend.url)[0] == 401
+    assert completion(frontend.url, {"x-api-key": KEY})[0] == 200
+
+
 def test_an_unset_key_variable_refuses_to_start(cluster: Cluster) -> None:
     frontend = cluster.frontend("http://127.0.0.1:9", extra=ARGS, env={"FRONTEND_API_KEY": ""}, ready=False)
     assert frontend.popen.wait(20) != 0

@@ -58,7 +58,8 @@ def test_frontend_command_line_is_the_contracts():
     ]  # fmt: skip
     keyed = frontend(api_key=ApiKeySpec(secret_name="llama-key"), drain_seconds=92)
     assert frontend_command(keyed, "/models/m")[-6:] == [
-        "--shutdown-timeout", "92", "--api-key-env", "FRONTEND_API_KEY", "--api-key-header", "x-api-key",
+        "--shutdown-timeout", "92", "--api-key-file", "/var/run/secrets/disagg/frontend-api-key/key",
+        "--api-key-header", "x-api-key",
     ]  # fmt: skip
 
 
@@ -110,8 +111,15 @@ def test_public_frontend_is_an_explicit_opt_in_with_source_ranges_and_a_key():
     with pytest.raises(ValidationError, match="an internet-facing frontend needs an API key"):
         frontend(public=True, load_balancer_source_ranges=("198.51.100.0/24",))
     args = frontend(public=True, load_balancer_source_ranges=("198.51.100.0/24",), api_key=key)
-    env = frontend_deployment_manifest("f", args, "/models/m")["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "FRONTEND_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llama-key", "key": "key"}}} in env
+    pod = frontend_deployment_manifest("f", args, "/models/m")["spec"]["template"]["spec"]
+    assert not [e for e in pod["containers"][0]["env"] if "valueFrom" in e]  # the key is a file, not env
+    assert {"name": "frontend-api-key", "mountPath": "/var/run/secrets/disagg/frontend-api-key", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"]
+    )
+    assert {
+        "name": "frontend-api-key",
+        "secret": {"secretName": "llama-key", "items": [{"key": "key", "path": "key"}], "defaultMode": 0o440},
+    } in pod["volumes"]
     service = frontend_service_manifest("f", args)
     assert service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
     assert service["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]

@@ -26,7 +26,10 @@ def test_preview_shows_a_worker_group_change_in_dev_only(tmp_path: Path) -> None
     git(repo, "add", ".")
     git(repo, "-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-qm", "base")
     dev = repo / "Pulumi.dev.yaml"
-    dev.write_text(dev.read_text().replace("        groups: 2\n", "        groups: 3\n", 1))
+    # a third group needs a second a100 node: the pool (no autoscaler) must hold it, or the
+    # capacity check refuses the stack
+    text = dev.read_text().replace("        groups: 2\n", "        groups: 3\n", 1)
+    dev.write_text(text.replace("          desiredSize: 1\n", "          desiredSize: 2\n", 1))
 
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(repo)}
     run = subprocess.run([".ci/pr-preview", "HEAD", "build/preview"], cwd=repo, env=env, capture_output=True, text=True)

@@ -543,7 +543,7 @@ def _memory(config: Any, report: CapacityReport) -> None:
 
     pools = config.cluster.node_pools()
     for index, deployment in enumerate(config.deployments):
-        orchestrator = getattr(deployment, "orchestrator", None)
+        orchestrator = deployment.orchestrator
         if deployment.runtime != "engine" or "resources" not in orchestrator.model_fields_set:
             continue  # sized by engine_group_memory_gib / llmapi_group_memory_gib, not by the stack
         resources = getattr(orchestrator, "resources", None)

@@ -47,7 +47,7 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
 def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memory_gib: int | None = None) -> WorkerGroupSpec:
     """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role and,
     when known, the host memory its ranks use (/dev/shm included)."""
-    sized = {"memory": f"{memory_gib}Gi", "memory_includes_shm": True} if memory_gib is not None else {}
+    sized: dict[str, Any] = {"memory": f"{memory_gib}Gi", "memory_includes_shm": True} if memory_gib is not None else {}
     return WorkerGroupSpec(
         **sized,
         pool=pool,

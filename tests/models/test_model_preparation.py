@@ -189,3 +189,20 @@ def test_a_new_revision_or_precision_gets_a_new_job_and_directory():
 def test_long_names_are_refused():
     with pytest.raises(ValueError, match="use a name of at most 46 characters"):
         job_name("x" * 47, SOURCE)
+
+
+@pulumi.runtime.test
+def test_download_egress_is_dns_and_https_only(mocks):
+    component = create()
+
+    def check(*_):
+        (policy,) = mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        spec = policy.inputs["spec"]
+        assert spec["podSelector"]["matchLabels"] == job_of(mocks).inputs["spec"]["template"]["metadata"]["labels"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec
+        assert [rule["ports"] for rule in spec["egress"]] == [
+            [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            [{"protocol": "TCP", "port": 443}],
+        ]
+
+    return after(component, check)

@@ -41,8 +41,15 @@ def committed(stack: str = "prod"):
 def prod_scaled_objects() -> dict[str, dict]:
     """The ScaledObjects of prod's synth, by name (what KEDA will drive)."""
     result = run_program(PROJECT_DIR, "prod")
-    objects = [kubernetes_manifest(r) for r in result.resources if r.type == "kubernetes:keda.sh/v1alpha1:ScaledObject"]
-    return {o["metadata"]["name"]: o for o in objects if o is not None}
+    objects = {}
+    for resource in result.resources:
+        if resource.type == "kubernetes:keda.sh/v1alpha1:ScaledObject":
+            manifest = kubernetes_manifest(resource)
+            assert manifest is not None
+            # declared after the KEDA release (the platform): its CRD must exist first
+            assert any(d.endswith("::llm-prod-platform-keda-release") for d in resource.dependencies)
+            objects[manifest["metadata"]["name"]] = manifest
+    return objects
 
 
 def test_every_autoscaled_tier_of_prod_has_a_scaled_object(prod_scaled_objects) -> None:

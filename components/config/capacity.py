@@ -341,11 +341,16 @@ def group_demands(config: Any) -> list[GroupDemand]:
     return demands
 
 
+def utc_now() -> datetime:
+    """The clock Capacity Blocks are judged by (tests pin it: tests/conftest.py)."""
+    return datetime.now(timezone.utc)
+
+
 def check_capacity(config: Any, now: datetime | None = None, drain_seconds: int | None = None) -> CapacityReport:
     """All capacity rules for a validated StackConfig; ``now`` (UTC) dates the Capacity Blocks;
     ``drain_seconds`` (:func:`stream_drain_seconds` of the serving tiers) is checked against the
     time a Capacity Block leaves for draining."""
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     report = CapacityReport()
     demands = group_demands(config)
     eks = config.cluster.eks

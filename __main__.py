@@ -14,17 +14,20 @@ import pulumi_aws as aws
 from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
+from components.config.capacity import deployment_drain_seconds
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
 from components.serving.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
-from components.serving.llmapi_args import llmapi_deployment_args
+from components.serving.llmapi_args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi_deployment import LlmApiDeployment
 from components.serving.runtime_package import installed_runtime_files
 from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:
+    for warning in config.capacity_report().warnings:
+        pulumi.log.warn(warning)
     cluster_name = config.cluster.name
     if config.cluster.provider == "eks":
         assert config.cluster.eks is not None
@@ -96,6 +99,7 @@ def main(config: StackConfig) -> None:
                     runtime_files=runtime_files,
                     aws_load_balancer=handle.platform == "eks",
                     custom_metrics=config.platform.metrics_adapter.enabled,
+                    **stack_inputs(config, deployment),
                 ),
                 opts=opts,
             )
@@ -112,6 +116,9 @@ def main(config: StackConfig) -> None:
                 claim_name=store.claim_name,
                 mount_path=store.mount_path,
                 custom_metrics=config.platform.metrics_adapter.enabled,
+                keda_prometheus_url=config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+                drain_seconds=deployment_drain_seconds(config, deployment),
+                security=config.platform.security,
             ),
             opts=opts,
         )

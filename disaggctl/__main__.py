@@ -32,6 +32,8 @@ def _synth(args: argparse.Namespace) -> int:
         print(f"synth of stack '{args.stack}' failed: the program raised {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     write_synth(result, out_dir)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(render_result_summary(result), end="")
     for forecast in result.forecasts:
         for problem in forecast.problems:

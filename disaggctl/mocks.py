@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +147,8 @@ class RecordingMonitor(MockMonitor):
             return new_resource(args)
 
         mocks.new_resource = capture  # type: ignore[method-assign]
+        self.warnings: list[str] = []
+        """What the program logged with ``pulumi.log.warn`` (in order)."""
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         self._seen.inputs = None
@@ -175,5 +178,26 @@ def install_mocks(project: str, stack: str, mocks: Mocks | None = None) -> Recor
 
     monitor = RecordingMonitor(mocks or OfflineMocks())
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor,
+        logger=_warning_logger(monitor.warnings),
+    )
     return monitor
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]):
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
+
+
+def _warning_logger(sink: list[str]) -> logging.Logger:
+    """A logger (not the root one) that keeps the program's warnings in ``sink``."""
+    logger = logging.getLogger(f"disaggctl.synth.program.{id(sink)}")
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    logger.handlers = [_ListHandler(sink)]
+    return logger

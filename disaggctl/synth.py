@@ -41,6 +41,8 @@ class SynthResult:
     outputs: dict[str, Any]
     forecasts: list[Forecast] = field(default_factory=list)
     """What each deployment should deliver (disaggctl.forecast), from its workload and prediction."""
+    warnings: list[str] = field(default_factory=list)
+    """``pulumi.log.warn`` messages of the program (capacity warnings), printed by the CLI."""
 
     def counts(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)
@@ -113,7 +115,7 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
     finally:
         sys.path.remove(str(project_dir))
     resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in monitor.recorded.values()]
-    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts)
+    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts, list(monitor.warnings))
 
 
 def mask_secret_inputs(value: Any) -> Any:

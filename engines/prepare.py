@@ -28,6 +28,7 @@ without a token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -88,6 +89,17 @@ def _field(source: Any, name: str) -> str:
         return str(source[name])
     value = getattr(source, name)
     return str(value() if callable(value) else value)
+
+
+def hf_token(env: Mapping[str, str]) -> str | None:
+    """The Hugging Face token: ``HF_TOKEN``, else the file ``HF_TOKEN_PATH`` names (the Jobs mount
+    the Secret there, as huggingface_hub reads it); None when neither holds one."""
+    token = env.get("HF_TOKEN", "").strip()
+    path = env.get("HF_TOKEN_PATH")
+    if not token and path:
+        with contextlib.suppress(OSError):
+            token = Path(path).read_text().strip()
+    return token or None
 
 
 def model_key(source: Any) -> str:
@@ -184,10 +196,10 @@ def prepare(
     if read_manifest(target) is not None:
         _log(f"{repository}@{revision[:12]} is already prepared at {target}; nothing to do")
         return target
-    token = env.get("HF_TOKEN") or None
+    token = hf_token(env)
     if request.get("gated", False) and token is None:
         raise PrepareError(
-            f"{repository} is a gated model and HF_TOKEN is not set: accept its licence on "
+            f"{repository} is a gated model and no token is set (HF_TOKEN, or the file HF_TOKEN_PATH names): accept its licence on "
             "huggingface.co, then create the Secret named by disagg:hfTokenSecret with key HF_TOKEN "
             "(kubectl create secret generic hf-token --from-literal=HF_TOKEN=hf_...) and re-run",
             EXIT_NO_TOKEN,

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,7 +31,7 @@ from aiohttp import ClientSession, web
 
 from . import protocol
 from .metrics import Registry
-from .serve import client_session, run
+from .serve import SHUTDOWN_TIMEOUT_S, client_session, run
 from .tokenizer import Tokenizer, load_tokenizer
 from .upstream import Upstream, UpstreamError
 
@@ -399,8 +401,40 @@ async def _json_404(request: web.Request, handler: Any) -> web.StreamResponse:
         return web.json_response(protocol.openai_error(f"no route {request.path}", code=404), status=404)
 
 
-def make_app(frontend: Frontend) -> web.Application:
-    app = web.Application(client_max_size=64 << 20, middlewares=[_json_404])
+AUTH_EXEMPT_PATHS = frozenset({"/health", "/metrics"})
+"""Paths served without the API key: the kubelet's probes and Prometheus scrape the pod directly
+(``/metrics`` carries counters and gauges, never request content)."""
+
+
+def api_key_middleware(key: str, header: str) -> Any:
+    """Refuse requests without ``key`` in ``header`` (401, OpenAI error shape), except
+    :data:`AUTH_EXEMPT_PATHS`. ``header: authorization`` takes ``Bearer <key>`` (what OpenAI
+    clients send). The comparison is constant-time (hmac.compare_digest)."""
+    expected = key.encode()
+    bearer = header.lower() == "authorization"
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path in AUTH_EXEMPT_PATHS:
+            return await handler(request)
+        given = request.headers.get(header, "")
+        if bearer:
+            scheme, _, given = given.partition(" ")
+            given = given.strip() if scheme.lower() == "bearer" else ""
+        if not hmac.compare_digest(given.encode(), expected):
+            body = protocol.openai_error(f"missing or invalid API key in header {header!r}",
+                                         "authentication_error", code=401)
+            return web.json_response(body, status=401)
+        return await handler(request)
+
+    return check
+
+
+def make_app(frontend: Frontend, api_key: str | None = None, api_key_header: str = "x-api-key") -> web.Application:
+    middlewares: list[Any] = [_json_404]
+    if api_key is not None:
+        middlewares.insert(0, api_key_middleware(api_key, api_key_header))
+    app = web.Application(client_max_size=64 << 20, middlewares=middlewares)
     app.cleanup_ctx.append(frontend.start)
     r = app.router
     r.add_get("/health", frontend.health)
@@ -428,11 +462,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-seq-len", type=int, required=True)
     p.add_argument("--default-max-tokens", type=int, default=256)
     p.add_argument("--request-timeout", type=float, default=3600.0, help="seconds per upstream request")
+    p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
+                   help="on SIGTERM, stop accepting and give streams in flight this long to finish")
+    p.add_argument("--api-key-env", help="require the API key held by this environment variable")
+    p.add_argument("--api-key-file", help="require the API key held in this file (a mounted Secret)")
+    p.add_argument("--api-key-header", default="x-api-key",
+                   help="header carrying the API key ('authorization' takes 'Bearer <key>')")
     return p.parse_args(argv)
+
+
+def read_api_key(env_var: str | None, path: str | None = None) -> str | None:
+    """The key named by ``--api-key-file`` or ``--api-key-env``; exits when it is missing or empty
+    (fail closed: a frontend told to require a key never serves without one)."""
+    if path is not None:
+        try:
+            key = open(path, encoding="utf-8").read()  # noqa: SIM115 - read once at start
+        except OSError as exc:
+            raise SystemExit(f"runtime.frontend: --api-key-file {path}: cannot read it ({exc.strerror}); "
+                             "mount the Secret holding the key there (refusing to serve without it)") from None
+        if not key.strip():
+            raise SystemExit(f"runtime.frontend: --api-key-file {path}: the file is empty (refusing to serve)")
+        return key.strip()
+    if env_var is None:
+        return None
+    key = os.environ.get(env_var, "")
+    if not key.strip():
+        raise SystemExit(f"runtime.frontend: --api-key-env {env_var}: the variable is unset or empty; "
+                         "set it from the Secret holding the key (refusing to serve without it)")
+    return key.strip()
 
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
+    if a.shutdown_timeout <= 0:  # aiohttp reads 0 as "wait forever"
+        raise SystemExit(f"runtime.frontend: --shutdown-timeout {a.shutdown_timeout}: must be > 0")
+    api_key = read_api_key(a.api_key_env, a.api_key_file)
     if a.max_seq_len < 2 or a.default_max_tokens < 1:
         raise SystemExit(f"runtime.frontend: --max-seq-len {a.max_seq_len} must be >= 2 and "
                          f"--default-max-tokens {a.default_max_tokens} >= 1")
@@ -440,7 +504,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"runtime.frontend: --router {a.router[:80]!r}: expected http://host:port")
     frontend = Frontend(a.router, a.served_model_name, load_tokenizer(a.tokenizer), a.max_seq_len,
                         a.default_max_tokens, a.request_timeout)
-    run(make_app(frontend), a.host, a.port)
+    run(make_app(frontend, api_key, a.api_key_header), a.host, a.port, a.shutdown_timeout)
 
 
 if __name__ == "__main__":

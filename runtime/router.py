@@ -36,7 +36,7 @@ from aiohttp import ClientSession, web
 from . import protocol
 from .discovery import Source, SourceError, parse_source, resolve
 from .metrics import Registry
-from .serve import client_session, run
+from .serve import SHUTDOWN_TIMEOUT_S, client_session, run
 from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger("runtime.router")
@@ -334,6 +334,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--generation", help="generation (decode) servers, same forms")
     p.add_argument("--refresh-seconds", type=float, default=2.0)
     p.add_argument("--request-timeout", type=float, default=3600.0, help="seconds per upstream request")
+    p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
+                   help="on SIGTERM, stop accepting and give streams in flight this long to finish")
     return p.parse_args(argv)
 
 
@@ -341,8 +343,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.refresh_seconds <= 0:
         sys.exit(f"runtime.router: --refresh-seconds {args.refresh_seconds}: must be > 0")
+    if args.shutdown_timeout <= 0:  # aiohttp reads 0 as "wait forever"
+        sys.exit(f"runtime.router: --shutdown-timeout {args.shutdown_timeout}: must be > 0")
     router = Router(build_pools(args), args.refresh_seconds, args.request_timeout)
-    run(make_app(router), args.host, args.port)
+    run(make_app(router), args.host, args.port, args.shutdown_timeout)
 
 
 if __name__ == "__main__":

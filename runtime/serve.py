@@ -15,7 +15,8 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 LOOP_ENV = "RUNTIME_EVENT_LOOP"
 """``auto`` (default: uvloop when importable), ``asyncio`` or ``uvloop``."""
 SHUTDOWN_TIMEOUT_S = 25.0
-"""On SIGTERM, streams in flight get this long to finish (inside Kubernetes' default 30 s grace)."""
+"""On SIGTERM, streams in flight get this long to finish (inside Kubernetes' default 30 s grace);
+``--shutdown-timeout`` sets it (the pods pass the drain of their longest stream)."""
 READ_BUFSIZE = 1 << 18
 """Bytes aiohttp reads per socket read on upstream responses (default 64 KiB)."""
 
@@ -31,8 +32,9 @@ def client_session(total_timeout: float | None = None) -> ClientSession:
     )
 
 
-def run(app: web.Application, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM."""
+def run(app: web.Application, host: str, port: int, shutdown_timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM; then stop accepting and wait up to ``shutdown_timeout``
+    seconds for the requests in flight."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     choice = os.environ.get(LOOP_ENV, "auto")
     if choice not in ("auto", "asyncio", "uvloop"):
@@ -46,4 +48,4 @@ def run(app: web.Application, host: str, port: int) -> None:
             if choice == "uvloop":
                 raise SystemExit(f"{LOOP_ENV}=uvloop but uvloop is not installed") from None
     web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S, backlog=1024, loop=asyncio.new_event_loop())
+                shutdown_timeout=shutdown_timeout, backlog=1024, loop=asyncio.new_event_loop())

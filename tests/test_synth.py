@@ -148,3 +148,22 @@ def test_synth_of_an_existing_cluster_with_a_secret_kubeconfig(tmp_path: Path) -
     provider = json.loads((out / "resources/pulumi_providers_kubernetes/onprem-k8s.json").read_text())
     assert provider["inputs"]["context"] == "onprem-admin"
     assert list((out / "manifests").rglob("nicclusterpolicy-*.yaml"))
+
+
+def test_synth_prints_the_capacity_warnings_the_program_logs(tmp_path: Path) -> None:
+    """__main__.py sends StackConfig.capacity_report() warnings to pulumi.log.warn; disaggctl synth
+    prints them (the subprocess uses the real clock: before the H100 block starts there are three)."""
+    from disaggctl.synth import run_program
+
+    result = run_program(PROJECT_DIR, "prod")
+    assert [w.split(":")[1] for w in result.warnings] == [
+        "deployments[0].prefill.minGroups",
+        "deployments[0].decode.minGroups",
+        "cluster.eks.gpuNodePools[0].capacityBlock",
+        "cluster.eks.gpuNodePools[1].availabilityZone",
+    ]
+    run = synth(tmp_path / "prod", "prod")
+    assert run.returncode == 0, run.stderr
+    printed = [line for line in run.stderr.splitlines() if line.startswith("warning: ")]
+    assert printed and all(line.removeprefix("warning: ") in result.warnings for line in printed)
+    assert run_program(PROJECT_DIR, "dev").warnings == []

@@ -178,6 +178,96 @@ def stream_drain_seconds(
     return math.ceil(time_to_first_token_s + max_output_tokens * time_per_output_token_s) + margin_s
 
 
+TIME_PER_OUTPUT_TOKEN_S = 0.05
+"""TPOT estimate that sizes the scale-in drain: 50 ms per token is slower than the decode step of
+every catalog model on its pools, so the drain errs long."""
+ENDPOINT_REMOVAL_S = 10
+"""preStop wait before a pod stops accepting: the EndpointSlice controller, kube-proxy, the NLB's
+target deregistration and the router's DNS refresh (2 s) drop a terminating pod within it."""
+PROCESS_EXIT_S = 15
+"""Grace left after the drain for the process to exit (closing connections, MPI teardown)."""
+
+
+def max_output_tokens(config: Any, deployment: Any) -> int:
+    """Longest output a request of ``deployment`` can get: the frontend caps prompt + output at the
+    shortest maxSeqLen of its servers (llmapi), or of its engines (engine), so a one-token prompt
+    leaves ``maxSeqLen − 1``."""
+    if deployment.runtime == "llmapi":
+        lengths = [group.llm_api.max_seq_len for group in deployment.worker_groups().values()]
+    else:
+        lengths = [
+            config.engines[group.engine].max_seq_len
+            for group in deployment.worker_groups().values()
+            if group.engine in config.engines
+        ]
+    return max(1, min(lengths, default=2) - 1)
+
+
+def deployment_drain_seconds(config: Any, deployment: Any) -> int:
+    """:func:`stream_drain_seconds` of ``deployment``'s longest stream at the TPOT estimate."""
+    return stream_drain_seconds(max_output_tokens(config, deployment), TIME_PER_OUTPUT_TOKEN_S)
+
+
+def stack_drain_seconds(config: Any) -> int | None:
+    """The longest drain of any deployment of the stack (None: no deployment)."""
+    drains = [deployment_drain_seconds(config, d) for d in config.deployments]
+    return max(drains) if drains else None
+
+
+def cpu_tier_grace_seconds(drain_seconds: int) -> int:
+    """terminationGracePeriodSeconds of a frontend or router pod: the preStop wait for endpoint
+    removal, the drain of its streams (the process's shutdown timeout), then the exit."""
+    return ENDPOINT_REMOVAL_S + drain_seconds + PROCESS_EXIT_S
+
+
+def worker_prestop_seconds(drain_seconds: int) -> int:
+    """preStop sleep of a worker-group leader: the router drops it from discovery within
+    ENDPOINT_REMOVAL_S, then the streams it already has run to their end while it still serves."""
+    return ENDPOINT_REMOVAL_S + drain_seconds
+
+
+def worker_grace_seconds(drain_seconds: int) -> int:
+    """terminationGracePeriodSeconds of a worker-group pod: its preStop, then the server's exit."""
+    return worker_prestop_seconds(drain_seconds) + PROCESS_EXIT_S
+
+
+def llmapi_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int | None:
+    """Memory request (= limit) of an llmapi group pod: its ranks' shards of the checkpoint plus
+    their runtime plus the RAM-backed /dev/shm (:func:`host_memory_request_gib`); None when the
+    model or the shm size is unknown."""
+    source = config.models.get(group.model or "")
+    shm = quantity_gib(group.shm_size)
+    if source is None or shm is None:
+        return None
+    world = group.llm_api.tensor_parallel_size * group.llm_api.pipeline_parallel_size
+    return host_memory_request_gib(
+        source.info.param_count,
+        weight_bytes_per_param("bfloat16", source.quantization),
+        max(world, 1),
+        gpus_per_pod,
+        shm,
+    )
+
+
+def engine_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int | None:
+    """Memory of an engine-runtime group pod (the orchestrator container, and each worker pod):
+    as :func:`llmapi_group_memory_gib`, for the engine's dtype, quantization and world size."""
+    from engines.catalog import MODELS
+
+    engine = config.engines.get(group.engine or "")
+    model = MODELS.get(engine.model) if engine is not None else None
+    shm = quantity_gib(group.shm_size)
+    if engine is None or model is None or shm is None:
+        return None
+    return host_memory_request_gib(
+        model.param_count,
+        weight_bytes_per_param(engine.dtype, engine.quantization),
+        engine.world_size,
+        gpus_per_pod,
+        shm,
+    )
+
+
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 _FACTORS = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
@@ -251,11 +341,16 @@ def group_demands(config: Any) -> list[GroupDemand]:
     return demands
 
 
+def utc_now() -> datetime:
+    """The clock Capacity Blocks are judged by (tests pin it: tests/conftest.py)."""
+    return datetime.now(timezone.utc)
+
+
 def check_capacity(config: Any, now: datetime | None = None, drain_seconds: int | None = None) -> CapacityReport:
     """All capacity rules for a validated StackConfig; ``now`` (UTC) dates the Capacity Blocks;
     ``drain_seconds`` (:func:`stream_drain_seconds` of the serving tiers) is checked against the
     time a Capacity Block leaves for draining."""
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     report = CapacityReport()
     demands = group_demands(config)
     eks = config.cluster.eks
@@ -363,7 +458,8 @@ def _block_drain(where: str, pool: GpuNodePoolConfig, drain_seconds: int, report
             report.warnings.append(
                 f"{where}.capacityBlock: the serving pods drain for {drain_seconds}s, but Karpenter "
                 f"starts draining Capacity Block nodes only {available}s before EC2 terminates them: "
-                "streams longer than that are cut at the block's end (lower the maximum output tokens)"
+                "streams longer than that are cut at the block's end: lower maxSeqLen (llmApi or the engine's: the "
+                "longest output is maxSeqLen − 1 tokens) or stop sending long requests before the block ends"
             )
     elif drain_seconds > block.drain_margin_minutes * 60:
         report.warnings.append(
@@ -452,7 +548,9 @@ def _memory(config: Any, report: CapacityReport) -> None:
 
     pools = config.cluster.node_pools()
     for index, deployment in enumerate(config.deployments):
-        orchestrator = getattr(deployment, "orchestrator", None)
+        orchestrator = deployment.orchestrator
+        if deployment.runtime != "engine" or "resources" not in orchestrator.model_fields_set:
+            continue  # sized by engine_group_memory_gib / llmapi_group_memory_gib, not by the stack
         resources = getattr(orchestrator, "resources", None)
         memory = quantity_gib(getattr(resources, "memory", "")) if resources is not None else None
         for role, group in deployment.worker_groups().items():
@@ -533,7 +631,8 @@ def cpu_quantity(quantity: str) -> float | None:
 
 
 def _system_cpu(eks: EksConfig, deployments: Any, report: CapacityReport) -> None:
-    """The CPU tiers at their scalers' maxima fit the system node group (frontends' requests)."""
+    """The CPU tiers at their scalers' maxima (frontends, and the llmapi routers) fit the system
+    node group."""
     system = eks.system_node_group
     vcpus = system.vcpus
     if vcpus is None:
@@ -541,12 +640,12 @@ def _system_cpu(eks: EksConfig, deployments: Any, report: CapacityReport) -> Non
     demand = 0.0
     parts = []
     for index, deployment in enumerate(deployments):
-        frontend = getattr(deployment, "frontend", None)
-        cpu = cpu_quantity(getattr(getattr(frontend, "resources", None), "cpu", "")) if frontend else None
-        if frontend is None or cpu is None:
-            continue
-        demand += frontend.max_replicas * cpu
-        parts.append(f"deployments[{index}].frontend maxReplicas {frontend.max_replicas} × cpu {cpu:g}")
+        for key, replicas, resources in deployment.cpu_tiers():
+            cpu = cpu_quantity(resources.cpu)
+            if cpu is None:
+                continue
+            demand += replicas * cpu
+            parts.append(f"deployments[{index}].{key} maxReplicas {replicas} × cpu {cpu:g}")
     nodes = system.max_size if system.autoscaler == "karpenter" else system.desired_size
     supply = nodes * (vcpus - NODE_RESERVED_CPU)
     if demand > supply:

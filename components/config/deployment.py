@@ -11,7 +11,6 @@ from components.config.images import (
     DEFAULT_TRITON_TRTLLM_IMAGE,
     DEFAULT_TRTLLM_IMAGE,
     Runtime,
-    parse_image,
     parse_version,
 )
 from components.config.workload import WorkloadConfig
@@ -116,6 +115,13 @@ class WorkerGroupConfig(ConfigModel):
         return self
 
 
+LLMAPI_FRONTEND_RESOURCES = ResourcesConfig(cpu="2", memory="4Gi")
+"""Frontend of runtime 'llmapi' when ``frontend.resources`` is not set: one asyncio process, so the
+engine runtime's 8-CPU Triton default would be reserved and never used."""
+LLMAPI_ROUTER_RESOURCES = ResourcesConfig(cpu="2", memory="2Gi")
+"""Router of runtime 'llmapi' when ``orchestrator.resources`` is not set (one asyncio process)."""
+
+
 class ModelDeploymentConfig(ConfigModel):
     """One served model: its three tiers, each scaled on its own."""
 
@@ -168,6 +174,35 @@ class ModelDeploymentConfig(ConfigModel):
         roles = {"workers": self.workers, "prefill": self.prefill, "decode": self.decode}
         return {role: group for role, group in roles.items() if group is not None}
 
+    def frontend_resources(self) -> ResourcesConfig:
+        """What one frontend pod requests (runtime defaults apply when the stack sets none)."""
+        if self.runtime == "llmapi" and "resources" not in self.frontend.model_fields_set:
+            return LLMAPI_FRONTEND_RESOURCES
+        return self.frontend.resources
+
+    def router_resources(self) -> ResourcesConfig | None:
+        """What one router pod requests (llmapi); None: the engine runtime has no router tier."""
+        if self.runtime != "llmapi":
+            return None
+        if "resources" not in self.orchestrator.model_fields_set:
+            return LLMAPI_ROUTER_RESOURCES
+        return self.orchestrator.resources
+
+    def router_max_replicas(self) -> int:
+        """Most router replicas its autoscaler runs (``orchestrator.maxReplicas``, else twice
+        ``replicas``), never below ``replicas``."""
+        orchestrator = self.orchestrator
+        wanted = orchestrator.max_replicas if orchestrator.max_replicas is not None else 2 * orchestrator.replicas
+        return max(wanted, orchestrator.replicas)
+
+    def cpu_tiers(self) -> list[tuple[str, int, ResourcesConfig]]:
+        """The CPU tiers on the system pool at their scalers' maxima: (key, max replicas, resources)."""
+        tiers = [("frontend", self.frontend.max_replicas, self.frontend_resources())]
+        router = self.router_resources()
+        if router is not None:
+            tiers.append(("orchestrator", self.router_max_replicas(), router))
+        return tiers
+
 
 class ImagesConfig(ConfigModel):
     """Container images, pinned by tag (or digest)."""
@@ -199,18 +234,10 @@ class ImagesConfig(ConfigModel):
         return self.trtllm if runtime == "llmapi" else self.triton_trtllm
 
     @model_validator(mode="after")
-    def _pinned(self) -> ImagesConfig:
+    def _versions(self) -> ImagesConfig:
+        """Declared TensorRT-LLM versions parse. Image references themselves (grammar, pinning,
+        mutable tags) are checked once, by ``validation.check_stack`` with the stack's policy."""
         problems: list[str] = []
-        for key, image in (("trtllm", self.trtllm), ("tritonTrtllm", self.triton_trtllm), ("frontend", self.frontend)):
-            if image is None:
-                continue
-            try:
-                ref = parse_image(image)
-            except ValueError as err:
-                problems.append(f"images.{key}: {err}: write registry/repository:tag[@sha256:digest]")
-                continue
-            if not ref.pinned:
-                problems.append(f"images.{key} '{image}' is not pinned: use an explicit tag or @sha256 digest")
         for key, version in (("trtllmVersion", self.trtllm_version), ("tritonTrtllmVersion", self.triton_trtllm_version)):
             if version is not None and parse_version(version) is None:
                 problems.append(f"images.{key} '{version}' is not a TensorRT-LLM version: write e.g. '1.2.1'")

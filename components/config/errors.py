@@ -13,8 +13,9 @@ from typing import Any
 
 MAX_VALUE_CHARS = 60
 """Characters of a value shown in a message before it is cut (``…(N chars)``)."""
-MAX_PROBLEM_CHARS = 400
-"""Longest problem line; longer ones lose their middle."""
+MAX_PROBLEM_CHARS = 800
+"""Longest problem line; longer ones lose their middle (the longest message this project writes,
+the engine runtime's prefill-decode refusal with its upstream sources, is under 600)."""
 MAX_PROBLEMS = 50
 """Problems listed at most (the rest are counted)."""
 

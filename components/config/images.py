@@ -154,8 +154,8 @@ def check_runtime_image(
     """
     try:
         image = parse_image(reference)
-    except ValueError as err:
-        return [f"{key}: {err}: write registry/repository:tag[@sha256:digest]"]
+    except ValueError:
+        return []  # the reference itself is refused once, by validation.check_stack (image_problem)
     if declared_version is not None:
         version = declared_version
         origin = f"{version_key} {declared_version}"

@@ -77,8 +77,10 @@ def load_stack_config(raw: Mapping[str, str], secret_keys: Iterable[str] = ()) -
     except ValidationError as err:
         problems += [_describe(error) for error in err.errors()]
     if config is not None:
-        problems += config.cross_check()
+        problems += config.cross_check(capacity=False)
         problems += check_stack(config, frozenset(secret_keys))
+        if not problems:  # capacity is judged on an otherwise valid stack (no cascade of messages)
+            problems += config.capacity_report().problems
     if problems:
         raise ConfigError(_scrub(problems, raw, frozenset(secret_keys)))
     assert config is not None

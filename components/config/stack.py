@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import field_validator
 
 from components.cluster.contract import Fabric, NodePool
 from components.config.base import ConfigModel, check_dns_label
+from components.config.capacity import CapacityReport, check_capacity, stack_drain_seconds
 from components.config.cluster import ClusterConfig
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
 from components.config.images import check_runtime_image
@@ -99,8 +102,15 @@ class StackConfig(ConfigModel):
         """The runtimes the deployments use."""
         return {deployment.runtime for deployment in self.deployments}
 
-    def cross_check(self) -> list[str]:
-        """Problems that involve more than one section, one message each (empty: consistent)."""
+    def capacity_report(self, now: datetime | None = None) -> CapacityReport:
+        """:func:`check_capacity` of the stack, its Capacity Blocks judged at ``now`` (default: the
+        clock) against the longest drain of its deployments."""
+        return check_capacity(self, now=now, drain_seconds=stack_drain_seconds(self))
+
+    def cross_check(self, capacity: bool = True) -> list[str]:
+        """Problems that involve more than one section, one message each (empty: consistent);
+        ``capacity``: with the problems of :meth:`capacity_report` (the loader asks for them once
+        everything else passed)."""
         problems: list[str] = []
         pools = self.cluster.node_pools()
         problems += [
@@ -147,14 +157,21 @@ class StackConfig(ConfigModel):
             else:
                 problems += self._check_llmapi_deployment(where, deployment, pools)
             for role, group in deployment.worker_groups().items():
-                if group.autoscaling.enabled and not self.platform.metrics_adapter.enabled:
+                if group.autoscaling.enabled and not self.metrics_autoscaling():
                     metrics = "Triton" if deployment.runtime == "engine" else "trtllm-serve"
                     problems.append(
-                        f"{where}.{role}.autoscaling.enabled: the HPA scales on {metrics} metrics, which "
-                        f"need a metrics adapter, but {NAMESPACE}:platform.metricsAdapter.enabled is "
-                        "false: enable it (with prometheusUrl) or set autoscaling.enabled: false"
+                        f"{where}.{role}.autoscaling.enabled: worker groups scale on {metrics} metrics, "
+                        f"which need KEDA or a metrics adapter, but {NAMESPACE}:platform.keda.enabled and "
+                        f"{NAMESPACE}:platform.metricsAdapter.enabled are false: enable KEDA (with "
+                        "prometheusUrl) or set autoscaling.enabled: false"
                     )
+        if capacity:
+            problems += self.capacity_report().problems
         return problems
+
+    def metrics_autoscaling(self) -> bool:
+        """Something scales the tiers on serving metrics: KEDA (preferred) or the metrics adapter."""
+        return self.platform.keda.enabled or self.platform.metrics_adapter.enabled
 
     def _check_images(self) -> list[str]:
         """Each runtime in use gets an image of its TensorRT-LLM generation."""

@@ -176,7 +176,8 @@ def _quantities(config: StackConfig) -> list[str]:
 def _images(config: StackConfig) -> list[str]:
     allow = config.platform.security.allow_mutable_image_tags
     problems = []
-    for key, image in (("tritonTrtllm", config.images.triton_trtllm), ("frontend", config.images.frontend)):
+    images = config.images
+    for key, image in (("trtllm", images.trtllm), ("tritonTrtllm", images.triton_trtllm), ("frontend", images.frontend)):
         if image is not None:
             problem = image_problem(f"{NAMESPACE}:images.{key}", image, allow)
             if problem:

@@ -32,6 +32,14 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.cluster.contract import GPU_RESOURCE, NodePool
+from components.models.job_pods import (
+    hf_token_env,
+    hf_token_mount,
+    hf_token_volume,
+    job_network_policy,
+    restricted_container_security_context,
+    restricted_pod_security_context,
+)
 from engines import build as build_entrypoint
 from engines import build_args
 from engines.catalog import MODELS, get_model
@@ -148,6 +156,7 @@ class EngineBuild(pulumi.ComponentResource):
     """The content hash salted with the image: names the engine directory and the Job."""
     job_name: pulumi.Output[str]
     job: k8s.batch.v1.Job
+    network_policy: k8s.networking.v1.NetworkPolicy
 
     def __init__(self, name: str, args: EngineBuildArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -174,6 +183,10 @@ class EngineBuild(pulumi.ComponentResource):
             opts=child,
         )
 
+        policy = job_network_policy(k8s_name, args.namespace, labels)
+        self.network_policy = k8s.networking.v1.NetworkPolicy(  # before the pod exists
+            f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=child
+        )
         annotations = {"pulumi.com/replaceUnready": "true"}
         if not args.wait_for_completion:
             annotations["pulumi.com/skipAwait"] = "true"
@@ -191,7 +204,9 @@ class EngineBuild(pulumi.ComponentResource):
                     spec=_pod_spec(args, k8s_name),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[config_map], custom_timeouts=timeouts),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[config_map, self.network_policy], custom_timeouts=timeouts
+            ),
         )
         self.job_name = self.job.metadata.apply(lambda meta: cast(str, meta.name))
         self.engine_dir = self.job_name.apply(lambda _: self.engine_path)
@@ -212,18 +227,16 @@ def _pod_spec(args: EngineBuildArgs, config_map_name: str) -> k8s.core.v1.PodSpe
         k8s.core.v1.EnvVarArgs(name="PYTHONPATH", value=CODE_MOUNT),
         k8s.core.v1.EnvVarArgs(name="PYTHONUNBUFFERED", value="1"),
         k8s.core.v1.EnvVarArgs(name="HF_HOME", value=f"{args.store_mount_path.rstrip('/')}/hf/.cache"),
+        # the root filesystem is read-only: home, caches and scratch on the /tmp emptyDir
+        k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp/home"),
+        k8s.core.v1.EnvVarArgs(name="XDG_CACHE_HOME", value="/tmp/cache"),
+        k8s.core.v1.EnvVarArgs(name="TMPDIR", value="/tmp"),
     ]
-    if args.hf_token_secret:
-        env.append(
-            k8s.core.v1.EnvVarArgs(
-                name="HF_TOKEN",
-                value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                        name=args.hf_token_secret, key=args.hf_token_secret_key
-                    )
-                ),
-            )
-        )
+    token_mounts, token_volumes = [], []
+    if args.hf_token_secret:  # a file from the Secret, never an environment variable
+        env += [k8s.core.v1.EnvVarArgs(name=n, value=v) for n, v in hf_token_env().items()]
+        token_mounts.append(hf_token_mount())
+        token_volumes.append(hf_token_volume(args.hf_token_secret, args.hf_token_secret_key))
     container = k8s.core.v1.ContainerArgs(
         name="build",
         image=args.image,
@@ -244,12 +257,17 @@ def _pod_spec(args: EngineBuildArgs, config_map_name: str) -> k8s.core.v1.PodSpe
             k8s.core.v1.VolumeMountArgs(name="store", mount_path=args.store_mount_path),
             k8s.core.v1.VolumeMountArgs(name="code", mount_path=CODE_MOUNT, read_only=True),
             k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"),
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            *[cast(Any, m) for m in token_mounts],
         ],
+        security_context=cast(Any, restricted_container_security_context()),
     )
     items = [k8s.core.v1.KeyToPathArgs(key=key, path=path) for key, path in _CODE_FILES.items()]
     items.append(k8s.core.v1.KeyToPathArgs(key=SPEC_FILE, path=SPEC_FILE))
     return k8s.core.v1.PodSpecArgs(
         restart_policy="Never",
+        automount_service_account_token=False,
+        security_context=cast(Any, restricted_pod_security_context()),
         node_selector=dict(args.pool.node_selector),
         tolerations=[
             k8s.core.v1.TolerationArgs(**cast(dict[str, Any], t.to_k8s())) for t in args.pool.tolerations
@@ -272,5 +290,7 @@ def _pod_spec(args: EngineBuildArgs, config_map_name: str) -> k8s.core.v1.PodSpe
                     medium="Memory", size_limit=f"{args.shm_size_gib}Gi"
                 ),
             ),
+            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="32Gi")),
+            *[cast(Any, v) for v in token_volumes],
         ],
     )

@@ -13,10 +13,11 @@ system (CPU) pool: downloading needs no GPU. Job and ConfigMap are named after t
 
 The pod follows the Kubernetes "restricted" Pod Security Standard: non-root (uid/gid 1000),
 seccomp RuntimeDefault, no privilege escalation, all capabilities dropped, read-only root
-filesystem (``/tmp`` and ``HOME`` on an emptyDir), no service-account token. The shared store
-must be writable by gid 1000 (``fsGroup``; on FSx for Lustre, whose CSI driver does not apply
-fsGroup, make the ``models/`` directory group-writable once). The Hugging Face token comes from
-the Secret by ``secretKeyRef`` and never appears in the spec. As for engine builds,
+filesystem (``/tmp`` and ``HOME`` on an emptyDir), no service-account token; its NetworkPolicy
+lets it reach DNS and HTTPS only (:mod:`components.models.job_pods`). The shared store must be
+writable by gid 1000 (``fsGroup``; on FSx for Lustre, whose CSI driver does not apply fsGroup,
+make the ``models/`` directory group-writable once). The Hugging Face token is a file mounted
+from the Secret (``HF_TOKEN_PATH``), never an environment variable nor in the spec. As for engine builds,
 ``ttlSecondsAfterFinished`` stays unset (a deleted Job would be recreated and rerun), and
 ``pulumi.com/replaceUnready`` reruns a failed Job (e.g. after the token Secret was created).
 """
@@ -34,6 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from components.cluster.contract import NodePool
 from components.config.images import DEFAULT_TRTLLM_IMAGE
 from components.config.models import ModelSourceConfig
+from components.models.job_pods import (
+    hf_token_env,
+    hf_token_mount,
+    hf_token_volume,
+    job_network_policy,
+    restricted_container_security_context,
+    restricted_pod_security_context,
+)
 from engines import prepare as prepare_entrypoint
 
 TYPE_TOKEN = "disagg:models:ModelPreparation"
@@ -112,6 +121,7 @@ class ModelPreparation(pulumi.ComponentResource):
     """Content address of repository + revision + quantization."""
     job_name: pulumi.Output[str]
     job: k8s.batch.v1.Job
+    network_policy: k8s.networking.v1.NetworkPolicy
 
     def __init__(self, name: str, args: ModelPreparationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -134,6 +144,11 @@ class ModelPreparation(pulumi.ComponentResource):
             data=data,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        policy = job_network_policy(k8s_name, args.namespace, labels)
+        self.network_policy = k8s.networking.v1.NetworkPolicy(  # before the pod exists
+            f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         annotations = {"pulumi.com/replaceUnready": "true"}
         if not args.wait_for_completion:
             annotations["pulumi.com/skipAwait"] = "true"
@@ -151,7 +166,9 @@ class ModelPreparation(pulumi.ComponentResource):
                     spec=cast(Any, pod_spec(args, k8s_name)),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[config_map], custom_timeouts=timeouts),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[config_map, self.network_policy], custom_timeouts=timeouts
+            ),
         )
         self.job_name = self.job.metadata.apply(lambda meta: cast(str, meta.name))
         self.model_dir = self.job_name.apply(lambda _: self.model_path)
@@ -171,13 +188,12 @@ def pod_spec(args: ModelPreparationArgs, config_map_name: str) -> dict[str, Any]
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         {"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "0"},
     ]
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
     if args.hf_token_secret:
-        env.append(
-            {
-                "name": "HF_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": args.hf_token_secret, "key": args.hf_token_secret_key}},
-            }
-        )
+        env += [{"name": name, "value": value} for name, value in hf_token_env().items()]
+        volumes.append(hf_token_volume(args.hf_token_secret, args.hf_token_secret_key))
+        mounts.append(hf_token_mount())
     items = [{"key": key, "path": path} for key, path in _CODE_FILES.items()]
     items.append({"key": REQUEST_FILE, "path": REQUEST_FILE})
     container = {
@@ -191,16 +207,12 @@ def pod_spec(args: ModelPreparationArgs, config_map_name: str) -> dict[str, Any]
             "requests": {"cpu": args.cpu, "memory": args.memory},
             "limits": {"memory": args.memory},
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-        },
+        "securityContext": restricted_container_security_context(),
         "volumeMounts": [
             {"name": "store", "mountPath": mount},
             {"name": "code", "mountPath": CODE_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *mounts,
         ],
     }
     return {
@@ -208,18 +220,12 @@ def pod_spec(args: ModelPreparationArgs, config_map_name: str) -> dict[str, Any]
         "automountServiceAccountToken": False,
         "nodeSelector": dict(sorted(args.pool.node_selector.items())),
         "tolerations": [t.to_k8s() for t in args.pool.tolerations],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod_security_context(),
         "containers": [container],
         "volumes": [
             {"name": "store", "persistentVolumeClaim": {"claimName": args.storage_claim_name}},
             {"name": "code", "configMap": {"name": config_map_name, "items": items}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            *volumes,
         ],
     }

@@ -38,6 +38,16 @@ FRONTEND_IN_FLIGHT = "frontend_requests_in_flight"
 """Gauge the frontend (``python -m runtime.frontend``) must export on /metrics: requests accepted
 and not yet finished (streams included)."""
 
+ROUTER_IN_FLIGHT = "router_endpoint_inflight"
+"""Gauge the router (``python -m runtime.router``) exports: requests outstanding per endpoint."""
+TRITON_PENDING = "nv_inference_pending_request_count"
+"""Gauge Triton exports per model: requests received and not yet executing (triton-inference-server
+/server docs/user_guide/metrics.md, "Pending Request Count")."""
+TRITON_WAITING = 'nv_trt_llm_request_metrics{request_type="waiting",'
+"""TRT-LLM backend gauge of requests waiting in the batch manager (tensorrtllm_backend
+docs/model_config.md metrics; the same series platform/autoscaling_metrics.py reads)."""
+TRITON_KV_BLOCKS = "nv_trt_llm_kv_cache_block_metrics"
+
 POLLING_INTERVAL_S = 15
 
 
@@ -66,9 +76,23 @@ def kv_cache_query(namespace: str, pod_pattern: str) -> str:
     return f"avg({KV_CACHE_UTILIZATION}{{{_selector(namespace, pod_pattern)}}})"
 
 
-def in_flight_query(namespace: str, pod_pattern: str) -> str:
-    """Requests in flight on all frontend replicas (AverageValue: per replica)."""
-    return f"sum({FRONTEND_IN_FLIGHT}{{{_selector(namespace, pod_pattern)}}})"
+def in_flight_query(namespace: str, pod_pattern: str, metric: str = FRONTEND_IN_FLIGHT) -> str:
+    """Requests in flight on all replicas of a CPU tier (AverageValue: per replica)."""
+    return f"sum({metric}{{{_selector(namespace, pod_pattern)}}})"
+
+
+def triton_waiting_query(namespace: str, pod_pattern: str) -> str:
+    """Engine runtime: requests waiting in the TRT-LLM batch managers of all group leaders."""
+    return f"sum({TRITON_WAITING}{_selector(namespace, pod_pattern)}}})"
+
+
+def triton_kv_cache_query(namespace: str, pod_pattern: str) -> str:
+    """Engine runtime: KV-cache blocks used over blocks available, across the group leaders."""
+    selector = _selector(namespace, pod_pattern)
+    return (
+        f'sum({TRITON_KV_BLOCKS}{{kv_cache_block_type="used",{selector}}}) / '
+        f'clamp_min(sum({TRITON_KV_BLOCKS}{{kv_cache_block_type="max",{selector}}}), 1)'
+    )
 
 
 def prometheus_trigger(name: str, server: str, query: str, threshold: float, metric_type: str) -> dict:
@@ -149,9 +173,14 @@ def lws_scaled_object(
     target_kv_cache_utilization: float,
     drain_seconds: int,
     labels: dict[str, str] | None = None,
+    server: str = "trtllm-serve",
 ) -> dict:
-    """ScaledObject scaling a LeaderWorkerSet's groups on waiting requests and KV-cache use."""
+    """ScaledObject scaling a LeaderWorkerSet's groups on waiting requests and KV-cache use;
+    ``server``: ``trtllm-serve`` (llmapi leaders) or ``triton`` (engine-runtime leaders)."""
     pods = lws_leader_pod_pattern(lws_name)
+    triton = server == "triton"
+    waiting = triton_waiting_query if triton else waiting_requests_query
+    kv_cache = triton_kv_cache_query if triton else kv_cache_query
     return _scaled_object(
         name,
         namespace,
@@ -162,14 +191,14 @@ def lws_scaled_object(
             prometheus_trigger(
                 "waiting-requests",
                 prometheus_url,
-                waiting_requests_query(namespace, pods),
+                waiting(namespace, pods),
                 target_waiting_requests,
                 "AverageValue",
             ),
             prometheus_trigger(
                 "kv-cache-utilization",
                 prometheus_url,
-                kv_cache_query(namespace, pods),
+                kv_cache(namespace, pods),
                 target_kv_cache_utilization,
                 "Value",
             ),
@@ -190,13 +219,15 @@ def deployment_scaled_object(
     drain_seconds: int,
     target_cpu_utilization: int | None = None,
     labels: dict[str, str] | None = None,
+    in_flight_metric: str = FRONTEND_IN_FLIGHT,
 ) -> dict:
-    """ScaledObject scaling a Deployment (the frontend) on requests in flight, and CPU if given."""
+    """ScaledObject scaling a Deployment (frontend, router) on requests in flight (the gauge
+    ``in_flight_metric`` its pods export), and CPU if given."""
     triggers = [
         prometheus_trigger(
             "requests-in-flight",
             prometheus_url,
-            in_flight_query(namespace, deployment_pod_pattern(deployment_name)),
+            in_flight_query(namespace, deployment_pod_pattern(deployment_name), in_flight_metric),
             target_in_flight,
             "AverageValue",
         )

@@ -14,6 +14,7 @@ from components.cluster.contract import NodePool
 from components.serving.labels import metadata
 from components.serving.pods import env_list, node_selector, tolerations
 from components.serving.runtime_package import HASH_ANNOTATION, PYTHON_PATH, runtime_mount
+from components.serving.scaled_objects import pre_stop_sleep
 from components.serving.security import (
     WRITABLE_ENV,
     container_security_context,
@@ -63,6 +64,8 @@ class CpuTier:
     live_path: str = HEALTH_PATH
     """Path of the startup and liveness probes: the router's ``/health`` is 503 until a worker
     group is ready (readiness), so its liveness reads ``/live``, or loading models would restart it."""
+    pre_stop_s: int = 0
+    """Seconds the pod keeps serving after it starts terminating, before SIGTERM (0: none)."""
 
 
 def cpu_deployment_manifest(tier: CpuTier) -> dict:
@@ -84,6 +87,8 @@ def cpu_deployment_manifest(tier: CpuTier) -> dict:
         "volumeMounts": [runtime_mount(), tmp_mount(), *tier.extra_mounts],
         "securityContext": container_security_context(),
     }
+    if tier.pre_stop_s:
+        container["lifecycle"] = pre_stop_sleep(tier.pre_stop_s)
     spread = [
         {
             "maxSkew": 1,

@@ -46,15 +46,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.cluster.contract import ClusterHandle, NodePool
+from components.config.capacity import GIB, host_memory_request_gib, quantity_gib, weight_bytes_per_param
 from components.config.deployment import (
     ImagesConfig,
     ModelDeploymentConfig,
     OrchestratorConfig,
+    ResourcesConfig,
     WorkerGroupConfig,
 )
+from components.config.security import SecurityConfig, frontend_auth_args, triton_restricted_api_args
 from components.serving.group_layout import GroupLayout, group_layout
 from components.serving.labels import LWS_NAME_LABEL, labels
 from components.serving.model_repository import (
@@ -89,6 +92,7 @@ from components.serving.triton_workers import (
     default_placement_key,
     min_groups,
 )
+from engines.catalog import MODELS
 from engines.spec import EngineSpec
 
 TYPE_TOKEN = "disagg:serving:DisaggregatedDeployment"
@@ -126,6 +130,17 @@ class DisaggregatedDeploymentArgs(BaseModel):
     """Namespaces whose pods may scrape the metrics ports."""
     storage_cidrs: tuple[str, ...] = ()
     """Lustre egress for in-pod clients (none with the FSx CSI driver, which mounts on the node)."""
+    keda_prometheus_url: str | None = None
+    """KEDA is installed and queries this Prometheus: frontend and worker groups get ScaledObjects."""
+    drain_seconds: int | None = Field(default=None, ge=0)
+    """The longest stream (``capacity.deployment_drain_seconds``): preStop, grace and Triton's exit
+    timeout of every tier; None: the components' fixed defaults."""
+    security: SecurityConfig = SecurityConfig()
+    """``platform.security``: Triton's restricted admin APIs on every Triton; for an internet-facing
+    frontend, its ``publicFrontends`` entry (client key and source ranges)."""
+    size_group_memory: bool = True
+    """Size group pods' memory from the engine (``capacity.host_memory_request_gib``) when
+    ``orchestrator.resources`` is not set."""
 
     @field_validator("engine_dirs")
     @classmethod
@@ -166,6 +181,49 @@ class DeploymentPlan:
     def entry_role(self) -> str:
         """Role whose orchestrator takes each request first (``orchestrator_endpoint``)."""
         return self.roles[0].role
+
+
+ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"
+FRONTEND_KEY_ENV = "FRONTEND_API_KEY"
+
+
+def triton_security(
+    security: SecurityConfig, deployment: ModelDeploymentConfig, frontend: bool
+) -> tuple[tuple[str, ...], dict[str, tuple[str, str]], tuple[str, ...]]:
+    """(tritonserver arguments, their keys' Secrets by ``$(VAR)``, loadBalancerSourceRanges) of a Triton of this
+    deployment: the restricted admin APIs everywhere; on an internet-facing frontend also the
+    client key on inference and metadata and the source ranges of ``publicFrontends``."""
+    restricted = security.triton_restricted_apis
+    args = list(triton_restricted_api_args(restricted, ADMIN_KEY_ENV))
+    env = {ADMIN_KEY_ENV: (restricted.key.secret_name, restricted.key.secret_key)} if args else {}
+    ranges: tuple[str, ...] = ()
+    public = security.public_frontends.get(deployment.name)
+    if frontend and public is not None and not deployment.frontend.internal_load_balancer:
+        args += frontend_auth_args(public.auth, FRONTEND_KEY_ENV)
+        env[FRONTEND_KEY_ENV] = (public.auth.key.secret_name, public.auth.key.secret_key)
+        ranges = tuple(public.source_ranges)
+    return tuple(args), env, ranges
+
+
+def group_resources(resources: ResourcesConfig, engine: EngineSpec, group: WorkerGroupConfig, gpus_per_pod: int) -> ResourcesConfig:
+    """Resources of a group pod when the stack sets none: memory from the engine's shard per rank
+    (:func:`capacity.host_memory_request_gib`), the request without /dev/shm (the limit adds it)."""
+    model = MODELS.get(engine.model)
+    shm = quantity_gib(group.shm_size)
+    if model is None or shm is None:
+        return resources
+    total = host_memory_request_gib(
+        model.param_count,
+        weight_bytes_per_param(engine.dtype, engine.quantization),
+        engine.world_size,
+        gpus_per_pod,
+        shm,
+    )
+    request = max(1, total - int(shm))
+    if shm != int(shm):  # a fractional GiB /dev/shm: keep the request in MiB
+        request = max(1, round(total * GIB / 2**20 - shm * 1024))
+        return ResourcesConfig(cpu=resources.cpu, memory=f"{request}Mi")
+    return ResourcesConfig(cpu=resources.cpu, memory=f"{request}Gi")
 
 
 def worker_roles(deployment: ModelDeploymentConfig) -> list[WorkerRole]:
@@ -312,11 +370,12 @@ def plan_deployment(name: str, args: DisaggregatedDeploymentArgs) -> DeploymentP
         problems += _quantity_problem(f"deployment '{name}' {key}.resources.memory", memory)
     problems += _name_problems(name, roles)
     for role in roles:
-        if args.deployment.worker_groups()[role].autoscaling.enabled and not args.custom_metrics:
+        autoscaled = args.deployment.worker_groups()[role].autoscaling.enabled
+        if autoscaled and not args.custom_metrics and args.keda_prometheus_url is None:
             problems.append(
-                f"deployment '{name}' {role}.autoscaling is enabled but custom_metrics is False (the "
-                "HPA scales on Triton metrics served by a metrics adapter): install one "
-                "(platform.metricsAdapter) and pass custom_metrics=True, or disable autoscaling"
+                f"deployment '{name}' {role}.autoscaling is enabled but neither KEDA (keda_prometheus_url) "
+                "nor a metrics adapter (custom_metrics) serves Triton metrics: enable platform.keda, or "
+                "disable autoscaling"
             )
     if len({args.engines[r].model for r in roles}) > 1:
         models = {r: args.engines[r].model for r in roles}
@@ -420,9 +479,13 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
 
         orchestrator = args.deployment.orchestrator
         disaggregated = args.deployment.mode == "prefill-decode"
+        restricted, admin_env, _ = triton_security(args.security, args.deployment, frontend=False)
         self.orchestrators, self.workers = {}, {}
         for rp in plan.roles:
             engine_dir = args.engine_dirs[rp.role]
+            resources = orchestrator.resources
+            if args.size_group_memory and "resources" not in orchestrator.model_fields_set:
+                resources = group_resources(resources, rp.engine, rp.group, rp.layout.gpus_per_pod)
             self.orchestrators[rp.role] = TritonOrchestrator(
                 rp.orchestrator_name,
                 TritonOrchestratorArgs(
@@ -433,13 +496,16 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                     engine_dir=engine_dir,
                     layout=rp.layout,
                     pool=rp.pool,
-                    resources=orchestrator.resources,
+                    resources=resources,
                     image=args.images.triton_trtllm,
                     claim_name=args.claim_name,
                     mount_path=args.mount_path,
                     shm_size=rp.group.shm_size,
                     kv_cache_transfer=disaggregated,
                     mpi_ssh_secret=args.mpi_ssh_secret or f"{name}-mpi-ssh",
+                    drain_seconds=args.drain_seconds,
+                    restricted_api_args=restricted,
+                    secret_keys=admin_env,
                 ),
                 child(),
             )
@@ -455,13 +521,15 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                     leader_template=self.orchestrators[rp.role].leader_template,
                     repository_volume=self.orchestrators[rp.role].repository_volume,
                     engine_dir=engine_dir,
-                    resources=orchestrator.resources,
+                    resources=resources,
                     image=args.images.triton_trtllm,
                     claim_name=args.claim_name,
                     mount_path=args.mount_path,
                     kv_cache_transfer=disaggregated,
                     mpi_ssh_secret=args.mpi_ssh_secret or f"{name}-mpi-ssh",
                     placement_key=default_placement_key(rp.pool, rp.layout),
+                    keda_prometheus_url=args.keda_prometheus_url,
+                    drain_seconds=args.drain_seconds,
                 ),
                 child(),
             )
@@ -472,6 +540,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
         if plan.tokenizer_from_engine:
             entry_dir = pulumi.Output.from_input(args.engine_dirs[plan.entry_role])
             tokenizer_dir = entry_dir.apply(lambda d: f"{d.rstrip('/')}/tokenizer")
+        frontend_args, frontend_env, public_ranges = triton_security(args.security, args.deployment, frontend=True)
         self.frontend = TritonFrontend(
             f"{name}-frontend",
             TritonFrontendArgs(
@@ -486,7 +555,11 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                 mount_path=args.mount_path,
                 aws_load_balancer=args.cluster.platform == "eks",
                 custom_metrics=args.custom_metrics,
-                load_balancer_source_ranges=args.load_balancer_source_ranges,
+                load_balancer_source_ranges=args.load_balancer_source_ranges or public_ranges,
+                drain_seconds=args.drain_seconds,
+                keda_prometheus_url=args.keda_prometheus_url,
+                restricted_api_args=frontend_args,
+                secret_keys=frontend_env,
             ),
             child(),
         )

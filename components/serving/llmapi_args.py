@@ -11,17 +11,45 @@ from __future__ import annotations
 from typing import Any
 
 from components.cluster.contract import NodePool
+from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
 from components.serving.llmapi_deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
+from components.serving.llmapi_frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml
 
-FRONTEND_DEFAULT = TierSpec(min_replicas=2, max_replicas=8, cpu="2", memory="4Gi")
-ROUTER_DEFAULT = TierSpec(min_replicas=2, max_replicas=4, cpu="2", memory="2Gi")
+
+def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
+    """What ``deployment`` takes from the rest of the stack (``config``: a StackConfig): KEDA, the
+    drain of its longest stream, its groups' host memory, and its public exposure."""
+    pools = config.cluster.node_pools()
+    memory: dict[str, int] = {}
+    for role, group in deployment.worker_groups().items():
+        pool = pools.get(group.pool)
+        gpus = group.gpus_per_pod or (pool.gpus_per_node if pool is not None else 1)
+        gib = llmapi_group_memory_gib(config, group, gpus)
+        if gib is not None:
+            memory[role] = gib
+    public = config.platform.security.public_frontends.get(deployment.name)
+    exposed = not deployment.frontend.internal_load_balancer
+    return {
+        "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+        "drain_seconds": deployment_drain_seconds(config, deployment),
+        "group_memory_gib": memory,
+        "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
+        "api_key": (
+            ApiKeySpec(header=public.auth.header, secret_name=public.auth.key.secret_name, secret_key=public.auth.key.secret_key)
+            if public is not None and exposed
+            else None
+        ),
+    }
 
 
-def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool) -> WorkerGroupSpec:
-    """One role's groups: layout, bounds, autoscaling and the LLM API YAML of its server role."""
+def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memory_gib: int | None = None) -> WorkerGroupSpec:
+    """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role and,
+    when known, the host memory its ranks use (/dev/shm included)."""
+    sized: dict[str, Any] = {"memory": f"{memory_gib}Gi", "memory_includes_shm": True} if memory_gib is not None else {}
     return WorkerGroupSpec(
+        **sized,
         pool=pool,
         pods_per_group=group.pods_per_group,
         gpus_per_pod=group.gpus_per_pod or pool.gpus_per_node,
@@ -50,26 +78,32 @@ def llmapi_deployment_args(
     aws_load_balancer: bool,
     custom_metrics: bool,
     load_balancer_source_ranges: tuple[str, ...] = (),
+    keda_prometheus_url: str | None = None,
+    drain_seconds: int = 60,
+    group_memory_gib: dict[str, int] | None = None,
+    api_key: ApiKeySpec | None = None,
 ) -> LlmApiDeploymentArgs:
-    """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed."""
+    """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
+    The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
     groups = deployment.worker_groups()
-    workers = {role: worker_group_spec(role, g, gpu_pools[g.pool]) for role, g in groups.items()}
+    memory = group_memory_gib or {}
+    workers = {role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role)) for role, g in groups.items()}
     frontend, orchestrator = deployment.frontend, deployment.orchestrator
+    frontend_resources = deployment.frontend_resources()
     frontend_tier = TierSpec(
         min_replicas=frontend.min_replicas,
         max_replicas=frontend.max_replicas,
         target_cpu_utilization=frontend.target_cpu_utilization,
-        cpu=frontend.resources.cpu if "resources" in frontend.model_fields_set else FRONTEND_DEFAULT.cpu,
-        memory=frontend.resources.memory if "resources" in frontend.model_fields_set else FRONTEND_DEFAULT.memory,
+        cpu=frontend_resources.cpu,
+        memory=frontend_resources.memory,
     )
-    router_max = orchestrator.max_replicas if orchestrator.max_replicas is not None else 2 * orchestrator.replicas
+    router_resources = deployment.router_resources()
+    assert router_resources is not None  # runtime llmapi
     router_tier = TierSpec(
         min_replicas=orchestrator.replicas,
-        max_replicas=max(router_max, orchestrator.replicas),
-        cpu=orchestrator.resources.cpu if "resources" in orchestrator.model_fields_set else ROUTER_DEFAULT.cpu,
-        memory=orchestrator.resources.memory
-        if "resources" in orchestrator.model_fields_set
-        else ROUTER_DEFAULT.memory,
+        max_replicas=deployment.router_max_replicas(),
+        cpu=router_resources.cpu,
+        memory=router_resources.memory,
     )
     return LlmApiDeploymentArgs(
         namespace=namespace,
@@ -93,4 +127,7 @@ def llmapi_deployment_args(
         load_balancer_source_ranges=load_balancer_source_ranges,
         aws_load_balancer=aws_load_balancer,
         custom_metrics=custom_metrics,
+        keda_prometheus_url=keda_prometheus_url,
+        drain_seconds=drain_seconds,
+        api_key=api_key,
     )

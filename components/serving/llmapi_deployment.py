@@ -24,7 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from components.cluster.contract import NodePool
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
-from components.serving.llmapi_frontend import LlmApiFrontend, LlmApiFrontendArgs, frontend_pod_labels
+from components.serving.llmapi_frontend import (
+    ApiKeySpec,
+    LlmApiFrontend,
+    LlmApiFrontendArgs,
+    frontend_pod_labels,
+)
 from components.serving.llmapi_router import LlmApiRouter, LlmApiRouterArgs, router_pod_labels, router_url
 from components.serving.llmapi_workers import (
     LlmApiWorkers,
@@ -67,6 +72,8 @@ class WorkerGroupSpec(BaseModel):
     target_waiting_requests: float = Field(default=4, gt=0)
     cpu: str = "16"
     memory: str = "64Gi"
+    memory_includes_shm: bool = False
+    """``memory`` counts /dev/shm already (``capacity.llmapi_group_memory_gib``)."""
     shm_size: str = "32Gi"
     placement_key: str | None = None
 
@@ -113,7 +120,13 @@ class LlmApiDeploymentArgs(BaseModel):
     load_balancer_source_ranges: tuple[str, ...] = ()
     aws_load_balancer: bool = True
     custom_metrics: bool = False
-    """The custom metrics API serves ``llmapi_*`` metrics (Prometheus Adapter); required by autoscaling."""
+    """The custom metrics API serves ``llmapi_*`` metrics (Prometheus Adapter): HPAs scale the groups."""
+    keda_prometheus_url: str | None = None
+    """KEDA is installed and queries this Prometheus: every tier gets a ScaledObject instead of an HPA."""
+    drain_seconds: int = Field(default=60, ge=0)
+    """The longest stream of this deployment (``capacity.deployment_drain_seconds``)."""
+    api_key: ApiKeySpec | None = None
+    """The frontend's client key (a public frontend needs it)."""
     trust_remote_code: bool = False
     mpi_ssh_secret: str | None = None
     """Secret with the SSH keys of multi-node groups; None: ``<name>-mpi-ssh``."""
@@ -132,10 +145,10 @@ class LlmApiDeploymentArgs(BaseModel):
         if roles != expected:
             problems.append(f"mode {self.mode} needs worker groups {expected}, got {roles}: pass one entry per role")
         for role, spec in self.workers.items():
-            if spec.autoscaling and not self.custom_metrics:
+            if spec.autoscaling and not self.custom_metrics and self.keda_prometheus_url is None:
                 problems.append(
-                    f"{role}.autoscaling is enabled but custom_metrics is False (the HPA scales on trtllm-serve "
-                    "metrics served by a metrics adapter): install one and pass custom_metrics=True, or disable autoscaling"
+                    f"{role}.autoscaling is enabled but neither KEDA (keda_prometheus_url) nor a metrics adapter "
+                    "(custom_metrics) serves trtllm-serve metrics: enable platform.keda, or disable autoscaling"
                 )
         if problems:
             raise ValueError("; ".join(problems))
@@ -226,11 +239,14 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     target_waiting_requests=spec.target_waiting_requests,
                     cpu=spec.cpu,
                     memory=spec.memory,
+                    memory_includes_shm=spec.memory_includes_shm,
                     shm_size=spec.shm_size,
                     placement_key=spec.placement_key,
                     trust_remote_code=args.trust_remote_code,
                     mpi_ssh_secret=ssh_secret,
                     nixl_plugins_dir=args.nixl_plugins_dir,
+                    drain_seconds=args.drain_seconds,
+                    keda_prometheus_url=args.keda_prometheus_url,
                 )
                 for role, spec in args.workers.items()
             }
@@ -252,6 +268,8 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 min_replicas=tier.min_replicas,
                 max_replicas=tier.max_replicas,
                 target_cpu_utilization=tier.target_cpu_utilization,
+                drain_seconds=args.drain_seconds,
+                keda_prometheus_url=args.keda_prometheus_url,
             )
             tier = args.frontend
             frontend_args = LlmApiFrontendArgs(
@@ -277,6 +295,9 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 public=args.public,
                 load_balancer_source_ranges=args.load_balancer_source_ranges,
                 aws_load_balancer=args.aws_load_balancer,
+                api_key=args.api_key,
+                drain_seconds=args.drain_seconds,
+                keda_prometheus_url=args.keda_prometheus_url,
             )
         except ValidationError as err:
             messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())

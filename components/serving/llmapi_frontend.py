@@ -1,9 +1,12 @@
 """LlmApiFrontend: the OpenAI/KServe frontend tier of the llmapi runtime (``python -m runtime.frontend``).
 
-Deployment (CPU, system pool) + Service + HPA (CPU) + PDB. The Service is internal: ClusterIP, or
-on EKS an internal NLB; internet-facing only with ``public`` and ``load_balancer_source_ranges``
-(:mod:`components.serving.load_balancer`). The tokenizer files come from the model directory on
-the shared storage, mounted read-only.
+Deployment (CPU, system pool) + Service + HPA (CPU) or KEDA ScaledObject (requests in flight) +
+PDB. The Service is internal: ClusterIP, or on EKS an internal NLB; internet-facing only with
+``public``, ``load_balancer_source_ranges`` and an API key (``api_key``: the frontend process
+refuses requests without it; the key comes from a Secret through ``secretKeyRef``). The tokenizer
+files come from the model directory on the shared storage, mounted read-only. On scale-in a pod
+keeps serving for the endpoint removal (preStop), then drains its streams for ``drain_seconds``
+(``--shutdown-timeout``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.cluster.contract import NodePool
+from components.config.capacity import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
+from components.platform.keda import deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
 from components.serving.cpu_tier import (
     PORT,
@@ -32,10 +37,24 @@ from components.serving.load_balancer import (
 )
 from components.serving.pods import mount, storage_volume
 from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
+from components.serving.scaled_objects import scaled_object
+from components.serving.security import key_mounts, key_path, key_volumes
 
 TYPE_TOKEN = "disagg:serving:LlmApiFrontend"
 COMPONENT = "frontend"
 APP = "llmapi"
+API_KEY_VAR = "FRONTEND_API_KEY"
+"""Name of the clients' API key: its Secret is mounted at ``key_path(API_KEY_VAR)`` (``--api-key-file``)."""
+
+
+class ApiKeySpec(BaseModel):
+    """Where the frontend's client key lives and which header carries it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    header: str = "x-api-key"
+    secret_name: str
+    secret_key: str = "key"
 
 
 class LlmApiFrontendArgs(BaseModel):
@@ -72,7 +91,14 @@ class LlmApiFrontendArgs(BaseModel):
     """Internet-facing load balancer (explicit opt-in; needs ``load_balancer_source_ranges``)."""
     load_balancer_source_ranges: tuple[str, ...] = ()
     aws_load_balancer: bool = True
-    termination_grace_period_s: int = Field(default=60, ge=10)
+    api_key: ApiKeySpec | None = None
+    """Clients must send this key (required for a public frontend)."""
+    drain_seconds: int = Field(default=60, ge=0)
+    """The longest stream (``capacity.stream_drain_seconds``): the process's shutdown timeout."""
+    keda_prometheus_url: str | None = None
+    """Scale with a KEDA ScaledObject (requests in flight and CPU) instead of a CPU HPA."""
+    target_in_flight: float = Field(default=64, gt=0)
+    """Requests in flight per replica above which KEDA adds one."""
 
     @field_validator("tokenizer")
     @classmethod
@@ -89,6 +115,11 @@ class LlmApiFrontendArgs(BaseModel):
         problem = exposure_problem(self.service_type, self.public, self.load_balancer_source_ranges)
         if problem is not None:
             raise ValueError(f"frontend exposure: {problem}")
+        if self.public and self.api_key is None:
+            raise ValueError(
+                "frontend exposure: an internet-facing frontend needs an API key (api_key, from "
+                "platform.security.publicFrontends.<deployment>.auth): set it, or keep the frontend internal"
+            )
         return self
 
 
@@ -107,11 +138,20 @@ def frontend_command(args: LlmApiFrontendArgs, tokenizer: str) -> list[str]:
         "--tokenizer", tokenizer,
         "--max-seq-len", str(args.max_seq_len),
         "--default-max-tokens", str(args.default_max_tokens),
-    ]  # fmt: skip
+        "--shutdown-timeout", str(args.drain_seconds),
+    ] + (
+        ["--api-key-file", key_path(API_KEY_VAR), "--api-key-header", args.api_key.header]
+        if args.api_key is not None
+        else []
+    )  # fmt: skip
 
 
 def frontend_tier(name: str, args: LlmApiFrontendArgs, tokenizer: str) -> CpuTier:
     volumes, mounts = [], []
+    if args.api_key is not None:  # a file from the Secret, never an environment variable
+        keys = {API_KEY_VAR: (args.api_key.secret_name, args.api_key.secret_key)}
+        volumes += key_volumes(keys)
+        mounts += key_mounts(keys)
     if args.claim_name is not None:
         volumes.append(storage_volume("store", args.claim_name))
         mounts.append(mount("store", args.mount_path, read_only=True))
@@ -130,7 +170,8 @@ def frontend_tier(name: str, args: LlmApiFrontendArgs, tokenizer: str) -> CpuTie
         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
         extra_volumes=volumes,
         extra_mounts=mounts,
-        termination_grace_period_s=args.termination_grace_period_s,
+        termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
+        pre_stop_s=ENDPOINT_REMOVAL_S,
     )
 
 
@@ -146,7 +187,19 @@ def frontend_service_manifest(name: str, args: LlmApiFrontendArgs) -> dict:
     )  # fmt: skip
 
 
-def frontend_hpa_manifest(name: str, args: LlmApiFrontendArgs) -> dict:
+def frontend_scaled_object_manifest(name: str, args: LlmApiFrontendArgs) -> dict | None:
+    """KEDA ScaledObject on requests in flight and CPU (None: no KEDA, the CPU HPA scales)."""
+    if args.keda_prometheus_url is None:
+        return None
+    return deployment_scaled_object(
+        name, args.namespace, name, args.min_replicas, args.max_replicas, args.keda_prometheus_url,
+        args.target_in_flight, args.drain_seconds, args.target_cpu_utilization, frontend_pod_labels(args.instance),
+    )  # fmt: skip
+
+
+def frontend_hpa_manifest(name: str, args: LlmApiFrontendArgs) -> dict | None:
+    if args.keda_prometheus_url is not None:
+        return None
     return cpu_hpa_manifest(
         name, args.namespace, frontend_pod_labels(args.instance), args.min_replicas, args.max_replicas,
         args.target_cpu_utilization,
@@ -163,7 +216,8 @@ class LlmApiFrontend(pulumi.ComponentResource):
 
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
-    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    scaled_object: k8s.apiextensions.CustomResource | None
     pdb: k8s.policy.v1.PodDisruptionBudget
     service_host: str
     endpoint: pulumi.Output[dict]
@@ -191,9 +245,15 @@ class LlmApiFrontend(pulumi.ComponentResource):
             f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child()
         )
         hpa = frontend_hpa_manifest(name, args)
-        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child(depends_on=[self.deployment])
-        )
+        self.hpa = None
+        if hpa is not None:
+            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child(depends_on=[self.deployment])
+            )
+        scaled = frontend_scaled_object_manifest(name, args)
+        self.scaled_object = None
+        if scaled is not None:
+            self.scaled_object = scaled_object(name, scaled, child(depends_on=[self.deployment]))
         pdb = frontend_pdb_manifest(name, args)
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child()

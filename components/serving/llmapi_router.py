@@ -1,6 +1,8 @@
 """LlmApiRouter: the router (orchestrator) tier of the llmapi runtime (``python -m runtime.router``).
 
-Deployment (CPU) + ClusterIP Service + HPA (CPU) + PDB. The router finds the worker-group leaders
+Deployment (CPU) + ClusterIP Service + HPA (CPU) or KEDA ScaledObject (requests outstanding) +
+PDB; on scale-in a pod keeps serving for the endpoint removal (preStop), then drains its streams
+for ``drain_seconds`` (``--shutdown-timeout``). The router finds the worker-group leaders
 through the DNS of each role's headless Service (``dns://<service FQDN>:8000``, re-resolved every
 ``refresh_seconds``), so it needs no Kubernetes API access and no service-account token.
 """
@@ -12,6 +14,8 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.cluster.contract import NodePool
+from components.config.capacity import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
+from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
 from components.serving.cpu_tier import (
     PORT,
@@ -23,6 +27,7 @@ from components.serving.cpu_tier import (
 from components.serving.labels import labels
 from components.serving.load_balancer import service_host
 from components.serving.pulumi_options import child_options, k8s_provider
+from components.serving.scaled_objects import scaled_object
 
 LIVE_PATH = "/live"
 """Always 200 while the router process runs (``runtime/router.py``); ``/health`` is readiness."""
@@ -54,7 +59,12 @@ class LlmApiRouterArgs(BaseModel):
     min_replicas: int = Field(default=2, ge=1)
     max_replicas: int = Field(default=4, ge=1)
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
-    termination_grace_period_s: int = Field(default=60, ge=10)
+    drain_seconds: int = Field(default=60, ge=0)
+    """The longest stream (``capacity.stream_drain_seconds``): the process's shutdown timeout."""
+    keda_prometheus_url: str | None = None
+    """Scale with a KEDA ScaledObject (requests outstanding and CPU) instead of a CPU HPA."""
+    target_in_flight: float = Field(default=128, gt=0)
+    """Requests outstanding per router replica above which KEDA adds one."""
 
     @model_validator(mode="after")
     def _checks(self) -> LlmApiRouterArgs:
@@ -83,7 +93,7 @@ def router_command(args: LlmApiRouterArgs) -> list[str]:
         argv += ["--workers", args.workers_url]
     else:
         argv += ["--context", str(args.context_url), "--generation", str(args.generation_url)]
-    return argv + ["--refresh-seconds", str(args.refresh_seconds)]
+    return argv + ["--refresh-seconds", str(args.refresh_seconds), "--shutdown-timeout", str(args.drain_seconds)]
 
 
 def router_url(name: str, namespace: str) -> str:
@@ -105,10 +115,22 @@ def router_deployment_manifest(name: str, args: LlmApiRouterArgs) -> dict:
             replicas=args.min_replicas,
             runtime_volume=args.runtime_volume,
             runtime_hash=args.runtime_hash,
-            termination_grace_period_s=args.termination_grace_period_s,
             live_path=LIVE_PATH,
+            termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
+            pre_stop_s=ENDPOINT_REMOVAL_S,
         )
     )
+
+
+def router_scaled_object_manifest(name: str, args: LlmApiRouterArgs) -> dict | None:
+    """KEDA ScaledObject on requests outstanding and CPU (None: no KEDA, the CPU HPA scales)."""
+    if args.keda_prometheus_url is None:
+        return None
+    return deployment_scaled_object(
+        name, args.namespace, name, args.min_replicas, args.max_replicas, args.keda_prometheus_url,
+        args.target_in_flight, args.drain_seconds, args.target_cpu_utilization, router_pod_labels(args.instance),
+        in_flight_metric=ROUTER_IN_FLIGHT,
+    )  # fmt: skip
 
 
 class LlmApiRouter(pulumi.ComponentResource):
@@ -116,7 +138,8 @@ class LlmApiRouter(pulumi.ComponentResource):
 
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
-    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    scaled_object: k8s.apiextensions.CustomResource | None
     pdb: k8s.policy.v1.PodDisruptionBudget
     url: str
     """``http://<name>.<namespace>.svc.cluster.local:8000``."""
@@ -140,12 +163,17 @@ class LlmApiRouter(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child()
         )
-        hpa = cpu_hpa_manifest(
-            name, args.namespace, pod_labels, args.min_replicas, args.max_replicas, args.target_cpu_utilization
-        )
-        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child(depends_on=[self.deployment])
-        )
+        scaled = router_scaled_object_manifest(name, args)
+        self.hpa, self.scaled_object = None, None
+        if scaled is not None:
+            self.scaled_object = scaled_object(name, scaled, child(depends_on=[self.deployment]))
+        else:
+            hpa = cpu_hpa_manifest(
+                name, args.namespace, pod_labels, args.min_replicas, args.max_replicas, args.target_cpu_utilization
+            )
+            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child(depends_on=[self.deployment])
+            )
         pdb = pod_disruption_budget_manifest(name, args.namespace, pod_labels, pod_labels, max_unavailable=1)
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child()

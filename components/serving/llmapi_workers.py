@@ -32,7 +32,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.cluster.contract import NodePool
+from components.config.capacity import worker_grace_seconds, worker_prestop_seconds
 from components.platform.autoscaling_metrics import LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS
+from components.platform.keda import lws_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
 from components.serving.cpu_tier import health_probe, prometheus_annotations
 from components.serving.fabric_env import fabric_env, kv_transfer_env
@@ -71,6 +73,7 @@ from components.serving.probes import tcp_probe
 from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
 from components.serving.repository_config_maps import content_hash
 from components.serving.resources import gpu_resources
+from components.serving.scaled_objects import pre_stop_sleep, scaled_object
 from components.serving.security import (
     WRITABLE_ENV,
     gpu_security_context,
@@ -123,11 +126,19 @@ class LlmApiWorkersArgs(BaseModel):
     target_waiting_requests: float = Field(default=4, gt=0)
     cpu: str = "16"
     memory: str = "64Gi"
+    memory_includes_shm: bool = False
+    """``memory`` already counts the RAM-backed /dev/shm (``capacity.host_memory_request_gib``):
+    request = limit = memory. False: the limit is memory + shmSize."""
     shm_size: str = "32Gi"
     placement_key: str | None = None
     """Exclusive-topology key (``triton_workers.default_placement_key``); None: no exclusivity."""
     startup_timeout_s: int = Field(default=1800, ge=60)
-    termination_grace_period_s: int = Field(default=60, ge=10)
+    drain_seconds: int = Field(default=60, ge=0)
+    """How long the longest stream runs (``capacity.stream_drain_seconds``): a terminating pod keeps
+    serving that long after the router dropped it (preStop), so scale-in never cuts a stream."""
+    keda_prometheus_url: str | None = None
+    """Autoscaling through a KEDA ScaledObject querying this Prometheus (instead of an HPA on
+    the metrics adapter's custom metrics)."""
     trust_remote_code: bool = False
     """Pass ``--trust_remote_code`` (runs the model repository's Python): only for models that need it."""
     mpi_ssh_secret: str = "mpi-ssh"
@@ -314,6 +325,17 @@ def _volumes(args: LlmApiWorkersArgs, config_map: str) -> tuple[list[dict], list
     return volumes, mounts
 
 
+def termination_grace_seconds(args: LlmApiWorkersArgs) -> int:
+    """Grace of every pod of a group: the preStop drain, then trtllm-serve's exit."""
+    return worker_grace_seconds(args.drain_seconds)
+
+
+def group_resources(args: LlmApiWorkersArgs) -> dict:
+    """Requests/limits of a group pod (memory limit with /dev/shm, see ``memory_includes_shm``)."""
+    shm = "0" if args.memory_includes_shm else args.shm_size
+    return gpu_resources(args.pool, args.gpus_per_pod, args.cpu, args.memory, shm)
+
+
 def _pod_spec(args: LlmApiWorkersArgs, container: dict, volumes: list[dict], grace: int) -> dict:
     return secure_pod_spec(
         {
@@ -338,7 +360,8 @@ def leader_pod_template(args: LlmApiWorkersArgs, model_dir: str, config_map: str
         "command": ["/bin/bash", "-c", leader_script(args, model_dir, env)],
         "env": env_list(env),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "resources": gpu_resources(args.pool, args.gpus_per_pod, args.cpu, args.memory, args.shm_size),
+        "resources": group_resources(args),
+        "lifecycle": pre_stop_sleep(worker_prestop_seconds(args.drain_seconds)),
         "startupProbe": health_probe(period=period, failure_threshold=args.startup_timeout_s // period),
         "readinessProbe": health_probe(period=10, failure_threshold=3),
         "livenessProbe": health_probe(period=15, failure_threshold=8),
@@ -351,7 +374,7 @@ def leader_pod_template(args: LlmApiWorkersArgs, model_dir: str, config_map: str
     }
     return {
         "metadata": {"labels": leader_labels(args.instance, args.role), "annotations": annotations},
-        "spec": _pod_spec(args, container, volumes, args.termination_grace_period_s),
+        "spec": _pod_spec(args, container, volumes, termination_grace_seconds(args)),
     }
 
 
@@ -365,7 +388,9 @@ def worker_pod_template(args: LlmApiWorkersArgs, config_map: str) -> dict:
         "command": ["/bin/bash", "-c", sshd_script()],
         "env": env_list(env),
         "ports": [{"name": "ssh", "containerPort": SSH_PORT, "protocol": "TCP"}],
-        "resources": gpu_resources(args.pool, args.gpus_per_pod, args.cpu, args.memory, args.shm_size),
+        "resources": group_resources(args),
+        # the ranks on this pod serve the leader's streams: they stay as long as it does
+        "lifecycle": pre_stop_sleep(worker_prestop_seconds(args.drain_seconds)),
         "startupProbe": tcp_probe("ssh", period=5, failure_threshold=args.startup_timeout_s // 5),
         "readinessProbe": tcp_probe("ssh", period=10, failure_threshold=3),
         "livenessProbe": tcp_probe("ssh", period=20, failure_threshold=3),
@@ -374,7 +399,7 @@ def worker_pod_template(args: LlmApiWorkersArgs, config_map: str) -> dict:
     }
     return {
         "metadata": {"labels": worker_labels(args.instance, args.role)},
-        "spec": _pod_spec(args, container, volumes, 30),
+        "spec": _pod_spec(args, container, volumes, termination_grace_seconds(args)),
     }
 
 
@@ -434,9 +459,21 @@ def headless_service_manifest(name: str, args: LlmApiWorkersArgs) -> dict:
     }
 
 
+def workers_scaled_object_manifest(name: str, args: LlmApiWorkersArgs) -> dict | None:
+    """KEDA ScaledObject on the LWS scale subresource (None: no autoscaling, or no KEDA)."""
+    if not args.autoscaling or args.keda_prometheus_url is None:
+        return None
+    return lws_scaled_object(
+        name, args.namespace, name, min_groups(args), max_groups(args), args.keda_prometheus_url,
+        args.target_waiting_requests, args.target_kv_cache_utilization, args.drain_seconds,
+        set_labels(args.instance, args.role),
+    )  # fmt: skip
+
+
 def workers_hpa_manifest(name: str, args: LlmApiWorkersArgs) -> dict | None:
-    """HPA on the LWS scale subresource from the leaders' KV-cache use and queue (None: off)."""
-    if not args.autoscaling:
+    """HPA on the LWS scale subresource from the leaders' KV-cache use and queue (None: off, or
+    KEDA scales the groups)."""
+    if not args.autoscaling or args.keda_prometheus_url is not None:
         return None
     return {
         "apiVersion": "autoscaling/v2",
@@ -477,6 +514,7 @@ class LlmApiWorkers(pulumi.ComponentResource):
     leader_worker_set: k8s.apiextensions.CustomResource
     service: k8s.core.v1.Service
     hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    scaled_object: k8s.apiextensions.CustomResource | None
     pdb: k8s.policy.v1.PodDisruptionBudget
     set_name: str
     discovery_url: str
@@ -517,6 +555,10 @@ class LlmApiWorkers(pulumi.ComponentResource):
             self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child(depends_on=[self.leader_worker_set])
             )
+        scaled = workers_scaled_object_manifest(name, args)
+        self.scaled_object = None
+        if scaled is not None:
+            self.scaled_object = scaled_object(name, scaled, child(depends_on=[self.leader_worker_set]))
         pdb = workers_pdb_manifest(name, args)
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child()

@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-AWS_LB_ANNOTATIONS = {
-    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
-    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-}
-AWS_LB_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+from components.platform.load_balancer_controller import LB_SCHEME, nlb_service_annotations
+
+AWS_LB_SCHEME = LB_SCHEME
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 
 
@@ -38,7 +36,7 @@ def load_balancer_annotations(service_type: str, aws: bool, public: bool) -> dic
     """AWS Load Balancer Controller annotations of a frontend Service (none off AWS or for ClusterIP)."""
     if service_type != "LoadBalancer" or not aws:
         return {}
-    return {**AWS_LB_ANNOTATIONS, AWS_LB_SCHEME: "internet-facing" if public else "internal"}
+    return nlb_service_annotations(internal=not public)
 
 
 def service_host(name: str, namespace: str) -> str:

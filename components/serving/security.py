@@ -7,11 +7,19 @@ ambient capabilities), so non-root ranks rely on the node's unlimited memlock li
 (containerd's ``LimitMEMLOCK=infinity``, the default of the EKS and GPU Operator node images);
 IPC_LOCK keeps images that switch to root working and documents the need.
 
+Keys from Secrets (Triton's restricted APIs, a public frontend's client key) are files, never
+environment variables: the container's bash reads them into unexported shell variables and passes
+them on tritonserver's command line, which is the only way Triton takes them.
+
 Read-only root filesystems: every container writes only to emptyDirs (``/tmp`` with HOME and the
 caches below it, the state directory, ``/dev/shm``), so the image stays immutable at runtime.
 """
 
 from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
 
 from components.cluster.contract import NodePool
 
@@ -87,3 +95,55 @@ def secure_pod_spec(spec: dict, run_as_user: int = RUN_AS_USER, run_as_group: in
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(run_as_user, run_as_group),
     }
+
+
+# -- keys from Secrets, as files ------------------------------------------------------------------
+
+SECRETS_DIR = "/var/run/secrets/disagg"
+"""Where Secret-held keys are mounted (one directory per key, file ``key``, mode 0440)."""
+_KUBELET_VAR = re.compile(r"\$\((\w+)\)")
+
+
+def key_volume_name(var: str) -> str:
+    return var.lower().replace("_", "-")
+
+
+def key_path(var: str) -> str:
+    """The file holding the key that ``$(var)`` stands for in an argument."""
+    return f"{SECRETS_DIR}/{key_volume_name(var)}/key"
+
+
+def key_volumes(keys: Mapping[str, tuple[str, str]]) -> list[dict]:
+    """Secret volumes of ``keys`` (variable -> (Secret name, key)), sorted."""
+    return [
+        {
+            "name": key_volume_name(var),
+            "secret": {"secretName": secret, "items": [{"key": key, "path": "key"}], "defaultMode": 0o440},
+        }
+        for var, (secret, key) in sorted(keys.items())
+    ]
+
+
+def key_mounts(keys: Mapping[str, tuple[str, str]]) -> list[dict]:
+    return [
+        {"name": key_volume_name(var), "mountPath": f"{SECRETS_DIR}/{key_volume_name(var)}", "readOnly": True}
+        for var in sorted(keys)
+    ]
+
+
+def read_keys_lines(keys: Mapping[str, tuple[str, str]]) -> list[str]:
+    """bash lines reading each key from its file into an unexported shell variable."""
+    return [f"IFS= read -r {var} < {key_path(var)} || [ -n \"${var}\" ]" for var in sorted(keys)]
+
+
+def shell_word(arg: str) -> str:
+    """``arg`` as one bash word: literal text quoted, each ``$(VAR)`` (the placeholder
+    ``config.security`` renders) expanded from the shell variable ``read_keys_lines`` set."""
+    parts = _KUBELET_VAR.split(arg)
+    out = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            out.append(f'"${{{part}}}"')
+        elif part:
+            out.append(shlex.quote(part))
+    return "".join(out) or "''"

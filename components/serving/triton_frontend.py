@@ -25,8 +25,10 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.cluster.contract import NodePool
+from components.config.capacity import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.config.deployment import FrontendConfig
 from components.platform.autoscaling_metrics import QUEUE_TIME_MS
+from components.platform.keda import TRITON_PENDING, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
 from components.serving.labels import REPOSITORY_HASH_ANNOTATION, labels, metadata
 from components.serving.load_balancer import (
@@ -64,10 +66,15 @@ from components.serving.repository_config_maps import (
     repository_volume,
 )
 from components.serving.resources import memory_limit
+from components.serving.scaled_objects import pre_stop_sleep, scaled_object
 from components.serving.security import (
     WRITABLE_ENV,
     container_security_context,
+    key_mounts,
+    key_volumes,
+    read_keys_lines,
     secure_pod_spec,
+    shell_word,
     tmp_mount,
     tmp_volume,
 )
@@ -112,6 +119,19 @@ class TritonFrontendArgs(BaseModel):
 
     load_balancer_source_ranges: tuple[str, ...] = ()
     """Client CIDRs an internet-facing load balancer accepts (required when it is public)."""
+    drain_seconds: int | None = Field(default=None, ge=0)
+    """The longest stream: the pod serves through the endpoint removal (preStop), then Triton's
+    ``--exit-timeout-secs`` gives the streams this long. None: ``termination_grace_period_s``."""
+    keda_prometheus_url: str | None = None
+    """Scale with a KEDA ScaledObject (pending requests and CPU) instead of an HPA."""
+    target_pending_requests: float = Field(default=16, gt=0)
+    """Requests pending in Triton per replica above which KEDA adds one."""
+    restricted_api_args: tuple[str, ...] = ()
+    """``security.triton_restricted_api_args`` (admin APIs) and, for a public frontend,
+    ``security.frontend_auth_args`` (inference and metadata): keys as $(VAR)."""
+    secret_keys: dict[str, tuple[str, str]] = {}
+    """Variable -> (Secret name, key) that the restricted-API arguments' ``$(VAR)`` stand for: the
+    key is mounted as a file and read by the container's shell (never an environment variable)."""
 
     @model_validator(mode="after")
     def _exposure(self) -> TritonFrontendArgs:
@@ -119,6 +139,12 @@ class TritonFrontendArgs(BaseModel):
         problem = exposure_problem(self.config.service_type, public, self.load_balancer_source_ranges)
         if problem is not None:
             raise ValueError(f"frontend.internalLoadBalancer: {problem}")
+        if public and not any("inference" in arg for arg in self.restricted_api_args):
+            raise ValueError(
+                "frontend.internalLoadBalancer: an internet-facing Triton frontend needs a client key on "
+                "inference (security.frontend_auth_args from platform.security.publicFrontends.<deployment>.auth): "
+                "pass it, or keep the frontend internal"
+            )
         return self
 
     @field_validator("tokenizer_dir")
@@ -144,8 +170,8 @@ def frontend_config_maps(name: str, repository: ModelRepositoryArgs) -> list[Rep
     return repository_config_maps(name, repository_files(frontend_repository(repository)))
 
 
-def frontend_command(exit_timeout_s: int) -> list[str]:
-    """tritonserver's command line in the frontend container."""
+def frontend_command(exit_timeout_s: int, restricted: tuple[str, ...] = ()) -> list[str]:
+    """tritonserver's command line in the frontend container (``restricted``: restricted-API args)."""
     return [
         "tritonserver",
         f"--model-repository={REPOSITORY_PATH}",
@@ -157,7 +183,16 @@ def frontend_command(exit_timeout_s: int) -> list[str]:
         "--allow-gpu-metrics=false",
         "--pinned-memory-pool-byte-size=0",
         f"--exit-timeout-secs={exit_timeout_s}",
+        *restricted,
     ]
+
+
+def with_keys(command: list[str], keys: dict[str, tuple[str, str]]) -> list[str]:
+    """``command`` as is, or (keys from Secrets) a bash that reads the key files and execs it."""
+    if not keys:
+        return command
+    script = ["set -euo pipefail", *read_keys_lines(keys), "exec " + " ".join(shell_word(a) for a in command)]
+    return ["/bin/bash", "-c", "\n".join(script) + "\n"]
 
 
 def frontend_env(args: TritonFrontendArgs) -> dict[str, str]:
@@ -176,7 +211,9 @@ def frontend_deployment_manifest(
 ) -> dict:
     """The frontend Deployment (replicas start at minReplicas; the HPA owns them afterwards)."""
     pod_labels = frontend_pod_labels(args)
-    exit_timeout = args.termination_grace_period_s - 30
+    grace, exit_timeout = args.termination_grace_period_s, args.termination_grace_period_s - 30
+    if args.drain_seconds is not None:
+        grace, exit_timeout = cpu_tier_grace_seconds(args.drain_seconds), args.drain_seconds
     resources = {"cpu": args.config.resources.cpu, "memory": args.config.resources.memory}
     mounts = [
         mount("model-repository", REPOSITORY_PATH, read_only=True),
@@ -193,10 +230,12 @@ def frontend_deployment_manifest(
     if args.claim_name is not None:
         mounts.append(mount("store", args.mount_path, read_only=True))
         volumes.append(storage_volume("store", args.claim_name))
+    mounts += key_mounts(args.secret_keys)
+    volumes += key_volumes(args.secret_keys)
     container = {
         "name": "triton",
         "image": args.image,
-        "command": frontend_command(exit_timeout),
+        "command": with_keys(frontend_command(exit_timeout, args.restricted_api_args), args.secret_keys),
         "env": env_list(frontend_env(args)),
         "ports": triton_ports(),
         "resources": {
@@ -209,6 +248,8 @@ def frontend_deployment_manifest(
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
     }
+    if args.drain_seconds is not None:
+        container["lifecycle"] = pre_stop_sleep(ENDPOINT_REMOVAL_S)
     files = repository_files_from_config_maps(config_maps)
     spread = [
         {
@@ -240,7 +281,7 @@ def frontend_deployment_manifest(
                         "nodeSelector": node_selector(args.pool),
                         "tolerations": tolerations(args.pool),
                         "topologySpreadConstraints": spread,
-                        "terminationGracePeriodSeconds": args.termination_grace_period_s,
+                        "terminationGracePeriodSeconds": grace,
                     }
                 ),
             },
@@ -273,6 +314,17 @@ def frontend_service_manifest(name: str, args: TritonFrontendArgs) -> dict:
             ],
         },
     }
+
+
+def frontend_scaled_object_manifest(name: str, args: TritonFrontendArgs) -> dict | None:
+    """KEDA ScaledObject on Triton's pending requests and CPU (None: no KEDA, the HPA scales)."""
+    if args.keda_prometheus_url is None:
+        return None
+    return deployment_scaled_object(
+        name, args.namespace, name, args.config.min_replicas, args.config.max_replicas, args.keda_prometheus_url,
+        args.target_pending_requests, args.drain_seconds if args.drain_seconds is not None else 300,
+        args.config.target_cpu_utilization, frontend_pod_labels(args), in_flight_metric=TRITON_PENDING,
+    )  # fmt: skip
 
 
 def frontend_hpa_manifest(name: str, args: TritonFrontendArgs) -> dict:
@@ -319,7 +371,8 @@ class TritonFrontend(pulumi.ComponentResource):
     config_maps: list[k8s.core.v1.ConfigMap]
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
-    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    scaled_object: k8s.apiextensions.CustomResource | None
     pdb: k8s.policy.v1.PodDisruptionBudget
     service_host: str
     """Cluster DNS name of the Service."""
@@ -359,10 +412,15 @@ class TritonFrontend(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child()
         )
-        hpa = frontend_hpa_manifest(name, args)
-        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child(depends_on=[self.deployment])
-        )
+        scaled = frontend_scaled_object_manifest(name, args)
+        self.hpa, self.scaled_object = None, None
+        if scaled is not None:
+            self.scaled_object = scaled_object(name, scaled, child(depends_on=[self.deployment]))
+        else:
+            hpa = frontend_hpa_manifest(name, args)
+            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child(depends_on=[self.deployment])
+            )
         pdb = frontend_pdb_manifest(name, args)
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child()

@@ -33,7 +33,6 @@ recreates the whole group.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any, Literal, cast
 
 import pulumi
@@ -41,6 +40,7 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.cluster.contract import NodePool
+from components.config.capacity import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.config.deployment import ResourcesConfig
 from components.serving.fabric_env import fabric_env, kv_transfer_env
 from components.serving.group_layout import GroupLayout
@@ -86,10 +86,15 @@ from components.serving.repository_config_maps import (
     repository_volume,
 )
 from components.serving.resources import gpu_resources
+from components.serving.scaled_objects import pre_stop_sleep
 from components.serving.security import (
     WRITABLE_ENV,
     gpu_security_context,
+    key_mounts,
+    key_volumes,
+    read_keys_lines,
     secure_pod_spec,
+    shell_word,
     tmp_mount,
     tmp_volume,
 )
@@ -128,6 +133,16 @@ class TritonOrchestratorArgs(BaseModel):
     startup_timeout_s: int = Field(default=1800, ge=60)
     """Engine load budget before the startup probe fails (70B over FSx takes minutes)."""
     termination_grace_period_s: int = Field(default=90, ge=10)
+    """Used when ``drain_seconds`` is None (Triton then gets grace − 30 s to finish)."""
+    drain_seconds: int | None = Field(default=None, ge=0)
+    """The longest stream: the leader keeps serving through the endpoint removal (preStop), then
+    Triton's ``--exit-timeout-secs`` gives the streams this long; grace covers both."""
+    restricted_api_args: tuple[str, ...] = ()
+    """``security.triton_restricted_api_args``: admin APIs behind a key ($(VAR) from a Secret)."""
+    secret_keys: dict[str, tuple[str, str]] = {}
+    """Variable -> (Secret name, key) the restricted-API arguments' ``$(VAR)`` stand for: mounted
+    as files and read by the leader's bash (never environment variables, never forwarded to
+    other ranks)."""
 
     @field_validator("engine_dir")
     @classmethod
@@ -157,8 +172,11 @@ def leader_labels(instance: str, role: str) -> dict[str, str]:
     return labels(instance, COMPONENT, role)
 
 
-def orchestrator_server_args(layout: GroupLayout, exit_timeout_s: int) -> list[str]:
-    """Rank 0: the serving tritonserver. It keeps GPU memory for the executors (no CUDA pools)."""
+def orchestrator_server_args(
+    layout: GroupLayout, exit_timeout_s: int, restricted: tuple[str, ...] = ()
+) -> list[str]:
+    """Rank 0: the serving tritonserver. It keeps GPU memory for the executors (no CUDA pools);
+    ``restricted``: the restricted-API arguments (admin APIs behind a key)."""
     return [
         "tritonserver",
         f"--model-repository={REPOSITORY_PATH}",
@@ -172,6 +190,7 @@ def orchestrator_server_args(layout: GroupLayout, exit_timeout_s: int) -> list[s
         "--enable-peer-access=false",
         *[f"--cuda-memory-pool-byte-size={gpu}:0" for gpu in range(layout.gpus_per_pod)],
         f"--exit-timeout-secs={exit_timeout_s}",
+        *restricted,
     ]
 
 
@@ -205,21 +224,27 @@ def executor_env(pool: NodePool, layout: GroupLayout, engine_dir: str, kv_cache_
     return env
 
 
-def mpirun_argv(layout: GroupLayout, forwarded_env: list[str], exit_timeout_s: int) -> list[str]:
+def mpirun_argv(
+    layout: GroupLayout, forwarded_env: list[str], exit_timeout_s: int, restricted: tuple[str, ...] = ()
+) -> list[str]:
     """The leader's mpirun: ranks placed slot by slot over the hostfile, leader first."""
     argv = mpirun_base(HOSTFILE)
     if layout.multi_node:
         argv += mpirun_ssh_options()
     for name in ["PATH", "LD_LIBRARY_PATH", *sorted(forwarded_env)]:
         argv += ["-x", name]
-    argv += ["-n", "1", *orchestrator_server_args(layout, exit_timeout_s)]
+    argv += ["-n", "1", *orchestrator_server_args(layout, exit_timeout_s, restricted)]
     if layout.multi_node:
         argv += [":", "-n", str(layout.world_size), *executor_rank_server_args()]
     return argv
 
 
-def leader_script(layout: GroupLayout, mpirun: list[str], worker_wait_s: int = WORKER_WAIT_S) -> str:
-    """bash run by the leader container (``bash -c``); see the module docstring."""
+def leader_script(
+    layout: GroupLayout, mpirun: list[str], worker_wait_s: int = WORKER_WAIT_S,
+    keys: dict[str, tuple[str, str]] | None = None,
+) -> str:
+    """bash run by the leader container (``bash -c``); see the module docstring. ``keys``: key
+    files read into shell variables that the arguments' ``$(VAR)`` expand."""
     lines = [
         "set -euo pipefail",
         'log() { echo "[orchestrator] $*" >&2; }',
@@ -230,7 +255,8 @@ def leader_script(layout: GroupLayout, mpirun: list[str], worker_wait_s: int = W
         "fi",
         *leader_hostfile_lines(layout, layout.leader_slots(), worker_wait_s),
         f'log "starting {layout.world_size} executor ranks: $(tr "\\n" " " < {HOSTFILE})"',
-        "exec " + " ".join(shlex.quote(a) for a in mpirun),
+        *read_keys_lines(keys or {}),
+        "exec " + " ".join(shell_word(a) for a in mpirun),
     ]
     return "\n".join(lines) + "\n"
 
@@ -241,8 +267,13 @@ def leader_pod_template(
     """``leaderTemplate`` of the group's LeaderWorkerSet."""
     layout = args.layout
     env = executor_env(args.pool, layout, engine_dir, args.kv_cache_transfer)
-    exit_timeout = args.termination_grace_period_s - 30
-    script = leader_script(layout, mpirun_argv(layout, list(env), exit_timeout))
+    grace, exit_timeout = args.termination_grace_period_s, args.termination_grace_period_s - 30
+    if args.drain_seconds is not None:
+        grace, exit_timeout = cpu_tier_grace_seconds(args.drain_seconds), args.drain_seconds
+    # the secret variables are not forwarded to the other ranks (only rank 0 serves HTTP/gRPC)
+    script = leader_script(
+        layout, mpirun_argv(layout, list(env), exit_timeout, args.restricted_api_args), keys=args.secret_keys
+    )
     mounts = [*gpu_mounts(REPOSITORY_VOLUME, args.mount_path), tmp_mount()]
     volumes = [
         *gpu_volumes(repository_volume(REPOSITORY_VOLUME, config_maps), args.claim_name, args.shm_size),
@@ -251,6 +282,8 @@ def leader_pod_template(
     if layout.multi_node:
         mounts.append(secret_mount())
         volumes.append(secret_volume(args.mpi_ssh_secret))
+    mounts += key_mounts(args.secret_keys)
+    volumes += key_volumes(args.secret_keys)
     container = {
         "name": "triton",
         "image": args.image,
@@ -266,6 +299,8 @@ def leader_pod_template(
         "volumeMounts": mounts,
         "securityContext": gpu_security_context(args.pool),
     }
+    if args.drain_seconds is not None:
+        container["lifecycle"] = pre_stop_sleep(ENDPOINT_REMOVAL_S)
     files = repository_files_from_config_maps(config_maps)
     return {
         "metadata": {
@@ -279,7 +314,7 @@ def leader_pod_template(
                 "nodeSelector": node_selector(args.pool),
                 "tolerations": tolerations(args.pool),
                 "enableServiceLinks": False,
-                "terminationGracePeriodSeconds": args.termination_grace_period_s,
+                "terminationGracePeriodSeconds": grace,
             }
         ),
     }

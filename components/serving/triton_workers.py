@@ -33,8 +33,10 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.cluster.contract import NodePool
+from components.config.capacity import worker_grace_seconds, worker_prestop_seconds
 from components.config.deployment import ResourcesConfig, WorkerGroupConfig
 from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
+from components.platform.keda import lws_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import (
@@ -50,6 +52,7 @@ from components.serving.pods import env_list, gpu_mounts, gpu_volumes, node_sele
 from components.serving.probes import tcp_probe
 from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
 from components.serving.resources import gpu_resources
+from components.serving.scaled_objects import pre_stop_sleep, scaled_object
 from components.serving.security import gpu_security_context, secure_pod_spec, tmp_mount, tmp_volume
 from components.serving.triton_orchestrator import executor_env
 
@@ -106,6 +109,10 @@ class TensorParallelWorkersArgs(BaseModel):
     target_waiting_requests: float = Field(default=4, gt=0)
     """Average requests waiting in a group's batch manager above which the HPA adds groups."""
     startup_timeout_s: int = Field(default=1800, ge=60)
+    keda_prometheus_url: str | None = None
+    """Autoscale with a KEDA ScaledObject querying this Prometheus instead of an HPA."""
+    drain_seconds: int | None = Field(default=None, ge=0)
+    """The longest stream: worker pods stay (preStop) while the leader drains it; None: 30 s grace."""
 
     @field_validator("engine_dir")
     @classmethod
@@ -159,6 +166,10 @@ def worker_pod_template(args: TensorParallelWorkersArgs, engine_dir: str) -> dic
         "volumeMounts": [*gpu_mounts(args.repository_volume["name"], args.mount_path), tmp_mount(), secret_mount()],
         "securityContext": gpu_security_context(args.pool),
     }
+    grace = 30
+    if args.drain_seconds is not None:  # the executor ranks here serve the leader's streams
+        container["lifecycle"] = pre_stop_sleep(worker_prestop_seconds(args.drain_seconds))
+        grace = worker_grace_seconds(args.drain_seconds)
     volumes = [
         *gpu_volumes(args.repository_volume, args.claim_name, args.group.shm_size),
         tmp_volume(),
@@ -173,7 +184,7 @@ def worker_pod_template(args: TensorParallelWorkersArgs, engine_dir: str) -> dic
                 "nodeSelector": node_selector(args.pool),
                 "tolerations": tolerations(args.pool),
                 "enableServiceLinks": False,
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": grace,
             }
         ),
     }
@@ -212,7 +223,7 @@ def workers_hpa_manifest(name: str, args: TensorParallelWorkersArgs) -> dict | N
     an engine for minutes, so scale-up adds one group per 5 minutes and scale-down waits 10.
     """
     autoscaling = args.group.autoscaling
-    if not autoscaling.enabled:
+    if not autoscaling.enabled or args.keda_prometheus_url is not None:
         return None
     return {
         "apiVersion": "autoscaling/v2",
@@ -241,6 +252,20 @@ def workers_hpa_manifest(name: str, args: TensorParallelWorkersArgs) -> dict | N
     }
 
 
+def workers_scaled_object_manifest(name: str, args: TensorParallelWorkersArgs) -> dict | None:
+    """KEDA ScaledObject on the LWS scale subresource from the leaders' TRT-LLM backend gauges
+    (None: no autoscaling, or no KEDA)."""
+    autoscaling = args.group.autoscaling
+    if not autoscaling.enabled or args.keda_prometheus_url is None:
+        return None
+    return lws_scaled_object(
+        name, args.namespace, name, min_groups(args.group), max_groups(args.group), args.keda_prometheus_url,
+        args.target_waiting_requests, autoscaling.target_kv_cache_utilization,
+        args.drain_seconds if args.drain_seconds is not None else 600,
+        labels(args.instance, SET_COMPONENT, args.role), server="triton",
+    )  # fmt: skip
+
+
 def workers_pdb_manifest(name: str, args: TensorParallelWorkersArgs) -> dict:
     """At most one pod of the set evicted at a time (a pod's eviction restarts its whole group)."""
     return pod_disruption_budget_manifest(
@@ -257,6 +282,7 @@ class TensorParallelWorkers(pulumi.ComponentResource):
 
     leader_worker_set: k8s.apiextensions.CustomResource
     hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    scaled_object: k8s.apiextensions.CustomResource | None
     pdb: k8s.policy.v1.PodDisruptionBudget
     set_name: str
     """Kubernetes name of the LeaderWorkerSet."""
@@ -293,6 +319,10 @@ class TensorParallelWorkers(pulumi.ComponentResource):
                 spec=hpa["spec"],
                 opts=child(depends_on=[self.leader_worker_set]),
             )
+        scaled = workers_scaled_object_manifest(name, args)
+        self.scaled_object = None
+        if scaled is not None:
+            self.scaled_object = scaled_object(name, scaled, child(depends_on=[self.leader_worker_set]))
         pdb = workers_pdb_manifest(name, args)
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child()

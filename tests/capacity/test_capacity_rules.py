@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from components.cluster.aws_node_pool import capacity_block_schedule, node_group_sizes
-from components.config import StackConfig, load_stack_config
+from components.config import ConfigError, StackConfig, load_stack_config
 from components.config.capacity import (
     CapacityBlockConfig,
     GroupDemand,
@@ -32,7 +32,7 @@ from disaggctl.synth import read_stack_config
 from engines.catalog import MODELS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-STANZA = yaml.safe_load((Path(__file__).parent / "data" / "prod-capacity.yaml").read_text())
+BEFORE = yaml.safe_load((Path(__file__).parent / "data" / "prod-before-capacity.yaml").read_text())
 BEFORE_BLOCK = datetime(2026, 11, 27, tzinfo=timezone.utc)
 
 H100 = "disagg:cluster.eks.gpuNodePools[0]"
@@ -46,13 +46,17 @@ def prod_sections() -> dict:
 
 
 def proposed_prod_sections() -> dict:
-    """prod with the capacity stanza of data/prod-capacity.yaml (what the lead commits)."""
+    """The committed prod (its capacity stanza applied), as sections a test may edit."""
+    return copy.deepcopy(prod_sections())
+
+
+def before_capacity_sections() -> dict:
+    """prod with the pools, system group and platform it had before the capacity work
+    (data/prod-before-capacity.yaml): what the issue measured."""
     sections = copy.deepcopy(prod_sections())
-    sections["disagg:cluster"]["eks"]["gpuNodePools"] = copy.deepcopy(STANZA["cluster"]["gpuNodePools"])
-    sections["disagg:cluster"]["eks"]["systemNodeGroup"] = copy.deepcopy(STANZA["cluster"]["systemNodeGroup"])
-    sections["disagg:platform"] = copy.deepcopy(STANZA["platform"])
-    for deployment in sections["disagg:deployments"]:
-        deployment.setdefault("orchestrator", {})["resources"] = {"cpu": "16", "memory": STANZA["orchestratorMemory"]}
+    sections["disagg:cluster"]["eks"]["gpuNodePools"] = copy.deepcopy(BEFORE["cluster"]["gpuNodePools"])
+    sections["disagg:cluster"]["eks"]["systemNodeGroup"] = copy.deepcopy(BEFORE["cluster"]["systemNodeGroup"])
+    sections["disagg:platform"] = copy.deepcopy(BEFORE["platform"])
     return sections
 
 
@@ -61,7 +65,13 @@ def raw(sections: dict) -> dict[str, str]:
 
 
 def load(sections: dict) -> StackConfig:
-    return load_stack_config(raw(sections))
+    """``sections`` as a StackConfig whose other cross-section checks pass; the capacity rules
+    are left to the test (the loader refuses their problems, see test_the_loader_refuses_...)."""
+    parsed, problems = parse_raw_config(raw(sections))
+    assert problems == []
+    config = StackConfig.model_validate(parsed)
+    assert config.cross_check(capacity=False) == []
+    return config
 
 
 def proposed(edit) -> tuple[list[str], list[str]]:
@@ -78,8 +88,8 @@ def pool(sections, index: int) -> dict:
 # --- the prod stack -----------------------------------------------------------------------------
 
 
-def test_committed_prod_has_the_problems_the_issue_measured(prod) -> None:
-    problems = check_capacity(prod, now=BEFORE_BLOCK).problems
+def test_prod_before_the_capacity_work_has_the_problems_the_issue_measured() -> None:
+    problems = check_capacity(load(before_capacity_sections()), now=BEFORE_BLOCK).problems
     assert [p.split(":", 2)[1] for p in problems] == [
         "cluster.eks.gpuNodePools[0].capacityBlock",
         "cluster.eks.gpuNodePools[0].desiredSize",
@@ -94,7 +104,7 @@ def test_committed_prod_has_the_problems_the_issue_measured(prod) -> None:
     assert "need 6 p5en.48xlarge nodes" in problems[4] and "holds at most 3" in problems[4]
 
 
-def test_proposed_prod_has_no_problem_and_says_what_it_warns(proposed_prod) -> None:
+def test_committed_prod_has_no_problem_and_says_what_it_warns(proposed_prod) -> None:
     report = check_capacity(proposed_prod, now=BEFORE_BLOCK)
     assert report.problems == []
     assert len(report.warnings) == 3
@@ -174,10 +184,10 @@ def test_pool_larger_than_its_block_is_refused() -> None:
 def test_ended_block_is_refused() -> None:
     """EC2 User Guide, "Capacity Blocks for ML": instances are terminated from 30 minutes before the end."""
     sections = proposed_prod_sections()
-    after = datetime(2026, 12, 15, 11, 0, tzinfo=timezone.utc)
+    after = datetime(2027, 6, 1, 11, 0, tzinfo=timezone.utc)
     problems = check_capacity(load(sections), now=after).problems
     assert problems == [
-        f"{H100}.capacityBlock.end: the block ends 2026-12-15T11:30:00+00:00 (instances are terminated "
+        f"{H100}.capacityBlock.end: the block ends 2027-06-01T11:30:00+00:00 (instances are terminated "
         "from 30 minutes before): buy a new block and update capacityBlock and capacityReservationId, "
         "or remove the pool"
     ]
@@ -353,14 +363,21 @@ def test_host_memory_of_a_70b_leader_with_8_ranks() -> None:
     assert fp8 == 196  # half the bytes, half the ranks' share: the same shard size
 
 
-def test_committed_prod_leaders_are_warned_about_32gi(prod) -> None:
-    warnings = check_capacity(prod, now=BEFORE_BLOCK).warnings
-    memory = [w for w in warnings if ".orchestrator.resources.memory" in w]
-    assert memory[0].startswith(
-        "disagg:deployments[0].orchestrator.resources.memory: 32Gi for a workers leader running 8 ranks "
-        "of 'llama-3.1-70b-instruct' (world size 16) with a 64Gi RAM-backed /dev/shm"
-    )
-    assert memory[0].endswith("it needs about 196Gi (OOM-killed while loading otherwise): set memory: 196Gi, or lower workers.shmSize")
+def test_committed_prod_sizes_its_leaders_so_nothing_is_warned(prod) -> None:
+    """Group pods' memory comes from host_memory_request_gib (serving); the stack sets none."""
+    assert not [w for w in check_capacity(prod, now=BEFORE_BLOCK).warnings if ".orchestrator.resources.memory" in w]
+
+
+def test_an_engine_leader_given_too_little_memory_is_warned() -> None:
+    def edit(sections):
+        sections["disagg:deployments"][2]["orchestrator"]["resources"] = {"cpu": "8", "memory": "32Gi"}
+
+    memory = [w for w in proposed(edit)[1] if ".orchestrator.resources.memory" in w]
+    assert memory == [
+        "disagg:deployments[2].orchestrator.resources.memory: 32Gi for a workers leader running 2 ranks of "
+        "'llama-3.1-8b-instruct' (world size 2) with a 64Gi RAM-backed /dev/shm charged to the same limit; it "
+        "needs about 92Gi (OOM-killed while loading otherwise): set memory: 92Gi, or lower workers.shmSize"
+    ]
 
 
 def test_stream_drain_covers_the_longest_request() -> None:
@@ -414,18 +431,43 @@ def test_managed_block_drain_margin_must_cover_the_streams() -> None:
     assert f"{H100}.capacityBlock.drainMarginMinutes: 1 minutes, but the serving pods drain for 92s: set drainMarginMinutes to 2 or more" in warnings
 
 
-def test_frontends_at_their_maximum_must_fit_the_system_pool(prod) -> None:
-    """EC2 User Guide, "Amazon EC2 instance type specifications": m7i.4xlarge has 16 vCPUs."""
-    problem = check_capacity(prod, now=BEFORE_BLOCK).problems[-1]
+def test_cpu_tiers_at_their_maximum_must_fit_the_system_pool() -> None:
+    """EC2 User Guide, "Amazon EC2 instance type specifications": m7i.4xlarge has 16 vCPUs. The llmapi
+    frontends and routers count with the requests they get (2 CPUs unless set), the Triton frontend 8."""
+    problem = check_capacity(load(before_capacity_sections()), now=BEFORE_BLOCK).problems[-1]
     assert problem == (
-        "disagg:cluster.eks.systemNodeGroup: the CPU tiers at their maximum request 160 CPUs "
-        "(deployments[0].frontend maxReplicas 12 × cpu 8, deployments[1].frontend maxReplicas 8 × cpu 8), "
-        "but the system pool holds at most 3 × (16 − 1) = 45 (m7i.4xlarge, fixed at desiredSize, nothing "
-        "adds a node): set autoscaler: karpenter and a maxSize that holds them, or lower the frontends' "
-        "maxReplicas"
+        "disagg:cluster.eks.systemNodeGroup: the CPU tiers at their maximum request 84 CPUs "
+        "(deployments[0].frontend maxReplicas 12 × cpu 2, deployments[0].orchestrator maxReplicas 6 × cpu 2, "
+        "deployments[1].frontend maxReplicas 8 × cpu 2, deployments[1].orchestrator maxReplicas 4 × cpu 2, "
+        "deployments[2].frontend maxReplicas 3 × cpu 8), but the system pool holds at most 3 × (16 − 1) = 45 "
+        "(m7i.4xlarge, fixed at desiredSize, nothing adds a node): set autoscaler: karpenter and a maxSize "
+        "that holds them, or lower the frontends' maxReplicas"
     )
 
 
 def test_karpenter_system_pool_too_small_says_how_large() -> None:
-    problems, _ = proposed(lambda s: s["disagg:cluster"]["eks"]["systemNodeGroup"].update(maxSize=6))
-    assert problems[0].endswith("(m7i.4xlarge, Karpenter up to maxSize): raise maxSize to 11, or lower the frontends' maxReplicas")
+    problems, _ = proposed(lambda s: s["disagg:cluster"]["eks"]["systemNodeGroup"].update(maxSize=5))
+    assert problems == [problems[0]]
+    assert problems[0].endswith("(m7i.4xlarge, Karpenter up to maxSize): raise maxSize to 6, or lower the frontends' maxReplicas")
+
+
+def test_the_loader_refuses_capacity_problems_once_everything_else_passes() -> None:
+    sections = proposed_prod_sections()
+    sections["disagg:cluster"]["eks"]["systemNodeGroup"].update(maxSize=5)
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(raw(sections))
+    assert [p.split(":")[1] for p in caught.value.problems] == ["cluster.eks.systemNodeGroup"]
+
+
+def test_the_stack_report_checks_the_drain_against_the_block(prod) -> None:
+    """StackConfig.capacity_report passes the longest drain: prod's 32768-token sequences drain
+    for 1679 s, more than Karpenter's 10 minutes before a Capacity Block ends (a warning)."""
+    warnings = prod.capacity_report(now=BEFORE_BLOCK).warnings
+    assert prod.capacity_report(now=BEFORE_BLOCK).problems == []
+    assert [w.split(":")[1] for w in warnings] == [
+        "deployments[0].prefill.minGroups",
+        "deployments[0].decode.minGroups",
+        "cluster.eks.gpuNodePools[0].capacityBlock",
+        "cluster.eks.gpuNodePools[1].availabilityZone",
+    ]
+    assert "the serving pods drain for 1679s" in warnings[2]

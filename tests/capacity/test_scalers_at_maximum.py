@@ -1,18 +1,17 @@
 """Every scaler driven to its maximum: the nodes its replicas need fit what the pools can hold.
 
-The worker groups' KEDA ScaledObjects (``maxReplicaCount`` = maxGroups) are built for the prod
-stack with the capacity stanza (data/prod-capacity.yaml); their maxima become node and GPU
-demand per pool, which must fit both the pools' supply (components.config.capacity.pool_supply)
-and the Karpenter NodePools' GPU limits.
+The KEDA ScaledObjects the committed prod synthesizes (``maxReplicaCount`` = maxGroups for worker
+groups, maxReplicas for the CPU tiers) are read from its synth output; their maxima become node,
+GPU and CPU demand per pool, which must fit both the pools' supply
+(components.config.capacity.pool_supply) and the Karpenter NodePools' limits.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import yaml
 
 from components.config import load_stack_config
@@ -24,41 +23,55 @@ from components.config.capacity import (
     pool_supply,
     stream_drain_seconds,
 )
+from components.config.cluster import GpuNodePoolConfig
 from components.config.platform import KarpenterConfig
 from components.platform.karpenter import node_pool, system_node_pool
-from components.platform.keda import deployment_scaled_object, lws_scaled_object, scaled_object_max
-from disaggctl.synth import read_stack_config
+from components.platform.keda import scaled_object_max
+from disaggctl.synth import kubernetes_manifest, read_stack_config, run_program
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-STANZA = yaml.safe_load((Path(__file__).parent / "data" / "prod-capacity.yaml").read_text())
 
 
-def proposed_prod():
-    _, raw, _ = read_stack_config(PROJECT_DIR, "prod")
-    sections = {k: json.loads(v) if v[:1] in "[{" else v for k, v in raw.items()}
-    sections["disagg:cluster"]["eks"]["gpuNodePools"] = copy.deepcopy(STANZA["cluster"]["gpuNodePools"])
-    sections["disagg:cluster"]["eks"]["systemNodeGroup"] = copy.deepcopy(STANZA["cluster"]["systemNodeGroup"])
-    sections["disagg:platform"] = copy.deepcopy(STANZA["platform"])
-    return load_stack_config({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in sections.items()})
+def committed(stack: str = "prod"):
+    _, raw, _ = read_stack_config(PROJECT_DIR, stack)
+    return load_stack_config(raw)
 
 
-def test_every_worker_scaler_at_its_maximum_fits_its_pool() -> None:
-    config = proposed_prod()
+@pytest.fixture(scope="module")
+def prod_scaled_objects() -> dict[str, dict]:
+    """The ScaledObjects of prod's synth, by name (what KEDA will drive)."""
+    result = run_program(PROJECT_DIR, "prod")
+    objects = {}
+    for resource in result.resources:
+        if resource.type == "kubernetes:keda.sh/v1alpha1:ScaledObject":
+            manifest = kubernetes_manifest(resource)
+            assert manifest is not None
+            # declared after the KEDA release (the platform): its CRD must exist first
+            assert any(d.endswith("::llm-prod-platform-keda-release") for d in resource.dependencies)
+            objects[manifest["metadata"]["name"]] = manifest
+    return objects
+
+
+def test_every_autoscaled_tier_of_prod_has_a_scaled_object(prod_scaled_objects) -> None:
+    assert sorted(prod_scaled_objects) == [
+        "llama-70b-decode", "llama-70b-frontend", "llama-70b-pd-frontend", "llama-70b-pd-router",
+        "llama-70b-prefill", "llama-70b-router", "llama-8b-engine-frontend",
+    ]  # fmt: skip
+
+
+def test_every_worker_scaler_at_its_maximum_fits_its_pool(prod_scaled_objects) -> None:
+    config = committed()
     pools = {pool.name: pool for pool in config.cluster.eks.gpu_node_pools}
-    drain = stream_drain_seconds(1024, 0.05)
     nodes: dict[str, int] = defaultdict(int)
     gpus: dict[str, int] = defaultdict(int)
     for deployment in config.deployments:
         for role, group in deployment.worker_groups().items():
             lo = group.min_groups if group.min_groups is not None else group.groups
-            hi = group.max_groups if group.max_groups is not None else group.groups
-            scaled = lws_scaled_object(
-                f"{deployment.name}-{role}", config.namespace, f"{deployment.name}-{role}", max(lo, 1), hi,
-                config.platform.keda.prometheus_url, 4, 0.75, drain,
-            )
-            at_max = scaled_object_max(scaled)
+            name = f"{deployment.name}-{role}"
+            # a group without autoscaling stays at `groups`: its "scaler" is the LWS replicas
+            at_max = scaled_object_max(prod_scaled_objects[name]) if name in prod_scaled_objects else group.groups
             pool = pools[group.pool]
-            demand = GroupDemand(f"{deployment.name}.{role}", group.pool, at_max, lo, group.pods_per_group,
+            demand = GroupDemand(name, group.pool, at_max, lo, group.pods_per_group,
                                  group.gpus_per_pod or pool.instance.gpus, pool.efa)
             nodes[group.pool] += nodes_needed(demand, pool.instance.gpus)
             gpus[group.pool] += at_max * group.pods_per_group * demand.gpus_per_pod
@@ -72,30 +85,49 @@ def test_every_worker_scaler_at_its_maximum_fits_its_pool() -> None:
         assert gpus[name] <= limit, f"{name}: {gpus[name]} GPUs > NodePool limit {limit}"
 
 
-def test_the_committed_prod_worker_scaler_does_not_fit() -> None:
-    _, raw, _ = read_stack_config(PROJECT_DIR, "prod")
-    config = load_stack_config(raw)
-    h100 = next(pool for pool in config.cluster.eks.gpu_node_pools if pool.name == "h100")
+def test_the_pre_capacity_h100_pool_cannot_hold_the_committed_scalers() -> None:
+    """The issue's measurement: the h100 pool as shipped before (a managed group fixed at 4 nodes)
+    cannot hold llama-70b's worker scalers at their maximum; the committed Karpenter pool can."""
+    before = yaml.safe_load((Path(__file__).parent / "data" / "prod-before-capacity.yaml").read_text())
+    fixed = GpuNodePoolConfig.model_validate(before["cluster"]["gpuNodePools"][0])
+    config = committed()
     needed = 0
     for role, group in config.deployments[0].worker_groups().items():  # llama-70b: prefill, decode
         demand = GroupDemand(role, "h100", group.max_groups, group.min_groups, group.pods_per_group, group.gpus_per_pod, True)
         needed += nodes_needed(demand, 8)
-    assert needed == 8 > pool_supply(h100).nodes == 4
+    h100 = next(pool for pool in config.cluster.eks.gpu_node_pools if pool.name == "h100")
+    assert needed == 8 > pool_supply(fixed).nodes == 4
+    assert pool_supply(h100).nodes == 8
 
 
-def test_every_frontend_scaler_at_its_maximum_fits_the_system_pool() -> None:
-    config = proposed_prod()
+def test_every_cpu_scaler_at_its_maximum_fits_the_system_pool(prod_scaled_objects) -> None:
+    config = committed()
     system = config.cluster.eks.system_node_group
     demand = 0.0
     for deployment in config.deployments:
-        frontend = deployment.frontend
-        scaled = deployment_scaled_object(
-            f"{deployment.name}-frontend", config.namespace, f"{deployment.name}-frontend",
-            frontend.min_replicas, frontend.max_replicas, config.platform.keda.prometheus_url, 64,
-            stream_drain_seconds(1024, 0.05), frontend.target_cpu_utilization,
-        )
-        demand += scaled_object_max(scaled) * cpu_quantity(frontend.resources.cpu)
-    assert demand == 160
+        for key, _, resources in deployment.cpu_tiers():
+            name = f"{deployment.name}-{'frontend' if key == 'frontend' else 'router'}"
+            demand += scaled_object_max(prod_scaled_objects[name]) * cpu_quantity(resources.cpu)
+    assert demand == 84
     managed = system.desired_size * (system.vcpus - NODE_RESERVED_CPU)
     added = int(system_node_pool(system, KarpenterConfig())["spec"]["limits"]["cpu"])
     assert demand <= managed + added * (system.vcpus - NODE_RESERVED_CPU) / system.vcpus
+
+
+def test_every_scaled_object_drains_at_least_its_deployments_longest_stream(prod_scaled_objects) -> None:
+    config = committed()
+    for deployment in config.deployments:
+        drain = stream_drain_seconds(
+            max(1, min(g.llm_api.max_seq_len for g in deployment.worker_groups().values()) - 1), 0.05
+        ) if deployment.runtime == "llmapi" else None
+        for name, scaled in prod_scaled_objects.items():
+            if not name.startswith(f"{deployment.name}-") or drain is None:
+                continue
+            if name.startswith("llama-70b-pd") and deployment.name == "llama-70b":
+                continue
+            behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+            assert behavior["policies"][0]["periodSeconds"] == min(1800, drain), name
+
+
+def test_dev_synthesizes_within_its_system_pool() -> None:
+    assert committed("dev").capacity_report().problems == []

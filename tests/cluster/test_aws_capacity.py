@@ -96,7 +96,8 @@ def test_reservation_pool_launches_into_the_reservations_placement_group(declare
 
     cluster, declared = declare(program)
     assert declared.of_type("aws:ec2/placementGroup:PlacementGroup") == []
-    template = declared.one("aws:ec2/launchTemplate:LaunchTemplate")
+    # the system group has its own launch template (IMDSv2, hop limit 1) and no placement
+    template = declared.named("llm-test-h100-launch-template")
     assert template.inputs["placement"] == {"groupName": "odcr-pg"}
     assert cluster.handle.aws.placement_groups == {"h100": "odcr-pg"}
 

@@ -165,12 +165,12 @@ CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         ],
     ),
     (
-        "worker autoscaling without a metrics adapter",
+        "worker autoscaling without KEDA or a metrics adapter",
         workers(lambda w: set_key(w, "autoscaling", {"enabled": True})),
         [
-            f"{D0}.workers.autoscaling.enabled: the HPA scales on Triton metrics, which need a "
-            "metrics adapter, but disagg:platform.metricsAdapter.enabled is false: enable it (with "
-            "prometheusUrl) or set autoscaling.enabled: false"
+            f"{D0}.workers.autoscaling.enabled: worker groups scale on Triton metrics, which need KEDA or a "
+            "metrics adapter, but disagg:platform.keda.enabled and disagg:platform.metricsAdapter.enabled are "
+            "false: enable KEDA (with prometheusUrl) or set autoscaling.enabled: false"
         ],
     ),
     (
@@ -194,8 +194,9 @@ CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         "unpinned image",
         lambda c: c.set("images", {"frontend": "nvcr.io/nvidia/tritonserver:latest"}),
         [
-            "disagg:images: images.frontend 'nvcr.io/nvidia/tritonserver:latest' is not pinned: "
-            "use an explicit tag or @sha256 digest"
+            "disagg:images.frontend: tag 'latest' of 'nvcr.io/nvidia/tritonserver:latest' moves (a branch or "
+            "channel, not a release): pin a release tag or @sha256 digest, or set "
+            "disagg:platform.security.allowMutableImageTags: true"
         ],
     ),
     (

@@ -210,8 +210,8 @@ DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         "malformed image digest",
         images(trtllm="nvcr.io/nvidia/tensorrt-llm/release:1.2.1@sha256:zz"),
         [
-            "disagg:images: images.trtllm: 'nvcr.io/nvidia/tensorrt-llm/release:1.2.1@sha256:zz' has a malformed "
-            "digest 'sha256:zz' (expected sha256:<64 hex>): write registry/repository:tag[@sha256:digest]"
+            "disagg:images.trtllm: 'nvcr.io/nvidia/tensorrt-llm/release:1.2.1@sha256:zz' has a malformed digest "
+            "(sha256: and 64 lowercase hex digits): copy it again"
         ],
     ),
     (
@@ -461,10 +461,17 @@ def test_dev_config_is_valid_and_uses_the_llm_api(dev_config) -> None:
     assert config.engine_pools() == {}
 
 
-def test_llmapi_autoscaling_needs_a_metrics_adapter(dev_config) -> None:
+def test_llmapi_autoscaling_needs_keda_or_a_metrics_adapter(dev_config) -> None:
     workers(lambda w: w.update(autoscaling={"enabled": True}))(dev_config)
     assert problems_of(dev_config) == [
-        f"{D0}.workers.autoscaling.enabled: the HPA scales on trtllm-serve metrics, which need a metrics "
-        "adapter, but disagg:platform.metricsAdapter.enabled is false: enable it (with prometheusUrl) or set "
-        "autoscaling.enabled: false"
+        f"{D0}.workers.autoscaling.enabled: worker groups scale on trtllm-serve metrics, which need KEDA or a "
+        "metrics adapter, but disagg:platform.keda.enabled and disagg:platform.metricsAdapter.enabled are "
+        "false: enable KEDA (with prometheusUrl) or set autoscaling.enabled: false"
     ]
+
+
+def test_llmapi_autoscaling_is_valid_with_keda(dev_config) -> None:
+    workers(lambda w: w.update(autoscaling={"enabled": True}, minGroups=1, maxGroups=2))(dev_config)
+    dev_config.set("platform", {"keda": {"enabled": True}})
+    config = load_stack_config(dev_config.raw)
+    assert config.metrics_autoscaling() and not config.platform.metrics_adapter.enabled

@@ -90,7 +90,49 @@ def test_container_runs_the_entrypoint_on_the_gpus(mocks):
         assert container["resources"]["requests"]["nvidia.com/gpu"] == "4"
         env = {e["name"]: e for e in container["env"]}
         assert env["PYTHONPATH"]["value"] == "/opt/disagg"
-        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+        assert "HF_TOKEN" not in env and env["HF_TOKEN_PATH"]["value"] == "/var/run/secrets/huggingface/token"
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_build_pod_is_restricted_and_reads_the_token_from_a_file(mocks):
+    build = create()
+
+    def check(*_):
+        pod = pod_of(mocks)
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+            "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"},
+        }  # fmt: skip
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False,
+            "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+        }  # fmt: skip
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["tmp"] == "/tmp" and mounts["hf-token"] == "/var/run/secrets/huggingface"
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["hf-token"]["secret"]["items"] == [{"key": "HF_TOKEN", "path": "token"}]
+
+    return after(build, check)
+
+
+@pulumi.runtime.test
+def test_build_egress_is_dns_and_https_only(mocks):
+    build = create()
+
+    def check(*_):
+        (policy,) = mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        spec = policy.inputs["spec"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec
+        assert [r["ports"] for r in spec["egress"]] == [
+            [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            [{"protocol": "TCP", "port": 443}],
+        ]
+        assert spec["egress"][1]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]
+        assert spec["podSelector"]["matchLabels"] == job_of(mocks).inputs["spec"]["template"]["metadata"]["labels"]
 
     return after(build, check)
 

@@ -113,8 +113,19 @@ def test_gated_model_without_token_fails_before_downloading(tmp_path: Path) -> N
     with pytest.raises(prepare.PrepareError) as caught:
         prepare.prepare(request(), tmp_path, downloader, environ={})
     assert caught.value.code == prepare.EXIT_NO_TOKEN
-    assert str(caught.value).startswith("meta-llama/Llama-3.1-8B-Instruct is a gated model and HF_TOKEN is not set")
+    assert str(caught.value).startswith(
+        "meta-llama/Llama-3.1-8B-Instruct is a gated model and no token is set (HF_TOKEN, or the file HF_TOKEN_PATH names)"
+    )
     assert downloader.calls == [] and not (tmp_path / "models").exists()
+
+
+def test_the_token_is_read_from_the_file_the_secret_is_mounted_as(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("hf_from_the_secret\n")
+    downloader = FakeDownloader()
+    prepare.prepare(request(), tmp_path / "store", downloader, environ={"HF_TOKEN_PATH": str(token_file)})
+    assert [call[-1] for call in downloader.calls] == ["hf_from_the_secret"]
+    assert prepare.hf_token({"HF_TOKEN_PATH": str(tmp_path / "missing")}) is None
 
 
 def test_ungated_model_needs_no_token(tmp_path: Path) -> None:

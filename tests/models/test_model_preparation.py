@@ -84,7 +84,15 @@ def test_container_runs_the_entrypoint_with_the_token_from_the_secret(mocks):
         assert container["command"] == ["python3", "-m", "engines.prepare"]
         assert container["args"] == ["--request", "/opt/disagg/request.json", "--store", "/models"]
         env = {e["name"]: e for e in container["env"]}
-        assert env["HF_TOKEN"] == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}}
+        # the token is a file from the Secret (HF_TOKEN_PATH), never an environment variable
+        assert "HF_TOKEN" not in env
+        assert env["HF_TOKEN_PATH"] == {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"}
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["hf-token"] == {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True}
+        volumes = {v["name"]: v for v in pod_of(mocks)["volumes"]}
+        assert volumes["hf-token"]["secret"] == {
+            "secretName": "hf-token", "items": [{"key": "HF_TOKEN", "path": "token"}], "defaultMode": 0o440,
+        }
         assert env["HOME"]["value"] == "/tmp" and env["PYTHONPATH"]["value"] == "/opt/disagg"
         assert "nvidia.com/gpu" not in container["resources"]["requests"]
         assert container["resources"] == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
@@ -98,7 +106,8 @@ def test_no_token_env_without_a_secret(mocks):
 
     def check(*_):
         (container,) = pod_of(mocks)["containers"]
-        assert "HF_TOKEN" not in {e["name"] for e in container["env"]}
+        assert not {"HF_TOKEN", "HF_TOKEN_PATH"} & {e["name"] for e in container["env"]}
+        assert "hf-token" not in {v["name"] for v in pod_of(mocks)["volumes"]}
 
     return after(component, check)
 
@@ -119,7 +128,7 @@ def test_pod_runs_on_the_system_pool_under_the_restricted_profile(mocks):
         }
         (container,) = pod["containers"]
         assert container["securityContext"] == {
-            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False,
             "readOnlyRootFilesystem": True, "runAsNonRoot": True,
         }
         mounts = {m["name"]: m for m in container["volumeMounts"]}
@@ -180,3 +189,20 @@ def test_a_new_revision_or_precision_gets_a_new_job_and_directory():
 def test_long_names_are_refused():
     with pytest.raises(ValueError, match="use a name of at most 46 characters"):
         job_name("x" * 47, SOURCE)
+
+
+@pulumi.runtime.test
+def test_download_egress_is_dns_and_https_only(mocks):
+    component = create()
+
+    def check(*_):
+        (policy,) = mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        spec = policy.inputs["spec"]
+        assert spec["podSelector"]["matchLabels"] == job_of(mocks).inputs["spec"]["template"]["metadata"]["labels"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec
+        assert [rule["ports"] for rule in spec["egress"]] == [
+            [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            [{"protocol": "TCP", "port": 443}],
+        ]
+
+    return after(component, check)

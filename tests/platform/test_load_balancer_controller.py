@@ -11,7 +11,7 @@ from components.platform.load_balancer_controller import (
     load_balancer_controller_values,
     nlb_service_annotations,
 )
-from components.serving.load_balancer import AWS_LB_ANNOTATIONS, AWS_LB_SCHEME
+from components.serving.load_balancer import load_balancer_annotations
 
 ANNOTATIONS = json.loads(
     (Path(__file__).parent / "data" / "aws-load-balancer-controller-v3.5.0.service-annotations.json").read_text()
@@ -29,7 +29,15 @@ def test_nlb_annotations_are_ones_the_controller_reads() -> None:
 
 
 def test_the_frontend_service_annotations_are_the_controllers() -> None:
-    assert nlb_service_annotations(True) == {**AWS_LB_ANNOTATIONS, AWS_LB_SCHEME: "internal"}
+    """Both runtimes' frontend Services take their annotations from nlb_service_annotations."""
+    assert load_balancer_annotations("LoadBalancer", True, public=False) == nlb_service_annotations(True)
+    assert load_balancer_annotations("LoadBalancer", True, public=True) == {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+    }
+    assert load_balancer_annotations("ClusterIP", True, public=False) == {}
+    assert load_balancer_annotations("LoadBalancer", False, public=False) == {}
 
 
 def test_every_value_set_exists_in_the_upstream_chart(upstream, clusters) -> None:

@@ -27,10 +27,11 @@ def free_port() -> int:
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 10.0,
-         raw: bytes | None = None) -> tuple[int, bytes]:
+         raw: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """(status, body) of one request; HTTP errors are returned, not raised."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
@@ -94,11 +95,13 @@ class Cluster:
         self.dir = Path(self._tmp.name)
         self.procs: list[Proc] = []
 
-    def _start(self, module: str, args: list[str], ready_path: str) -> Proc:
+    def _start(self, module: str, args: list[str], ready_path: str | None,
+               env: dict[str, str] | None = None) -> Proc:
         port = free_port()
-        p = Proc(module, [*args, "--port", str(port)], port, self.dir, self.env)
+        p = Proc(module, [*args, "--port", str(port)], port, self.dir, {**(self.env or {}), **(env or {})})
         self.procs.append(p)
-        p.wait_http(ready_path)
+        if ready_path is not None:
+            p.wait_http(ready_path)
         return p
 
     def standin(self, role: str = "aggregated", model: str = "llama", tps: float = 0.0) -> Proc:
@@ -110,11 +113,13 @@ class Cluster:
                            "/live")
 
     def frontend(self, router_url: str, model: str = "llama", max_seq_len: int = 256,
-                 default_max_tokens: int = 16) -> Proc:
+                 default_max_tokens: int = 16, extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 ready: bool = True) -> Proc:
         return self._start("runtime.frontend", ["--host", "127.0.0.1", "--router", router_url,
                                                 "--served-model-name", model, "--tokenizer", "bytes",
                                                 "--max-seq-len", str(max_seq_len),
-                                                "--default-max-tokens", str(default_max_tokens)], "/health")
+                                                "--default-max-tokens", str(default_max_tokens), *extra],
+                           "/health" if ready else None, env)
 
     def endpoints_file(self, name: str, procs: list[Proc]) -> Path:
         path = self.dir / name

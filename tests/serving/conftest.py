@@ -165,7 +165,8 @@ def deployment_args(cluster_factory) -> Callable[..., DisaggregatedDeploymentArg
     """``deployment_args(kind, engine_dirs=None, cluster=None, custom_metrics=True, **deployment overrides)``."""
 
     def make(
-        kind: str, *, engine_dirs=None, cluster=None, engines=None, custom_metrics=True, **overrides
+        kind: str, *, engine_dirs=None, cluster=None, engines=None, custom_metrics=True, args: dict | None = None,
+        keda_prometheus_url: str | None = None, **overrides,
     ) -> DisaggregatedDeploymentArgs:
         dep = deployment(kind, **overrides)
         groups = dep.worker_groups()
@@ -180,6 +181,8 @@ def deployment_args(cluster_factory) -> Callable[..., DisaggregatedDeploymentArg
             cluster=cluster if cluster is not None else cluster_factory(),
             claim_name="models",
             custom_metrics=custom_metrics,
+            keda_prometheus_url=keda_prometheus_url,
+            **(args or {}),
         )
 
     return make

@@ -118,11 +118,13 @@ def test_multi_node_groups_take_whole_nodes(deployment_args):
         plan_deployment("llama-8b", args)
 
 
-def test_worker_autoscaling_needs_custom_metrics(deployment_args):
+def test_worker_autoscaling_needs_keda_or_custom_metrics(deployment_args):
     assert deployment_args("multi").deployment.workers.autoscaling.enabled
     with pytest.raises(ValueError, match=r"deployment 'llama-70b' workers.autoscaling is enabled but "
-                                         r"custom_metrics is False .* or disable autoscaling"):  # fmt: skip
+                                         r"neither KEDA .* nor a metrics adapter .* or disable autoscaling"):  # fmt: skip
         plan_deployment("llama-70b", deployment_args("multi", custom_metrics=False))
+    keda = deployment_args("multi", custom_metrics=False, keda_prometheus_url="http://prometheus:9090")
+    assert [r.role for r in plan_deployment("llama-70b", keda).roles] == ["workers"]
     assert plan_deployment("llama-8b", deployment_args("single", custom_metrics=False))
 
 
@@ -323,7 +325,7 @@ def test_prefill_decode_tree(mocks, deployment_args):
         for role in ("prefill", "decode"):
             lws = recorded[f"llama-70b-pd-{role}-leaderworkerset"].inputs["spec"]["leaderWorkerTemplate"]
             for template in (lws["leaderTemplate"], lws["workerTemplate"]):
-                env = {e["name"]: e["value"] for e in template["spec"]["containers"][0]["env"]}
+                env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
                 assert env["TRTLLM_USE_UCX_KVCACHE"] == "1"
             assert lws["leaderTemplate"]["metadata"]["labels"]["disagg.dev/role"] == role
             assert recorded[f"llama-70b-pd-{role}-hpa"].inputs["spec"]["scaleTargetRef"]["name"] == f"llama-70b-pd-{role}"

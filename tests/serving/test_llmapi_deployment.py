@@ -113,9 +113,10 @@ def test_roles_must_match_the_mode():
         args("prefill-decode", workers={"workers": group(AGGREGATED_YAML, pool=A100, gpus=4)})
 
 
-def test_autoscaling_needs_custom_metrics():
-    with pytest.raises(ValidationError, match="decode.autoscaling is enabled but custom_metrics is False"):
+def test_autoscaling_needs_keda_or_custom_metrics():
+    with pytest.raises(ValidationError, match="decode.autoscaling is enabled but neither KEDA"):
         args("prefill-decode", custom_metrics=False)
+    assert args("prefill-decode", custom_metrics=False, keda_prometheus_url="http://prometheus:9090").mode == "prefill-decode"
 
 
 def test_errors_come_before_any_resource(mocks):

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from components.serving.cpu_tier import cpu_hpa_manifest
 from components.serving.llmapi_frontend import (
+    ApiKeySpec,
     LlmApiFrontend,
     LlmApiFrontendArgs,
     frontend_command,
@@ -54,6 +55,12 @@ def test_frontend_command_line_is_the_contracts():
         "python3", "-m", "runtime.frontend", "--host", "0.0.0.0", "--port", "8000",
         "--router", "http://llama-router.llm.svc.cluster.local:8000", "--served-model-name", "llama-8b",
         "--tokenizer", "/models/m", "--max-seq-len", "8192", "--default-max-tokens", "256",
+        "--shutdown-timeout", "60",
+    ]  # fmt: skip
+    keyed = frontend(api_key=ApiKeySpec(secret_name="llama-key"), drain_seconds=92)
+    assert frontend_command(keyed, "/models/m")[-6:] == [
+        "--shutdown-timeout", "92", "--api-key-file", "/var/run/secrets/disagg/frontend-api-key/key",
+        "--api-key-header", "x-api-key",
     ]  # fmt: skip
 
 
@@ -61,9 +68,12 @@ def test_router_command_lines_for_both_modes():
     assert router_command(router()) == [
         "python3", "-m", "runtime.router", "--host", "0.0.0.0", "--port", "8000",
         "--workers", "dns://llama-workers-leaders.llm.svc.cluster.local:8000", "--refresh-seconds", "2",
+        "--shutdown-timeout", "60",
     ]  # fmt: skip
     pd = router(workers_url=None, context_url="dns://c:8000", generation_url="dns://g:8000")
-    assert router_command(pd)[7:] == ["--context", "dns://c:8000", "--generation", "dns://g:8000", "--refresh-seconds", "2"]
+    assert router_command(pd)[7:] == [
+        "--context", "dns://c:8000", "--generation", "dns://g:8000", "--refresh-seconds", "2", "--shutdown-timeout", "60",
+    ]  # fmt: skip
     assert router_url("llama-router", "llm") == "http://llama-router.llm.svc.cluster.local:8000"
 
 
@@ -104,14 +114,27 @@ def test_frontend_service_is_an_internal_nlb_by_default(k8s_errors):
     assert k8s_errors(service) == []
 
 
-def test_public_frontend_is_an_explicit_opt_in_with_source_ranges():
+def test_public_frontend_is_an_explicit_opt_in_with_source_ranges_and_a_key():
+    key = ApiKeySpec(secret_name="llama-key")
     with pytest.raises(ValidationError, match="an internet-facing load balancer needs loadBalancerSourceRanges"):
-        frontend(public=True)
-    service = frontend_service_manifest("f", frontend(public=True, load_balancer_source_ranges=("198.51.100.0/24",)))
+        frontend(public=True, api_key=key)
+    with pytest.raises(ValidationError, match="an internet-facing frontend needs an API key"):
+        frontend(public=True, load_balancer_source_ranges=("198.51.100.0/24",))
+    args = frontend(public=True, load_balancer_source_ranges=("198.51.100.0/24",), api_key=key)
+    pod = frontend_deployment_manifest("f", args, "/models/m")["spec"]["template"]["spec"]
+    assert not [e for e in pod["containers"][0]["env"] if "valueFrom" in e]  # the key is a file, not env
+    assert {"name": "frontend-api-key", "mountPath": "/var/run/secrets/disagg/frontend-api-key", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"]
+    )
+    assert {
+        "name": "frontend-api-key",
+        "secret": {"secretName": "llama-key", "items": [{"key": "key", "path": "key"}], "defaultMode": 0o440},
+    } in pod["volumes"]
+    service = frontend_service_manifest("f", args)
     assert service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
     assert service["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
     with pytest.raises(ValidationError, match="needs serviceType LoadBalancer"):
-        frontend(public=True, service_type="ClusterIP", load_balancer_source_ranges=("198.51.100.0/24",))
+        frontend(public=True, service_type="ClusterIP", load_balancer_source_ranges=("198.51.100.0/24",), api_key=key)
 
 
 def test_hpa_and_pdb_validate(k8s_errors):

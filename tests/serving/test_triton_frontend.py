@@ -161,7 +161,11 @@ def test_internal_nlb_annotations(frontend_args):
 
 
 def test_public_nlb_when_not_internal(frontend_args):
-    args = frontend_args(config=FrontendConfig(internal_load_balancer=False), load_balancer_source_ranges=("203.0.113.0/24",))
+    auth = ("--http-restricted-api=inference,metadata:x-api-key=$(FRONTEND_API_KEY)",)
+    args = frontend_args(
+        config=FrontendConfig(internal_load_balancer=False), load_balancer_source_ranges=("203.0.113.0/24",),
+        restricted_api_args=auth,
+    )  # fmt: skip
     service = frontend_service_manifest("f", args)
     assert service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
     assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
@@ -170,6 +174,8 @@ def test_public_nlb_when_not_internal(frontend_args):
 def test_public_nlb_needs_source_ranges(frontend_args):
     with pytest.raises(ValidationError, match="frontend.internalLoadBalancer: an internet-facing load balancer needs"):
         frontend_args(config=FrontendConfig(internal_load_balancer=False))
+    with pytest.raises(ValidationError, match="an internet-facing Triton frontend needs a client key on inference"):
+        frontend_args(config=FrontendConfig(internal_load_balancer=False), load_balancer_source_ranges=("203.0.113.0/24",))
     with pytest.raises(ValidationError, match=r"opens the frontend to every address"):
         frontend_args(config=FrontendConfig(internal_load_balancer=False), load_balancer_source_ranges=("0.0.0.0/0",))
 

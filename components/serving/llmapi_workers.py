@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.cluster.contract import NodePool
-from components.config.capacity import worker_grace_seconds, worker_prestop_seconds
+from components.config.capacity import ENDPOINT_REMOVAL_S, worker_grace_seconds
 from components.platform.autoscaling_metrics import LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS
 from components.platform.keda import lws_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
@@ -73,7 +73,7 @@ from components.serving.probes import tcp_probe
 from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
 from components.serving.repository_config_maps import content_hash
 from components.serving.resources import gpu_resources
-from components.serving.scaled_objects import pre_stop_sleep, scaled_object
+from components.serving.scaled_objects import pre_stop_drain, scaled_object
 from components.serving.security import (
     WRITABLE_ENV,
     gpu_security_context,
@@ -361,7 +361,8 @@ def leader_pod_template(args: LlmApiWorkersArgs, model_dir: str, config_map: str
         "env": env_list(env),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "resources": group_resources(args),
-        "lifecycle": pre_stop_sleep(worker_prestop_seconds(args.drain_seconds)),
+        # drains its own streams: polls its gauges instead of sleeping the worst case
+        "lifecycle": pre_stop_drain(f"http://127.0.0.1:{PORT}{METRICS_PATH}", ENDPOINT_REMOVAL_S, args.drain_seconds),
         "startupProbe": health_probe(period=period, failure_threshold=args.startup_timeout_s // period),
         "readinessProbe": health_probe(period=10, failure_threshold=3),
         "livenessProbe": health_probe(period=15, failure_threshold=8),
@@ -389,8 +390,11 @@ def worker_pod_template(args: LlmApiWorkersArgs, config_map: str) -> dict:
         "env": env_list(env),
         "ports": [{"name": "ssh", "containerPort": SSH_PORT, "protocol": "TCP"}],
         "resources": group_resources(args),
-        # the ranks on this pod serve the leader's streams: they stay as long as it does
-        "lifecycle": pre_stop_sleep(worker_prestop_seconds(args.drain_seconds)),
+        # the ranks on this pod serve the leader's streams: they stay while the leader drains
+        # (LWS gives every pod the leader's address)
+        "lifecycle": pre_stop_drain(
+            f"http://{{LWS_LEADER_ADDRESS}}:{PORT}{METRICS_PATH}", ENDPOINT_REMOVAL_S, args.drain_seconds
+        ),
         "startupProbe": tcp_probe("ssh", period=5, failure_threshold=args.startup_timeout_s // 5),
         "readinessProbe": tcp_probe("ssh", period=10, failure_threshold=3),
         "livenessProbe": tcp_probe("ssh", period=20, failure_threshold=3),

@@ -30,3 +30,43 @@ def pre_stop_sleep(seconds: int) -> dict:
     """``lifecycle`` of a container that keeps serving ``seconds`` after its pod starts
     terminating (Kubernetes' built-in sleep action, GA in 1.32: no ``sleep`` binary needed)."""
     return {"preStop": {"sleep": {"seconds": seconds}}}
+
+
+DRAIN_METRICS = ("trtllm_num_requests_running", "trtllm_num_requests_waiting")
+"""Gauges of ``trtllm-serve`` (``tensorrt_llm/metrics/collector.py`` @050f80def8df) whose sum is the
+work a terminating group still has."""
+
+_DRAIN_SCRIPT = """\
+import os, sys, time, urllib.request
+url, settle, limit = sys.argv[1].format(**os.environ), float(sys.argv[2]), float(sys.argv[3])
+names = sys.argv[4:]
+time.sleep(settle)
+deadline = time.monotonic() + limit
+idle = 0
+while time.monotonic() < deadline:
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    except OSError:
+        sys.exit(0)  # the server is gone: nothing left to drain
+    busy = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.split("{", 1)[0].split(" ", 1)[0] in names)
+    idle = idle + 1 if busy == 0 else 0
+    if idle >= 2:
+        sys.exit(0)
+    time.sleep(2)
+"""
+"""Standard-library drain (``{VAR}`` in the URL reads the container's environment; Kubernetes
+expands ``$(VAR)`` in commands but not in lifecycle hooks): wait ``settle`` s (the router drops the pod from discovery), then poll
+the Prometheus text at ``url`` every 2 s until the named gauges sum to 0 twice in a row, the server
+is gone, or ``limit`` s pass."""
+
+
+def drain_command(metrics_url: str, settle_s: int, drain_s: int) -> list[str]:
+    """The drain as an exec command (python3 is in every TRT-LLM image)."""
+    return ["python3", "-c", _DRAIN_SCRIPT, metrics_url, str(settle_s), str(drain_s), *DRAIN_METRICS]
+
+
+def pre_stop_drain(metrics_url: str, settle_s: int, drain_s: int) -> dict:
+    """``lifecycle`` of a GPU server that finishes the requests it has before it stops: an idle
+    group scales in after ``settle_s`` + a few seconds instead of sleeping the worst-case drain."""
+    return {"preStop": {"exec": {"command": drain_command(metrics_url, settle_s, drain_s)}}}

@@ -36,6 +36,7 @@ from components.serving.llmapi_workers import (
     workers_scaled_object_manifest,
 )
 from components.serving.runtime_package import runtime_volume
+from components.serving.scaled_objects import drain_command
 from components.serving.triton_frontend import frontend_deployment_manifest as triton_frontend_manifest
 from components.serving.triton_frontend import frontend_scaled_object_manifest as triton_frontend_scaled
 from components.serving.triton_orchestrator import leader_pod_template
@@ -144,9 +145,15 @@ def test_worker_pods_stay_until_the_router_dropped_them_and_their_streams_ended(
     args = llmapi_workers_args(pods=2, gpus=8, pool=H100, drain_seconds=92)
     lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
     assert lws_errors(lws) == []
-    for template in ("leaderTemplate", "workerTemplate"):
+    urls = {
+        "leaderTemplate": "http://127.0.0.1:8000/prometheus/metrics",
+        "workerTemplate": "http://{LWS_LEADER_ADDRESS}:8000/prometheus/metrics",  # the leader's gauges
+    }
+    for template, url in urls.items():
         spec = lws["spec"]["leaderWorkerTemplate"][template]["spec"]
-        assert spec["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 10 + 92}}}
+        assert spec["containers"][0]["lifecycle"] == {
+            "preStop": {"exec": {"command": drain_command(url, 10, 92)}}
+        }
         assert spec["terminationGracePeriodSeconds"] == 10 + 92 + 15
 
 
@@ -162,8 +169,9 @@ def test_triton_tiers_drain_through_exit_timeout(frontend_args, orchestrator_arg
 def test_prod_drains_follow_the_longest_output() -> None:
     prod = stack("prod")
     drains = {d.name: deployment_drain_seconds(prod, d) for d in prod.deployments}
-    # llmapi: maxSeqLen 32768 − 1 tokens at 50 ms + 10 s TTFT + 30 s; engine: maxSeqLen 8192 − 1
-    assert drains == {"llama-70b": 1679, "llama-70b-pd": 1679, "llama-8b-engine": 450}
+    # llmapi: the shortest maxSeqLen of the deployment − 1 tokens at 50 ms + 10 s TTFT + 30 s
+    # (llama-70b's prefill side caps it at 16384, llama-70b-pd's at 32768); engine: maxSeqLen 8192 − 1
+    assert drains == {"llama-70b": 860, "llama-70b-pd": 1679, "llama-8b-engine": 450}
 
 
 # --- memory, exposure, keys -------------------------------------------------------------------
@@ -172,8 +180,10 @@ def test_prod_drains_follow_the_longest_output() -> None:
 def test_prod_llmapi_groups_ask_for_their_ranks_memory_with_shm() -> None:
     prod = stack("prod")
     inputs = {d.name: stack_inputs(prod, d) for d in prod.deployments if d.runtime == "llmapi"}
-    assert inputs["llama-70b"]["group_memory_gib"] == {"workers": 196}
-    assert inputs["llama-70b-pd"]["group_memory_gib"] == {"prefill": 196, "decode": 196}
+    # ranks × (weight shard + runtime) + the RAM-backed /dev/shm: bf16 70B over tp 2 and tp 8,
+    # FP8 70B over tp 1 and tp 2
+    assert inputs["llama-70b"]["group_memory_gib"] == {"prefill": 229, "decode": 268}
+    assert inputs["llama-70b-pd"]["group_memory_gib"] == {"prefill": 150, "decode": 156}
     assert inputs["llama-70b"]["keda_prometheus_url"] == PROM
     assert inputs["llama-70b"]["api_key"] is None and inputs["llama-70b"]["load_balancer_source_ranges"] == ()
 

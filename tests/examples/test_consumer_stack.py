@@ -41,7 +41,9 @@ KUBECONFIG = {
 
 def _serving_conftest() -> Any:
     """tests/serving/conftest.py as a module (its CRD reference directory and strict schema)."""
-    spec = importlib.util.spec_from_file_location("serving_conftest", PROJECT_DIR / "tests" / "serving" / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "serving_conftest", PROJECT_DIR / "tests" / "serving" / "conftest.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -53,7 +55,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This project built as a wheel and installed (without dependencies) into a directory of its own."""
     dist, site = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("site")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(PROJECT_DIR)], check=True)
+    subprocess.run(
+        [*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(PROJECT_DIR)], check=True
+    )
     (wheel,) = dist.glob("disagg_inference-*.whl")
     subprocess.run([*pip, "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)], check=True)
     return site
@@ -111,22 +115,33 @@ def llm_api_options(out: Path, name: str) -> dict:
 
 def test_components_come_from_the_installed_package(consumer, installed: Path) -> None:
     project, env = consumer
+    code = (
+        "import components, engines, runtime; print(components.__file__, engines.__file__, runtime.__file__)"
+    )
     where = subprocess.run(
-        [sys.executable, "-c", "import components, engines, runtime; print(components.__file__, engines.__file__, runtime.__file__)"],
-        cwd=project, env=env, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert len(where) == 3
     assert all(Path(path).is_relative_to(installed) for path in where), where
 
 
 def test_the_example_composes_the_llmapi_components(synth: Path, installed: Path) -> None:
     tree = (synth / "tree.txt").read_text()
-    for component in ("ExistingCluster", "PlatformOperators", "ModelStore", "ModelPreparation", "LlmApiDeployment"):
+    for component in (
+        "ExistingCluster",
+        "PlatformOperators",
+        "ModelStore",
+        "ModelPreparation",
+        "LlmApiDeployment",
+    ):
         assert component in tree
     for legacy in ("EngineBuild", "DisaggregatedDeployment", "TritonOrchestrator"):
         assert legacy not in tree
     summary = (synth / "summary.txt").read_text()
-    assert any(line.split() == ["kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet", "3"] for line in summary.splitlines())
+    assert any(
+        line.split() == ["kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet", "3"]
+        for line in summary.splitlines()
+    )
     assert any(line.split() == ["disagg:serving:LlmApiDeployment", "2"] for line in summary.splitlines())
     # the runtime ConfigMap ships the installed package's router, not a checkout's
     runtime = manifest(synth, "configmap", "chat-runtime-configmap")["data"]
@@ -170,19 +185,25 @@ def test_multi_node_groups_run_mpirun_with_trtllm_llmapi_launch(synth: Path) -> 
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
         assert container["resources"]["limits"]["rdma/rdma_shared_device_a"] == "1"
         assert container["resources"]["requests"]["memory"] == "126Gi"  # 8 ranks staging 1/16 of 70B bf16
-        assert {"name": "mpi-ssh", "secret": {"secretName": "long-context-mpi-ssh", "defaultMode": 0o440}} in pod[
-            "spec"
-        ]["volumes"]
+        assert {
+            "name": "mpi-ssh",
+            "secret": {"secretName": "long-context-mpi-ssh", "defaultMode": 0o440},
+        } in pod["spec"]["volumes"]
     (worker,) = template["workerTemplate"]["spec"]["containers"]
-    assert "sshd" in worker["command"][2] and worker["ports"] == [{"name": "ssh", "containerPort": 2222, "protocol": "TCP"}]
+    assert worker["command"][2].splitlines()[-1].startswith('exec "$sshd_bin" -D -e -f ')
+    assert worker["ports"] == [{"name": "ssh", "containerPort": 2222, "protocol": "TCP"}]
     options = llm_api_options(synth, "long-context-workers")
     assert (options["tensor_parallel_size"], options["pipeline_parallel_size"]) == (8, 2)
     assert options["max_seq_len"] == 131072
     assert "cache_transceiver_config" not in options
 
 
-@pytest.mark.parametrize(("role", "server_role", "tp", "groups"), [("prefill", "context", 4, 2), ("decode", "generation", 8, 1)])
-def test_prefill_and_decode_move_kv_cache_with_ucx_over_infiniband(synth: Path, role, server_role, tp, groups) -> None:
+@pytest.mark.parametrize(
+    ("role", "server_role", "tp", "groups"), [("prefill", "context", 4, 2), ("decode", "generation", 8, 1)]
+)
+def test_prefill_and_decode_move_kv_cache_with_ucx_over_infiniband(
+    synth: Path, role, server_role, tp, groups
+) -> None:
     text = manifest(synth, "configmap", f"chat-{role}-llm-api")["data"]["llm_api.yaml"]
     assert text.startswith(f"# trtllm-serve --extra_llm_api_options, role {server_role} (generated)\n")
     options = yaml.safe_load(text)
@@ -203,7 +224,9 @@ def test_prefill_and_decode_move_kv_cache_with_ucx_over_infiniband(synth: Path, 
 
 def test_routers_discover_their_groups(synth: Path) -> None:
     def router_args(name: str) -> list[str]:
-        (container,) = manifest(synth, "deployment", f"{name}-router-deployment")["spec"]["template"]["spec"]["containers"]
+        (container,) = manifest(synth, "deployment", f"{name}-router-deployment")["spec"]["template"]["spec"][
+            "containers"
+        ]
         return [*container["command"], *container.get("args", [])]
 
     def flag(argv: list[str], name: str) -> str:
@@ -215,7 +238,10 @@ def test_routers_discover_their_groups(synth: Path) -> None:
     assert flag(chat, "--generation") == f"dns://chat-decode-leaders.{NAMESPACE}.svc.cluster.local:8000"
     long_context = router_args("long-context")
     assert "--context" not in long_context
-    assert flag(long_context, "--workers") == f"dns://long-context-workers-leaders.{NAMESPACE}.svc.cluster.local:8000"
+    assert (
+        flag(long_context, "--workers")
+        == f"dns://long-context-workers-leaders.{NAMESPACE}.svc.cluster.local:8000"
+    )
     # the headless Services the router resolves select the ready leaders of each set
     service = manifest(synth, "service", "chat-decode-leaders")
     assert service["spec"]["clusterIP"] == "None"
@@ -237,7 +263,9 @@ def test_leader_worker_sets_match_the_crd_schema(synth: Path) -> None:
     ]
     for path in found:
         lws = yaml.safe_load(path.read_text())
-        errors = sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(lws))
+        errors = sorted(
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(lws)
+        )
         assert errors == [], path.name
     # the strict schema does catch a misspelt field (the API server would silently prune it)
     lws = yaml.safe_load(found[-1].read_text())

@@ -97,7 +97,8 @@ def worker_groups(
 ) -> WorkerGroupSpec:
     """One role's groups of ``options.world_size`` GPUs over ``pods`` pods, checked first.
 
-    Host memory: every rank of a pod stages its shard of the weights while loading.
+    Host memory: every rank of a pod stages its shard of the weights while loading (the
+    component adds the RAM-backed /dev/shm to the limit, so it is left out of the request).
     """
     gpus = options.world_size // pods
     quantization = LLAMA_70B.quantization

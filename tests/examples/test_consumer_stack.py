@@ -159,8 +159,12 @@ def test_outputs_and_the_model_preparation(synth: Path) -> None:
     }
     job = manifest(synth, "job", "llama-70b-job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    token = next(e for e in container["env"] if e["name"] == "HF_TOKEN")
-    assert token["valueFrom"] == {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}
+    # the token is a file from the hf-token Secret (HF_TOKEN_PATH), never an environment variable
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert "HF_TOKEN" not in env and env["HF_TOKEN_PATH"] == "/var/run/secrets/huggingface/token"
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["hf-token"]["secret"]["secretName"] == "hf-token"
+    assert volumes["hf-token"]["secret"]["items"] == [{"key": "HF_TOKEN", "path": "token"}]
     request = json.loads(manifest(synth, "configmap", "llama-70b-code")["data"]["request.json"])
     assert request["repository"] == "meta-llama/Llama-3.1-70B-Instruct"
     assert request["revision"] == "1605565b47bb9346c5515c34102e054115b4f98b"

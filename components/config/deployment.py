@@ -221,9 +221,11 @@ class ImagesConfig(ConfigModel):
     triton_trtllm_version: str | None = None
     """TensorRT-LLM version of ``tritonTrtllm`` when the compatibility table cannot place its tag."""
     frontend: str | None = None
-    """Image of the CPU frontend; None: the runtime's image (``trtllm`` for llmapi,
-    ``tritonTrtllm`` for engine). Another image needs Python with aiohttp and ``transformers``
-    (llmapi) or Triton's python backend, numpy and ``transformers`` (engine)."""
+    """Image of the CPU tiers (llmapi: frontend and router; engine: the Triton frontend); None: the
+    runtime's image (``trtllm`` for llmapi, ``tritonTrtllm`` for engine). Another image needs
+    Python with aiohttp and ``transformers`` (llmapi; with ``uvloop`` the relays cost about half
+    the CPU per token: ``benchmarks/llmapi_serving_tiers.py``) or Triton's python backend, numpy
+    and ``transformers`` (engine)."""
 
     def frontend_image(self, runtime: Runtime = "engine") -> str:
         """The frontend's image for a deployment of ``runtime``."""

@@ -110,6 +110,8 @@ def llmapi_deployment_args(
         mode=deployment.mode,
         worker_image=worker_image,
         frontend_image=frontend_image,
+        # images.frontend serves both CPU tiers: an image with uvloop speeds both relays up
+        router_image=frontend_image,
         model_dir=model_dir,
         served_model_name=frontend.served_model_name or deployment.name,
         # the frontend caps prompt + output at the shortest sequence any server accepts

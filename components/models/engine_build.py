@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.cluster.contract import GPU_RESOURCE, NodePool
 from components.models.job_pods import (
+    hashed_job_name,
     hf_token_env,
     hf_token_mount,
     hf_token_volume,
@@ -134,13 +135,7 @@ def engine_path(store_mount_path: str, spec: EngineSpec, image: str) -> str:
 
 def job_name(name: str, spec: EngineSpec, image: str) -> str:
     """Kubernetes name of the build Job (and its ConfigMap): ``<name>-<engine key>``."""
-    full = f"{name}-{engine_key(spec, image)}"
-    if len(full) > 63:
-        raise ValueError(
-            f"EngineBuild name '{name}' is {len(name)} characters; with the 17-character hash "
-            "suffix the Job name exceeds 63: use a name of at most 46 characters"
-        )
-    return full
+    return hashed_job_name("EngineBuild", name, engine_key(spec, image))
 
 
 class EngineBuild(pulumi.ComponentResource):

@@ -24,6 +24,18 @@ DNS_PEER = {
 }
 
 
+def hashed_job_name(component: str, name: str, key: str) -> str:
+    """Kubernetes name of a content-addressed Job (and its ConfigMap): ``<name>-<key>``, so a
+    changed input runs a new Job; ValueError naming ``component`` when it exceeds 63 characters."""
+    full = f"{name}-{key}"
+    if len(full) > 63:
+        raise ValueError(
+            f"{component} name '{name}' is {len(name)} characters; with the {len(key) + 1}-character hash "
+            f"suffix the Job name exceeds 63: use a name of at most {62 - len(key)} characters"
+        )
+    return full
+
+
 def hf_token_env() -> dict[str, str]:
     """``HF_TOKEN_PATH``: where huggingface_hub (and engines.prepare) read the token."""
     return {"HF_TOKEN_PATH": HF_TOKEN_PATH}

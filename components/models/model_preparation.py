@@ -36,6 +36,7 @@ from components.cluster.contract import NodePool
 from components.config.images import DEFAULT_TRTLLM_IMAGE
 from components.config.models import ModelSourceConfig
 from components.models.job_pods import (
+    hashed_job_name,
     hf_token_env,
     hf_token_mount,
     hf_token_volume,
@@ -101,13 +102,7 @@ def preparation_request(name: str, source: ModelSourceConfig) -> dict[str, Any]:
 
 def job_name(name: str, source: ModelSourceConfig) -> str:
     """Kubernetes name of the Job (and its ConfigMap): ``<name>-<model key>``."""
-    full = f"{name}-{source.key()}"
-    if len(full) > 63:
-        raise ValueError(
-            f"ModelPreparation name '{name}' is {len(name)} characters; with the 17-character hash "
-            "suffix the Job name exceeds 63: use a name of at most 46 characters"
-        )
-    return full
+    return hashed_job_name("ModelPreparation", name, source.key())
 
 
 class ModelPreparation(pulumi.ComponentResource):

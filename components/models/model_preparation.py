@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -40,10 +40,10 @@ from components.models.job_pods import (
     hf_token_env,
     hf_token_mount,
     hf_token_volume,
-    job_network_policy,
     restricted_container_security_context,
     restricted_pod_security_context,
 )
+from components.models.store_job import declare_store_job
 from engines import prepare as prepare_entrypoint
 
 TYPE_TOKEN = "disagg:models:ModelPreparation"
@@ -133,39 +133,12 @@ class ModelPreparation(pulumi.ComponentResource):
         }
         data = {key: (_ENGINES_DIR / key).read_text() for key in _CODE_FILES}
         data[REQUEST_FILE] = json.dumps(preparation_request(args.name, source), indent=2, sort_keys=True) + "\n"
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-code",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=args.namespace, labels=labels),
-            data=data,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        policy = job_network_policy(k8s_name, args.namespace, labels)
-        self.network_policy = k8s.networking.v1.NetworkPolicy(  # before the pod exists
-            f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        annotations = {"pulumi.com/replaceUnready": "true"}
-        if not args.wait_for_completion:
-            annotations["pulumi.com/skipAwait"] = "true"
-        timeouts = pulumi.CustomTimeouts(create=f"{args.active_deadline_seconds + 900}s")
-        self.job = k8s.batch.v1.Job(
-            f"{name}-job",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=k8s_name, namespace=args.namespace, labels=labels, annotations=annotations
-            ),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=args.backoff_limit,
-                active_deadline_seconds=args.active_deadline_seconds,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=cast(Any, pod_spec(args, k8s_name)),
-                ),
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[config_map, self.network_policy], custom_timeouts=timeouts
-            ),
-        )
-        self.job_name = self.job.metadata.apply(lambda meta: cast(str, meta.name))
+        store_job = declare_store_job(
+            self, name, k8s_name, args.namespace, labels, data, pod_spec(args, k8s_name),
+            backoff_limit=args.backoff_limit, active_deadline_seconds=args.active_deadline_seconds,
+            wait_for_completion=args.wait_for_completion,
+        )  # fmt: skip
+        self.network_policy, self.job, self.job_name = store_job.network_policy, store_job.job, store_job.job_name
         self.model_dir = self.job_name.apply(lambda _: self.model_path)
         self.register_outputs(
             {"model_dir": self.model_dir, "model_key": self.model_key, "job_name": self.job_name}

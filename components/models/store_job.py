@@ -1,0 +1,69 @@
+"""The resources of a content-addressed Job that writes into the shared store (engine builds,
+model preparation): its code ConfigMap, a NetworkPolicy that exists before the pod (DNS + HTTPS
+egress only, :func:`job_pods.job_network_policy`), and the Job itself, awaited up to its deadline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.models.job_pods import job_network_policy
+
+AWAIT_MARGIN_S = 900
+"""How much longer than the Job's activeDeadlineSeconds Pulumi waits for it (scheduling, pulls)."""
+
+
+@dataclass(frozen=True)
+class StoreJob:
+    config_map: k8s.core.v1.ConfigMap
+    network_policy: k8s.networking.v1.NetworkPolicy
+    job: k8s.batch.v1.Job
+    job_name: pulumi.Output[str]
+
+
+def declare_store_job(
+    parent: pulumi.Resource,
+    name: str,
+    k8s_name: str,
+    namespace: str,
+    labels: dict[str, str],
+    code: dict[str, str],
+    pod_spec: Any,
+    *,
+    backoff_limit: int,
+    active_deadline_seconds: int,
+    wait_for_completion: bool,
+) -> StoreJob:
+    """ConfigMap ``<name>-code``, NetworkPolicy ``<name>-network-policy`` and Job ``<name>-job``
+    (all Kubernetes-named ``k8s_name``), children of ``parent``."""
+    child = pulumi.ResourceOptions(parent=parent)
+    metadata = k8s.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=namespace, labels=labels)
+    config_map = k8s.core.v1.ConfigMap(f"{name}-code", metadata=metadata, data=code, opts=child)
+    policy = job_network_policy(k8s_name, namespace, labels)
+    network_policy = k8s.networking.v1.NetworkPolicy(  # before the pod exists
+        f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=child
+    )
+    annotations = {"pulumi.com/replaceUnready": "true"}
+    if not wait_for_completion:
+        annotations["pulumi.com/skipAwait"] = "true"
+    job = k8s.batch.v1.Job(
+        f"{name}-job",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=namespace, labels=labels, annotations=annotations),
+        spec=k8s.batch.v1.JobSpecArgs(
+            backoff_limit=backoff_limit,
+            active_deadline_seconds=active_deadline_seconds,
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels), spec=cast(Any, pod_spec)
+            ),
+        ),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[config_map, network_policy],
+            custom_timeouts=pulumi.CustomTimeouts(create=f"{active_deadline_seconds + AWAIT_MARGIN_S}s"),
+        ),
+    )
+    job_name = job.metadata.apply(lambda meta: cast(str, meta.name))
+    return StoreJob(config_map, network_policy, job, job_name)

@@ -28,15 +28,37 @@ sys.path.insert(0, str(PROJECT))
 
 
 def make_wide_stack(project: Path, deployments: int) -> str:
-    """Pulumi.wide.yaml: prod's deployments repeated (renamed) up to ``deployments``."""
+    """Pulumi.wide.yaml: prod's deployments repeated (renamed) up to ``deployments``.
+
+    The config-time capacity checks hold the wide stack to real pools, and a /16 VPC's GPU subnets
+    cannot hold ten times prod's nodes: so the copies run one group per role (with their
+    prediction's roles to match, so it is not stale) and the pools grow sixfold (the CPU pool tenfold). Every copy still
+    declares the same kinds and number of resources as its original.
+    """
     doc = yaml.safe_load((PROJECT / "Pulumi.prod.yaml").read_text())
     base = doc["config"]["disagg:deployments"]
     wide = []
     for i in range(deployments):
         entry = copy.deepcopy(base[i % len(base)])
         entry["name"] = f"{entry['name'][:30]}-{i:02d}"
+        if i >= len(base):
+            for role in ("workers", "prefill", "decode"):
+                if role not in entry:
+                    continue
+                for key in ("groups", "minGroups", "maxGroups"):
+                    if key in entry[role]:
+                        entry[role][key] = 1
+                predicted = entry.get("workload", {}).get("prediction", {}).get("roles", {}).get(role)
+                if predicted:
+                    predicted["groups"] = 1
         wide.append(entry)
     doc["config"]["disagg:deployments"] = wide
+    eks = doc["config"]["disagg:cluster"]["eks"]
+    eks["systemNodeGroup"]["maxSize"] *= 10
+    for pool in eks["gpuNodePools"]:
+        pool["maxSize"] *= 6
+        if "capacityBlock" in pool:
+            pool["capacityBlock"]["instanceCount"] *= 6
     (project / "Pulumi.wide.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return "wide"
 

@@ -10,12 +10,15 @@ Output (deterministic: sorted, no timestamps, made-up ids derived from names):
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import gc
 import json
 import runpy
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from components.config.stack_file import read_stack_file
 
 from .forecast import Forecast, render_forecasts, stack_forecasts
 from .mocks import RecordedResource, RecordingMonitor, install_mocks
+from .synth_render import to_json, to_manifest_yaml
 
 SECRET_PLACEHOLDER = OFFLINE_SECRET
 
@@ -89,8 +93,9 @@ def _mask_secrets(value: Any) -> Any:
     return value
 
 
-def run_program(project_dir: Path, stack: str) -> SynthResult:
-    """Run ``__main__.py`` of ``project_dir`` under mocks with the stack's config."""
+def run_program(project_dir: Path, stack: str, *, fast_registration: bool = True) -> SynthResult:
+    """Run ``__main__.py`` of ``project_dir`` under mocks with the stack's config
+    (``fast_registration``: see ``disaggctl.fast_registration``; False takes the SDK's path)."""
     import pulumi
     from pulumi.runtime import config as runtime_config
     from pulumi.runtime import settings
@@ -99,22 +104,23 @@ def run_program(project_dir: Path, stack: str) -> SynthResult:
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
     forecasts = check_forecasts(raw)
-    monitor: RecordingMonitor = install_mocks(project, stack)
+    monitor: RecordingMonitor = install_mocks(project, stack, fast_registration=fast_registration)
     runtime_config.set_all_config(raw, secret_keys)
     sys.path.insert(0, str(project_dir))
-    try:
-        _sync_await(
-            run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))  # type: ignore[arg-type,return-value]
-        )
-        root = settings.get_root_resource()
-        outputs = {}
-        for name, value in sorted((root.outputs if root else {}).items()):  # type: ignore[attr-defined]
-            output = pulumi.Output.from_input(value)
-            resolved = _sync_await(output.future())
-            outputs[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved
-    finally:
-        sys.path.remove(str(project_dir))
-    resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in monitor.recorded.values()]
+    with _collection_paused():
+        try:
+            _sync_await(
+                run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))  # type: ignore[arg-type,return-value]
+            )
+            root = settings.get_root_resource()
+            outputs = {}
+            for name, value in sorted((root.outputs if root else {}).items()):  # type: ignore[attr-defined]
+                output = pulumi.Output.from_input(value)
+                resolved = _sync_await(output.future())
+                outputs[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved
+        finally:
+            sys.path.remove(str(project_dir))
+        resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in monitor.recorded.values()]
     return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts, list(monitor.warnings))
 
 
@@ -145,29 +151,63 @@ def check_forecasts(raw: dict[str, str]) -> list[Forecast]:
 
 
 
+WRITER_THREADS = 4
+"""Threads creating the synth's files while the main thread renders the next ones: creating a
+file costs about a millisecond of kernel time on the CI machines, as much as rendering it."""
+
+
+def _write_file(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def write_synth(result: SynthResult, out_dir: Path) -> None:
     """Write the synth files into ``out_dir`` (replacing what was there)."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     (out_dir / "resources").mkdir(parents=True)
     (out_dir / "manifests").mkdir()
-    (out_dir / "tree.txt").write_text(render_tree(result.resources))
-    (out_dir / "summary.txt").write_text(render_result_summary(result))
-    outputs = dict(result.outputs)
-    if result.forecasts:
-        outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
-    (out_dir / "outputs.json").write_text(_json(outputs))
-    for resource in result.resources:
-        path = out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_json(_resource_document(resource)))
-        manifest = kubernetes_manifest(resource)
-        if manifest is not None:
-            namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
-            kind = manifest.get("kind", "Object")
-            target = out_dir / "manifests" / _safe(namespace) / f"{kind.lower()}-{_safe(resource.name)}.yaml"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(manifest_yaml(manifest))
+    made: set[Path] = set()
+    with _collection_paused(), ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="synth-write") as pool:
+        pending = []
+
+        def write(path: Path, text: str) -> None:
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            pending.append(pool.submit(_write_file, path, text))
+
+        write(out_dir / "tree.txt", render_tree(result.resources))
+        write(out_dir / "summary.txt", render_result_summary(result))
+        outputs = dict(result.outputs)
+        if result.forecasts:
+            outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
+        write(out_dir / "outputs.json", _json(outputs))
+        for resource in result.resources:
+            write(out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json",
+                  _json(_resource_document(resource)))
+            manifest = kubernetes_manifest(resource)
+            if manifest is not None:
+                namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
+                kind = manifest.get("kind", "Object")
+                write(out_dir / "manifests" / _safe(namespace) / f"{kind.lower()}-{_safe(resource.name)}.yaml",
+                      manifest_yaml(manifest))
+        for future in pending:
+            future.result()  # an OSError of any file stops the synth
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while the program runs and its files are written: both
+    allocate hundreds of thousands of long-lived objects, which makes the collector rescan the whole
+    heap again and again (a third of the synth's time on a large stack) and free almost nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def render_tree(resources: list[RecordedResource]) -> str:
@@ -204,53 +244,10 @@ def render_summary(counts: Counter[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _ManifestDumper(yaml.SafeDumper):
-    """Multi-line strings (config.pbtxt, scripts, model.py) as literal blocks: reviewable diffs."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_ManifestDumper.add_representer(str, _str)
-
-_FastDumper: type | None = None
-if getattr(yaml, "__with_libyaml__", False):
-
-    class _CManifestDumper(yaml.CSafeDumper):  # type: ignore[name-defined,misc]
-        """The same representation, emitted by libyaml (about 10x faster than PyYAML's emitter)."""
-
-    _CManifestDumper.add_representer(str, _str)
-    _FastDumper = _CManifestDumper
-
-_ANALYZER = yaml.emitter.Emitter(None)  # type: ignore[arg-type]
-
-
-@functools.lru_cache(maxsize=4096)
-def _block_allowed(text: str) -> bool:
-    """PyYAML's own verdict (slow on long text; deployments repeat the same scripts: cached)."""
-    return bool(_ANALYZER.analyze_scalar(text).allow_block)
-
-
-def _libyaml_safe(value: Any) -> bool:
-    """Whether libyaml emits ``value`` byte for byte as PyYAML does: both agree on block literals and
-    plain scalars, but fold a double-quoted multi-line string (the fallback for a string a block
-    cannot hold, e.g. with trailing spaces) at different places."""
-    if isinstance(value, str):
-        return "\n" not in value or _block_allowed(value)
-    if isinstance(value, dict):
-        return all(_libyaml_safe(k) and _libyaml_safe(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_libyaml_safe(v) for v in value)
-    return True
-
-
 def manifest_yaml(manifest: dict[str, Any]) -> str:
     """Sorted keys, block style, multi-line strings as ``|`` blocks (PyYAML falls back to quoting
     where a block cannot hold the string exactly, e.g. trailing spaces)."""
-    dumper = _FastDumper if _FastDumper is not None and _libyaml_safe(manifest) else _ManifestDumper
-    return yaml.dump(manifest, Dumper=dumper, sort_keys=True, default_flow_style=False, width=100)
+    return to_manifest_yaml(manifest)
 
 
 def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:
@@ -290,7 +287,7 @@ def _resource_document(resource: RecordedResource) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+    return to_json(value)  # json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
 
 
 def _safe(text: str) -> str:

@@ -83,6 +83,13 @@ from components.serving.security import (
 )
 from engines.llm_api_checks import kv_transfer_problem
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` over libyaml when it is there (the options are parsed for every check)."""
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
 TYPE_TOKEN = "disagg:serving:LlmApiWorkers"
 APP = "llmapi"
 LEADER_COMPONENT = "trtllm-serve"
@@ -183,7 +190,7 @@ class LlmApiWorkersArgs(BaseModel):
         return SERVER_ROLES[self.role]
 
     def options(self) -> dict:
-        return cast(dict, yaml.safe_load(self.llm_api_yaml) or {})
+        return cast(dict, load_yaml(self.llm_api_yaml) or {})
 
     def kv_transfer_backend(self) -> str | None:
         """``cache_transceiver_config.backend`` of a prefill/decode group (None: aggregated)."""
@@ -204,7 +211,7 @@ def llm_api_yaml_problems(args: LlmApiWorkersArgs) -> list[str]:
     """What in the LLM API YAML contradicts the group (one line each, with the fix)."""
     where = f"{args.role}.llmApi"
     try:
-        options = yaml.safe_load(args.llm_api_yaml)
+        options = load_yaml(args.llm_api_yaml)
     except yaml.YAMLError as err:
         return [f"{where}: the rendered LLM API YAML does not parse ({str(err).splitlines()[0]}): fix llm_api_yaml"]
     if not isinstance(options, dict):

@@ -1,0 +1,356 @@
+"""A faster resource registration for the recording mock monitor (synth and component tests).
+
+Under ``pulumi.runtime.set_mocks`` the SDK registers every resource the way it would talk to a
+real engine: it captures a Python stack trace, awaits one coroutine per nested input value while
+serializing the inputs into a protobuf ``Struct``, builds a ``RegisterResourceRequest``, hands it
+to a worker thread where the mock monitor deserializes the ``Struct`` again, calls the mocks,
+serializes their answer into another ``Struct``, and back on the event loop deserializes that once
+more to resolve the resource's outputs. For a stack of a thousand resources that is most of the
+synth's time, and none of it is needed to learn what the program declares.
+
+``register_resource`` below takes its place while a :class:`~disaggctl.mocks.RecordingMonitor`
+is installed (any other monitor gets the SDK's own function):
+
+* parent, provider and ``depends_on`` are still resolved by the SDK's ``prepare_resource`` (so
+  URNs, provider references and dependency expansion are the SDK's);
+* inputs made only of plain values (dicts, lists, strings, numbers, booleans, ``None`` and the
+  provider packages' ``@input_type`` args classes) are serialized synchronously, with the same
+  type-directed key translation as ``rpc.serialize_property`` and the same value changes as the
+  protobuf round trip (numbers become floats, tuples lists, ``None`` members of mappings vanish);
+* inputs holding an ``Output``, a resource, an asset or an awaitable take the SDK's own
+  serialization (``rpc.serialize_properties``) unchanged;
+* the mocks are called on the event loop's thread (they are pure functions), and the outputs are
+  resolved with the SDK's ``translate_output_properties``/``resolve_properties``.
+
+Resource options that need a real engine (transforms, state migrations, hooks, parameterized
+packages) are refused with a message: no stack here uses them. ``tests/disaggctl`` proves the
+equivalence by recording the same programs both ways and comparing every resource.
+
+Pulumi SDK internals used (pinned ``pulumi==3.272.0`` in requirements.txt): ``runtime.resource``
+(``resource_output``, ``prepare_resource``, ``_get_rpc_manager``), ``runtime.rpc``
+(``transfer_properties``, ``serialize_properties``, ``deserialize_properties``,
+``translate_output_properties``, ``resolve_properties``, ``resolve_outputs_due_to_exception``,
+``_Path``, ``_get_list_element_type``) and ``_types``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import typing
+from collections import abc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pulumi import _types
+from pulumi.runtime import known_types, rpc, settings
+from pulumi.runtime import resource as sdk_resource
+
+if TYPE_CHECKING:
+    from pulumi.resource import Resource, ResourceOptions
+
+_SDK_REGISTER = sdk_resource.register_resource
+
+
+class _NotPlainError(Exception):
+    """An input the synchronous serializer does not handle: the SDK's serialization takes over."""
+
+
+def _wire_scalar(value: Any) -> Any:
+    """What a scalar becomes after a protobuf ``Struct`` round trip (numbers are doubles there)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
+        return value
+    if kind is int or kind is float:
+        return float(value)
+    raise _NotPlainError  # enums and other subclasses: the SDK's serialization decides
+
+
+_UNWRAPPED: dict[Any, Any] = {}
+_ELEMENT: dict[Any, Any] = {}
+
+
+def _unwrap(typ: Any) -> Any:
+    """``_types.unwrap_type`` (``Optional``/``Input`` peeled off), once per type."""
+    try:
+        return _UNWRAPPED[typ]
+    except KeyError:
+        unwrapped = _UNWRAPPED[typ] = _types.unwrap_type(typ)
+        return unwrapped
+    except TypeError:  # an unhashable annotation
+        return _types.unwrap_type(typ)
+
+
+def _element(typ: Any) -> Any:
+    try:
+        return _ELEMENT[typ]
+    except KeyError:
+        element = _ELEMENT[typ] = rpc._get_list_element_type(typ)
+        return element
+    except TypeError:
+        return rpc._get_list_element_type(typ)
+
+
+def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None) -> Any:
+    """``rpc.serialize_property`` for values that need no awaiting, then the ``Struct`` round trip."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is float or kind is int:
+        return float(value) if kind is int or kind is float else value
+    if typ:
+        typ = _unwrap(typ)
+        if typ is Any:
+            typ = None
+    if isinstance(value, (str, bool, int, float)):
+        return _wire_scalar(value)
+    if isinstance(value, abc.Sequence) and not isinstance(value, (range, memoryview, bytes, bytearray)):
+        element = _element(typ)
+        return [_plain(item, element, translate) for item in value]
+    if known_types.is_unknown(value) or known_types.is_resource(value) or known_types.is_asset(value):
+        raise _NotPlainError
+    if known_types.is_output(value) or known_types.is_archive(value):
+        raise _NotPlainError
+    cls = type(value)
+    if _types.is_input_type(cls):
+        fields = _types.input_type_to_dict(value)
+        types = _types.input_type_types(cls)
+        members = ((k, _plain(v, types.get(k), translate)) for k, v in fields.items())
+        return {k: v for k, v in members if v is not None}
+    if isinstance(value, abc.Mapping):
+        get_type: Callable[[str], Any] = lambda k: None  # noqa: E731
+        key = translate
+        if typ is not None:
+            case = _types.reduce_discriminated_union(typ, value, _types._py_name_for)
+            if case is not None:
+                typ = case
+            if _types.is_input_type(typ):
+                names = _types.input_type_py_to_pulumi_names(typ)
+                types = _types.input_type_types(typ)
+                key = lambda k: names.get(k) or k  # noqa: E731
+                get_type = types.get
+            else:
+                key = None
+                origin = typing.get_origin(typ)
+                if typ is dict or origin in (dict, abc.Mapping):
+                    args = typing.get_args(typ)
+                    if len(args) == 2 and args[0] is str:
+                        element_type = args[1]
+                        get_type = lambda k: element_type  # noqa: E731
+        result = {}
+        for k in value:
+            name = key(k) if key is not None else k
+            item = _plain(value[k], get_type(name), translate)
+            if item is not None:  # deserialize_properties drops None members of every mapping
+                result[name] = item
+        return result
+    raise _NotPlainError
+
+
+def _plain_props(res: Resource, props: Any, typ: type | None) -> dict[str, Any] | None:
+    """The inputs as the mock monitor would see them, or None when the SDK must serialize them."""
+    translate: Callable[[str], str] | None = res.translate_input_property if typ is None else None
+    names: dict[str, str] = {}
+    get_type: Callable[[str], Any] = lambda k: None  # noqa: E731
+    if typ is not None:
+        names = _types.input_type_py_to_pulumi_names(typ)
+        types = _types.input_type_types(typ)
+        get_type = lambda k: types.get(names.get(k) or k)  # noqa: E731
+    wire: dict[str, Any] = {}
+    try:
+        for k in props:
+            value = _plain(props[k], get_type(k), translate)
+            if value is None:
+                continue
+            name = (names.get(k) or k) if typ is not None else (translate(k) if translate else k)
+            wire[name] = value
+    except _NotPlainError:
+        return None
+    return wire
+
+
+_HOOK_KINDS = ("before_create", "after_create", "before_update", "after_update", "before_delete", "after_delete", "on_error")
+
+
+def _check_options(ty: str, name: str, opts: ResourceOptions) -> None:
+    hooks = getattr(opts, "hooks", None)
+    unsupported = [
+        option
+        for option, value in (
+            ("transforms", opts.transforms),
+            ("state_migrations", getattr(opts, "state_migrations", None)),
+            ("hooks", hooks is not None and any(getattr(hooks, kind, None) for kind in _HOOK_KINDS)),
+        )
+        if value
+    ]
+    if unsupported:
+        raise ValueError(
+            f"{ty} '{name}': resource option(s) {', '.join(unsupported)} need a real Pulumi engine; "
+            "the offline synth cannot run them: drop them, or preview with `pulumi preview`"
+        )
+
+
+def register_resource(
+    res: Resource,
+    ty: str,
+    name: str,
+    custom: bool,
+    remote: bool,
+    new_dependency: Callable[[str], Resource],
+    props: Any,
+    opts: ResourceOptions | None,
+    typ: type | None = None,
+    package_ref: Any = None,
+) -> None:
+    """Drop-in for ``pulumi.runtime.resource.register_resource`` (see the module docstring)."""
+    from .mocks import RecordingMonitor
+
+    monitor = settings.get_monitor()
+    if not isinstance(monitor, RecordingMonitor) or remote or package_ref is not None:
+        _SDK_REGISTER(res, ty, name, custom, remote, new_dependency, props, opts, typ, package_ref)
+        return
+
+    resolve_urn, res.__dict__["urn"] = sdk_resource.resource_output(res)
+    resolve_id = None
+    if custom:
+        resolve_id, res.__dict__["id"] = sdk_resource.resource_output(res)
+    resolvers = rpc.transfer_properties(res, props, custom)
+    # Serialized now, while the props are what the caller passed (the SDK reads them later, but a
+    # caller that mutates its dict after constructing the resource is a bug either way).
+    wire = _plain_props(res, props, typ)
+
+    async def do_register() -> None:
+        from pulumi.resource import ResourceOptions
+
+        options = opts if opts is not None else ResourceOptions()
+        try:
+            _check_options(ty, name, options)
+            prepared = await sdk_resource.prepare_resource(
+                res, ty, custom, remote, {} if wire is not None else props, options, typ
+            )
+            inputs = wire if wire is not None else rpc.deserialize_properties(prepared.serialized_props)
+            urn, rid, state = monitor.register_prepared(ty, name, custom, prepared, inputs, options.import_ or "")
+        except Exception as exn:
+            rpc.resolve_outputs_due_to_exception(resolvers, exn)
+            resolve_urn(None, True, False, exn)
+            if resolve_id is not None:
+                resolve_id(None, True, False, exn)
+            raise
+        try:
+            resolve_urn(urn, True, False, None)
+            if resolve_id is not None:
+                resolve_id(rid, bool(rid), False, None)
+            _resolve_outputs(res, typ, inputs, state, resolvers, custom)
+        except Exception as exn:
+            rpc.resolve_outputs_due_to_exception(resolvers, exn)
+            raise
+
+    asyncio.ensure_future(sdk_resource._get_rpc_manager().do_rpc("register resource", do_register)())
+
+
+def _resolve_outputs(
+    res: Resource,
+    typ: type | None,
+    inputs: dict[str, Any],
+    state: dict[str, Any],
+    resolvers: dict[str, Any],
+    custom: bool,
+) -> None:
+    """``rpc.resolve_outputs`` for outputs already deserialized: the mocks' state, then any input
+    the state lacks (as the SDK does outside a preview)."""
+    cls = type(res)
+    types = _types.resource_types(cls)
+    transform = typ is not None
+    if transform:
+        py_names = _types.resource_pulumi_to_py_names(cls)
+        translate: Callable[[str], str] = lambda p: py_names.get(p) or p  # noqa: E731
+        passed: Callable[[str], str] = lambda p: p  # noqa: E731
+    else:
+        translate = passed = res.translate_output_property
+    everything: dict[str, Any] = {}
+    for key, value in state.items():
+        key_py = translate(key)
+        everything[key_py] = rpc.translate_output_properties(
+            value, passed, types.get(key), transform, path=rpc._Path(key_py, resource=f"{res._name}")
+        )
+    for key, value in inputs.items():
+        key_py = translate(key)
+        if key_py not in everything:
+            everything[key_py] = rpc.translate_output_properties(
+                value, passed, types.get(key), transform,
+                path=rpc._Path(key_py, resource=f"{res._name}"), return_none_on_dict_type_mismatch=True,
+            )
+    rpc.resolve_properties(resolvers, everything, {}, custom, False)
+
+
+def wire_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The mocks' answer as the SDK would read it back from a ``Struct``: top-level ``None``
+    dropped, numbers as floats (values the synchronous serializer cannot take keep their form)."""
+    result = {}
+    for key, value in state.items():
+        if value is None:
+            continue
+        try:
+            result[key] = _plain(value, None, None)
+        except _NotPlainError:
+            result[key] = value
+    return result
+
+
+_SDK_CONTAINS_UNKNOWNS = rpc.contains_unknowns
+
+
+def contains_unknowns(value: Any) -> bool:
+    """``rpc.contains_unknowns`` without a generator per node: the SDK asks it of every output
+    value it resolves, and walks whole Kubernetes objects to answer."""
+    from pulumi.output import Unknown
+
+    pending = [value]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is float or kind is bool or item is None:
+            continue
+        if isinstance(item, Unknown):
+            return True
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            pending.extend(dict.values(item))  # not item.values(): output types have a "values" field
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+_SDK_DECLARE_DEPENDENCY = rpc.declare_dependency
+_DEPENDED_ON = "_disagg_depended_on"
+
+
+def declare_dependency(from_resource: Resource, to_resource: Resource) -> bool:
+    """``resource_cycle_breaker.declare_dependency`` with a shortcut: a dependency cannot close a
+    cycle when nothing depends on ``from_resource`` yet, which is the case for nearly every
+    resource being registered. The SDK's check walks every transitive dependency of
+    ``to_resource`` for each edge (``depends_on`` a component expands to each of its children),
+    which grows with the square of the stack."""
+    from pulumi.runtime import resource_cycle_breaker
+
+    if from_resource is not to_resource and not getattr(from_resource, _DEPENDED_ON, False):
+        resource_cycle_breaker._add_dep(from_resource, to_resource)
+        setattr(to_resource, _DEPENDED_ON, True)
+        return True
+    added = bool(_SDK_DECLARE_DEPENDENCY(from_resource, to_resource))
+    if added:
+        setattr(to_resource, _DEPENDED_ON, True)
+    return added
+
+
+def install(enabled: bool = True) -> None:
+    """Route ``register_resource``, ``contains_unknowns`` and ``declare_dependency`` through the
+    functions above (each answers as the SDK's does); ``enabled=False`` puts the
+    SDK's own functions back (the equivalence tests record a program both ways). Idempotent."""
+    import pulumi.resource as sdk_resource_module
+
+    register = register_resource if enabled else _SDK_REGISTER
+    sdk_resource.register_resource = register  # type: ignore[assignment]
+    sdk_resource_module.register_resource = register  # type: ignore[attr-defined]
+    rpc.contains_unknowns = contains_unknowns if enabled else _SDK_CONTAINS_UNKNOWNS  # type: ignore[assignment]
+    rpc.declare_dependency = declare_dependency if enabled else _SDK_DECLARE_DEPENDENCY  # type: ignore[assignment]

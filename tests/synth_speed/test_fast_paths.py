@@ -1,0 +1,164 @@
+"""The synth's fast paths record and write exactly what the slow ones do.
+
+- ``disaggctl.fast_registration`` against the Pulumi SDK's own registration: every shipped stack
+  recorded both ways, compared resource by resource (type, parent, provider, dependencies, inputs)
+  and output by output;
+- ``disaggctl.synth_render`` against ``json.dumps`` and ``yaml.dump`` on generated values
+  (hypothesis) and on every manifest and resource document of the shipped stacks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from disaggctl import fast_registration
+from disaggctl.mocks import install_mocks
+from disaggctl.synth import SynthResult, _resource_document, kubernetes_manifest, run_program
+from disaggctl.synth_render import ManifestDumper, to_json, to_manifest_yaml
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[tuple[str, bool], SynthResult]:
+    """dev and prod, each recorded through the fast path and through the SDK's."""
+    results = {}
+    for stack in ("dev", "prod"):
+        for fast in (True, False):
+            results[stack, fast] = run_program(PROJECT_DIR, stack, fast_registration=fast)
+    fast_registration.install(True)
+    return results
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_fast_registration_records_what_the_sdk_does(recorded: dict, stack: str) -> None:
+    fast, sdk = recorded[stack, True], recorded[stack, False]
+    assert [r.urn for r in fast.resources] == [r.urn for r in sdk.resources]
+    for mine, theirs in zip(fast.resources, sdk.resources, strict=True):
+        assert mine == theirs, mine.urn
+    assert fast.outputs == sdk.outputs
+    assert fast.warnings == sdk.warnings
+    assert len(fast.resources) > 100
+
+
+def test_the_sdk_path_really_was_taken(recorded: dict) -> None:
+    """The comparison above means something only if install(False) restores the SDK's function."""
+    from pulumi.runtime import resource as sdk_resource
+
+    fast_registration.install(False)
+    try:
+        assert sdk_resource.register_resource is fast_registration._SDK_REGISTER
+    finally:
+        fast_registration.install(True)
+    assert sdk_resource.register_resource is fast_registration.register_resource
+
+
+def _record(program, fast: bool) -> dict:
+    monitor = install_mocks("proj", "stack", fast_registration=fast)
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    _sync_await(run_pulumi_func(program))
+    fast_registration.install(True)
+    return {urn: (r.type, r.parent, r.inputs, r.dependencies) for urn, r in monitor.recorded.items()}
+
+
+def test_outputs_and_secrets_take_the_sdks_serialization() -> None:
+    """Inputs holding Outputs (secret or not), resource references and depends_on on a component
+    are left to the SDK's serialization, with the same result as the SDK's whole path."""
+    import pulumi_kubernetes as k8s
+
+    class Group(pulumi.ComponentResource):
+        def __init__(self, name: str) -> None:
+            super().__init__("test:index:Group", name)
+            self.cm = k8s.core.v1.ConfigMap(
+                f"{name}-cm", metadata={"name": f"{name}-cm"}, data={"a": "1", "n": None},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.register_outputs({})
+
+    def program() -> None:
+        group = Group("g")
+        secret = pulumi.Output.secret("hunter2")
+        k8s.core.v1.Secret(
+            "s", metadata={"name": group.cm.metadata.apply(lambda m: m["name"] + "-s"), "labels": {"x": "y"}},
+            string_data={"token": secret}, opts=pulumi.ResourceOptions(depends_on=[group]),
+        )
+        k8s.core.v1.ConfigMap("numbers", metadata={"name": "numbers"}, data={"f": "1.5"},
+                              immutable=True, opts=pulumi.ResourceOptions(depends_on=[group.cm]))
+
+    assert _record(program, True) == _record(program, False)
+
+
+_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+_UNICODE = st.characters(codec="utf-8", exclude_categories=("Cs",))
+# mostly what manifests hold (printable ASCII and newlines: the fast path), sometimes anything
+_KEY = st.text(_ASCII, max_size=12) | st.text(_ASCII, min_size=95, max_size=135) | st.text(_UNICODE, max_size=6)
+_SCALAR = (
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(_ASCII | st.just("\n"), max_size=60) | st.text(_ASCII | st.just("\n"), min_size=90, max_size=240)
+    | st.text(_UNICODE, max_size=20)
+    | st.sampled_from(["", "yes", "no", "on", "null", "~", "1.0", "0x1f", "- a", "a: b", "#x", "a\nb", "a \nb",
+                       "trailing \n", "\ttab", "line\n\n", "  lead\nx", "k8s.io/x", "'q'", '"d"', "*a", "&a", "!t",
+                       "x" * 150, "word " * 40, "é\nü", "\u2028x"])
+)
+_VALUES = st.recursive(_SCALAR, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEY, inner, max_size=4),
+                       max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_VALUES)
+def test_json_matches_json_dumps(value: object) -> None:
+    assert to_json(value) == json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_KEY, _VALUES, max_size=5))
+def test_manifest_yaml_matches_pyyaml(manifest: dict) -> None:
+    expected = yaml.dump(manifest, Dumper=ManifestDumper, sort_keys=True, default_flow_style=False, width=100)
+    assert to_manifest_yaml(manifest) == expected
+
+
+def test_shared_objects_and_odd_values_fall_back_to_the_libraries() -> None:
+    shared = {"app": "x"}
+    manifest = {"a": shared, "b": shared, "c": (1, 2), "d": math.pi}
+    assert to_manifest_yaml(manifest) == yaml.dump(
+        manifest, Dumper=ManifestDumper, sort_keys=True, default_flow_style=False, width=100
+    )
+    document = {"path": Path("/x"), "t": (1, 2), "n": {"1": 1.5}}
+    assert to_json(document) == json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_shipped_document_renders_as_the_libraries_do(recorded: dict, stack: str) -> None:
+    for resource in recorded[stack, True].resources:
+        document = _resource_document(resource)
+        assert to_json(document) == json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+        manifest = kubernetes_manifest(resource)
+        if manifest is not None:
+            expected = yaml.dump(manifest, Dumper=ManifestDumper, sort_keys=True, default_flow_style=False, width=100)
+            assert to_manifest_yaml(manifest) == expected, resource.urn
+
+
+def test_a_dependency_cycle_is_refused_on_both_paths() -> None:
+    """A resource that depends on the component holding it closes a cycle: the SDK refuses it,
+    and the fast path's shortcut in declare_dependency must not hide it."""
+    import pulumi_kubernetes as k8s
+
+    def program() -> None:
+        group = pulumi.ComponentResource("test:index:Group", "g")
+        k8s.core.v1.ConfigMap("inner", metadata={"name": "inner"},
+                              opts=pulumi.ResourceOptions(parent=group, depends_on=[group]))
+
+    for fast in (True, False):
+        with pytest.raises(RuntimeError, match="circular dependency"):
+            _record(program, fast)

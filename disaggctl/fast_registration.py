@@ -55,6 +55,14 @@ class _NotPlainError(Exception):
     """An input the synchronous serializer does not handle: the SDK's serialization takes over."""
 
 
+class _PendingError(Exception):
+    """An ``Output`` in the inputs has not resolved yet: await it, then serialize again."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__("pending output")
+        self.output = output
+
+
 def _wire_scalar(value: Any) -> Any:
     """What a scalar becomes after a protobuf ``Struct`` round trip (numbers are doubles there)."""
     kind = type(value)
@@ -90,8 +98,12 @@ def _element(typ: Any) -> Any:
         return rpc._get_list_element_type(typ)
 
 
-def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None) -> Any:
-    """``rpc.serialize_property`` for values that need no awaiting, then the ``Struct`` round trip."""
+def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: list | None = None) -> Any:
+    """``rpc.serialize_property`` for values that need no awaiting, then the ``Struct`` round trip.
+
+    An ``Output`` is taken when ``deps`` collects dependencies and the Output has resolved to a
+    known, non-secret value (its resources join ``deps``, as the SDK adds them to the property's
+    dependencies); an unresolved one raises :class:`_PendingError`."""
     kind = type(value)
     if value is None or kind is str or kind is bool or kind is float or kind is int:
         return float(value) if kind is int or kind is float else value
@@ -103,16 +115,27 @@ def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None) -> Any:
         return _wire_scalar(value)
     if isinstance(value, abc.Sequence) and not isinstance(value, (range, memoryview, bytes, bytearray)):
         element = _element(typ)
-        return [_plain(item, element, translate) for item in value]
+        return [_plain(item, element, translate, deps) for item in value]
     if known_types.is_unknown(value) or known_types.is_resource(value) or known_types.is_asset(value):
         raise _NotPlainError
+    if known_types.is_output(value) and deps is not None:
+        future = value._data
+        if not future.done():
+            raise _PendingError(value)
+        if future.cancelled() or future.exception() is not None:
+            raise _NotPlainError  # the SDK's serialization raises it, with its message
+        data = future.result()
+        if not data.is_known or data.is_secret or contains_unknowns(data.value):
+            raise _NotPlainError  # unknowns and secrets: the SDK's wire forms
+        deps.extend(data.resources)
+        return _plain(data.value, typ, translate, deps)
     if known_types.is_output(value) or known_types.is_archive(value):
         raise _NotPlainError
     cls = type(value)
     if _types.is_input_type(cls):
         fields = _types.input_type_to_dict(value)
         types = _types.input_type_types(cls)
-        members = ((k, _plain(v, types.get(k), translate)) for k, v in fields.items())
+        members = ((k, _plain(v, types.get(k), translate, deps)) for k, v in fields.items())
         return {k: v for k, v in members if v is not None}
     if isinstance(value, abc.Mapping):
         get_type: Callable[[str], Any] = lambda k: None  # noqa: E731
@@ -137,15 +160,16 @@ def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None) -> Any:
         result = {}
         for k in value:
             name = key(k) if key is not None else k
-            item = _plain(value[k], get_type(name), translate)
+            item = _plain(value[k], get_type(name), translate, deps)
             if item is not None:  # deserialize_properties drops None members of every mapping
                 result[name] = item
         return result
     raise _NotPlainError
 
 
-def _plain_props(res: Resource, props: Any, typ: type | None) -> dict[str, Any] | None:
-    """The inputs as the mock monitor would see them, or None when the SDK must serialize them."""
+def _plain_props(res: Resource, props: Any, typ: type | None, deps: list | None = None) -> dict[str, Any] | None:
+    """The inputs as the mock monitor would see them, or None when the SDK must serialize them
+    (:class:`_PendingError` when ``deps`` is given and an Output there is still pending)."""
     translate: Callable[[str], str] | None = res.translate_input_property if typ is None else None
     names: dict[str, str] = {}
     get_type: Callable[[str], Any] = lambda k: None  # noqa: E731
@@ -156,7 +180,7 @@ def _plain_props(res: Resource, props: Any, typ: type | None) -> dict[str, Any] 
     wire: dict[str, Any] = {}
     try:
         for k in props:
-            value = _plain(props[k], get_type(k), translate)
+            value = _plain(props[k], get_type(k), translate, deps)
             if value is None:
                 continue
             name = (names.get(k) or k) if typ is not None else (translate(k) if translate else k)
@@ -164,6 +188,19 @@ def _plain_props(res: Resource, props: Any, typ: type | None) -> dict[str, Any] 
     except _NotPlainError:
         return None
     return wire
+
+
+async def _resolved_plain_props(res: Resource, props: Any, typ: type | None, deps: list) -> dict[str, Any] | None:
+    """:func:`_plain_props` once every Output in ``props`` has resolved (awaited one by one)."""
+    while True:
+        del deps[:]
+        try:
+            return _plain_props(res, props, typ, deps)
+        except _PendingError as pending:
+            try:
+                await pending.output._data
+            except Exception:  # noqa: BLE001 - the SDK's serialization reports it
+                return None
 
 
 _HOOK_KINDS = ("before_create", "after_create", "before_update", "after_update", "before_delete", "after_delete", "on_error")
@@ -212,9 +249,6 @@ def register_resource(
     if custom:
         resolve_id, res.__dict__["id"] = sdk_resource.resource_output(res)
     resolvers = rpc.transfer_properties(res, props, custom)
-    # Serialized now, while the props are what the caller passed (the SDK reads them later, but a
-    # caller that mutates its dict after constructing the resource is a bug either way).
-    wire = _plain_props(res, props, typ)
 
     async def do_register() -> None:
         from pulumi.resource import ResourceOptions
@@ -222,11 +256,18 @@ def register_resource(
         options = opts if opts is not None else ResourceOptions()
         try:
             _check_options(ty, name, options)
+            deps: list = []
+            wire = await _resolved_plain_props(res, props, typ, deps)
             prepared = await sdk_resource.prepare_resource(
                 res, ty, custom, remote, {} if wire is not None else props, options, typ
             )
+            dependencies = set(prepared.dependencies)
+            if wire is not None and deps:
+                dependencies |= set(await rpc._expand_dependencies(deps, res))
             inputs = wire if wire is not None else rpc.deserialize_properties(prepared.serialized_props)
-            urn, rid, state = monitor.register_prepared(ty, name, custom, prepared, inputs, options.import_ or "")
+            urn, rid, state = monitor.register_prepared(
+                ty, name, custom, prepared, inputs, options.import_ or "", dependencies
+            )
         except Exception as exn:
             rpc.resolve_outputs_due_to_exception(resolvers, exn)
             resolve_urn(None, True, False, exn)

@@ -151,7 +151,14 @@ class RecordingMonitor(MockMonitor):
         """What the program logged with ``pulumi.log.warn`` (in order)."""
 
     def register_prepared(
-        self, typ: str, name: str, custom: bool, prepared: Any, inputs: dict[str, Any], import_id: str = ""
+        self,
+        typ: str,
+        name: str,
+        custom: bool,
+        prepared: Any,
+        inputs: dict[str, Any],
+        import_id: str = "",
+        dependencies: set[str] | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
         """What :meth:`RegisterResource` does, for a registration the fast path prepared
         (``disaggctl.fast_registration``): the URN, the mocks' id and their state as the SDK would
@@ -177,7 +184,7 @@ class RecordingMonitor(MockMonitor):
             custom=bool(custom),
             provider=provider,
             inputs=whole_numbers(inputs),
-            dependencies=sorted(prepared.dependencies),
+            dependencies=sorted(prepared.dependencies if dependencies is None else dependencies),
         )
         return urn, rid or "", wire_state(state)
 

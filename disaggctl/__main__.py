@@ -31,7 +31,11 @@ def _synth(args: argparse.Namespace) -> int:
         traceback.print_exc()
         print(f"synth of stack '{args.stack}' failed: the program raised {type(err).__name__}: {err}", file=sys.stderr)
         return 1
-    write_synth(result, out_dir)
+    try:
+        write_synth(result, out_dir)
+    except (SynthError, OSError) as err:
+        print(f"synth of stack '{args.stack}' could not write {out_dir}: {err}", file=sys.stderr)
+        return 2
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(render_result_summary(result), end="")

@@ -13,9 +13,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import runpy
 import shutil
 import sys
+import traceback
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +157,10 @@ def check_forecasts(raw: dict[str, str]) -> list[Forecast]:
 WRITER_THREADS = 4
 """Threads creating the synth's files while the main thread renders the next ones: creating a
 file costs about a millisecond of kernel time on the CI machines, as much as rendering it."""
+WRITER_PROCESSES = min(2, os.cpu_count() or 1) if hasattr(os, "fork") else 1
+"""Processes rendering and writing the resources' files (each takes every n-th resource): the
+rendering is CPU-bound Python, so a second core halves it. Small stacks stay in one process."""
+FORK_FROM_RESOURCES = 150
 
 
 def _write_file(path: Path, text: str) -> None:
@@ -167,8 +174,39 @@ def write_synth(result: SynthResult, out_dir: Path) -> None:
         shutil.rmtree(out_dir)
     (out_dir / "resources").mkdir(parents=True)
     (out_dir / "manifests").mkdir()
+    processes = WRITER_PROCESSES if len(result.resources) >= FORK_FROM_RESOURCES else 1
+    with _collection_paused():
+        if processes == 1:
+            _write_share(result, out_dir, 0, 1)
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with warnings.catch_warnings():  # 3.12+: fork of a process with (idle) executor threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the helper: its share, then leave without running the parent's cleanup
+            code = 1
+            try:
+                _write_share(result, out_dir, 1, processes)
+                code = 0
+            except BaseException:  # noqa: BLE001 - reported, then the exit code tells the parent
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        try:
+            _write_share(result, out_dir, 0, processes)
+        finally:
+            _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SynthError(f"writing the synth files into {out_dir} failed in the helper process (its error is above)")
+
+
+def _write_share(result: SynthResult, out_dir: Path, share: int, shares: int) -> None:
+    """Render and write every ``shares``-th resource from ``share`` on (share 0 also writes the
+    tree, summary and outputs)."""
     made: set[Path] = set()
-    with _collection_paused(), ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="synth-write") as pool:
+    with ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="synth-write") as pool:
         pending = []
 
         def write(path: Path, text: str) -> None:
@@ -177,13 +215,14 @@ def write_synth(result: SynthResult, out_dir: Path) -> None:
                 made.add(path.parent)
             pending.append(pool.submit(_write_file, path, text))
 
-        write(out_dir / "tree.txt", render_tree(result.resources))
-        write(out_dir / "summary.txt", render_result_summary(result))
-        outputs = dict(result.outputs)
-        if result.forecasts:
-            outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
-        write(out_dir / "outputs.json", _json(outputs))
-        for resource in result.resources:
+        if share == 0:
+            write(out_dir / "tree.txt", render_tree(result.resources))
+            write(out_dir / "summary.txt", render_result_summary(result))
+            outputs = dict(result.outputs)
+            if result.forecasts:
+                outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
+            write(out_dir / "outputs.json", _json(outputs))
+        for resource in result.resources[share::shares]:
             write(out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json",
                   _json(_resource_document(resource)))
             manifest = kubernetes_manifest(resource)

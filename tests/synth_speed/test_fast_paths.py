@@ -162,3 +162,43 @@ def test_a_dependency_cycle_is_refused_on_both_paths() -> None:
     for fast in (True, False):
         with pytest.raises(RuntimeError, match="circular dependency"):
             _record(program, fast)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_two_writer_processes_write_the_same_tree(recorded: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import filecmp
+
+    from disaggctl import synth
+
+    result = recorded["prod", True]
+    monkeypatch.setattr(synth, "WRITER_PROCESSES", 1)
+    synth.write_synth(result, tmp_path / "one")
+    monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
+    monkeypatch.setattr(synth, "FORK_FROM_RESOURCES", 0)
+    synth.write_synth(result, tmp_path / "two")
+
+    def files(root: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+    assert files(tmp_path / "one") == files(tmp_path / "two")
+    assert len(files(tmp_path / "one")) > 300
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path / "one", tmp_path / "two", files(tmp_path / "one"), shallow=False)
+    assert mismatch == errors == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_a_failing_writer_process_fails_the_synth(recorded: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from disaggctl import synth
+
+    real = synth._write_share
+
+    def failing(result: SynthResult, out_dir: Path, share: int, shares: int) -> None:
+        if share == 1:
+            raise OSError(28, "No space left on device")
+        real(result, out_dir, share, shares)
+
+    monkeypatch.setattr(synth, "_write_share", failing)
+    monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
+    monkeypatch.setattr(synth, "FORK_FROM_RESOURCES", 0)
+    with pytest.raises(synth.SynthError, match="failed in the helper process"):
+        synth.write_synth(recorded["dev", True], tmp_path / "out")

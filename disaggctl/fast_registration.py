@@ -36,6 +36,7 @@ Pulumi SDK internals used (pinned ``pulumi==3.272.0`` in requirements.txt): ``ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import typing
 from collections import abc
 from collections.abc import Callable
@@ -138,33 +139,67 @@ def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: l
         members = ((k, _plain(v, types.get(k), translate, deps)) for k, v in fields.items())
         return {k: v for k, v in members if v is not None}
     if isinstance(value, abc.Mapping):
-        get_type: Callable[[str], Any] = lambda k: None  # noqa: E731
-        key = translate
+        names: dict[str, str] | None = None
+        types: Any = None
+        element: Any = None
         if typ is not None:
-            case = _types.reduce_discriminated_union(typ, value, _types._py_name_for)
-            if case is not None:
-                typ = case
-            if _types.is_input_type(typ):
-                names = _types.input_type_py_to_pulumi_names(typ)
-                types = _types.input_type_types(typ)
-                key = lambda k: names.get(k) or k  # noqa: E731
-                get_type = types.get
-            else:
-                key = None
-                origin = typing.get_origin(typ)
-                if typ is dict or origin in (dict, abc.Mapping):
-                    args = typing.get_args(typ)
-                    if len(args) == 2 and args[0] is str:
-                        element_type = args[1]
-                        get_type = lambda k: element_type  # noqa: E731
+            if _is_union(typ):
+                case = _types.reduce_discriminated_union(typ, value, _types._py_name_for)
+                if case is not None:
+                    typ = case
+            names, types, element = _mapping_plan(typ)
         result = {}
         for k in value:
-            name = key(k) if key is not None else k
-            item = _plain(value[k], get_type(name), translate, deps)
+            if names is not None:
+                name = names.get(k) or k
+                item_type = types.get(name)
+            else:
+                name = translate(k) if typ is None and translate is not None else k
+                item_type = element
+            item = _plain(value[k], item_type, translate, deps)
             if item is not None:  # deserialize_properties drops None members of every mapping
                 result[name] = item
         return result
     raise _NotPlainError
+
+
+_UNIONS: dict[Any, bool] = {}
+_PLANS: dict[Any, tuple[dict[str, str] | None, Any, Any]] = {}
+
+
+def _is_union(typ: Any) -> bool:
+    """Whether ``reduce_discriminated_union`` can pick a member of ``typ`` (asked once per type)."""
+    try:
+        return _UNIONS[typ]
+    except KeyError:
+        union = _UNIONS[typ] = _types._wire_union_members(typ) is not None
+        return union
+    except TypeError:
+        return _types._wire_union_members(typ) is not None
+
+
+def _mapping_plan(typ: Any) -> tuple[dict[str, str] | None, Any, Any]:
+    """How ``serialize_property`` treats a mapping of type ``typ``, once per type: an input type
+    translates keys by its names and types its members; ``dict[str, X]`` types every member X and
+    translates nothing; any other type translates nothing and types nothing."""
+    try:
+        return _PLANS[typ]
+    except (KeyError, TypeError):
+        pass
+    plan: tuple[dict[str, str] | None, Any, Any]
+    if _types.is_input_type(typ):
+        plan = (_types.input_type_py_to_pulumi_names(typ), _types.input_type_types(typ), None)
+    else:
+        element = None
+        origin = typing.get_origin(typ)
+        if typ is dict or origin in (dict, abc.Mapping):
+            args = typing.get_args(typ)
+            if len(args) == 2 and args[0] is str:
+                element = args[1]
+        plan = (None, None, element)
+    with contextlib.suppress(TypeError):
+        _PLANS[typ] = plan
+    return plan
 
 
 def _plain_props(res: Resource, props: Any, typ: type | None, deps: list | None = None) -> dict[str, Any] | None:

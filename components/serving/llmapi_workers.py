@@ -23,6 +23,8 @@ through the metrics adapter (``llmapi_kv_cache_utilization``, ``llmapi_requests_
 
 from __future__ import annotations
 
+import copy
+import functools
 import shlex
 from typing import Any, Literal, cast
 
@@ -87,7 +89,13 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` over libyaml when it is there (the options are parsed for every check)."""
+    """``yaml.safe_load`` over libyaml when it is there; each group's options are parsed by several
+    checks, so a text is parsed once and every caller gets its own copy."""
+    return copy.deepcopy(_parsed(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str) -> Any:
     return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
 
 TYPE_TOKEN = "disagg:serving:LlmApiWorkers"

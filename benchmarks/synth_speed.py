@@ -3,8 +3,10 @@
     python benchmarks/synth_speed.py [--repeat 3] [--profile build/synth-speed.prof]
 
 Prints, for each stack, the median in-process time of running the program under mocks and of
-writing the synth tree, and the end-to-end time of ``python -m disaggctl synth`` (imports
-included), then the 30-deployment/prod ratio (goal: at most 1.5x). ``--profile`` writes a
+writing the synth tree (``run_program`` then ``write_synth``: modules already imported), and the
+median and best end-to-end time of ``python -m disaggctl synth`` (a fresh interpreter: imports,
+the program, and the files written by a second process while it runs), then the 30-deployment /
+prod ratio (goal: at most 1.5x). ``--profile`` writes a
 cProfile of one 30-deployment synth for ``python -m pstats``.
 """
 
@@ -93,18 +95,25 @@ def main() -> int:
         for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "__main__.py"):
             shutil.copy2(PROJECT / name, project / name)
         wide = make_wide_stack(project, args.deployments)
-        figures = {}
-        for stack in ("prod", wide):
-            runs = [in_process(project, stack, project / "out" / stack) for _ in range(args.repeat)]
-            e2e = [end_to_end(project, stack, project / "e2e" / stack) for _ in range(args.repeat)]
-            program = statistics.median(r[0] for r in runs)
-            write = statistics.median(r[1] for r in runs)
-            figures[stack] = statistics.median(e2e)
+        stacks = ("prod", wide)
+        in_proc = {stack: [in_process(project, stack, project / "out" / stack) for _ in range(args.repeat)]
+                   for stack in stacks}
+        e2e: dict[str, list[float]] = {stack: [] for stack in stacks}
+        for _ in range(args.repeat):  # interleaved: this machine's speed drifts over minutes
+            for stack in stacks:
+                e2e[stack].append(end_to_end(project, stack, project / "e2e" / stack))
+        for stack in stacks:
+            runs = in_proc[stack]
             print(
-                f"{stack:>5}: {runs[0][2]:>5} resources; program {program:6.2f} s, write {write:5.2f} s; "
-                f"python -m disaggctl synth {figures[stack]:6.2f} s (median of {args.repeat})"
+                f"{stack:>5}: {runs[0][2]:>5} resources; in process: program "
+                f"{statistics.median(r[0] for r in runs):5.2f} s, write {statistics.median(r[1] for r in runs):5.2f} s; "
+                f"python -m disaggctl synth: median {statistics.median(e2e[stack]):5.2f} s, "
+                f"best {min(e2e[stack]):5.2f} s (of {args.repeat})"
             )
-        print(f"{args.deployments} deployments / prod: {figures[wide] / figures['prod']:.2f}x (goal <= 1.5x)")
+        median_ratio = statistics.median(e2e[wide]) / statistics.median(e2e["prod"])
+        best_ratio = min(e2e[wide]) / min(e2e["prod"])
+        print(f"{args.deployments} deployments / prod: {median_ratio:.2f}x by medians, {best_ratio:.2f}x by best runs "
+              "(goal <= 1.5x)")
         if args.profile:
             from disaggctl.synth import run_program, write_synth
 

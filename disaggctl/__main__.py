@@ -15,12 +15,13 @@ from .verify.cli import add_verify_commands
 def _synth(args: argparse.Namespace) -> int:
     from components.config import ConfigError
 
-    from .synth import SynthError, render_result_summary, run_program, write_synth
+    from .synth import SynthError, render_result_summary, synthesize
 
     project_dir = Path(args.project).resolve()
     out_dir = Path(args.out or f"build/synth/{args.stack}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = run_program(project_dir, args.stack)
+        result = synthesize(project_dir, args.stack, out_dir)
     except ConfigError as err:
         print(f"synth of stack '{args.stack}' failed: {err}", file=sys.stderr)
         return 2
@@ -31,11 +32,6 @@ def _synth(args: argparse.Namespace) -> int:
         traceback.print_exc()
         print(f"synth of stack '{args.stack}' failed: the program raised {type(err).__name__}: {err}", file=sys.stderr)
         return 1
-    try:
-        write_synth(result, out_dir)
-    except (SynthError, OSError) as err:
-        print(f"synth of stack '{args.stack}' could not write {out_dir}: {err}", file=sys.stderr)
-        return 2
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(render_result_summary(result), end="")

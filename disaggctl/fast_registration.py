@@ -115,8 +115,8 @@ def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: l
     if isinstance(value, (str, bool, int, float)):
         return _wire_scalar(value)
     if isinstance(value, abc.Sequence) and not isinstance(value, (range, memoryview, bytes, bytearray)):
-        element = _element(typ)
-        return [_plain(item, element, translate, deps) for item in value]
+        item_type = _element(typ)
+        return [_plain(item, item_type, translate, deps) for item in value]
     if known_types.is_unknown(value) or known_types.is_resource(value) or known_types.is_asset(value):
         raise _NotPlainError
     if known_types.is_output(value) and deps is not None:
@@ -135,8 +135,8 @@ def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: l
     cls = type(value)
     if _types.is_input_type(cls):
         fields = _types.input_type_to_dict(value)
-        types = _types.input_type_types(cls)
-        members = ((k, _plain(v, types.get(k), translate, deps)) for k, v in fields.items())
+        field_types = _types.input_type_types(cls)
+        members = ((k, _plain(v, field_types.get(k), translate, deps)) for k, v in fields.items())
         return {k: v for k, v in members if v is not None}
     if isinstance(value, abc.Mapping):
         names: dict[str, str] | None = None

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,8 @@ class RecordingMonitor(MockMonitor):
             return new_resource(args)
 
         mocks.new_resource = capture  # type: ignore[method-assign]
+        self.on_record: Callable[[RecordedResource], None] | None = None
+        """Called with each resource as it is recorded (the synth streams them to its writer)."""
         self.warnings: list[str] = []
         """What the program logged with ``pulumi.log.warn`` (in order)."""
 
@@ -176,7 +179,7 @@ class RecordingMonitor(MockMonitor):
             MockResourceArgs(typ=typ, name=name, inputs=inputs, provider=provider, resource_id=import_id, custom=custom)
         )
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)  # type: ignore[arg-type]  # as MockMonitor stores it
-        self.recorded[urn] = RecordedResource(
+        self._record(RecordedResource(
             urn=urn,
             type=typ,
             name=name,
@@ -185,8 +188,13 @@ class RecordingMonitor(MockMonitor):
             provider=provider,
             inputs=whole_numbers(inputs),
             dependencies=sorted(prepared.dependencies if dependencies is None else dependencies),
-        )
+        ))
         return urn, rid or "", wire_state(state)
+
+    def _record(self, resource: RecordedResource) -> None:
+        self.recorded[resource.urn] = resource
+        if self.on_record is not None:
+            self.on_record(resource)
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         self._seen.inputs = None
@@ -197,7 +205,7 @@ class RecordingMonitor(MockMonitor):
             inputs = self._seen.inputs
             if inputs is None:
                 inputs = rpc.deserialize_properties(request.object)
-            self.recorded[response.urn] = RecordedResource(
+            self._record(RecordedResource(
                 urn=response.urn,
                 type=request.type,
                 name=request.name,
@@ -206,7 +214,7 @@ class RecordingMonitor(MockMonitor):
                 provider=request.provider,
                 inputs=whole_numbers(inputs),
                 dependencies=sorted(request.dependencies),
-            )
+            ))
         return response
 
 
@@ -228,6 +236,9 @@ def install_mocks(
         monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor,
         logger=_warning_logger(monitor.warnings),
     )
+    # set_mocks keeps the RPC manager, and with it the first error of a program that failed before
+    # in this process: the next program would stop with that error.
+    settings._get_rpc_manager().clear()
     return monitor
 
 

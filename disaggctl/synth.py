@@ -14,13 +14,15 @@ import contextlib
 import gc
 import json
 import os
+import pickle
 import runpy
 import shutil
+import signal
 import sys
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -96,9 +98,16 @@ def _mask_secrets(value: Any) -> Any:
     return value
 
 
-def run_program(project_dir: Path, stack: str, *, fast_registration: bool = True) -> SynthResult:
+def run_program(
+    project_dir: Path,
+    stack: str,
+    *,
+    fast_registration: bool = True,
+    on_record: Callable[[RecordedResource], None] | None = None,
+) -> SynthResult:
     """Run ``__main__.py`` of ``project_dir`` under mocks with the stack's config
-    (``fast_registration``: see ``disaggctl.fast_registration``; False takes the SDK's path)."""
+    (``fast_registration``: see ``disaggctl.fast_registration``; False takes the SDK's path;
+    ``on_record`` sees each resource as it is recorded, secrets not yet masked)."""
     import pulumi
     from pulumi.runtime import config as runtime_config
     from pulumi.runtime import settings
@@ -108,6 +117,7 @@ def run_program(project_dir: Path, stack: str, *, fast_registration: bool = True
     project, raw, secret_keys = read_stack_config(project_dir, stack)
     forecasts = check_forecasts(raw)
     monitor: RecordingMonitor = install_mocks(project, stack, fast_registration=fast_registration)
+    monitor.on_record = on_record
     runtime_config.set_all_config(raw, secret_keys)
     sys.path.insert(0, str(project_dir))
     with _collection_paused():
@@ -205,34 +215,170 @@ def write_synth(result: SynthResult, out_dir: Path) -> None:
 def _write_share(result: SynthResult, out_dir: Path, share: int, shares: int) -> None:
     """Render and write every ``shares``-th resource from ``share`` on (share 0 also writes the
     tree, summary and outputs)."""
-    made: set[Path] = set()
-    with ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="synth-write") as pool:
-        pending = []
-
-        def write(path: Path, text: str) -> None:
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
-            pending.append(pool.submit(_write_file, path, text))
-
+    with _FileWriter() as files:
         if share == 0:
-            write(out_dir / "tree.txt", render_tree(result.resources))
-            write(out_dir / "summary.txt", render_result_summary(result))
-            outputs = dict(result.outputs)
-            if result.forecasts:
-                outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
-            write(out_dir / "outputs.json", _json(outputs))
+            _write_summary_files(result, out_dir, files)
         for resource in result.resources[share::shares]:
-            write(out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json",
-                  _json(_resource_document(resource)))
-            manifest = kubernetes_manifest(resource)
-            if manifest is not None:
-                namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
-                kind = manifest.get("kind", "Object")
-                write(out_dir / "manifests" / _safe(namespace) / f"{kind.lower()}-{_safe(resource.name)}.yaml",
-                      manifest_yaml(manifest))
-        for future in pending:
-            future.result()  # an OSError of any file stops the synth
+            _write_resource_files(resource, out_dir, files)
+
+
+class _FileWriter:
+    """Files written by :data:`WRITER_THREADS` threads; leaving the block waits for them and
+    raises the first OSError."""
+
+    def __enter__(self) -> _FileWriter:
+        self._made: set[Path] = set()
+        self._pool = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="synth-write")
+        self._pending: list[Any] = []
+        return self
+
+    def write(self, path: Path, text: str) -> None:
+        if path.parent not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(path.parent)
+        self._pending.append(self._pool.submit(_write_file, path, text))
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for future in self._pending:
+                future.result()  # an OSError of any file stops the synth
+        finally:
+            self._pool.shutdown()
+
+
+def _write_summary_files(result: SynthResult, out_dir: Path, files: _FileWriter) -> None:
+    files.write(out_dir / "tree.txt", render_tree(result.resources))
+    files.write(out_dir / "summary.txt", render_result_summary(result))
+    outputs = dict(result.outputs)
+    if result.forecasts:
+        outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
+    files.write(out_dir / "outputs.json", _json(outputs))
+
+
+def _write_resource_files(resource: RecordedResource, out_dir: Path, files: _FileWriter) -> None:
+    files.write(out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json",
+                _json(_resource_document(resource)))
+    manifest = kubernetes_manifest(resource)
+    if manifest is not None:
+        namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
+        kind = manifest.get("kind", "Object")
+        files.write(out_dir / "manifests" / _safe(namespace) / f"{kind.lower()}-{_safe(resource.name)}.yaml",
+                    manifest_yaml(manifest))
+
+
+def synthesize(project_dir: Path, stack: str, out_dir: Path) -> SynthResult:
+    """:func:`run_program`, then :func:`write_synth` into ``out_dir``, with the resources' files
+    rendered and written by a second process while the program still runs (where ``fork`` exists
+    and there is a second core): each recorded resource is pickled to it through a pipe. The files
+    go to a sibling directory that replaces ``out_dir`` only when everything succeeded, so a failed
+    synth leaves the previous output alone."""
+    if WRITER_PROCESSES < 2:
+        result = run_program(project_dir, stack)
+        write_synth(result, out_dir)
+        return result
+    staging = out_dir.parent / f".{out_dir.name}.synth-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "resources").mkdir(parents=True)
+    (staging / "manifests").mkdir()
+    writer = _StreamingWriter(staging)
+    try:
+        result = run_program(project_dir, stack, on_record=writer.send)
+        streamed = writer.finish()
+        if not streamed:  # a resource could not be pickled: write everything here instead
+            write_synth(result, staging)
+        else:
+            with _FileWriter() as files:
+                _write_summary_files(result, staging, files)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        writer.abort()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+class _StreamingWriter:
+    """A forked process that renders and writes each resource it is sent (see :func:`synthesize`)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with warnings.catch_warnings():  # 3.12+: fork of a process with (idle) executor threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.pid = os.fork()
+        if self.pid == 0:
+            os.close(write_fd)
+            _writer_process(read_fd, out_dir)  # never returns
+        os.close(read_fd)
+        self.stream: Any = os.fdopen(write_fd, "wb", buffering=1 << 16)
+        self.broken = False
+        """A resource could not be pickled: the parent writes every file itself."""
+        self.gone = False
+        """The helper exited early (its error is printed; :meth:`finish` raises)."""
+        self.done = False
+
+    def send(self, resource: RecordedResource) -> None:
+        if self.broken or self.gone:
+            return
+        try:
+            data = pickle.dumps(resource, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - an unpicklable input: the parent writes everything
+            self.broken = True
+            return
+        try:
+            self.stream.write(len(data).to_bytes(8, "little"))
+            self.stream.write(data)
+        except OSError:  # a broken pipe: the helper failed
+            self.gone = True
+
+    def finish(self) -> bool:
+        """Wait for the writer; False if the stream broke (nothing it wrote can be trusted)."""
+        self.done = True
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        _, status = os.waitpid(self.pid, 0)
+        if self.broken:
+            return False
+        if self.gone or os.waitstatus_to_exitcode(status) != 0:
+            raise SynthError("writing the synth files failed in the helper process (its error is above)")
+        return True
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGTERM)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _writer_process(read_fd: int, out_dir: Path) -> None:
+    """The helper of :class:`_StreamingWriter`: read length-prefixed pickles until the pipe
+    closes, write each resource's files, exit 0 (1 after printing the error)."""
+    code = 1
+    try:
+        gc.disable()
+        with os.fdopen(read_fd, "rb", buffering=1 << 16) as stream, _FileWriter() as files:
+            while True:
+                header = stream.read(8)
+                if not header:
+                    break
+                resource = pickle.loads(stream.read(int.from_bytes(header, "little")))
+                resource = replace(resource, inputs=mask_secret_inputs(resource.inputs))
+                _write_resource_files(resource, out_dir, files)
+        code = 0
+    except BaseException:  # noqa: BLE001 - reported here, the exit code tells the parent
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
 
 
 @contextlib.contextmanager

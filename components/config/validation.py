@@ -404,10 +404,16 @@ def _vpc(eks: EksConfig) -> list[str]:
         needed = sum(p.max_size * (p.instance.gpus + IPS_PER_GPU_NODE_BESIDES_GPUS) for p in pools)
         usable = ipaddress.ip_network(planned.gpu).num_addresses - AWS_RESERVED_PER_SUBNET
         if needed > usable:
+            fix = (
+                "use a larger VPC (e.g. a /16) or lower the pools' maxSize"
+                if network.prefixlen > 16
+                else "a /16 is the largest VPC this layout takes: lower the pools' maxSize, or move "
+                "pools to another availability zone (each zone has its own GPU subnet)"
+            )
             problems.append(
                 f"{where}: '{eks.vpc_cidr}' is too small: the GPU subnet of {zone} ({planned.gpu}, "
                 f"{usable} usable addresses) cannot hold the {needed} addresses its pools need at "
-                "maxSize: use a larger VPC (e.g. a /16) or lower the pools' maxSize"
+                f"maxSize: {fix}"
             )
     return problems
 

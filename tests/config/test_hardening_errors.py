@@ -113,6 +113,11 @@ CASES: list[tuple[str, Callable[[dict[str, str]], Any], str]] = [
         "disagg:cluster.eks.vpcCidr: '10.40.0.0/20' is too small: the GPU subnet of us-west-2b (10.40.12.64/26, 59 usable addresses) cannot hold the 170 addresses its pools need at maxSize: use a larger VPC (e.g. a /16) or lower the pools' maxSize",
     ),
     (
+        "a /16 VPC still too small for the pools' GPU subnet",
+        eks(lambda e: (e.update(vpcCidr="10.40.0.0/16"), e["gpuNodePools"][0].update(maxSize=120))),
+        "disagg:cluster.eks.vpcCidr: '10.40.0.0/16' is too small: the GPU subnet of us-west-2b (10.40.196.0/22, 1019 usable addresses) cannot hold the 2040 addresses its pools need at maxSize: a /16 is the largest VPC this layout takes: lower the pools' maxSize, or move pools to another availability zone (each zone has its own GPU subnet)",
+    ),
+    (
         "unknown region",
         eks(unknown_region),
         "disagg:cluster.eks.region: 'us-west-9' is not an AWS region with EKS (see https://docs.aws.amazon.com/general/latest/gr/eks.html): fix it, e.g. us-west-2",

@@ -149,19 +149,38 @@ def test_every_shipped_document_renders_as_the_libraries_do(recorded: dict, stac
             assert to_manifest_yaml(manifest) == expected, resource.urn
 
 
-def test_a_dependency_cycle_is_refused_on_both_paths() -> None:
+_CYCLE_PROGRAM = """
+import sys
+import pulumi, pulumi_kubernetes as k8s
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+from disaggctl.mocks import install_mocks
+
+def program():
+    group = pulumi.ComponentResource("test:index:Group", "g")
+    k8s.core.v1.ConfigMap("inner", metadata={"name": "inner"},
+                          opts=pulumi.ResourceOptions(parent=group, depends_on=[group]))
+
+install_mocks("proj", "stack", fast_registration=sys.argv[1] == "fast")
+try:
+    _sync_await(run_pulumi_func(program))
+except RuntimeError as err:
+    print("refused:", str(err).splitlines()[0])
+"""
+
+
+@pytest.mark.parametrize("path", ["fast", "sdk"])
+def test_a_dependency_cycle_is_refused_on_both_paths(path: str) -> None:
     """A resource that depends on the component holding it closes a cycle: the SDK refuses it,
-    and the fast path's shortcut in declare_dependency must not hide it."""
-    import pulumi_kubernetes as k8s
+    and the fast path's shortcut in declare_dependency must not hide it. (A fresh process each:
+    the SDK keeps a failed program's error for the next program of the process.)"""
+    import subprocess
+    import sys
 
-    def program() -> None:
-        group = pulumi.ComponentResource("test:index:Group", "g")
-        k8s.core.v1.ConfigMap("inner", metadata={"name": "inner"},
-                              opts=pulumi.ResourceOptions(parent=group, depends_on=[group]))
-
-    for fast in (True, False):
-        with pytest.raises(RuntimeError, match="circular dependency"):
-            _record(program, fast)
+    run = subprocess.run([sys.executable, "-c", _CYCLE_PROGRAM, path], cwd=PROJECT_DIR, capture_output=True,
+                         text=True, timeout=120)
+    assert "refused: We have detected a circular dependency involving a resource of type " \
+        "kubernetes:core/v1:ConfigMap named inner." in run.stdout, run.stderr[-2000:]
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
@@ -202,3 +221,72 @@ def test_a_failing_writer_process_fails_the_synth(recorded: dict, tmp_path: Path
     monkeypatch.setattr(synth, "FORK_FROM_RESOURCES", 0)
     with pytest.raises(synth.SynthError, match="failed in the helper process"):
         synth.write_synth(recorded["dev", True], tmp_path / "out")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_streamed_synth_writes_what_write_synth_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from disaggctl import synth
+
+    monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
+    streamed = synth.synthesize(PROJECT_DIR, "dev", tmp_path / "streamed")
+    synth.write_synth(run_program(PROJECT_DIR, "dev"), tmp_path / "plain")
+    assert _files(tmp_path / "streamed") == _files(tmp_path / "plain")
+    assert len(streamed.resources) > 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "streamed"]  # no staging left
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_a_failed_synth_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from disaggctl import synth
+
+    monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
+    out = tmp_path / "out"
+    synth.synthesize(PROJECT_DIR, "dev", out)
+    before = _files(out)
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (project / name).write_bytes((PROJECT_DIR / name).read_bytes())
+    (project / "Pulumi.dev.yaml").write_text((PROJECT_DIR / "Pulumi.dev.yaml").read_text() + "  disagg:bogus: 1\n")
+    from components.config import ConfigError
+
+    with pytest.raises(ConfigError, match="bogus"):
+        synth.synthesize(project, "dev", out)
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "project"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_the_streaming_writer_failing_fails_the_synth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from disaggctl import synth
+
+    def broken(resource: object, out_dir: Path, files: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
+    monkeypatch.setattr(synth, "_write_resource_files", broken)
+    with pytest.raises(synth.SynthError, match="failed in the helper process"):
+        synth.synthesize(PROJECT_DIR, "dev", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_an_unpicklable_input_falls_back_to_writing_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from disaggctl import synth
+
+    real_send = synth._StreamingWriter.send
+
+    def send(self: synth._StreamingWriter, resource: object) -> None:
+        if getattr(resource, "type", "") == "kubernetes:core/v1:Namespace":
+            self.broken = True  # as when pickle.dumps raises
+        real_send(self, resource)
+
+    monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
+    monkeypatch.setattr(synth._StreamingWriter, "send", send)
+    synth.synthesize(PROJECT_DIR, "dev", tmp_path / "fallback")
+    synth.write_synth(run_program(PROJECT_DIR, "dev"), tmp_path / "plain")
+    assert _files(tmp_path / "fallback") == _files(tmp_path / "plain")

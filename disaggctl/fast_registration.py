@@ -112,6 +112,11 @@ def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: l
         typ = _unwrap(typ)
         if typ is Any:
             typ = None
+    if kind is list:
+        item_type = _element(typ)
+        return [_plain(item, item_type, translate, deps) for item in value]
+    if kind is dict:
+        return _plain_mapping(value, typ, translate, deps)
     if isinstance(value, (str, bool, int, float)):
         return _wire_scalar(value)
     if isinstance(value, abc.Sequence) and not isinstance(value, (range, memoryview, bytes, bytearray)):
@@ -139,28 +144,32 @@ def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: l
         members = ((k, _plain(v, field_types.get(k), translate, deps)) for k, v in fields.items())
         return {k: v for k, v in members if v is not None}
     if isinstance(value, abc.Mapping):
-        names: dict[str, str] | None = None
-        types: Any = None
-        element: Any = None
-        if typ is not None:
-            if _is_union(typ):
-                case = _types.reduce_discriminated_union(typ, value, _types._py_name_for)
-                if case is not None:
-                    typ = case
-            names, types, element = _mapping_plan(typ)
-        result = {}
-        for k in value:
-            if names is not None:
-                name = names.get(k) or k
-                item_type = types.get(name)
-            else:
-                name = translate(k) if typ is None and translate is not None else k
-                item_type = element
-            item = _plain(value[k], item_type, translate, deps)
-            if item is not None:  # deserialize_properties drops None members of every mapping
-                result[name] = item
-        return result
+        return _plain_mapping(value, typ, translate, deps)
     raise _NotPlainError
+
+
+def _plain_mapping(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: list | None) -> dict:
+    names: dict[str, str] | None = None
+    types: Any = None
+    element: Any = None
+    if typ is not None:
+        if _is_union(typ):
+            case = _types.reduce_discriminated_union(typ, value, _types._py_name_for)
+            if case is not None:
+                typ = case
+        names, types, element = _mapping_plan(typ)
+    result = {}
+    for k in value:
+        if names is not None:
+            name = names.get(k) or k
+            item_type = types.get(name)
+        else:
+            name = translate(k) if typ is None and translate is not None else k
+            item_type = element
+        item = _plain(value[k], item_type, translate, deps)
+        if item is not None:  # deserialize_properties drops None members of every mapping
+            result[name] = item
+    return result
 
 
 _UNIONS: dict[Any, bool] = {}
@@ -313,7 +322,8 @@ def register_resource(
             resolve_urn(urn, True, False, None)
             if resolve_id is not None:
                 resolve_id(rid, bool(rid), False, None)
-            _resolve_outputs(res, typ, inputs, state, resolvers, custom)
+            settled = wire is not None and getattr(state, "plain", False)
+            _resolve_outputs(res, typ, inputs, state, resolvers, custom, settled)
         except Exception as exn:
             rpc.resolve_outputs_due_to_exception(resolvers, exn)
             raise
@@ -328,6 +338,7 @@ def _resolve_outputs(
     state: dict[str, Any],
     resolvers: dict[str, Any],
     custom: bool,
+    settled: bool = False,
 ) -> None:
     """``rpc.resolve_outputs`` for outputs already deserialized: the mocks' state, then any input
     the state lacks (as the SDK does outside a preview)."""
@@ -353,13 +364,24 @@ def _resolve_outputs(
                 value, passed, types.get(key), transform,
                 path=rpc._Path(key_py, resource=f"{res._name}"), return_none_on_dict_type_mismatch=True,
             )
+    if settled:  # made from the synchronous serializer's output only: no Unknown anywhere
+        for value in everything.values():
+            if value is not None and type(value) not in (str, int, float, bool):
+                _SETTLED[id(value)] = value
     rpc.resolve_properties(resolvers, everything, {}, custom, False)
 
 
-def wire_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The mocks' answer as the SDK would read it back from a ``Struct``: top-level ``None``
+class WireState(dict):
+    """The mocks' answer as the SDK would read it back from a ``Struct`` (see :func:`wire_state`)."""
+
+    plain = True
+    """Every value went through the synchronous serializer (so none holds an ``Unknown``)."""
+
+
+def wire_state(state: dict[str, Any]) -> WireState:
+    """The mocks' answer as the SDK would read it back from a ``Struct``: ``None`` members
     dropped, numbers as floats (values the synchronous serializer cannot take keep their form)."""
-    result = {}
+    result = WireState()
     for key, value in state.items():
         if value is None:
             continue
@@ -367,10 +389,17 @@ def wire_state(state: dict[str, Any]) -> dict[str, Any]:
             result[key] = _plain(value, None, None)
         except _NotPlainError:
             result[key] = value
+            result.plain = False
     return result
 
 
 _SDK_CONTAINS_UNKNOWNS = rpc.contains_unknowns
+
+
+_SETTLED: dict[int, Any] = {}
+"""Output values this module resolved (by id, held so the id stays theirs): made from serialized
+inputs and mock state, which hold no ``Unknown``, so :func:`contains_unknowns` need not walk them
+again each time an Output is made from them. Cleared when mocks are installed."""
 
 
 def contains_unknowns(value: Any) -> bool:
@@ -380,10 +409,13 @@ def contains_unknowns(value: Any) -> bool:
 
     pending = [value]
     seen: set[int] = set()
+    settled = _SETTLED
     while pending:
         item = pending.pop()
         kind = type(item)
         if kind is str or kind is int or kind is float or kind is bool or item is None:
+            continue
+        if settled.get(id(item)) is item:
             continue
         if isinstance(item, Unknown):
             return True
@@ -425,6 +457,7 @@ def install(enabled: bool = True) -> None:
     SDK's own functions back (the equivalence tests record a program both ways). Idempotent."""
     import pulumi.resource as sdk_resource_module
 
+    _SETTLED.clear()
     register = register_resource if enabled else _SDK_REGISTER
     sdk_resource.register_resource = register  # type: ignore[assignment]
     sdk_resource_module.register_resource = register  # type: ignore[attr-defined]

@@ -30,6 +30,11 @@ from typing import Any
 
 import yaml
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: the pipe keeps its default size
+    fcntl = None  # type: ignore[assignment]
+
 from components.config.base import OFFLINE_SECRET
 from components.config.stack_file import read_stack_file
 
@@ -314,6 +319,7 @@ class _StreamingWriter:
             os.close(write_fd)
             _writer_process(read_fd, out_dir)  # never returns
         os.close(read_fd)
+        _widen_pipe(write_fd)
         self.stream: Any = os.fdopen(write_fd, "wb", buffering=1 << 16)
         self.broken = False
         """A resource could not be pickled: the parent writes every file itself."""
@@ -357,6 +363,19 @@ class _StreamingWriter:
             os.kill(self.pid, signal.SIGTERM)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let the pipe hold up to a few MB (Linux; 64 KiB by default): the program registers resources
+    in bursts faster than the writer renders them, and should not wait for it in between."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", 1031) if fcntl is not None else None
+    if set_size is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        fcntl.fcntl(fd, set_size, min(limit, 8 << 20))
+    except (OSError, ValueError):
+        pass  # the default size works, only slower
 
 
 def _writer_process(read_fd: int, out_dir: Path) -> None:

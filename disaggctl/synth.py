@@ -109,10 +109,12 @@ def run_program(
     *,
     fast_registration: bool = True,
     on_record: Callable[[RecordedResource], None] | None = None,
+    mask_secrets: bool = True,
 ) -> SynthResult:
     """Run ``__main__.py`` of ``project_dir`` under mocks with the stack's config
     (``fast_registration``: see ``disaggctl.fast_registration``; False takes the SDK's path;
-    ``on_record`` sees each resource as it is recorded, secrets not yet masked)."""
+    ``on_record`` sees each resource as it is recorded, secrets not yet masked; ``mask_secrets``
+    False leaves them unmasked in the result too: for a caller that masks what it writes)."""
     import pulumi
     from pulumi.runtime import config as runtime_config
     from pulumi.runtime import settings
@@ -138,7 +140,9 @@ def run_program(
                 outputs[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else resolved
         finally:
             sys.path.remove(str(project_dir))
-        resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in monitor.recorded.values()]
+        resources = list(monitor.recorded.values())
+        if mask_secrets:
+            resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in resources]
     return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts, list(monitor.warnings))
 
 
@@ -276,7 +280,8 @@ def synthesize(project_dir: Path, stack: str, out_dir: Path) -> SynthResult:
     rendered and written by a second process while the program still runs (where ``fork`` exists
     and there is a second core): each recorded resource is pickled to it through a pipe. The files
     go to a sibling directory that replaces ``out_dir`` only when everything succeeded, so a failed
-    synth leaves the previous output alone."""
+    synth leaves the previous output alone. Secrets are masked in the files; the returned result's
+    resource inputs are not (the CLI only counts and prints them)."""
     if WRITER_PROCESSES < 2:
         result = run_program(project_dir, stack)
         write_synth(result, out_dir)
@@ -288,9 +293,13 @@ def synthesize(project_dir: Path, stack: str, out_dir: Path) -> SynthResult:
     (staging / "manifests").mkdir()
     writer = _StreamingWriter(staging)
     try:
-        result = run_program(project_dir, stack, on_record=writer.send)
+        # the writer masks each resource's secrets; the result's inputs are only written below when
+        # the stream broke, and are masked there
+        result = run_program(project_dir, stack, on_record=writer.send, mask_secrets=False)
         streamed = writer.finish()
         if not streamed:  # a resource could not be pickled: write everything here instead
+            masked = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in result.resources]
+            result = replace(result, resources=masked)
             write_synth(result, staging)
         else:
             with _FileWriter() as files:

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pulumi import _types
+from pulumi.output import Unknown
 from pulumi.runtime import known_types, rpc, settings
 from pulumi.runtime import resource as sdk_resource
 
@@ -405,8 +406,9 @@ again each time an Output is made from them. Cleared when mocks are installed.""
 def contains_unknowns(value: Any) -> bool:
     """``rpc.contains_unknowns`` without a generator per node: the SDK asks it of every output
     value it resolves, and walks whole Kubernetes objects to answer."""
-    from pulumi.output import Unknown
-
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return False
     pending = [value]
     seen: set[int] = set()
     settled = _SETTLED

@@ -17,6 +17,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
+from .fast_registration import wire_state
+
 
 @dataclass
 class RecordedResource:
@@ -166,10 +168,6 @@ class RecordingMonitor(MockMonitor):
         """What :meth:`RegisterResource` does, for a registration the fast path prepared
         (``disaggctl.fast_registration``): the URN, the mocks' id and their state as the SDK would
         read it back (``wire_state``)."""
-        from pulumi.runtime.mocks import MockMonitor
-
-        from .fast_registration import wire_state
-
         parent = prepared.parent_urn or ""
         urn = self.make_urn(parent, typ, name)
         if typ == "pulumi:pulumi:Stack":

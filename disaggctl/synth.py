@@ -151,13 +151,19 @@ def mask_secret_inputs(value: Any) -> Any:
     placeholder: the synth output is uploaded by CI and must hold no secret."""
     from pulumi.runtime.rpc import is_rpc_secret
 
-    if is_rpc_secret(value):
-        return SECRET_PLACEHOLDER
-    if isinstance(value, dict):
-        return {k: mask_secret_inputs(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secret_inputs(v) for v in value]
-    return value
+    def mask(item: Any) -> Any:
+        kind = type(item)
+        if kind is str or kind is int or kind is float or kind is bool or item is None:
+            return item
+        if is_rpc_secret(item):
+            return SECRET_PLACEHOLDER
+        if isinstance(item, dict):
+            return {k: mask(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [mask(v) for v in item]
+        return item
+
+    return mask(value)
 
 
 def check_forecasts(raw: dict[str, str]) -> list[Forecast]:

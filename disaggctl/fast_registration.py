@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import typing
 from collections import abc
 from collections.abc import Callable
@@ -453,9 +454,52 @@ def declare_dependency(from_resource: Resource, to_resource: Resource) -> bool:
     return added
 
 
+_SDK_ADD_DEPENDENCY = rpc._add_dependency
+
+
+async def _add_dependency(deps: dict[str, Resource], res: Resource, from_resource: Resource | None) -> None:
+    """``rpc._add_dependency`` (a component stands for its custom descendants; each edge goes
+    through the cycle check), taking the URN of a resource that is already registered from its
+    resolved Output instead of awaiting it: ``depends_on`` a component of a hundred children
+    would otherwise be a hundred awaits for every resource that names it."""
+    from pulumi import ComponentResource
+    from pulumi.resource import Resource as SdkResource
+
+    queue = [res]
+    waiting: list[Resource] = []
+    index = 0
+    while index < len(queue):
+        item = queue[index]
+        index += 1
+        if not isinstance(item, SdkResource):
+            raise TypeError(f"'depends_on' was passed a value {item} that was not a Resource.")
+        if from_resource is not None and not rpc.declare_dependency(from_resource, item):
+            if os.getenv(rpc.ERROR_ON_DEPENDENCY_CYCLES_VAR, "true").lower() != "true":
+                continue
+            raise RuntimeError(
+                "We have detected a circular dependency involving a resource of type"
+                f" {item._type} named {item._name}.\n"
+                "Please review any `depends_on`, `parent` or other dependency relationships between your "
+                "resources to ensure no cycles have been introduced in your program."
+            )
+        if isinstance(item, ComponentResource) and not item._remote:
+            queue.extend(item._childResources.copy())
+        else:
+            waiting.append(item)
+    for item in waiting:
+        future = item.urn._data
+        if future.done() and not future.cancelled() and future.exception() is None:
+            data = future.result()
+            urn = None if contains_unknowns(data.value) else data.value
+        else:
+            urn = await item.urn.future()
+        if urn:
+            deps[urn] = item
+
+
 def install(enabled: bool = True) -> None:
-    """Route ``register_resource``, ``contains_unknowns`` and ``declare_dependency`` through the
-    functions above (each answers as the SDK's does); ``enabled=False`` puts the
+    """Route ``register_resource``, ``contains_unknowns``, ``declare_dependency`` and
+    ``_add_dependency`` through the functions above (each answers as the SDK's does); ``enabled=False`` puts the
     SDK's own functions back (the equivalence tests record a program both ways). Idempotent."""
     import pulumi.resource as sdk_resource_module
 
@@ -465,3 +509,4 @@ def install(enabled: bool = True) -> None:
     sdk_resource_module.register_resource = register  # type: ignore[attr-defined]
     rpc.contains_unknowns = contains_unknowns if enabled else _SDK_CONTAINS_UNKNOWNS  # type: ignore[assignment]
     rpc.declare_dependency = declare_dependency if enabled else _SDK_DECLARE_DEPENDENCY  # type: ignore[assignment]
+    rpc._add_dependency = _add_dependency if enabled else _SDK_ADD_DEPENDENCY  # type: ignore[assignment]

@@ -288,6 +288,13 @@ def synthesize(project_dir: Path, stack: str, out_dir: Path) -> SynthResult:
     go to a sibling directory that replaces ``out_dir`` only when everything succeeded, so a failed
     synth leaves the previous output alone. Secrets are masked in the files; the returned result's
     resource inputs are not (the CLI only counts and prints them)."""
+    target = out_dir.resolve()
+    project = project_dir.resolve()
+    if target == project or target in project.parents or target == Path.cwd().resolve():
+        raise SynthError(
+            f"--out {out_dir} would replace the project or working directory: give the synth a "
+            f"directory of its own, e.g. build/synth/{stack}"
+        )
     if WRITER_PROCESSES < 2:
         result = run_program(project_dir, stack)
         write_synth(result, out_dir)

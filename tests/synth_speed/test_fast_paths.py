@@ -290,3 +290,12 @@ def test_an_unpicklable_input_falls_back_to_writing_in_process(tmp_path: Path, m
     synth.synthesize(PROJECT_DIR, "dev", tmp_path / "fallback")
     synth.write_synth(run_program(PROJECT_DIR, "dev"), tmp_path / "plain")
     assert _files(tmp_path / "fallback") == _files(tmp_path / "plain")
+
+
+def test_the_synth_refuses_to_replace_the_project(tmp_path: Path) -> None:
+    from disaggctl import synth
+
+    for out in (PROJECT_DIR, PROJECT_DIR.parent, Path(".")):
+        with pytest.raises(synth.SynthError, match="directory of its own"):
+            synth.synthesize(PROJECT_DIR, "dev", out)
+    assert (PROJECT_DIR / "Pulumi.dev.yaml").exists()

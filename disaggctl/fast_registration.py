@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import typing
 from collections import abc
 from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from pulumi import _types
@@ -356,6 +358,12 @@ def _resolve_outputs(
     everything: dict[str, Any] = {}
     for key, value in state.items():
         key_py = translate(key)
+        if settled:
+            try:
+                everything[key_py] = _translate_output(value, types.get(key), transform, passed)
+                continue
+            except _NotPlainError:
+                pass  # the SDK's function, for its exact result or message
         everything[key_py] = rpc.translate_output_properties(
             value, passed, types.get(key), transform, path=rpc._Path(key_py, resource=f"{res._name}")
         )
@@ -371,6 +379,82 @@ def _resolve_outputs(
             if value is not None and type(value) not in (str, int, float, bool):
                 _SETTLED[id(value)] = value
     rpc.resolve_properties(resolvers, everything, {}, custom, False)
+
+
+_OPTIONAL_UNWRAPPED: dict[Any, Any] = {}
+_OUTPUT_PLANS: dict[Any, tuple[str, Any]] = {}
+
+
+def _unwrap_optional(typ: Any) -> Any:
+    try:
+        return _OPTIONAL_UNWRAPPED[typ]
+    except KeyError:
+        unwrapped = _OPTIONAL_UNWRAPPED[typ] = _types.unwrap_optional_type(typ)
+        return unwrapped
+    except TypeError:
+        return _types.unwrap_optional_type(typ)
+
+
+def _output_plan(typ: Any) -> tuple[str, Any]:
+    """How ``rpc.translate_output_properties`` treats a dict of type ``typ``, once per type."""
+    try:
+        return _OUTPUT_PLANS[typ]
+    except (KeyError, TypeError):
+        pass
+    plan: tuple[str, Any]
+    if _types.is_discriminated_union(typ):
+        plan = ("union", None)
+    elif _types.is_output_type(typ):
+        plan = ("output", _types.output_type_types(typ))
+    else:
+        plan = ("other", None)
+        origin = typing.get_origin(typ)
+        if typ is dict or origin in (dict, abc.Mapping):
+            args = typing.get_args(typ)
+            if len(args) == 2 and args[0] is str:
+                plan = ("mapping", args[1])
+    with contextlib.suppress(TypeError):
+        _OUTPUT_PLANS[typ] = plan
+    return plan
+
+
+def _translate_output(value: Any, typ: Any, transform: bool, passed: Callable[[str], str]) -> Any:
+    """``rpc.translate_output_properties`` for a value made by the synchronous serializer (exact
+    dicts, lists and scalars; no secrets), with the type plans cached. Raises
+    :class:`_NotPlainError` where the SDK's function picks a union member by value or fails: the
+    caller then asks the SDK's function."""
+    if typ:
+        typ = _unwrap_optional(typ)
+        if typ is Any:
+            typ = None
+    kind = type(value)
+    if kind is dict:
+        if rpc._special_sig_key in value:
+            raise _NotPlainError  # a secret, asset or resource reference: the SDK's handling
+        if typ is None:
+            return {passed(k): _translate_output(v, None, transform, passed) for k, v in value.items()}
+        plan, detail = _output_plan(typ)
+        if plan == "output":
+            members = {k: _translate_output(v, detail.get(k), transform, passed) for k, v in value.items()}
+            return _types.output_type_from_dict(typ, members)
+        if plan == "mapping":
+            if transform:
+                return {k: _translate_output(v, detail, transform, passed) for k, v in value.items()}
+            return {passed(k): _translate_output(v, detail, transform, passed) for k, v in value.items()}
+        raise _NotPlainError
+    if kind is list:
+        try:
+            element = _element(typ)
+        except AssertionError:
+            raise _NotPlainError from None
+        return [_translate_output(v, element, transform, passed) for v in value]
+    if kind is dict or kind is list or not (value is None or kind in (str, float, bool, int)):
+        raise _NotPlainError
+    if typ and isinstance(value, (int, float, str)) and inspect.isclass(typ) and issubclass(typ, Enum):
+        return typ(value)
+    if kind is float and typ is int:
+        return int(value)
+    return value
 
 
 class WireState(dict):

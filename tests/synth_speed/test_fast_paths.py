@@ -299,3 +299,55 @@ def test_the_synth_refuses_to_replace_the_project(tmp_path: Path) -> None:
         with pytest.raises(synth.SynthError, match="directory of its own"):
             synth.synthesize(PROJECT_DIR, "dev", out)
     assert (PROJECT_DIR / "Pulumi.dev.yaml").exists()
+
+
+def _typed(value: object) -> object:
+    """A value with every container's type kept, for comparing output objects exactly."""
+    if isinstance(value, dict):
+        return (type(value).__qualname__, {k: _typed(v) for k, v in dict.items(value)})
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__qualname__, value)
+
+
+def _resolved_outputs(fast: bool) -> dict:
+    """Typed output properties of real resources, as the program would read them."""
+    import pulumi_aws as aws
+    import pulumi_kubernetes as k8s
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    install_mocks("proj", "stack", fast_registration=fast)
+    made: dict = {}
+
+    def program() -> None:
+        labels = {"app": "x", "app.kubernetes.io/name": "x"}
+        made["deployment"] = k8s.apps.v1.Deployment("d", metadata={"name": "d", "labels": labels}, spec={
+            "replicas": 2, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                "name": "c", "image": "i@sha256:" + "0" * 64, "ports": [{"containerPort": 8000}],
+                "resources": {"limits": {"cpu": "2", "nvidia.com/gpu": "1"}},
+                "securityContext": {"runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}}]}}})
+        made["service"] = k8s.core.v1.Service("s", metadata={"name": "s"}, spec={
+            "type": "ClusterIP", "ports": [{"port": 80, "targetPort": 8000}], "selector": labels})
+        made["lws"] = k8s.apiextensions.CustomResource("l", api_version="leaderworkerset.x-k8s.io/v1",
+                                                       kind="LeaderWorkerSet", metadata={"name": "l"},
+                                                       spec={"replicas": 1, "leaderWorkerTemplate": {"size": 2}})
+        made["role"] = aws.iam.Role("r", assume_role_policy="{}", tags={"a": "b"}, max_session_duration=3600)
+
+    _sync_await(run_pulumi_func(program))
+    fast_registration.install(True)
+    values = {}
+    for name, resource in made.items():
+        for prop in ("metadata", "spec", "kind", "api_version", "tags", "max_session_duration", "arn"):
+            if hasattr(type(resource), prop) or prop in resource.__dict__:
+                output = getattr(resource, prop)
+                values[f"{name}.{prop}"] = _typed(_sync_await(output.future()))
+    return values
+
+
+def test_output_properties_read_back_as_the_sdk_gives_them() -> None:
+    fast, sdk = _resolved_outputs(True), _resolved_outputs(False)
+    assert fast == sdk
+    assert fast["deployment.spec"][0] == "DeploymentSpec"  # typed output objects, not plain dicts
+    assert fast["role.max_session_duration"] == ("int", 3600)

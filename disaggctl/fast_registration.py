@@ -296,7 +296,7 @@ def register_resource(
     resolve_id = None
     if custom:
         resolve_id, res.__dict__["id"] = sdk_resource.resource_output(res)
-    resolvers = rpc.transfer_properties(res, props, custom)
+    resolvers = _transfer_properties(res, props, custom)
 
     async def do_register() -> None:
         from pulumi.resource import ResourceOptions
@@ -333,6 +333,36 @@ def register_resource(
             raise
 
     asyncio.ensure_future(sdk_resource._get_rpc_manager().do_rpc("register resource", do_register)())
+
+
+def _transfer_properties(res: Resource, props: Any, custom: bool) -> dict[str, Any]:
+    """``rpc.transfer_properties``: an Output on ``res`` for each input property, and the resolver
+    that settles it. The SDK builds each Output from four futures joined by a task; here each is
+    one future that receives the same ``_OutputData`` (resources: the property's dependencies and
+    ``res``) or the registration's exception."""
+    from pulumi.output import Output, _OutputData
+
+    loop = asyncio.get_event_loop()
+    resolvers: dict[str, Any] = {}
+    for name in props:
+        if name == "urn" or (name == "id" and custom):
+            continue  # set by the registration itself
+        data: asyncio.Future = loop.create_future()
+
+        def resolve(
+            value: Any, is_known: bool, is_secret: bool, deps: Any, failed: Exception | None,
+            _data: asyncio.Future = data,
+        ) -> None:
+            if failed is not None:
+                _data.set_exception(failed)
+                return
+            resources = set(deps) if deps else set()
+            resources.add(res)
+            _data.set_result(_OutputData(resources=resources, value=value, is_known=is_known, is_secret=is_secret))
+
+        resolvers[name] = resolve
+        res.__dict__[name] = Output._from_data(data)
+    return resolvers
 
 
 def _resolve_outputs(

@@ -524,6 +524,8 @@ def contains_unknowns(value: Any) -> bool:
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool or value is None:
         return False
+    if _SETTLED.get(id(value)) is value:
+        return False
     pending = [value]
     seen: set[int] = set()
     settled = _SETTLED

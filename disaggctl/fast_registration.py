@@ -9,28 +9,38 @@ more to resolve the resource's outputs. For a stack of a thousand resources that
 synth's time, and none of it is needed to learn what the program declares.
 
 ``register_resource`` below takes its place while a :class:`~disaggctl.mocks.RecordingMonitor`
-is installed (any other monitor gets the SDK's own function):
+is installed (any other monitor, remote components and parameterized packages get the SDK's own
+function):
 
 * parent, provider and ``depends_on`` are still resolved by the SDK's ``prepare_resource`` (so
   URNs, provider references and dependency expansion are the SDK's);
-* inputs made only of plain values (dicts, lists, strings, numbers, booleans, ``None`` and the
-  provider packages' ``@input_type`` args classes) are serialized synchronously, with the same
-  type-directed key translation as ``rpc.serialize_property`` and the same value changes as the
-  protobuf round trip (numbers become floats, tuples lists, ``None`` members of mappings vanish);
-* inputs holding an ``Output``, a resource, an asset or an awaitable take the SDK's own
-  serialization (``rpc.serialize_properties``) unchanged;
-* the mocks are called on the event loop's thread (they are pure functions), and the outputs are
-  resolved with the SDK's ``translate_output_properties``/``resolve_properties``.
+* inputs made of plain values (dicts, lists, strings, numbers, booleans, ``None``, the provider
+  packages' ``@input_type`` args classes) and of Outputs resolved to known, non-secret values are
+  serialized synchronously, with the same type-directed key translation as
+  ``rpc.serialize_property``, the Outputs' resources added to the dependencies, and the same
+  value changes as the protobuf round trip (numbers become floats, tuples lists, ``None`` members
+  of mappings vanish); anything else (secrets, unknowns, resource references, assets) takes the
+  SDK's own serialization unchanged;
+* the mocks are called on the event loop's thread (they are pure functions); each output
+  property is one future settled with the SDK's ``_OutputData``, its value translated as
+  ``translate_output_properties`` does (per-type plans cached; the SDK's function where a union
+  member is picked by value or a type does not match).
 
-Resource options that need a real engine (transforms, state migrations, hooks, parameterized
-packages) are refused with a message: no stack here uses them. ``tests/disaggctl`` proves the
-equivalence by recording the same programs both ways and comparing every resource.
+Also replaced, with the same answers: ``contains_unknowns`` (no generator per node; values this
+module settled are not walked again), ``declare_dependency`` (no reachability walk while nothing
+depends on the new resource) and ``_add_dependency`` (registered resources' URNs read without an
+await each). Resource options that need a real engine (transforms, state migrations, hooks) are
+refused with a message: no stack here uses them. ``tests/synth_speed`` proves the equivalence by
+recording the shipped stacks both ways and comparing every resource, output and warning, and by
+reading typed output properties back both ways.
 
 Pulumi SDK internals used (pinned ``pulumi==3.272.0`` in requirements.txt): ``runtime.resource``
 (``resource_output``, ``prepare_resource``, ``_get_rpc_manager``), ``runtime.rpc``
-(``transfer_properties``, ``serialize_properties``, ``deserialize_properties``,
-``translate_output_properties``, ``resolve_properties``, ``resolve_outputs_due_to_exception``,
-``_Path``, ``_get_list_element_type``) and ``_types``.
+(``serialize_properties``, ``deserialize_properties``, ``translate_output_properties``,
+``resolve_properties``, ``resolve_outputs_due_to_exception``, ``_expand_dependencies``,
+``_add_dependency``, ``declare_dependency``, ``contains_unknowns``, ``_Path``,
+``_get_list_element_type``), ``output._OutputData`` and ``_types``; an SDK upgrade reruns
+``tests/synth_speed``.
 """
 
 from __future__ import annotations

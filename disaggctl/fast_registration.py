@@ -46,7 +46,6 @@ Pulumi SDK internals used (pinned ``pulumi==3.272.0`` in requirements.txt): ``ru
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import os
 import typing
@@ -88,29 +87,28 @@ def _wire_scalar(value: Any) -> Any:
     raise _NotPlainError  # enums and other subclasses: the SDK's serialization decides
 
 
-_UNWRAPPED: dict[Any, Any] = {}
-_ELEMENT: dict[Any, Any] = {}
+def _per_type(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``function`` of a type annotation, computed once per annotation (an unhashable annotation
+    is computed every time)."""
+    table: dict[Any, Any] = {}
+
+    def cached(typ: Any) -> Any:
+        try:
+            return table[typ]
+        except KeyError:
+            result = table[typ] = function(typ)
+            return result
+        except TypeError:
+            return function(typ)
+
+    return cached
 
 
-def _unwrap(typ: Any) -> Any:
-    """``_types.unwrap_type`` (``Optional``/``Input`` peeled off), once per type."""
-    try:
-        return _UNWRAPPED[typ]
-    except KeyError:
-        unwrapped = _UNWRAPPED[typ] = _types.unwrap_type(typ)
-        return unwrapped
-    except TypeError:  # an unhashable annotation
-        return _types.unwrap_type(typ)
-
-
-def _element(typ: Any) -> Any:
-    try:
-        return _ELEMENT[typ]
-    except KeyError:
-        element = _ELEMENT[typ] = rpc._get_list_element_type(typ)
-        return element
-    except TypeError:
-        return rpc._get_list_element_type(typ)
+_unwrap = _per_type(_types.unwrap_type)
+"""``Optional``/``Input`` peeled off, as ``serialize_property`` does."""
+_element = _per_type(rpc._get_list_element_type)
+_unwrap_optional = _per_type(_types.unwrap_optional_type)
+"""``Optional`` peeled off, as ``translate_output_properties`` does."""
 
 
 def _plain(value: Any, typ: Any, translate: Callable[[str], str] | None, deps: list | None = None) -> Any:
@@ -186,66 +184,38 @@ def _plain_mapping(value: Any, typ: Any, translate: Callable[[str], str] | None,
     return result
 
 
-_UNIONS: dict[Any, bool] = {}
-_PLANS: dict[Any, tuple[dict[str, str] | None, Any, Any]] = {}
-
-
+@_per_type
 def _is_union(typ: Any) -> bool:
-    """Whether ``reduce_discriminated_union`` can pick a member of ``typ`` (asked once per type)."""
-    try:
-        return _UNIONS[typ]
-    except KeyError:
-        union = _UNIONS[typ] = _types._wire_union_members(typ) is not None
-        return union
-    except TypeError:
-        return _types._wire_union_members(typ) is not None
+    """Whether ``reduce_discriminated_union`` can pick a member of ``typ``."""
+    return _types._wire_union_members(typ) is not None
 
 
+@_per_type
 def _mapping_plan(typ: Any) -> tuple[dict[str, str] | None, Any, Any]:
-    """How ``serialize_property`` treats a mapping of type ``typ``, once per type: an input type
-    translates keys by its names and types its members; ``dict[str, X]`` types every member X and
-    translates nothing; any other type translates nothing and types nothing."""
-    try:
-        return _PLANS[typ]
-    except (KeyError, TypeError):
-        pass
-    plan: tuple[dict[str, str] | None, Any, Any]
+    """How ``serialize_property`` treats a mapping of type ``typ``: an input type translates keys
+    by its names and types its members; ``dict[str, X]`` types every member X and translates
+    nothing; any other type translates nothing and types nothing."""
     if _types.is_input_type(typ):
-        plan = (_types.input_type_py_to_pulumi_names(typ), _types.input_type_types(typ), None)
-    else:
-        element = None
-        origin = typing.get_origin(typ)
-        if typ is dict or origin in (dict, abc.Mapping):
-            args = typing.get_args(typ)
-            if len(args) == 2 and args[0] is str:
-                element = args[1]
-        plan = (None, None, element)
-    with contextlib.suppress(TypeError):
-        _PLANS[typ] = plan
-    return plan
+        return (_types.input_type_py_to_pulumi_names(typ), _types.input_type_types(typ), None)
+    element = None
+    origin = typing.get_origin(typ)
+    if typ is dict or origin in (dict, abc.Mapping):
+        args = typing.get_args(typ)
+        if len(args) == 2 and args[0] is str:
+            element = args[1]
+    return (None, None, element)
 
 
 def _plain_props(res: Resource, props: Any, typ: type | None, deps: list | None = None) -> dict[str, Any] | None:
     """The inputs as the mock monitor would see them, or None when the SDK must serialize them
-    (:class:`_PendingError` when ``deps`` is given and an Output there is still pending)."""
+    (:class:`_PendingError` when ``deps`` is given and an Output there is still pending). The
+    props are a mapping of the resource's args type ``typ`` (or untyped, keys translated by the
+    resource): ``serialize_properties`` treats them as ``serialize_property`` treats such a mapping."""
     translate: Callable[[str], str] | None = res.translate_input_property if typ is None else None
-    names: dict[str, str] = {}
-    get_type: Callable[[str], Any] = lambda k: None  # noqa: E731
-    if typ is not None:
-        names = _types.input_type_py_to_pulumi_names(typ)
-        types = _types.input_type_types(typ)
-        get_type = lambda k: types.get(names.get(k) or k)  # noqa: E731
-    wire: dict[str, Any] = {}
     try:
-        for k in props:
-            value = _plain(props[k], get_type(k), translate, deps)
-            if value is None:
-                continue
-            name = (names.get(k) or k) if typ is not None else (translate(k) if translate else k)
-            wire[name] = value
+        return _plain_mapping(props, typ, translate, deps)
     except _NotPlainError:
         return None
-    return wire
 
 
 async def _resolved_plain_props(res: Resource, props: Any, typ: type | None, deps: list) -> dict[str, Any] | None:
@@ -421,41 +391,19 @@ def _resolve_outputs(
     rpc.resolve_properties(resolvers, everything, {}, custom, False)
 
 
-_OPTIONAL_UNWRAPPED: dict[Any, Any] = {}
-_OUTPUT_PLANS: dict[Any, tuple[str, Any]] = {}
-
-
-def _unwrap_optional(typ: Any) -> Any:
-    try:
-        return _OPTIONAL_UNWRAPPED[typ]
-    except KeyError:
-        unwrapped = _OPTIONAL_UNWRAPPED[typ] = _types.unwrap_optional_type(typ)
-        return unwrapped
-    except TypeError:
-        return _types.unwrap_optional_type(typ)
-
-
+@_per_type
 def _output_plan(typ: Any) -> tuple[str, Any]:
-    """How ``rpc.translate_output_properties`` treats a dict of type ``typ``, once per type."""
-    try:
-        return _OUTPUT_PLANS[typ]
-    except (KeyError, TypeError):
-        pass
-    plan: tuple[str, Any]
+    """How ``rpc.translate_output_properties`` treats a dict of type ``typ``."""
     if _types.is_discriminated_union(typ):
-        plan = ("union", None)
-    elif _types.is_output_type(typ):
-        plan = ("output", _types.output_type_types(typ))
-    else:
-        plan = ("other", None)
-        origin = typing.get_origin(typ)
-        if typ is dict or origin in (dict, abc.Mapping):
-            args = typing.get_args(typ)
-            if len(args) == 2 and args[0] is str:
-                plan = ("mapping", args[1])
-    with contextlib.suppress(TypeError):
-        _OUTPUT_PLANS[typ] = plan
-    return plan
+        return ("union", None)
+    if _types.is_output_type(typ):
+        return ("output", _types.output_type_types(typ))
+    origin = typing.get_origin(typ)
+    if typ is dict or origin in (dict, abc.Mapping):
+        args = typing.get_args(typ)
+        if len(args) == 2 and args[0] is str:
+            return ("mapping", args[1])
+    return ("other", None)
 
 
 def _translate_output(value: Any, typ: Any, transform: bool, passed: Callable[[str], str]) -> Any:

@@ -195,20 +195,13 @@ def _write_file(path: Path, text: str) -> None:
 
 def write_synth(result: SynthResult, out_dir: Path) -> None:
     """Write the synth files into ``out_dir`` (replacing what was there)."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    (out_dir / "resources").mkdir(parents=True)
-    (out_dir / "manifests").mkdir()
+    _empty_tree(out_dir)
     processes = WRITER_PROCESSES if len(result.resources) >= FORK_FROM_RESOURCES else 1
     with _collection_paused():
         if processes == 1:
             _write_share(result, out_dir, 0, 1)
             return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with warnings.catch_warnings():  # 3.12+: fork of a process with (idle) executor threads
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+        pid = _fork()
         if pid == 0:  # the helper: its share, then leave without running the parent's cleanup
             code = 1
             try:
@@ -225,6 +218,23 @@ def write_synth(result: SynthResult, out_dir: Path) -> None:
             _, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise SynthError(f"writing the synth files into {out_dir} failed in the helper process (its error is above)")
+
+
+def _empty_tree(out_dir: Path) -> None:
+    """``out_dir`` emptied (removed if there), with the synth's two subdirectories."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "resources").mkdir(parents=True)
+    (out_dir / "manifests").mkdir()
+
+
+def _fork() -> int:
+    """``os.fork`` with the standard streams flushed first (else the child repeats their buffers)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with warnings.catch_warnings():  # 3.12+: fork of a process with (idle) executor threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
 
 
 def _write_share(result: SynthResult, out_dir: Path, share: int, shares: int) -> None:
@@ -300,10 +310,7 @@ def synthesize(project_dir: Path, stack: str, out_dir: Path) -> SynthResult:
         write_synth(result, out_dir)
         return result
     staging = out_dir.parent / f".{out_dir.name}.synth-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    (staging / "resources").mkdir(parents=True)
-    (staging / "manifests").mkdir()
+    _empty_tree(staging)
     writer = _StreamingWriter(staging)
     try:
         # the writer masks each resource's secrets; the result's inputs are only written below when
@@ -332,11 +339,7 @@ class _StreamingWriter:
 
     def __init__(self, out_dir: Path) -> None:
         read_fd, write_fd = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with warnings.catch_warnings():  # 3.12+: fork of a process with (idle) executor threads
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.pid = os.fork()
+        self.pid = _fork()
         if self.pid == 0:
             os.close(write_fd)
             _writer_process(read_fd, out_dir)  # never returns

@@ -1,6 +1,6 @@
 """Synth speed: prod as shipped vs a 30-deployment stack made from it (a figure, not a test).
 
-    python benchmarks/synth_speed.py [--repeat 3] [--profile build/synth-speed.prof]
+    python benchmarks/synth_speed.py [--repeat 3] [--baseline REV] [--profile build/synth-speed.prof]
 
 Prints, for each stack, the median in-process time of running the program under mocks and of
 writing the synth tree (``run_program`` then ``write_synth``: modules already imported), and the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import cProfile
+import os
 import shutil
 import statistics
 import subprocess
@@ -75,13 +76,21 @@ def in_process(project: Path, stack: str, out: Path) -> tuple[float, float, int]
     return t1 - t0, time.perf_counter() - t1, len(result.resources)
 
 
-def end_to_end(project: Path, stack: str, out: Path) -> float:
+def end_to_end(project: Path, stack: str, out: Path, code: Path = PROJECT) -> float:
+    """``python -m disaggctl synth`` of ``code`` (this checkout, or a baseline worktree)."""
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "disaggctl", "synth", "--project", str(project), "--stack", stack, "--out", str(out)],
-        cwd=PROJECT, check=True, capture_output=True,
+        cwd=code, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(code)},
     )
     return time.perf_counter() - t0
+
+
+def baseline_checkout(rev: str, into: Path) -> Path:
+    """A detached worktree of ``rev`` (e.g. the commit before a speed-up), removed by the caller."""
+    subprocess.run(["git", "-C", str(PROJECT), "worktree", "add", "--detach", str(into), rev],
+                   check=True, capture_output=True)
+    return into
 
 
 def main() -> int:
@@ -89,19 +98,38 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--deployments", type=int, default=30)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also time this git revision end to end on the same stack files (e.g. f1ebe34)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="synth-speed-") as tmp:
-        project = Path(tmp)
+        project = Path(tmp) / "project"
+        project.mkdir()
         for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "__main__.py"):
             shutil.copy2(PROJECT / name, project / name)
         wide = make_wide_stack(project, args.deployments)
         stacks = ("prod", wide)
-        in_proc = {stack: [in_process(project, stack, project / "out" / stack) for _ in range(args.repeat)]
-                   for stack in stacks}
-        e2e: dict[str, list[float]] = {stack: [] for stack in stacks}
-        for _ in range(args.repeat):  # interleaved: this machine's speed drifts over minutes
-            for stack in stacks:
-                e2e[stack].append(end_to_end(project, stack, project / "e2e" / stack))
+        old = baseline_checkout(args.baseline, Path(tmp) / "baseline") if args.baseline else None
+        try:
+            if old is not None:  # the baseline runs its own __main__.py with the same stack files
+                for name in ("Pulumi.prod.yaml", "Pulumi.wide.yaml"):
+                    shutil.copy2(project / name, old / name)
+            in_proc = {stack: [in_process(project, stack, project / "out" / stack) for _ in range(args.repeat)]
+                       for stack in stacks}
+            e2e: dict[str, list[float]] = {stack: [] for stack in stacks}
+            before: dict[str, list[float]] = {stack: [] for stack in stacks}
+            for _ in range(args.repeat):  # interleaved: this machine's speed drifts over minutes
+                for stack in stacks:
+                    e2e[stack].append(end_to_end(project, stack, project / "e2e" / stack))
+                    if old is not None:
+                        before[stack].append(end_to_end(old, stack, Path(tmp) / "before" / stack, code=old))
+        finally:
+            if old is not None:
+                subprocess.run(["git", "-C", str(PROJECT), "worktree", "remove", "--force", str(old)],
+                               check=False, capture_output=True)
+        if old is not None:
+            ratio = statistics.median(before[wide]) / statistics.median(before["prod"])
+            print(f"baseline {args.baseline}: prod median {statistics.median(before['prod']):5.2f} s, "
+                  f"{wide} median {statistics.median(before[wide]):5.2f} s ({ratio:.2f}x)")
         for stack in stacks:
             runs = in_proc[stack]
             print(

@@ -162,8 +162,8 @@ class RecordingMonitor(MockMonitor):
         custom: bool,
         prepared: Any,
         inputs: dict[str, Any],
-        import_id: str = "",
-        dependencies: set[str] | None = None,
+        import_id: str,
+        dependencies: set[str],
     ) -> tuple[str, str, dict[str, Any]]:
         """What :meth:`RegisterResource` does, for a registration the fast path prepared
         (``disaggctl.fast_registration``): the URN, the mocks' id and their state as the SDK would
@@ -185,7 +185,7 @@ class RecordingMonitor(MockMonitor):
             custom=bool(custom),
             provider=provider,
             inputs=whole_numbers(inputs),
-            dependencies=sorted(prepared.dependencies if dependencies is None else dependencies),
+            dependencies=sorted(dependencies),
         ))
         return urn, rid or "", wire_state(state)
 

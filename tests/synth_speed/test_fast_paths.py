@@ -285,10 +285,19 @@ def test_an_unpicklable_input_falls_back_to_writing_in_process(tmp_path: Path, m
             self.broken = True  # as when pickle.dumps raises
         real_send(self, resource)
 
+    real_write = synth.write_synth
+    written: list[Path] = []
+
+    def write_synth(result: SynthResult, out_dir: Path) -> None:
+        written.append(out_dir)
+        real_write(result, out_dir)
+
     monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
     monkeypatch.setattr(synth._StreamingWriter, "send", send)
+    monkeypatch.setattr(synth, "write_synth", write_synth)
     synth.synthesize(PROJECT_DIR, "dev", tmp_path / "fallback")
-    synth.write_synth(run_program(PROJECT_DIR, "dev"), tmp_path / "plain")
+    assert len(written) == 1 and written[0].name.startswith(".fallback.synth-")  # the parent wrote it
+    real_write(run_program(PROJECT_DIR, "dev"), tmp_path / "plain")
     assert _files(tmp_path / "fallback") == _files(tmp_path / "plain")
 
 

@@ -15,6 +15,7 @@ from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
 from components.config.capacity import deployment_drain_seconds
+from components.config.validation import stack_warnings
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
@@ -26,7 +27,7 @@ from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:
-    for warning in config.capacity_report().warnings:
+    for warning in [*config.capacity_report().warnings, *stack_warnings(config)]:
         pulumi.log.warn(warning)
     cluster_name = config.cluster.name
     if config.cluster.provider == "eks":

@@ -122,7 +122,8 @@ def run_program(
     from pulumi.runtime.sync_await import _sync_await
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
-    forecasts = check_forecasts(raw)
+    validate_stack_config(raw, secret_keys)  # before the forecast: nothing runs on unvalidated config
+    forecasts = check_forecasts(raw, stack)
     monitor: RecordingMonitor = install_mocks(project, stack, fast_registration=fast_registration)
     monitor.on_record = on_record
     runtime_config.set_all_config(raw, secret_keys)
@@ -166,12 +167,19 @@ def mask_secret_inputs(value: Any) -> Any:
     return mask(value)
 
 
-def check_forecasts(raw: dict[str, str]) -> list[Forecast]:
+def validate_stack_config(raw: dict[str, str], secret_keys: list[str]) -> None:
+    """The loader's checks (ConfigError, one line per problem), run before anything reads ``raw``."""
+    from components.config import load_stack_config
+
+    load_stack_config(raw, secret_keys)
+
+
+def check_forecasts(raw: dict[str, str], stack: str | None = None) -> list[Forecast]:
     """Each deployment's forecast; raises ConfigError for invalid workloads and for deployments
     that miss their SLO with ``onBreach: refuse``, before the program runs."""
     from components.config import ConfigError
 
-    forecasts, problems = stack_forecasts(raw)
+    forecasts, problems = stack_forecasts(raw, stack=stack)
     problems += [p for f in forecasts if f.refuse for p in f.problems]
     if problems:
         raise ConfigError(problems)

@@ -15,7 +15,7 @@ from components.cluster.aws_network import plan_subnets
 from components.cluster.existing import check_context, is_kubeconfig_text, read_kubeconfig
 from components.config import limits
 from components.config.base import OFFLINE_SECRET
-from components.config.cluster import EksConfig, ExistingClusterConfig
+from components.config.cluster import EksConfig, ExistingClusterConfig, node_label_problem
 from components.config.security import public_cidr_problem, secret_name_problem
 from components.config.stack import NAMESPACE, StackConfig
 
@@ -135,6 +135,85 @@ def check_stack(config: StackConfig, secret_keys: frozenset[str] = frozenset()) 
         problems += _eks(config.cluster.eks)
     if config.cluster.existing is not None:
         problems += _existing(config.cluster.existing)
+    problems += _shm_fits_node(config)
+    problems += _node_labels(config)
+    return problems
+
+
+def _node_labels(config: StackConfig) -> list[str]:
+    """Extra node labels of EKS pools are label syntax and stay out of Kubernetes' namespaces."""
+    if config.cluster.eks is None:
+        return []
+    return [
+        f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}].labels.{key[:80]}: {problem}"
+        for index, pool in enumerate(config.cluster.eks.gpu_node_pools)
+        for key, value in pool.labels.items()
+        if (problem := node_label_problem(key, value))
+    ]
+
+
+def check_provider_region(config: StackConfig, aws_region: str | None) -> list[str]:
+    """``aws:region`` (the default AWS provider's) and ``cluster.eks.region`` name the same region."""
+    eks = config.cluster.eks
+    if eks is None or aws_region is None or aws_region == eks.region or eks.region not in limits.EKS_REGIONS:
+        return []
+    return [
+        f"aws:region: '{aws_region}' differs from {NAMESPACE}:cluster.eks.region '{eks.region}' (the cluster "
+        f"is built in eks.region, anything on the default provider would land in aws:region): set "
+        f"aws:region: {eks.region}"
+    ]
+
+
+def stack_warnings(config: StackConfig) -> list[str]:
+    """Settings that deploy but are likely not what was meant (one line each, key, value, fix)."""
+    warnings: list[str] = []
+    keda = config.platform.keda
+    if keda.enabled and "prometheus_url" not in keda.model_fields_set:
+        warnings.append(
+            f"{NAMESPACE}:platform.keda.prometheusUrl: not set, so KEDA's triggers query the default "
+            f"{keda.prometheus_url}; if no Prometheus answers there the tiers never scale: set "
+            "prometheusUrl to the Prometheus that scrapes the serving pods"
+        )
+    eks = config.cluster.eks
+    if eks is not None and eks.gpu_node_pools:
+        network = ipaddress.ip_network(eks.vpc_cidr, strict=False)
+        gpu_prefix = network.prefixlen + 6  # plan_subnets: an eighth of the VPC, split in eight
+        if gpu_prefix > GPU_SUBNET_WARN_PREFIX:
+            usable = 2 ** (32 - gpu_prefix) - AWS_RESERVED_PER_SUBNET
+            warnings.append(
+                f"{NAMESPACE}:cluster.eks.vpcCidr: '{eks.vpc_cidr}' leaves each zone a /{gpu_prefix} GPU subnet "
+                f"({usable} addresses), while the VPC CNI keeps a spare network interface's addresses "
+                "warm on every node (WARM_ENI_TARGET=1, up to 50 on p4d/p5), so a few GPU nodes exhaust "
+                "it and pods stay Pending: use a /16 (or a /18 at most)"
+            )
+    return warnings
+
+
+GPU_SUBNET_WARN_PREFIX = 24
+"""GPU subnets smaller than a /24 (a VPC smaller than a /18) are warned about: amazon-vpc-cni-k8s
+docs/eni-and-ip-target.md (WARM_ENI_TARGET defaults to 1: a whole spare interface's addresses per
+node) and the EC2 User Guide's "IP addresses per network interface" (50 on p4d.24xlarge/p5.48xlarge)."""
+
+
+def _shm_fits_node(config: StackConfig) -> list[str]:
+    """/dev/shm of a worker pod is host memory: it cannot exceed the node's (EKS pools, whose
+    instance type is known)."""
+    problems: list[str] = []
+    if config.cluster.eks is None:
+        return problems
+    pools = {pool.name: pool.instance for pool in config.cluster.eks.gpu_node_pools}
+    for index, deployment in enumerate(config.deployments):
+        for role, group in deployment.worker_groups().items():
+            instance = pools.get(group.pool)
+            size = parse_quantity(group.shm_size)
+            if instance is None or size is None:
+                continue
+            if size > instance.memory_gib * 2**30:
+                problems.append(
+                    f"{NAMESPACE}:deployments[{index}].{role}.shmSize: '{group.shm_size}' is more than the "
+                    f"{instance.memory_gib} GiB of memory of a {instance.name} node: lower it (the default "
+                    "64Gi suits trtllm-serve)"
+                )
     return problems
 
 
@@ -294,11 +373,9 @@ def _exposure(config: StackConfig) -> list[str]:
 def _eks(eks: EksConfig) -> list[str]:
     problems: list[str] = []
     where = f"{NAMESPACE}:cluster.eks"
-    if eks.region not in limits.EKS_REGIONS:
-        problems.append(
-            f"{where}.region: '{eks.region}' is not an AWS region with EKS (see "
-            "https://docs.aws.amazon.com/general/latest/gr/eks.html): fix it, e.g. us-west-2"
-        )
+    region = limits.region_problem(eks.region)
+    if region:
+        problems.append(f"{where}.region: {region}")
     else:
         for index, zone in enumerate(eks.availability_zones):
             problem = limits.zone_problem(zone, eks.region)

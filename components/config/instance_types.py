@@ -75,7 +75,7 @@ def lookup_instance_type(name: str) -> InstanceType:
         fix = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(sorted(INSTANCE_TYPES))}"
         raise ValueError(
             f"instance type '{str(name)[:60]}' is not a GPU instance type this project knows: {fix} "
-            "(or add it to components/cluster/instance_types.py)"
+            "(or add it to components/config/instance_types.py)"
         ) from None
 
 

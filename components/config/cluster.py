@@ -453,7 +453,8 @@ class EksConfig(ConfigModel):
     @model_validator(mode="after")
     def _consistent(self) -> EksConfig:
         for zone in self.availability_zones:
-            if self.region in EKS_REGIONS and not zone.startswith(self.region):  # unknown regions: validation._eks
+            # a zone of another real region; malformed or mistyped names: validation._eks (did-you-mean)
+            if self.region in EKS_REGIONS and zone[:-1] in EKS_REGIONS and not zone.startswith(self.region):
                 raise ValueError(
                     f"availability zone '{zone}' is not in region '{self.region}': "
                     f"use zones such as {self.region}a"

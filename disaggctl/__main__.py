@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from .plan import add_plan_command
+from .reference import add_docs_command
 from .synth_diff import add_diff_commands
 from .verify.cli import add_verify_commands
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=_synth)
     add_diff_commands(commands)
     add_plan_command(commands)
+    add_docs_command(commands)
     add_verify_commands(commands)
     return parser
 

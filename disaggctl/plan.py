@@ -404,7 +404,9 @@ def _run_plan(args: argparse.Namespace) -> int:
         print(f"wrote the stanza to {args.out}")
     if args.write:
         deployments[index] = stanza
-        path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100))
+        first = path.read_text().partition("\n")[0]  # the yaml-language-server schema line stays
+        keep = f"{first}\n" if first.startswith("# yaml-language-server:") else ""
+        path.write_text(keep + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100))
         print(f"updated deployment '{args.deployment}' in {path} (comments in the file are not kept)")
     if not args.out and not args.write:
         print(text, end="")

@@ -55,8 +55,9 @@ def zone_problem(zone: str, region: str) -> str | None:
         )
     match = _ZONE.match(zone)
     if match is None or match["letter"] not in AZ_LETTERS or match["region"] not in EKS_REGIONS:
-        misspelt = match is not None and match["letter"] in AZ_LETTERS  # the region part is wrong
-        close = difflib.get_close_matches(zone, [f"{region}{match['letter']}"], n=1, cutoff=0.8) if misspelt else []
+        letter = match["letter"] if match is not None and match["letter"] in AZ_LETTERS else None
+        # a valid letter after a wrong region part: the zone of this region with that letter, if close
+        close = difflib.get_close_matches(zone, [f"{region}{letter}"], n=1, cutoff=0.8) if letter else []
         fix = f"did you mean '{close[0]}'?" if close else f"fix it, e.g. {region}a"
         return f"'{zone}' is not an availability zone name (region + letter a-f): {fix}"
     if match["region"] != region:

@@ -27,7 +27,7 @@ from components.config.capacity import (
 )
 from components.config.cluster import CapacityBlockConfig, GpuNodePoolConfig
 from components.config.loader import parse_raw_config
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 from engines.catalog import MODELS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from components.config import ConfigError, load_stack_config
 from components.config.cluster import ClusterConfig, GpuNodePoolConfig
 from components.config.instance_types import INSTANCE_TYPES
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CR = "cr-0a1b2c3d4e5f60718"

@@ -25,7 +25,7 @@ from components.serving.triton.model_repository import (
     orchestrator_repository,
     write_repository,
 )
-from disaggctl.local_triton import LocalTriton, TritonStartError, free_port
+from disaggctl.testing.local_triton import LocalTriton, TritonStartError, free_port
 
 pytestmark = pytest.mark.triton
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from disaggctl.__main__ import main as disaggctl_main
-from disaggctl.reference import (
+from disaggctl.docs.reference import (
     REFERENCE_PATH,
     SCHEMA_LINE,
     SCHEMA_PATH,

@@ -35,7 +35,7 @@ from components.serving.triton.model_repository import (
 )
 from components.serving.triton.orchestrator import TritonOrchestratorArgs
 from components.serving.triton.workers import TensorParallelWorkersArgs
-from disaggctl.mocks import install_mocks
+from disaggctl.synth.fast_registration import install_fast_mocks
 from engines.spec import EngineSpec
 
 REFERENCE = next(
@@ -141,7 +141,7 @@ def engine_dir(key: str) -> str:
 @pytest.fixture
 def mocks():
     """A fresh recording Pulumi mock monitor (``.recorded``: urn -> RecordedResource)."""
-    return install_mocks("disagg", "test")
+    return install_fast_mocks("disagg", "test")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from components.config import load_stack_config
 from components.serving.llmapi.args import llmapi_deployment_args
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 from tests.serving.conftest import A100, SYSTEM
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -41,7 +41,7 @@ from components.serving.triton.frontend import frontend_deployment_manifest as t
 from components.serving.triton.frontend import frontend_scaled_object_manifest as triton_frontend_scaled
 from components.serving.triton.orchestrator import leader_pod_template
 from components.serving.triton.workers import workers_scaled_object_manifest as triton_workers_scaled
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 from engines.catalog import MODELS
 from tests.platform.conftest import strict
 from tests.serving.conftest import H100, RUNTIME_FILES, SYSTEM
@@ -245,7 +245,7 @@ def test_triton_restricts_admin_apis_everywhere_and_inference_on_a_public_fronte
 def test_no_secret_reaches_a_pod_as_an_environment_variable(name, tmp_path) -> None:
     """Keys are files from Secrets (checkov CKV_K8S_35): no env entry of either stack's synth
     reads a Secret, and prod's Triton pods mount the admin key."""
-    from disaggctl.synth import run_program, write_synth
+    from disaggctl.synth.program import run_program, write_synth
 
     write_synth(run_program(ROOT, name), tmp_path)
     text = "\n".join(p.read_text() for p in sorted((tmp_path / "manifests").rglob("*.yaml")))

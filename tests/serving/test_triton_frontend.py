@@ -39,7 +39,7 @@ from components.serving.triton.model_repository import (
     standin_orchestrator_repository,
     write_repository,
 )
-from disaggctl.local_triton import LocalTriton
+from disaggctl.testing.local_triton import LocalTriton
 
 
 def deployment_of(args, name="llama-frontend"):

@@ -1,6 +1,6 @@
 """``python -m disaggctl plan``: size a deployment for its workload and SLO on candidate pools.
 
-For each candidate pool, NVIDIA AIConfigurator (behind :mod:`disaggctl.perf_model`) sweeps
+For each candidate pool, NVIDIA AIConfigurator (behind :mod:`disaggctl.plan.perf_model`) sweeps
 aggregated and prefill/decode layouts for the model, the typical input/output lengths and the
 TTFT/TPOT targets. Here each candidate is only filtered (pool GPU memory, SLO, GPU and dollar
 budget), scaled to the target request rate or concurrency (whole copies of AIConfigurator's
@@ -330,8 +330,7 @@ def stack_pools(config: Mapping[str, Any]) -> dict[str, PoolOption]:
 def _config_problems(project: Path, stack: str) -> list[str]:
     """The stack's configuration problems (the loader's, the synth's): plan sizes a valid stack only."""
     from components.config import ConfigError, load_stack_config
-
-    from .synth import read_stack_config
+    from disaggctl.synth.program import read_stack_config
 
     try:
         _, raw, secret_keys = read_stack_config(project, stack)
@@ -377,7 +376,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     model, quantization = _model_of(config, group)
     model_path = MODELS.get((model, quantization))
     if model_path is None:
-        print(f"plan: no AIConfigurator model for '{model}' ({quantization}): add it to disaggctl/perf_model.py MODELS", file=sys.stderr)
+        print(f"plan: no AIConfigurator model for '{model}' ({quantization}): add it to disaggctl/plan/perf_model.py MODELS", file=sys.stderr)
         return 2
     pools_in_stack = stack_pools(config)
     names = args.pools.split(",") if args.pools else sorted({str(g.get("pool")) for g in (deployment.get(r) for r in ("workers", "prefill", "decode")) if isinstance(g, dict)})

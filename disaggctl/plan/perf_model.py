@@ -82,7 +82,7 @@ class PerformanceModelError(RuntimeError):
 class PerformanceModel(Protocol):
     def search(self, request: SearchRequest) -> dict[str, Any]:
         """``{"engine", "database": {"system", "backend", "version"}, "candidates": [...]}``
-        (candidates as :mod:`disaggctl.aic_runner` writes them)."""
+        (candidates as :mod:`disaggctl.plan.aic_runner` writes them)."""
 
 
 class AIConfiguratorModel:

@@ -2,7 +2,7 @@
 (``schema/stack.schema.json``), both generated from the pydantic models of ``components.config``.
 
 ``python -m disaggctl docs`` writes them; ``--check`` fails when the committed files differ (CI runs
-the same comparison in ``tests/reference/test_config_reference.py``). Descriptions are the attribute
+the same comparison in ``tests/disaggctl/docs/test_config_reference.py``). Descriptions are the attribute
 docstrings of the models (read from their source, so no model pays for it at import), examples come
 from the shipped stacks where they set a key, and which runtime, mode, provider or fabric a key
 applies to comes from :data:`APPLIES_TO`, one table.

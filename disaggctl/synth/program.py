@@ -168,10 +168,13 @@ def mask_secret_inputs(value: Any) -> Any:
 
 
 def validate_stack_config(raw: dict[str, str], secret_keys: list[str]) -> None:
-    """The loader's checks (ConfigError, one line per problem), run before anything reads ``raw``."""
-    from components.config import load_stack_config
+    """The loader's checks (ConfigError, one line per problem), run before anything reads ``raw``:
+    for a stack of this project (keys ``disagg:…``); another project (a consumer composing the
+    components under its own namespace) validates in its own program."""
+    from components.config import NAMESPACE, load_stack_config
 
-    load_stack_config(raw, secret_keys)
+    if any(key.startswith(f"{NAMESPACE}:") for key in raw):
+        load_stack_config(raw, secret_keys)
 
 
 def check_forecasts(raw: dict[str, str], stack: str | None = None) -> list[Forecast]:

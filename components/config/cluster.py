@@ -306,6 +306,7 @@ class GpuNodePoolConfig(ConfigModel):
             fabric="efa" if self.efa else "none",
             efa_interfaces=instance.max_efa_interfaces if self.efa else 0,
             instance_type=self.instance_type,
+            max_nodes=self.max_size,
         )
 
 
@@ -556,6 +557,7 @@ class ExistingClusterConfig(ConfigModel):
                 tolerations=tuple(Toleration(key=key) for key in pool.tolerations),
                 fabric=self.fabric,
                 rdma_resource=rdma,
+                max_nodes=pool.max_nodes,
             )
             for pool in self.gpu_pools
         }

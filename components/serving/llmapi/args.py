@@ -12,10 +12,10 @@ from typing import Any
 
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
+from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
-from engines.llm_api import GROUP_ROLES, llm_api_yaml
 
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
@@ -31,7 +31,9 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
             memory[role] = gib
     public = config.platform.security.public_frontends.get(deployment.name)
     exposed = not deployment.frontend.internal_load_balancer
+    model_key = next((g.model for g in deployment.worker_groups().values() if g.model), None)
     return {
+        "model": config.models.get(model_key) if model_key else None,
         "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
@@ -53,7 +55,7 @@ def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memor
         pool=pool,
         pods_per_group=group.pods_per_group,
         gpus_per_pod=group.gpus_per_pod or pool.gpus_per_node,
-        llm_api_yaml=llm_api_yaml(group.llm_api, role=GROUP_ROLES[role]),
+        llm_api=group.llm_api,
         groups=group.groups,
         min_groups=group.min_groups,
         max_groups=group.max_groups,
@@ -82,6 +84,7 @@ def llmapi_deployment_args(
     drain_seconds: int = 60,
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
+    model: ModelSourceConfig | None = None,
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
     The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
@@ -113,6 +116,7 @@ def llmapi_deployment_args(
         # images.frontend serves both CPU tiers: an image with uvloop speeds both relays up
         router_image=frontend_image,
         model_dir=model_dir,
+        model=model,
         served_model_name=frontend.served_model_name or deployment.name,
         # the frontend caps prompt + output at the shortest sequence any server accepts
         max_seq_len=min(g.llm_api.max_seq_len for g in groups.values()),

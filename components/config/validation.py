@@ -141,15 +141,23 @@ def check_stack(config: StackConfig, secret_keys: frozenset[str] = frozenset()) 
 
 
 def _node_labels(config: StackConfig) -> list[str]:
+    return _eks_node_labels(config.cluster.eks) if config.cluster.eks is not None else []
+
+
+def _eks_node_labels(eks: EksConfig) -> list[str]:
     """Extra node labels of EKS pools are label syntax and stay out of Kubernetes' namespaces."""
-    if config.cluster.eks is None:
-        return []
     return [
         f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}].labels.{key[:80]}: {problem}"
-        for index, pool in enumerate(config.cluster.eks.gpu_node_pools)
+        for index, pool in enumerate(eks.gpu_node_pools)
         for key, value in pool.labels.items()
         if (problem := node_label_problem(key, value))
     ]
+
+
+def check_eks(eks: EksConfig) -> list[str]:
+    """The loader's checks of a cluster section on its own (regions, zones, versions, quotas, the
+    VPC's room, node labels): what ``AwsGpuCluster`` runs on the EksConfig a consumer builds."""
+    return _eks(eks) + _eks_node_labels(eks)
 
 
 def check_provider_region(config: StackConfig, aws_region: str | None) -> list[str]:

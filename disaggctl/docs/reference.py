@@ -36,7 +36,7 @@ SCHEMA_PATH = Path("schema/stack.schema.json")
 SCHEMA_LINE = f"# yaml-language-server: $schema={SCHEMA_PATH}"
 """First line of every shipped stack file: editors with the YAML language server validate and
 complete the file against the schema (a path relative to the stack file)."""
-EXAMPLE_STACKS = ("Pulumi.dev.yaml", "Pulumi.prod.yaml", "examples/eks-consumer/Pulumi.example.yaml")
+EXAMPLE_STACKS = ("Pulumi.dev.yaml", "Pulumi.prod.yaml")
 """Stack files whose values are shown as examples (the first that sets a key wins)."""
 PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi", "random", "tls", "command")
 """Config namespaces of providers (``aws:region``), passed through unread by the loader."""

@@ -23,7 +23,12 @@ from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
-from components.serving.llmapi.deployment import LlmApiDeployment, LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
+from components.serving.llmapi.deployment import (
+    LlmApiDeployment,
+    LlmApiDeploymentArgs,
+    TierSpec,
+    WorkerGroupSpec,
+)
 from components.serving.runtime_package import installed_runtime_files
 from components.storage.model_store import ModelStore
 from engines.llm_api import CacheTransceiverOptions, KvCacheOptions, LlmApiOptions

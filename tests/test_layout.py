@@ -212,3 +212,17 @@ def test_the_pulumi_up_path_uses_the_public_sdk_only() -> None:
     ]
     assert found == []
     assert PRIVATE_SDK.search("from pulumi.runtime.sync_await import _sync_await")  # the pattern bites
+
+
+def test_the_tests_mirror_the_packages() -> None:
+    """Each directory of tests holds the tests of the package at the same place (``tests/ci``: ``.ci``)."""
+    outside = {"ci": ".ci"}
+    unmatched = []
+    for directory in sorted({path.parent for path in (ROOT / "tests").rglob("test_*.py")}):
+        parts = directory.relative_to(ROOT / "tests").parts
+        if not parts:
+            continue
+        source = ROOT / outside.get(parts[0], parts[0]) / Path(*parts[1:])
+        if not source.is_dir():
+            unmatched.append(str(directory.relative_to(ROOT)))
+    assert unmatched == []

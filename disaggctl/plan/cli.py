@@ -331,13 +331,15 @@ def stack_pools(config: Mapping[str, Any]) -> dict[str, PoolOption]:
 def _config_problems(project: Path, stack: str) -> list[str]:
     """The stack's configuration problems (the loader's, the synth's): plan sizes a valid stack only."""
     from components.config import ConfigError, load_stack_config
-    from disaggctl.synth.program import read_stack_config
+    from components.config.stack_file import StackNotFoundError, read_stack_config
 
     try:
         _, raw, secret_keys = read_stack_config(project, stack)
         load_stack_config(raw, secret_keys)
     except ConfigError as err:
         return err.problems
+    except StackNotFoundError as err:
+        return [str(err)]
     return []
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import pickle
 import runpy
@@ -28,15 +27,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 try:
     import fcntl
 except ImportError:  # not on Windows: the pipe keeps its default size
     fcntl = None  # type: ignore[assignment]
 
+from components.config import stack_file
 from components.config.base import OFFLINE_SECRET
-from components.config.stack_file import read_stack_file
 from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts
 from disaggctl.synth.fast_registration import install_fast_mocks
 from disaggctl.synth.render import to_json, to_manifest_yaml
@@ -63,44 +60,12 @@ class SynthResult:
 
 
 def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str], list[str]]:
-    """Project name, flat config (``ns:key`` → string, as Pulumi passes it) and secret keys."""
-    project_file = project_dir / "Pulumi.yaml"
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not project_file.exists():
-        raise SynthError(f"no Pulumi.yaml in {project_dir}: run from the project directory or pass --project")
-    if not stack_file.exists():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise SynthError(f"no stack file {stack_file.name} (stacks here: {', '.join(known) or 'none'})")
-    project = yaml.safe_load(project_file.read_text())["name"]
-    stack_doc = read_stack_file(stack_file)  # ConfigError naming file and line, never a traceback
-    raw: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in (stack_doc.get("config") or {}).items():
-        full_key = key if ":" in key else f"{project}:{key}"
-        if _has_secret(value):
-            secret_keys.append(full_key)
-        value = _mask_secrets(value)
-        raw[full_key] = value if isinstance(value, str) else json.dumps(value)
-    return project, raw, sorted(secret_keys)
-
-
-def _has_secret(value: Any) -> bool:
-    if isinstance(value, dict):
-        return set(value) == {"secure"} or any(_has_secret(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_secret(v) for v in value)
-    return False
-
-
-def _mask_secrets(value: Any) -> Any:
-    """Encrypted values cannot be read offline: they become a placeholder."""
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER
-        return {k: _mask_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_secrets(v) for v in value]
-    return value
+    """Project name, flat config (``ns:key`` → string, as Pulumi passes it) and secret keys
+    (:func:`components.config.stack_file.read_stack_config`; a missing file is a SynthError)."""
+    try:
+        return stack_file.read_stack_config(project_dir, stack)
+    except stack_file.StackNotFoundError as err:
+        raise SynthError(str(err)) from None
 
 
 def run_program(

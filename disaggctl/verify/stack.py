@@ -41,11 +41,11 @@ class DeploymentTarget:
 
 def read_stack(project_dir: Path, stack: str) -> StackConfig:
     """The validated configuration of ``Pulumi.<stack>.yaml`` (ConfigError: one line per problem)."""
-    from disaggctl.synth.program import SynthError, read_stack_config
+    from components.config.stack_file import StackNotFoundError, read_stack_config
 
     try:
         _, raw, secret_keys = read_stack_config(project_dir, stack)
-    except SynthError as err:
+    except StackNotFoundError as err:
         raise ConfigError([str(err)]) from None
     return load_stack_config(raw, secret_keys)
 

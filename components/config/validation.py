@@ -133,10 +133,13 @@ def check_stack(config: StackConfig, secret_keys: frozenset[str] = frozenset()) 
     problems += _exposure(config)
     if config.cluster.eks is not None:
         problems += _eks(config.cluster.eks)
+        problems += _stack_storage(config.cluster.eks)
     if config.cluster.existing is not None:
         problems += _existing(config.cluster.existing)
     problems += _shm_fits_node(config)
     problems += _node_labels(config)
+    if config.cluster.eks is not None:
+        problems += _nodes_reach_the_api(config.cluster.eks)
     return problems
 
 
@@ -156,8 +159,23 @@ def _eks_node_labels(eks: EksConfig) -> list[str]:
 
 def check_eks(eks: EksConfig) -> list[str]:
     """The loader's checks of a cluster section on its own (regions, zones, versions, quotas, the
-    VPC's room, node labels): what ``AwsGpuCluster`` runs on the EksConfig a consumer builds."""
-    return _eks(eks) + _eks_node_labels(eks)
+    VPC's room, node labels, how nodes reach the API): what ``AwsGpuCluster`` runs on the
+    EksConfig a consumer builds."""
+    return _eks(eks) + _eks_node_labels(eks) + _nodes_reach_the_api(eks)
+
+
+def _nodes_reach_the_api(eks: EksConfig) -> list[str]:
+    """Without the private endpoint, nodes (in private subnets) reach the API server through the
+    NAT gateways, from Elastic IPs this stack allocates at apply time, so no publicAccessCidrs
+    written beforehand holds them (and 0.0.0.0/0 is refused): the nodes would never join."""
+    if eks.endpoint_private_access or not eks.endpoint_public_access:
+        return []
+    return [
+        f"{NAMESPACE}:cluster.eks.endpointPrivateAccess: false leaves the nodes only the public endpoint, "
+        f"which they reach from the NAT gateways' Elastic IPs (allocated by this stack, so not in "
+        f"publicAccessCidrs {', '.join(eks.public_access_cidrs)}): the nodes could not join: set "
+        "endpointPrivateAccess: true"
+    ]
 
 
 def check_provider_region(config: StackConfig, aws_region: str | None) -> list[str]:
@@ -408,11 +426,6 @@ def _eks(eks: EksConfig) -> list[str]:
     zones = eks.availability_zones
     for zone in sorted({z for z in zones if zones.count(z) > 1}):
         problems.append(f"{where}.availabilityZones: '{zone}' is listed twice (each zone gets its own subnets): remove the duplicate")
-    if eks.storage.kind == "none":
-        problems.append(
-            f"{where}.storage.kind: 'none' leaves engines and weights without the ReadWriteMany volume "
-            "every stack mounts: use fsx-lustre or s3-mountpoint"
-        )
     groups = 1 + len(eks.gpu_node_pools)
     if groups > limits.EKS_MANAGED_NODE_GROUPS_PER_CLUSTER:
         problems.append(
@@ -454,6 +467,16 @@ def _eks(eks: EksConfig) -> list[str]:
             f"({limits.FSX_LUSTRE_MAX_GIB} GiB): lower it"
         )
     return problems
+
+
+def _stack_storage(eks: EksConfig) -> list[str]:
+    """This project's stacks mount the shared store (a cluster built by a consumer may not need one)."""
+    if eks.storage.kind != "none":
+        return []
+    return [
+        f"{NAMESPACE}:cluster.eks.storage.kind: 'none' leaves engines and weights without the ReadWriteMany "
+        "volume every stack mounts: use fsx-lustre or s3-mountpoint"
+    ]
 
 
 def _node_count(key: str, count: int) -> list[str]:

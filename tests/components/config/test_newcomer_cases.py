@@ -131,6 +131,14 @@ REFUSED: list[tuple[str, str, Callable[[dict[str, str]], Any], str]] = [
         "it (the default 64Gi suits trtllm-serve)",
     ),
     (
+        "private endpoint off with the public one restricted: nodes cannot join",
+        "dev",
+        eks(lambda e: e.update(endpointPrivateAccess=False)),
+        "disagg:cluster.eks.endpointPrivateAccess: false leaves the nodes only the public endpoint, which they "
+        "reach from the NAT gateways' Elastic IPs (allocated by this stack, so not in publicAccessCidrs "
+        "203.0.113.0/24): the nodes could not join: set endpointPrivateAccess: true",
+    ),
+    (
         "groups 0 without autoscaling",
         "dev",
         deployment(lambda d: d["workers"].update(groups=0)),

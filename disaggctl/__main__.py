@@ -8,6 +8,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from components.config.errors import ConfigError
 from disaggctl.docs.reference import add_docs_command
 from disaggctl.plan.cli import add_plan_command
 from disaggctl.synth.diff import add_diff_commands
@@ -15,7 +18,6 @@ from disaggctl.verify.cli import add_verify_commands
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from components.config import ConfigError
     from disaggctl.synth.program import SynthError, render_result_summary, synthesize
 
     project_dir = Path(args.project).resolve()
@@ -29,6 +31,10 @@ def _synth(args: argparse.Namespace) -> int:
     except SynthError as err:
         print(f"synth failed: {err}", file=sys.stderr)
         return 2
+    except ValidationError as err:  # a component's typed arguments refused: one line per problem
+        print(f"synth of stack '{args.stack}' failed: {ConfigError(argument_problems(err), f'{err.title} arguments')}",
+              file=sys.stderr)
+        return 2
     except Exception as err:  # the program raised: show where, then fail
         traceback.print_exc()
         print(f"synth of stack '{args.stack}' failed: the program raised {type(err).__name__}: {err}", file=sys.stderr)
@@ -41,6 +47,21 @@ def _synth(args: argparse.Namespace) -> int:
             print(f"warning: {problem}", file=sys.stderr)
     print(f"wrote {len(result.resources)} resources of stack '{args.stack}' to {out_dir}")
     return 0
+
+
+def argument_problems(err: ValidationError) -> list[str]:
+    """The problems of a pydantic refusal: those of a ConfigError raised in a validator, else
+    ``key: message`` per error."""
+    problems: list[str] = []
+    for error in err.errors():
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):
+            problems += cause.problems
+        else:
+            key = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{key}: {message}" if key else message)
+    return problems
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.config.capacity import quantity_gib
+from components.config.errors import ConfigError
 from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
 from components.serving.cpu_tier import PORT
@@ -178,8 +179,8 @@ class LlmApiDeploymentArgs(BaseModel):
                 )
         if roles == expected:
             problems += deployment_problems(self)
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problems:  # one line per problem (the synth CLI prints them so, without a traceback)
+            raise ConfigError(problems, what="LlmApiDeploymentArgs")
         return self
 
     def worker_memory(self, role: str) -> tuple[str, bool]:

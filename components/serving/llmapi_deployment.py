@@ -50,6 +50,7 @@ from components.serving.network_policies import (
 from components.serving.pulumi_options import check_input_str
 from components.serving.repository_config_maps import content_hash
 from components.serving.runtime_package import RuntimePackage, RuntimePackageArgs, runtime_volume
+from engines.llm_api import DEFAULT_GENERATION
 
 TYPE_TOKEN = "disagg:serving:LlmApiDeployment"
 MAX_NAME_LENGTH = 63
@@ -131,6 +132,8 @@ class LlmApiDeploymentArgs(BaseModel):
     mpi_ssh_secret: str | None = None
     """Secret with the SSH keys of multi-node groups; None: ``<name>-mpi-ssh``."""
     nixl_plugins_dir: str | None = None
+    trtllm_generation: str = DEFAULT_GENERATION
+    """Capability-table generation of ``worker_image`` (``StackConfig.trtllm_generation``)."""
     network_policies: bool = True
     monitoring_namespaces: tuple[str, ...] = ("monitoring",)
     """Namespaces whose pods may scrape the metrics ports (Prometheus)."""
@@ -247,6 +250,8 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     nixl_plugins_dir=args.nixl_plugins_dir,
                     drain_seconds=args.drain_seconds,
                     keda_prometheus_url=args.keda_prometheus_url,
+                    trtllm_generation=args.trtllm_generation,
+                    router_deployment=f"{name}-router",
                 )
                 for role, spec in args.workers.items()
             }
@@ -270,6 +275,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 target_cpu_utilization=tier.target_cpu_utilization,
                 drain_seconds=args.drain_seconds,
                 keda_prometheus_url=args.keda_prometheus_url,
+                trtllm_generation=args.trtllm_generation,
             )
             tier = args.frontend
             frontend_args = LlmApiFrontendArgs(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from components.config.loader import load_stack_config
-from components.config.errors import ConfigError
-
 import pytest
+
+from components.config.errors import ConfigError
+from components.config.loader import load_stack_config
 
 STOCK = "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
 

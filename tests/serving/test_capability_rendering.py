@@ -9,7 +9,7 @@ import yaml
 
 from components.config.images import DEFAULT_TRTLLM_IMAGE, trtllm_generation
 from components.platform.keda import ROUTER_METRICS
-from components.serving.llmapi_workers import leader_worker_set_manifest, workers_scaled_object_manifest
+from components.serving.llmapi.workers import leader_worker_set_manifest, workers_scaled_object_manifest
 from engines.llm_api import DEFAULT_GENERATION, CacheTransceiverOptions, LlmApiOptions, llm_api_yaml
 from runtime.capabilities import GENERATIONS, capabilities, generation_of
 

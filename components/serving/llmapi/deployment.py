@@ -36,6 +36,7 @@ from components.serving.llmapi.workers import (
     LlmApiWorkersArgs,
     discovery_url,
     leader_labels,
+    uses_router_drain,
 )
 from components.serving.network_policies import (
     NetworkPolicies,
@@ -43,6 +44,7 @@ from components.serving.network_policies import (
     TierPolicy,
     metrics_ingress,
     pods_peer,
+    prometheus_egress,
     rule,
     tcp_ports,
     worker_tier,
@@ -173,7 +175,7 @@ def name_problems(name: str, roles: list[str]) -> list[str]:
 
 
 def llmapi_network_tiers(
-    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...]
+    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...], drain_prometheus_url: str | None = None
 ) -> list[TierPolicy]:
     """The allow policies of an llmapi deployment (see :mod:`components.serving.network_policies`)."""
     frontend, router = frontend_pod_labels(name), router_pod_labels(name)
@@ -195,8 +197,10 @@ def llmapi_network_tiers(
     ]
     for role in roles:
         kv_peers = [sets[other] for other in roles if other != role]
+        # the preStop drain asks Prometheus for the routers' view where the release has no gauges
+        drain = prometheus_egress(drain_prometheus_url, monitoring_namespaces) if drain_prometheus_url else []
         tiers.append(
-            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces)
+            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces, drain)
         )
     return tiers
 
@@ -327,7 +331,12 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 NetworkPoliciesArgs(
                     instance=name,
                     namespace=args.namespace,
-                    tiers=tuple(llmapi_network_tiers(name, roles, args.monitoring_namespaces)),
+                    tiers=tuple(
+                        llmapi_network_tiers(
+                            name, roles, args.monitoring_namespaces,
+                            args.keda_prometheus_url if uses_router_drain(next(iter(worker_args.values()))) else None,
+                        )
+                    ),  # fmt: skip
                     storage_cidrs=args.storage_cidrs,
                 ),
                 child(),

@@ -1,9 +1,12 @@
 """KEDA: the controller (Helm, pinned) and pure ScaledObject builders for the serving tiers.
 
 Worker groups scale as a whole: the ScaledObject targets the LeaderWorkerSet's ``scale``
-subresource (``replicas`` = groups), and its Prometheus triggers read the TensorRT-LLM gauges the
-group leaders export (``trtllm_num_requests_waiting``, ``trtllm_kv_cache_utilization``:
-NVIDIA/TensorRT-LLM ``tensorrt_llm/metrics/collector.py`` @050f80def8df). The frontend Deployment
+subresource (``replicas`` = groups). llmapi groups scale on the router's per-pool gauges
+(``router_outstanding_requests``, ``router_outstanding_prompt_tokens``: the router sees every
+request on every release) and, only where ``runtime/capabilities.py`` proves them for the image,
+on the leaders' own gauges (``trtllm_num_requests_waiting``, ``trtllm_kv_cache_utilization``:
+``tensorrt_llm/metrics/collector.py`` @050f80def8df, TensorRT-LLM 1.3); engine-runtime groups on
+Triton's TensorRT-LLM backend metrics. The frontend Deployment
 scales on its requests in flight (and CPU). Scale-in never cuts a stream: the HPA behaviour
 removes one replica per ``drain_seconds`` (:func:`components.config.capacity.stream_drain_seconds`),
 the same time the pods' preStop drain and termination grace give the longest request.

@@ -71,3 +71,26 @@ def test_every_metric_a_scaler_or_drain_queries_is_the_router_s_or_proven(llmapi
     assert "router_outstanding_requests" in queried
     assert ("router_outstanding_prompt_tokens" in queried) == (role == "prefill")
     assert ("trtllm_num_requests_waiting" in queried) == caps.request_gauges
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_leaders_are_scraped_only_where_the_endpoint_is_proven(llmapi_workers_args, generation) -> None:
+    args = llmapi_workers_args(trtllm_generation=generation)
+    lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
+    annotations = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["metadata"]["annotations"]
+    assert ("prometheus.io/path" in annotations) == capabilities(generation).prometheus_endpoint
+
+
+def test_workers_may_reach_prometheus_only_when_their_drain_asks_it() -> None:
+    from components.serving.llmapi.deployment import llmapi_network_tiers
+
+    with_drain = llmapi_network_tiers("llama", ["prefill", "decode"], ("monitoring",), "http://prometheus-operated.monitoring.svc:9090")
+    without = llmapi_network_tiers("llama", ["prefill", "decode"], ("monitoring",), None)
+    prefill = next(t for t in with_drain if t.name == "llama-prefill")
+    plain = next(t for t in without if t.name == "llama-prefill")
+    extra = [r for r in prefill.egress if r not in plain.egress]
+    assert extra == [
+        {"peers": [{"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]}}],
+         "ports": [{"protocol": "TCP", "port": 9090}]}
+    ]

@@ -16,9 +16,12 @@ rank per GPU across the group's pods, each rank ``trtllm-llmapi-launch trtllm-se
 
 A headless Service selects only the leaders (``leaderworkerset.sigs.k8s.io/worker-index: "0"``)
 and only when ready: the router resolves it (``dns://<service>:8000``) to find the groups.
-Leaders serve ``/health`` and, with ``return_perf_metrics: true`` in the YAML, Prometheus text on
-``/prometheus/metrics`` (tensorrt_llm/serve/openai_server.py @00057725d9a6), which the HPA reads
-through the metrics adapter (``llmapi_kv_cache_utilization``, ``llmapi_requests_waiting``).
+Leaders serve ``/health`` and, where the capability table (``runtime/capabilities.py``) proves it
+for the image's generation (1.3), Prometheus text on ``/prometheus/metrics`` with
+``return_perf_metrics: true`` (tensorrt_llm/serve/openai_server.py @00057725d9a6): only there do
+scalers and the preStop drain read the leaders' own ``trtllm_*`` gauges. Elsewhere KEDA scales
+the groups on the router's per-pool gauges and the drain asks Prometheus for the routers' view
+of the leader (or sleeps the worst case without Prometheus).
 """
 
 from __future__ import annotations
@@ -448,7 +451,8 @@ def leader_pod_template(args: LlmApiWorkersArgs, model_dir: str, config_map: str
         "securityContext": gpu_security_context(args.pool, args.read_only_root_filesystem),
     }
     annotations = {
-        **prometheus_annotations(PORT, METRICS_PATH),
+        # scraped only where the release is proven to serve it (a 404 scrape target otherwise)
+        **(prometheus_annotations(PORT, METRICS_PATH) if args.capabilities.prometheus_endpoint else {}),
         CONFIG_HASH_ANNOTATION: content_hash({"llm_api.yaml": args.llm_api_yaml}),
     }
     return {

@@ -30,7 +30,7 @@ Also replaced, with the same answers: ``contains_unknowns`` (no generator per no
 module settled are not walked again), ``declare_dependency`` (no reachability walk while nothing
 depends on the new resource) and ``_add_dependency`` (registered resources' URNs read without an
 await each). Resource options that need a real engine (transforms, state migrations, hooks) are
-refused with a message: no stack here uses them. ``tests/synth_speed`` proves the equivalence by
+refused with a message: no stack here uses them. ``tests/disaggctl/synth/test_fast_paths.py`` proves the equivalence by
 recording the shipped stacks both ways and comparing every resource, output and warning, and by
 reading typed output properties back both ways.
 
@@ -40,7 +40,7 @@ Pulumi SDK internals used (pinned ``pulumi==3.272.0`` in requirements.txt): ``ru
 ``resolve_properties``, ``resolve_outputs_due_to_exception``, ``_expand_dependencies``,
 ``_add_dependency``, ``declare_dependency``, ``contains_unknowns``, ``_Path``,
 ``_get_list_element_type``), ``output._OutputData`` and ``_types``; an SDK upgrade reruns
-``tests/synth_speed``.
+``tests/disaggctl/synth/test_fast_paths.py``.
 """
 
 from __future__ import annotations

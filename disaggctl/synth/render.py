@@ -5,7 +5,7 @@ standard library's JSON encoder runs in pure Python as soon as ``indent`` is set
 representer and resolver run in Python even under libyaml's emitter; for a thousand resources
 that is seconds. The writers below produce the same bytes for the values the synth holds (dicts
 with string keys, lists, strings, numbers, booleans, None) and hand anything else to the library
-itself. ``tests/disaggctl/test_synth_render.py`` compares them with the libraries on generated
+itself. ``tests/disaggctl/synth/test_fast_paths.py`` compares them with the libraries on generated
 values (hypothesis) and on every shipped stack's synth.
 """
 

@@ -20,11 +20,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from runtime.capabilities import KV_TRANSFER_TIMEOUT_DEFAULT_MS, capabilities
-
-DEFAULT_GENERATION = "1.2"
-"""TensorRT-LLM generation rendered for when the caller names none: that of the default image
-(``components.config.images.DEFAULT_TRTLLM_IMAGE``, release 1.2.1; a test keeps them equal)."""
+KV_TRANSFER_TIMEOUT_MS = 60000
+"""``cache_transceiver_config.kv_transfer_timeout_ms`` rendered where the release has the option and
+the group sets none: upstream's own default since PR #12249 (``runtime/capabilities.py``)."""
 
 Role = Literal["aggregated", "context", "generation"]
 """What a worker group serves: whole requests, or the context/generation phase of
@@ -104,9 +102,9 @@ class CacheTransceiverOptions(_Options):
     """Pre-allocated transfer buffer in tokens; upstream recommends >= the longest prompt."""
     kv_transfer_timeout_ms: int | None = Field(default=None, ge=1)
     """How long a context server holds a request's KV blocks for the generation side to pull
-    them, and a generation server waits for them (ms). None: 60000 where the capability table
-    proves the option (``runtime/capabilities.py`` row ``kv_transfer_timeout_ms``), left out of
-    the YAML elsewhere (upstream's strict options would refuse the key)."""
+    them, and a generation server waits for them (ms). None: 60000 where the image's release has
+    the option (``runtime/capabilities.py`` row ``kv_transfer_timeout_ms``), left out of the YAML
+    elsewhere (upstream's strict options would refuse the key)."""
 
 
 class LlmApiOptions(_Options):
@@ -161,15 +159,15 @@ class LlmApiOptions(_Options):
         return graphs.max_batch_size if graphs.max_batch_size is not None else self.max_batch_size
 
 
-def llm_api_options(group_options: LlmApiOptions, *, role: Role, generation: str = DEFAULT_GENERATION) -> dict[str, Any]:
+def llm_api_options(group_options: LlmApiOptions, *, role: Role, kv_transfer_timeout: bool = False) -> dict[str, Any]:
     """The ``TorchLlmArgs`` keys (upstream snake_case) ``trtllm-serve`` is given for ``role``.
 
     Context and generation servers always carry a ``cache_transceiver_config`` (UCX unless
     configured): without one upstream creates no cache transceiver and cannot move KV cache.
-    Aggregated servers never do. ``generation`` (``runtime.capabilities``) decides the keys that
-    exist only in some releases (``kv_transfer_timeout_ms``).
+    Aggregated servers never do. ``kv_transfer_timeout``: the image's release has
+    ``cache_transceiver_config.kv_transfer_timeout_ms`` (the capability table's row, read by the
+    caller): it is rendered, 60000 ms unless the group sets it.
     """
-    caps = capabilities(generation)
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
     o = group_options
@@ -213,25 +211,26 @@ def llm_api_options(group_options: LlmApiOptions, *, role: Role, generation: str
         rendered_tc: dict[str, Any] = {"backend": transceiver.backend}
         if transceiver.max_tokens_in_buffer is not None:
             rendered_tc["max_tokens_in_buffer"] = transceiver.max_tokens_in_buffer
-        if caps.kv_transfer_timeout_ms:
-            rendered_tc["kv_transfer_timeout_ms"] = transceiver.kv_transfer_timeout_ms or KV_TRANSFER_TIMEOUT_DEFAULT_MS
+        if kv_transfer_timeout:
+            rendered_tc["kv_transfer_timeout_ms"] = transceiver.kv_transfer_timeout_ms or KV_TRANSFER_TIMEOUT_MS
         elif transceiver.kv_transfer_timeout_ms is not None:
             raise ValueError(
                 f"cacheTransceiverConfig.kvTransferTimeoutMs: {transceiver.kv_transfer_timeout_ms} is not an option "
-                f"of TensorRT-LLM {generation} ({caps.row('kv_transfer_timeout_ms')}): remove it or use a newer image"
+                "of the image's TensorRT-LLM release (runtime/capabilities.py row kv_transfer_timeout_ms): remove it "
+                "or use a newer image"
             )
         out["cache_transceiver_config"] = rendered_tc
     return out
 
 
-def llm_api_yaml(group_options: LlmApiOptions, *, role: Role, generation: str = DEFAULT_GENERATION) -> str:
+def llm_api_yaml(group_options: LlmApiOptions, *, role: Role, kv_transfer_timeout: bool = False) -> str:
     """:func:`llm_api_options` as the YAML file ``--extra_llm_api_options`` names.
 
     Written as block YAML with JSON-quoted scalars (valid YAML 1.1 and 1.2, read by upstream's
     ``yaml.safe_load``), keys in a fixed order, so the file is byte-stable for reviews.
     """
     header = f"# trtllm-serve --extra_llm_api_options, role {role} (generated)\n"
-    return header + "".join(_yaml_lines(llm_api_options(group_options, role=role, generation=generation), 0))
+    return header + "".join(_yaml_lines(llm_api_options(group_options, role=role, kv_transfer_timeout=kv_transfer_timeout), 0))
 
 
 def _yaml_lines(mapping: dict[str, Any], indent: int) -> list[str]:

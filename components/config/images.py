@@ -26,6 +26,9 @@ DEFAULT_TRTLLM_IMAGE = "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
 """The latest TensorRT-LLM release (not a release candidate) found upstream: 1.2.1, the version
 tritonserver 26.05 ships (triton-inference-server/server issue #8805, May 2026); main is at
 1.3.0rc21-rc24 (README badge, GitHub releases page), whose release containers are pre-releases."""
+DEFAULT_GENERATION = generation_of(DEFAULT_TRTLLM_IMAGE.rsplit(":", 1)[1])
+"""Capability-table generation of :data:`DEFAULT_TRTLLM_IMAGE` ('1.2'): what is rendered for
+when a caller names none."""
 DEFAULT_TRITON_TRTLLM_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
 """Triton 25.10 with TensorRT-LLM 1.0.0, the version the engine-build flags were checked against."""
 

@@ -415,15 +415,14 @@ def _run_kv_render(args: argparse.Namespace) -> int:
     try:
         if args.stack is not None:
             from components.config.errors import ConfigError
-            from components.config.loader import load_stack_config
-            from disaggctl.synth.program import read_stack_config
+
+            from .kv_fabric import load_stack
 
             if args.deployment is None:
                 _err("fabric-check kv-render: --stack needs --deployment (a prefill-decode deployment)")
                 return EXIT_USAGE
             try:
-                _, raw, _ = read_stack_config(Path(args.project), args.stack)
-                config = load_stack_config(raw)
+                config = load_stack(args.project, args.stack)
             except (ConfigError, OSError, ValueError) as err:
                 _err(f"fabric-check kv-render: stack {args.stack}: {err}")
                 return EXIT_USAGE

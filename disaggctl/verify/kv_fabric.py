@@ -460,3 +460,33 @@ def spec_for_deployment(config, deployment_name: str, image: str, **overrides) -
         fields["backend"] = None  # NIXL/DEFAULT: the fabric's NIXL transport
     fields.update(overrides)
     return KvFabricCheckSpec(**fields)
+
+
+def load_stack(project_dir, stack: str):
+    """The validated ``StackConfig`` of ``Pulumi.<stack>.yaml`` (offline: encrypted values become a
+    placeholder). ValueError (or ``ConfigError``) in one line when it cannot be read."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from components.config.base import OFFLINE_SECRET
+    from components.config.loader import load_stack_config
+    from components.config.stack_file import read_stack_file
+
+    project_dir = Path(project_dir)
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists() or not (project_dir / "Pulumi.yaml").exists():
+        raise ValueError(f"no Pulumi.yaml and {stack_file.name} in {project_dir}: pass --project")
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+
+    def unsecret(value):
+        if isinstance(value, dict):
+            return OFFLINE_SECRET if set(value) == {"secure"} else {k: unsecret(v) for k, v in value.items()}
+        return [unsecret(v) for v in value] if isinstance(value, list) else value
+
+    raw = {}
+    for key, value in (read_stack_file(stack_file).get("config") or {}).items():
+        value = unsecret(value)
+        raw[key if ":" in key else f"{project}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return load_stack_config(raw)

@@ -12,10 +12,12 @@ from typing import Any
 
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
-from engines.llm_api import DEFAULT_GENERATION, GROUP_ROLES, llm_api_yaml
+from engines.llm_api import GROUP_ROLES, llm_api_yaml
+from runtime.capabilities import capabilities
 
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
@@ -61,7 +63,9 @@ def worker_group_spec(
         pool=pool,
         pods_per_group=group.pods_per_group,
         gpus_per_pod=group.gpus_per_pod or pool.gpus_per_node,
-        llm_api_yaml=llm_api_yaml(group.llm_api, role=GROUP_ROLES[role], generation=generation),
+        llm_api_yaml=llm_api_yaml(
+            group.llm_api, role=GROUP_ROLES[role], kv_transfer_timeout=capabilities(generation).kv_transfer_timeout_ms
+        ),
         groups=group.groups,
         min_groups=group.min_groups,
         max_groups=group.max_groups,

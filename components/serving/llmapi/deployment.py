@@ -21,6 +21,7 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
@@ -52,7 +53,7 @@ from components.serving.network_policies import (
 from components.serving.pulumi_options import check_input_str
 from components.serving.repository_config_maps import content_hash
 from components.serving.runtime_package import RuntimePackage, RuntimePackageArgs, runtime_volume
-from engines.llm_api import DEFAULT_GENERATION, MODE_GROUPS, Mode
+from engines.llm_api import MODE_GROUPS, Mode
 
 TYPE_TOKEN = "disagg:serving:LlmApiDeployment"
 MAX_NAME_LENGTH = 63

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
@@ -28,7 +29,6 @@ from components.serving.labels import labels
 from components.serving.load_balancer import service_host
 from components.serving.pulumi_options import child_options, k8s_provider
 from components.serving.scaled_objects import scaled_object
-from engines.llm_api import DEFAULT_GENERATION
 from runtime.capabilities import capabilities
 
 LIVE_PATH = "/live"

@@ -36,6 +36,7 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS
 from components.platform.keda import ROUTER_POOLS, llmapi_scaled_object, router_scaled_triggers
@@ -92,7 +93,7 @@ from components.serving.security import (
     tmp_mount,
     tmp_volume,
 )
-from engines.llm_api import DEFAULT_GENERATION, GROUP_ROLES, GroupKey
+from engines.llm_api import GROUP_ROLES, GroupKey
 from engines.llm_api_checks import kv_transfer_problem
 from runtime.capabilities import METRICS_OPTIONS, Capabilities, capabilities
 

@@ -7,10 +7,10 @@ import re
 import pytest
 import yaml
 
-from components.config.images import DEFAULT_TRTLLM_IMAGE, trtllm_generation
+from components.config.images import DEFAULT_GENERATION, DEFAULT_TRTLLM_IMAGE, trtllm_generation
 from components.platform.keda import ROUTER_METRICS
 from components.serving.llmapi.workers import leader_worker_set_manifest, workers_scaled_object_manifest
-from engines.llm_api import DEFAULT_GENERATION, CacheTransceiverOptions, LlmApiOptions, llm_api_yaml
+from engines.llm_api import CacheTransceiverOptions, LlmApiOptions, llm_api_yaml
 from runtime.capabilities import GENERATIONS, capabilities, generation_of
 
 PROM = "http://prometheus:9090"
@@ -34,7 +34,7 @@ def test_a_generation_outside_the_table_is_refused() -> None:
 @pytest.mark.parametrize("generation", GENERATIONS)
 def test_kv_transfer_timeout_rendered_only_where_the_table_proves_it(generation: str) -> None:
     options = LlmApiOptions(cache_transceiver_config=CacheTransceiverOptions(backend="NIXL"))
-    rendered = yaml.safe_load(llm_api_yaml(options, role="context", generation=generation))["cache_transceiver_config"]
+    rendered = yaml.safe_load(llm_api_yaml(options, role="context", kv_transfer_timeout=capabilities(generation).kv_transfer_timeout_ms))["cache_transceiver_config"]
     if capabilities(generation).kv_transfer_timeout_ms:
         assert rendered["kv_transfer_timeout_ms"] == 60000
     else:
@@ -43,9 +43,9 @@ def test_kv_transfer_timeout_rendered_only_where_the_table_proves_it(generation:
 
 def test_an_explicit_kv_transfer_timeout_on_a_release_without_it_cites_the_row() -> None:
     options = LlmApiOptions(cache_transceiver_config=CacheTransceiverOptions(backend="NIXL", kv_transfer_timeout_ms=30000))
-    assert "kv_transfer_timeout_ms: 30000" in llm_api_yaml(options, role="generation", generation="1.3")
-    with pytest.raises(ValueError, match=r"not an option of TensorRT-LLM 1\.2 \(runtime/capabilities\.py row 1\.2\.kv_transfer_timeout_ms"):
-        llm_api_yaml(options, role="generation", generation="1.2")
+    assert "kv_transfer_timeout_ms: 30000" in llm_api_yaml(options, role="generation", kv_transfer_timeout=True)
+    with pytest.raises(ValueError, match=r"not an option of the image's TensorRT-LLM release \(runtime/capabilities\.py row"):
+        llm_api_yaml(options, role="generation", kv_transfer_timeout=False)
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)

@@ -15,13 +15,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from components.config.loader import load_stack_config
-from disaggctl.synth.program import read_stack_config
 from disaggctl.verify.cli import main
 from disaggctl.verify.kv_fabric import (
     KvFabricCheckSpec,
     kv_block_bytes,
     kv_fabric_problems,
+    load_stack,
     nixlbench_argv,
     parse_nixlbench_log,
     render_kv_fabric_check,
@@ -30,7 +29,7 @@ from disaggctl.verify.kv_fabric import (
 
 DATA = Path(__file__).parent / "data"
 LOG = (DATA / "nixlbench_libfabric_efa.log").read_text()
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 BLOCK = 5242880
 
 
@@ -145,8 +144,7 @@ def test_ucx_on_infiniband_and_refused_on_efa() -> None:
 
 
 def test_prod_deployment_gives_its_context_side_s_path() -> None:
-    _, raw, _ = read_stack_config(PROJECT, "prod")
-    config = load_stack_config(raw)
+    config = load_stack(PROJECT, "prod")
     spec = spec_for_deployment(config, "llama-70b", "reg/kv:1")
     # p5.48xlarge (32 EFA, 8 GPUs), prefill pods of 2 GPUs: 8 EFA; Llama-3.1-70B bf16 tp 2, 32-token blocks
     assert (spec.fabric, spec.nixl_backend, spec.gpus_per_pod, spec.efa_interfaces) == ("efa", "LIBFABRIC", 2, 8)

@@ -184,7 +184,8 @@ def test_autoscaling_needs_the_perf_metrics(llmapi_workers_args):
 
 
 def test_leader_probes_health_and_is_scraped_on_prometheus_metrics(llmapi_workers_args):
-    template = leader_pod_template(llmapi_workers_args(startup_timeout_s=1200), MODEL, "cm")
+    # scraped where the endpoint is proven: 1.3 (tests/components/serving/test_capability_rendering.py)
+    template = leader_pod_template(llmapi_workers_args(startup_timeout_s=1200, trtllm_generation="1.3"), MODEL, "cm")
     c = template["spec"]["containers"][0]
     assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 1200

@@ -1,7 +1,7 @@
 """Cost of the llmapi serving tiers (runtime.frontend + runtime.router) on this machine's CPU.
 
     python benchmarks/llmapi_serving_tiers.py --concurrency 8 --requests 64 --max-tokens 256 \
-        --tokens-per-second 200 [--mode aggregated|disaggregated] [--json out.json]
+        --tokens-per-second 200 [--mode aggregated|disaggregated] [--loops asyncio,uvloop] [--json out.json]
 
 Starts stand-ins (``runtime.standin``, pacing each stream at ``--tokens-per-second`` like a GPU
 decode step), a router and a frontend on 127.0.0.1, then runs the same streaming load twice:
@@ -11,7 +11,8 @@ prints:
   (their utime + stime from /proc over the tiers run);
 - time to first token and inter-token latency p50/p99 direct vs through the tiers, and the
   difference ("added").
-The client runs in this process (aiohttp), parsing SSE per read; its CPU is not counted.
+The client runs in this process (aiohttp), parsing SSE per read; its CPU is not counted. Each
+event loop in ``--loops`` (the stock image's asyncio, uvloop) gets its own run of the servers.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ async def load(url: str, model: str, requests: int, concurrency: int, max_tokens
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    cluster = Cluster()
+def run(args: argparse.Namespace, loop: str = "auto") -> dict[str, Any]:
+    cluster = Cluster(env={"RUNTIME_EVENT_LOOP": loop})
     try:
         model = "bench"
         if args.mode == "aggregated":
@@ -158,22 +159,25 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--tokens-per-second", type=float, default=200.0,
                    help="decode pace of each stand-in stream (0 = as fast as it can)")
+    p.add_argument("--loops", default="asyncio,uvloop", help="event loops to run the tiers on, comma-separated")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
-    result = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    results = {}
     print(f"mode {args.mode}: {args.requests} requests x {args.max_tokens} tokens, concurrency "
           f"{args.concurrency}, stand-in pace {args.tokens_per_second} tok/s/stream")
-    print(f"tiers: {result['tokens_streamed']} tokens in {result['tiers_wall_s']} s = {result['tokens_per_s']} tok/s")
-    print(f"CPU frontend {result['cpu_s']['frontend']} s + router {result['cpu_s']['router']} s "
-          f"-> {result['tokens_per_cpu_core_s']} streamed tokens/s per core")
-    for name in ("ttft_ms", "itl_ms"):
-        d = result[name]
-        print(f"{name}: direct p50 {d['direct']['p50']} p99 {d['direct']['p99']} | "
-              f"tiers p50 {d['tiers']['p50']} p99 {d['tiers']['p99']}")
-    print(f"added inter-token latency: p50 {result['added_itl_ms']['p50']} ms, "
-          f"p99 {result['added_itl_ms']['p99']} ms; added TTFT p50 {result['added_ttft_ms']['p50']} ms")
+    for loop in args.loops.split(","):
+        result = results[loop] = run(args, loop)
+        print(f"[{loop}] tiers: {result['tokens_streamed']} tokens in {result['tiers_wall_s']} s = "
+              f"{result['tokens_per_s']} tok/s; CPU frontend {result['cpu_s']['frontend']} s + router "
+              f"{result['cpu_s']['router']} s -> {result['tokens_per_cpu_core_s']} streamed tokens/s per core")
+        for name in ("ttft_ms", "itl_ms"):
+            d = result[name]
+            print(f"[{loop}] {name}: direct p50 {d['direct']['p50']} p99 {d['direct']['p99']} | "
+                  f"tiers p50 {d['tiers']['p50']} p99 {d['tiers']['p99']}")
+        print(f"[{loop}] added TTFT p50 {result['added_ttft_ms']['p50']} ms, p99 {result['added_ttft_ms']['p99']} ms; "
+              f"added ITL p50 {result['added_itl_ms']['p50']} ms, p99 {result['added_itl_ms']['p99']} ms")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def test_synth_of_an_existing_cluster_with_a_secret_kubeconfig(tmp_path: Path) -
 def test_synth_prints_the_capacity_warnings_the_program_logs(tmp_path: Path) -> None:
     """__main__.py sends StackConfig.capacity_report() warnings to pulumi.log.warn; disaggctl synth
     prints them (the subprocess uses the real clock: before the H100 block starts there are three)."""
-    from disaggctl.synth import run_program
+    from disaggctl.synth.program import run_program
 
     result = run_program(PROJECT_DIR, "prod")
     assert [w.split(":")[1] for w in result.warnings] == [

@@ -27,7 +27,7 @@ from components.config.cluster import GpuNodePoolConfig
 from components.config.platform import KarpenterConfig
 from components.platform.karpenter import node_pool, system_node_pool
 from components.platform.keda import scaled_object_max
-from disaggctl.synth import kubernetes_manifest, read_stack_config, run_program
+from disaggctl.synth.program import kubernetes_manifest, read_stack_config, run_program
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 

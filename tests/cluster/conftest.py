@@ -14,8 +14,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.config import load_stack_config
 from components.config.cluster import EksConfig
-from disaggctl.mocks import RecordedResource, install_mocks
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.fast_registration import install_fast_mocks
+from disaggctl.synth.program import read_stack_config
+from disaggctl.testing.mocks import RecordedResource
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -53,7 +54,7 @@ def declare() -> Callable[[Callable[[], T]], tuple[T, Declared]]:
     """``declare(build)``: run ``build`` as a Pulumi program under mocks; its result and resources."""
 
     def run(build: Callable[[], T]) -> tuple[T, Declared]:
-        monitor = install_mocks("disagg", "test")
+        monitor = install_fast_mocks("disagg", "test")
         result: dict[str, T] = {}
 
         def program() -> None:

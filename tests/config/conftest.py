@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from components.config import ConfigError, StackConfig, load_stack_config
 from components.config.errors import MAX_PROBLEM_CHARS
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACKS = {name: read_stack_config(PROJECT_DIR, name)[1] for name in ("dev", "prod")}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.config import StackConfig, load_stack_config
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml"))

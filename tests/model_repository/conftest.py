@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.serving.model_repository import (
+from components.serving.triton.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,
@@ -17,7 +17,7 @@ from components.serving.model_repository import (
     standin_orchestrator_repository,
     write_repository,
 )
-from disaggctl.local_triton import LocalTriton
+from disaggctl.testing.local_triton import LocalTriton
 
 MAX_BATCH_SIZE = 8
 MAX_INPUT_LEN = 32

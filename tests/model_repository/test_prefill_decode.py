@@ -21,7 +21,7 @@ import tritonclient.grpc as grpcclient
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from components.serving.model_repository import (
+from components.serving.triton.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,
@@ -33,7 +33,7 @@ from components.serving.model_repository import (
     standin_orchestrator_repository,
     write_repository,
 )
-from disaggctl.local_triton import LocalTriton, free_port
+from disaggctl.testing.local_triton import LocalTriton, free_port
 
 
 def with_generation(args: ModelRepositoryArgs, context_url: str, generation_url: str | None):

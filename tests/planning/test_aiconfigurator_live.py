@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from disaggctl.perf_model import DEFAULT_AIC_PYTHON, AIConfiguratorModel, SearchRequest
+from disaggctl.plan.perf_model import DEFAULT_AIC_PYTHON, AIConfiguratorModel, SearchRequest
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PYTHON = os.environ.get("DISAGG_AIC_PYTHON") or str(PROJECT_DIR / DEFAULT_AIC_PYTHON)

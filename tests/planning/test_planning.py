@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from components.config.workload import PricingConfig, WorkloadConfig
-from disaggctl.forecast import render_forecasts, stack_forecasts
-from disaggctl.perf_model import MODELS, RecordedModel
-from disaggctl.plan import _model_of, deployment_stanza, search, stack_pools
-from disaggctl.pricing import pool_price
+from disaggctl.plan.cli import _model_of, deployment_stanza, search, stack_pools
+from disaggctl.plan.forecast import render_forecasts, stack_forecasts
+from disaggctl.plan.perf_model import MODELS, RecordedModel
+from disaggctl.plan.pricing import pool_price
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).with_name("data")

@@ -12,8 +12,10 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.cluster.contract import ClusterHandle, Fabric, NodePool, Toleration
-from disaggctl.mocks import RecordedResource, install_mocks
+from components.cluster.contract import ClusterHandle
+from components.config.scheduling import Fabric, NodePool, Toleration
+from disaggctl.synth.fast_registration import install_fast_mocks
+from disaggctl.testing.mocks import RecordedResource
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = next(
@@ -224,7 +226,7 @@ def synthesize(program: Callable[[], Any]) -> Synthesized:
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    monitor = install_mocks("disagg", "test")
+    monitor = install_fast_mocks("disagg", "test")
     box: list[Any] = []
     _sync_await(run_pulumi_func(lambda: box.append(program())))
     return Synthesized(sorted(monitor.recorded.values(), key=lambda r: r.urn), box[0] if box else None)

@@ -8,7 +8,7 @@ import pytest
 
 from components.config.platform import PlatformConfig
 from components.platform import PlatformOperators
-from disaggctl.synth import SynthResult, write_synth
+from disaggctl.synth.program import SynthResult, write_synth
 
 RELEASES = "kubernetes:helm.sh/v3:Release"
 NIC_POLICY = "kubernetes:mellanox.com/v1alpha1:NicClusterPolicy"

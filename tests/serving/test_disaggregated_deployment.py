@@ -11,13 +11,13 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from components.config.deployment import ImagesConfig
-from components.serving.deployment import (
+from components.serving.triton.deployment import (
     DisaggregatedDeployment,
     frontend_limits,
     plan_deployment,
     serving_limits,
 )
-from components.serving.model_repository import EngineLimits
+from components.serving.triton.model_repository import EngineLimits
 from engines.spec import EngineSpec
 
 LWS_TYPE = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"
@@ -370,10 +370,10 @@ def test_rendering_is_deterministic(deployment_args):
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from disaggctl.mocks import install_mocks
+    from disaggctl.synth.fast_registration import install_fast_mocks
 
     def render() -> str:
-        monitor = install_mocks("disagg", "determinism")
+        monitor = install_fast_mocks("disagg", "determinism")
 
         def program():
             for kind, name in (("single", "llama-8b"), ("multi", "llama-70b"), ("pd", "llama-70b-pd")):

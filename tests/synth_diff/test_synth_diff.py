@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from disaggctl.__main__ import main
-from disaggctl.synth_diff import COMMENT_MARKER, diff_roots, diff_stack, render_markdown, render_text
+from disaggctl.synth.diff import COMMENT_MARKER, diff_roots, diff_stack, render_markdown, render_text
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -1,9 +1,9 @@
 """The synth's fast paths record and write exactly what the slow ones do.
 
-- ``disaggctl.fast_registration`` against the Pulumi SDK's own registration: every shipped stack
+- ``disaggctl.synth.fast_registration`` against the Pulumi SDK's own registration: every shipped stack
   recorded both ways, compared resource by resource (type, parent, provider, dependencies, inputs)
   and output by output;
-- ``disaggctl.synth_render`` against ``json.dumps`` and ``yaml.dump`` on generated values
+- ``disaggctl.synth.render`` against ``json.dumps`` and ``yaml.dump`` on generated values
   (hypothesis) and on every manifest and resource document of the shipped stacks.
 """
 
@@ -19,10 +19,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disaggctl import fast_registration
-from disaggctl.mocks import install_mocks
-from disaggctl.synth import SynthResult, _resource_document, kubernetes_manifest, run_program
-from disaggctl.synth_render import ManifestDumper, to_json, to_manifest_yaml
+from disaggctl.synth import fast_registration
+from disaggctl.synth.fast_registration import install_fast_mocks
+from disaggctl.synth.program import SynthResult, _resource_document, kubernetes_manifest, run_program
+from disaggctl.synth.render import ManifestDumper, to_json, to_manifest_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def test_the_sdk_path_really_was_taken(recorded: dict) -> None:
 
 
 def _record(program, fast: bool) -> dict:
-    monitor = install_mocks("proj", "stack", fast_registration=fast)
+    monitor = install_fast_mocks("proj", "stack", fast_registration=fast)
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
@@ -154,14 +154,14 @@ import sys
 import pulumi, pulumi_kubernetes as k8s
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
-from disaggctl.mocks import install_mocks
+from disaggctl.synth.fast_registration import install_fast_mocks
 
 def program():
     group = pulumi.ComponentResource("test:index:Group", "g")
     k8s.core.v1.ConfigMap("inner", metadata={"name": "inner"},
                           opts=pulumi.ResourceOptions(parent=group, depends_on=[group]))
 
-install_mocks("proj", "stack", fast_registration=sys.argv[1] == "fast")
+install_fast_mocks("proj", "stack", fast_registration=sys.argv[1] == "fast")
 try:
     _sync_await(run_pulumi_func(program))
 except RuntimeError as err:
@@ -187,7 +187,7 @@ def test_a_dependency_cycle_is_refused_on_both_paths(path: str) -> None:
 def test_two_writer_processes_write_the_same_tree(recorded: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import filecmp
 
-    from disaggctl import synth
+    from disaggctl.synth import program as synth
 
     result = recorded["prod", True]
     monkeypatch.setattr(synth, "WRITER_PROCESSES", 1)
@@ -207,7 +207,7 @@ def test_two_writer_processes_write_the_same_tree(recorded: dict, tmp_path: Path
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
 def test_a_failing_writer_process_fails_the_synth(recorded: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from disaggctl import synth
+    from disaggctl.synth import program as synth
 
     real = synth._write_share
 
@@ -229,7 +229,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
 def test_streamed_synth_writes_what_write_synth_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from disaggctl import synth
+    from disaggctl.synth import program as synth
 
     monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
     streamed = synth.synthesize(PROJECT_DIR, "dev", tmp_path / "streamed")
@@ -241,7 +241,7 @@ def test_streamed_synth_writes_what_write_synth_does(tmp_path: Path, monkeypatch
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
 def test_a_failed_synth_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from disaggctl import synth
+    from disaggctl.synth import program as synth
 
     monkeypatch.setattr(synth, "WRITER_PROCESSES", 2)
     out = tmp_path / "out"
@@ -262,7 +262,7 @@ def test_a_failed_synth_keeps_the_previous_output(tmp_path: Path, monkeypatch: p
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
 def test_the_streaming_writer_failing_fails_the_synth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from disaggctl import synth
+    from disaggctl.synth import program as synth
 
     def broken(resource: object, out_dir: Path, files: object) -> None:
         raise OSError(28, "No space left on device")
@@ -276,7 +276,7 @@ def test_the_streaming_writer_failing_fails_the_synth(tmp_path: Path, monkeypatc
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
 def test_an_unpicklable_input_falls_back_to_writing_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from disaggctl import synth
+    from disaggctl.synth import program as synth
 
     real_send = synth._StreamingWriter.send
 
@@ -302,7 +302,7 @@ def test_an_unpicklable_input_falls_back_to_writing_in_process(tmp_path: Path, m
 
 
 def test_the_synth_refuses_to_replace_the_project(tmp_path: Path) -> None:
-    from disaggctl import synth
+    from disaggctl.synth import program as synth
 
     for out in (PROJECT_DIR, PROJECT_DIR.parent, Path(".")):
         with pytest.raises(synth.SynthError, match="directory of its own"):
@@ -326,7 +326,7 @@ def _resolved_outputs(fast: bool) -> dict:
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    install_mocks("proj", "stack", fast_registration=fast)
+    install_fast_mocks("proj", "stack", fast_registration=fast)
     made: dict = {}
 
     def program() -> None:

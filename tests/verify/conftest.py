@@ -14,7 +14,7 @@ MODELS = Path(__file__).parent / "models"
 def triton() -> Iterator:
     """tritonserver on 127.0.0.1 with ``ensemble`` (streams " <word>#<k>" tokens 10 ms apart)
     and ``tensorrt_llm`` (readiness only): stands in for both the frontend and the orchestrator."""
-    from disaggctl.local_triton import LocalTriton
+    from disaggctl.testing.local_triton import LocalTriton
 
     with LocalTriton(MODELS, startup_timeout_s=60) as server:
         yield server

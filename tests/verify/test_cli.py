@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from disaggctl.local_triton import free_port
+from disaggctl.testing.local_triton import free_port
 from disaggctl.verify.cli import add_verify_commands, main
 
 DATA = Path(__file__).parent / "data"

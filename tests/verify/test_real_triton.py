@@ -5,7 +5,7 @@ The ``ensemble`` test model streams " <word>#<k>" for k < max_tokens, 10 ms apar
 
 import pytest
 
-from disaggctl.local_triton import free_port
+from disaggctl.testing.local_triton import free_port
 from disaggctl.verify.endpoints import Endpoints, Url
 from disaggctl.verify.generate import StreamSession, stream_generate
 from disaggctl.verify.health import check_endpoint, check_health, render_table

@@ -2,7 +2,7 @@
 
 This file imports only the standard library and ``aiconfigurator``: it runs in the interpreter
 that has AIConfigurator installed (``.venv-plan``: AIConfigurator needs numpy >= 2.1, the
-project's venv pins numpy < 2 for pytriton), started by :mod:`disaggctl.perf_model`.
+project's venv pins numpy < 2 for pytriton), started by :mod:`disaggctl.plan.perf_model`.
 
 It calls ``aiconfigurator.cli.api.cli_default`` (aiconfigurator 0.12.0,
 ``aiconfigurator/cli/api.py``), which sweeps aggregated and disaggregated (prefill/decode)

@@ -37,10 +37,10 @@ except ImportError:  # not on Windows: the pipe keeps its default size
 
 from components.config.base import OFFLINE_SECRET
 from components.config.stack_file import read_stack_file
-
-from .forecast import Forecast, render_forecasts, stack_forecasts
-from .mocks import RecordedResource, RecordingMonitor, install_mocks
-from .synth_render import to_json, to_manifest_yaml
+from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts
+from disaggctl.synth.fast_registration import install_fast_mocks
+from disaggctl.synth.render import to_json, to_manifest_yaml
+from disaggctl.testing.mocks import RecordedResource, RecordingMonitor
 
 SECRET_PLACEHOLDER = OFFLINE_SECRET
 
@@ -54,7 +54,7 @@ class SynthResult:
     resources: list[RecordedResource]
     outputs: dict[str, Any]
     forecasts: list[Forecast] = field(default_factory=list)
-    """What each deployment should deliver (disaggctl.forecast), from its workload and prediction."""
+    """What each deployment should deliver (disaggctl.plan.forecast), from its workload and prediction."""
     warnings: list[str] = field(default_factory=list)
     """``pulumi.log.warn`` messages of the program (capacity warnings), printed by the CLI."""
 
@@ -112,7 +112,7 @@ def run_program(
     mask_secrets: bool = True,
 ) -> SynthResult:
     """Run ``__main__.py`` of ``project_dir`` under mocks with the stack's config
-    (``fast_registration``: see ``disaggctl.fast_registration``; False takes the SDK's path;
+    (``fast_registration``: see ``disaggctl.synth.fast_registration``; False takes the SDK's path;
     ``on_record`` sees each resource as it is recorded, secrets not yet masked; ``mask_secrets``
     False leaves them unmasked in the result too: for a caller that masks what it writes)."""
     import pulumi
@@ -123,7 +123,7 @@ def run_program(
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
     forecasts = check_forecasts(raw)
-    monitor: RecordingMonitor = install_mocks(project, stack, fast_registration=fast_registration)
+    monitor: RecordingMonitor = install_fast_mocks(project, stack, fast_registration=fast_registration)
     monitor.on_record = on_record
     runtime_config.set_all_config(raw, secret_keys)
     sys.path.insert(0, str(project_dir))

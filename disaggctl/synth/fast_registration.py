@@ -8,7 +8,7 @@ serializes their answer into another ``Struct``, and back on the event loop dese
 more to resolve the resource's outputs. For a stack of a thousand resources that is most of the
 synth's time, and none of it is needed to learn what the program declares.
 
-``register_resource`` below takes its place while a :class:`~disaggctl.mocks.RecordingMonitor`
+``register_resource`` below takes its place while a :class:`~disaggctl.testing.mocks.RecordingMonitor`
 is installed (any other monitor, remote components and parameterized packages get the SDK's own
 function):
 
@@ -58,6 +58,9 @@ from pulumi import _types
 from pulumi.output import Unknown
 from pulumi.runtime import known_types, rpc, settings
 from pulumi.runtime import resource as sdk_resource
+from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, Mocks
+
+from disaggctl.testing.mocks import RecordedResource, RecordingMonitor, install_mocks, whole_numbers
 
 if TYPE_CHECKING:
     from pulumi.resource import Resource, ResourceOptions
@@ -265,10 +268,8 @@ def register_resource(
     package_ref: Any = None,
 ) -> None:
     """Drop-in for ``pulumi.runtime.resource.register_resource`` (see the module docstring)."""
-    from .mocks import RecordingMonitor
-
     monitor = settings.get_monitor()
-    if not isinstance(monitor, RecordingMonitor) or remote or package_ref is not None:
+    if not isinstance(monitor, FastRecordingMonitor) or remote or package_ref is not None:
         _SDK_REGISTER(res, ty, name, custom, remote, new_dependency, props, opts, typ, package_ref)
         return
 
@@ -584,3 +585,51 @@ def install(enabled: bool = True) -> None:
     rpc.contains_unknowns = contains_unknowns if enabled else _SDK_CONTAINS_UNKNOWNS  # type: ignore[assignment]
     rpc.declare_dependency = declare_dependency if enabled else _SDK_DECLARE_DEPENDENCY  # type: ignore[assignment]
     rpc._add_dependency = _add_dependency if enabled else _SDK_ADD_DEPENDENCY  # type: ignore[assignment]
+
+
+class FastRecordingMonitor(RecordingMonitor):
+    """The recording monitor with the entry point of the fast path (:func:`register_resource`
+    registers through it; any other monitor gets the SDK's path)."""
+
+    def register_prepared(
+        self,
+        typ: str,
+        name: str,
+        custom: bool,
+        prepared: Any,
+        inputs: dict[str, Any],
+        import_id: str,
+        dependencies: set[str],
+    ) -> tuple[str, str, dict[str, Any]]:
+        """What :meth:`RegisterResource` does, for a registration the fast path prepared
+        (``disaggctl.synth.fast_registration``): the URN, the mocks' id and their state as the SDK would
+        read it back (``wire_state``)."""
+        parent = prepared.parent_urn or ""
+        urn = self.make_urn(parent, typ, name)
+        if typ == "pulumi:pulumi:Stack":
+            return urn, "", {}
+        provider = prepared.provider_ref or ""
+        rid, state = self.mocks.new_resource(
+            MockResourceArgs(typ=typ, name=name, inputs=inputs, provider=provider, resource_id=import_id, custom=custom)
+        )
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)  # type: ignore[arg-type]  # as MockMonitor stores it
+        self._record(RecordedResource(
+            urn=urn,
+            type=typ,
+            name=name,
+            parent=parent,
+            custom=bool(custom),
+            provider=provider,
+            inputs=whole_numbers(inputs),
+            dependencies=sorted(dependencies),
+        ))
+        return urn, rid or "", wire_state(state)
+
+
+def install_fast_mocks(
+    project: str, stack: str, mocks: Mocks | None = None, *, fast_registration: bool = True
+) -> RecordingMonitor:
+    """:func:`~disaggctl.testing.mocks.install_mocks`, registering resources through this module
+    (``fast_registration=False``: the SDK's own path, as the equivalence tests compare)."""
+    install(fast_registration)
+    return install_mocks(project, stack, mocks, monitor_type=FastRecordingMonitor if fast_registration else None)

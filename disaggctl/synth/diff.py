@@ -1,7 +1,7 @@
 """Compare two synth outputs (base and head of a pull request) and render the difference.
 
 A synth directory per stack holds ``tree.txt``, ``summary.txt``, ``outputs.json``,
-``resources/…`` and ``manifests/…`` (see :mod:`disaggctl.synth`). Because synth is
+``resources/…`` and ``manifests/…`` (see :mod:`disaggctl.synth.program`). Because synth is
 deterministic, every differing file is a real change of the stack. The markdown rendering is
 what the pull-request workflow posts as a comment: a table per stack, then the unified diffs,
 cut to fit GitHub's comment limit.

@@ -32,12 +32,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.cluster.contract import NodePool
-from components.config.capacity import worker_grace_seconds, worker_prestop_seconds
 from components.config.deployment import ResourcesConfig, WorkerGroupConfig
+from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
 from components.platform.keda import lws_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
+from components.serving.drain import worker_grace_seconds, worker_prestop_seconds
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import (
     LWS_API_VERSION,
@@ -54,7 +54,7 @@ from components.serving.pulumi_options import check_input_str, child_options, k8
 from components.serving.resources import gpu_resources
 from components.serving.scaled_objects import pre_stop_sleep, scaled_object
 from components.serving.security import gpu_security_context, secure_pod_spec, tmp_mount, tmp_volume
-from components.serving.triton_orchestrator import executor_env
+from components.serving.triton.orchestrator import executor_env
 
 TYPE_TOKEN = "disagg:serving:TensorParallelWorkers"
 COMPONENT = "executor"

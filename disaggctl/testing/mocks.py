@@ -17,8 +17,6 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
-from .fast_registration import wire_state
-
 
 @dataclass
 class RecordedResource:
@@ -155,40 +153,6 @@ class RecordingMonitor(MockMonitor):
         self.warnings: list[str] = []
         """What the program logged with ``pulumi.log.warn`` (in order)."""
 
-    def register_prepared(
-        self,
-        typ: str,
-        name: str,
-        custom: bool,
-        prepared: Any,
-        inputs: dict[str, Any],
-        import_id: str,
-        dependencies: set[str],
-    ) -> tuple[str, str, dict[str, Any]]:
-        """What :meth:`RegisterResource` does, for a registration the fast path prepared
-        (``disaggctl.fast_registration``): the URN, the mocks' id and their state as the SDK would
-        read it back (``wire_state``)."""
-        parent = prepared.parent_urn or ""
-        urn = self.make_urn(parent, typ, name)
-        if typ == "pulumi:pulumi:Stack":
-            return urn, "", {}
-        provider = prepared.provider_ref or ""
-        rid, state = self.mocks.new_resource(
-            MockResourceArgs(typ=typ, name=name, inputs=inputs, provider=provider, resource_id=import_id, custom=custom)
-        )
-        self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)  # type: ignore[arg-type]  # as MockMonitor stores it
-        self._record(RecordedResource(
-            urn=urn,
-            type=typ,
-            name=name,
-            parent=parent,
-            custom=bool(custom),
-            provider=provider,
-            inputs=whole_numbers(inputs),
-            dependencies=sorted(dependencies),
-        ))
-        return urn, rid or "", wire_state(state)
-
     def _record(self, resource: RecordedResource) -> None:
         self.recorded[resource.urn] = resource
         if self.on_record is not None:
@@ -217,18 +181,16 @@ class RecordingMonitor(MockMonitor):
 
 
 def install_mocks(
-    project: str, stack: str, mocks: Mocks | None = None, *, fast_registration: bool = True
+    project: str, stack: str, mocks: Mocks | None = None, *, monitor_type: type[RecordingMonitor] | None = None
 ) -> RecordingMonitor:
     """Point the Pulumi runtime at a fresh recording monitor (and a fresh root stack).
 
-    ``fast_registration`` (default) registers resources through ``disaggctl.fast_registration``,
-    which records the same resources several times faster; False takes the SDK's own path."""
+    Resources register through the SDK's own path. ``monitor_type`` (a :class:`RecordingMonitor`
+    subclass) is how the synth tool plugs in its faster registration
+    (``disaggctl.synth.fast_registration.install_fast_mocks``)."""
     from pulumi.runtime import settings
 
-    from . import fast_registration as fast
-
-    fast.install(fast_registration)
-    monitor = RecordingMonitor(mocks or OfflineMocks())
+    monitor = (monitor_type or RecordingMonitor)(mocks or OfflineMocks())
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor,

@@ -1,6 +1,6 @@
 """``python -m disaggctl plan``: size a deployment for its workload and SLO on candidate pools.
 
-For each candidate pool, NVIDIA AIConfigurator (behind :mod:`disaggctl.perf_model`) sweeps
+For each candidate pool, NVIDIA AIConfigurator (behind :mod:`disaggctl.plan.perf_model`) sweeps
 aggregated and prefill/decode layouts for the model, the typical input/output lengths and the
 TTFT/TPOT targets. Here each candidate is only filtered (pool GPU memory, SLO, GPU and dollar
 budget), scaled to the target request rate or concurrency (whole copies of AIConfigurator's
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from components.cluster.instance_types import lookup_instance_type
+from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig, typical
 
 from .perf_model import (
@@ -358,7 +358,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     model, quantization = _model_of(config, group)
     model_path = MODELS.get((model, quantization))
     if model_path is None:
-        print(f"plan: no AIConfigurator model for '{model}' ({quantization}): add it to disaggctl/perf_model.py MODELS", file=sys.stderr)
+        print(f"plan: no AIConfigurator model for '{model}' ({quantization}): add it to disaggctl/plan/perf_model.py MODELS", file=sys.stderr)
         return 2
     pools_in_stack = stack_pools(config)
     names = args.pools.split(",") if args.pools else sorted({str(g.get("pool")) for g in (deployment.get(r) for r in ("workers", "prefill", "decode")) if isinstance(g, dict)})

@@ -7,13 +7,15 @@ routing, issue 25) can replace :class:`LeastOutstanding` without touching the fo
 router.py`` @3e53e4adfea6) counted in requests from the moment one is routed (waiting for its
 first byte included), ties broken round-robin.
 
-Passive outlier ejection follows Envoy's outlier detection (``consecutive_gateway_failure``,
-``base_ejection_time`` growing with each ejection up to ``max_ejection_time``, envoyproxy/envoy
-``api/envoy/config/cluster/v3/outlier_detection.proto``): ``eject_after`` consecutive failures
-(5xx, timeout, broken stream) eject an endpoint for ``base_s * 2**(n-1)`` seconds (n-th ejection
-in a row, at most ``max_s``); a refused connection ejects at once. An ejected endpoint is
-re-admitted when its time is up; a success resets its count. Active ``/health`` probes
-(``Endpoint.healthy``) gate it as well.
+Passive outlier ejection follows Envoy's outlier detection (``consecutive_5xx`` /
+``consecutive_gateway_failure``; ejected for ``base_ejection_time`` times the number of ejections
+in a row, at most ``max_ejection_time``: envoyproxy.io docs, ``config.cluster.v3.OutlierDetection``
+v1.28 and the outlier-detection architecture overview): ``eject_after`` consecutive failures (5xx,
+timeout, broken stream) eject an endpoint for ``base_s * n`` seconds (n-th ejection in a row, at
+most ``max_s``); a refused connection ejects at once. An ejected endpoint is re-admitted when its
+time is up; a success resets its counts. Like Envoy's ``max_ejection_percent`` / panic threshold,
+a 5xx or timeout never ejects a pool's last available endpoint (a refused connection does: the
+server is gone). Active ``/health`` probes (``Endpoint.healthy``) gate endpoints as well.
 """
 
 from __future__ import annotations
@@ -85,12 +87,15 @@ class Outliers:
         ep.failures = 0
         ep.ejections = 0
 
-    def failure(self, ep: Endpoint, now: float, pool: str, reason: str, immediate: bool = False) -> None:
+    def failure(self, ep: Endpoint, now: float, pool: str, reason: str, immediate: bool = False,
+                last: bool = False) -> None:
+        """Count a failure of ``ep``; ``immediate`` ejects at once (refused connection), ``last``
+        (the pool's last available endpoint) keeps it in rotation unless ``immediate``."""
         ep.failures += 1
-        if not immediate and ep.failures < self.eject_after:
+        if not immediate and (ep.failures < self.eject_after or last):
             return
         ep.ejections += 1
-        seconds = min(self.max_s, self.base_s * 2 ** (ep.ejections - 1))
+        seconds = min(self.max_s, self.base_s * ep.ejections)
         ep.ejected_until = now + seconds
         ep.failures = 0
         log.warning("%s: ejected %s for %.1f s (%s)", pool, ep.url, seconds, reason)

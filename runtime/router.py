@@ -238,7 +238,9 @@ class Router:
     def _fail(self, pool: Pool, ep: Endpoint, kind: str, rid: str, detail: Any, immediate: bool = False) -> None:
         self.m_errors.inc(1, (("kind", kind), ("pool", pool.name)))
         log.warning("request %s: %s server %s: %s: %s", rid, pool.name, ep.url, kind, str(detail)[:300])
-        self.outliers.failure(ep, self._now(), pool.name, kind, immediate)
+        now = self._now()
+        last = ep.available(now) and pool.available_count(now) == 1
+        self.outliers.failure(ep, now, pool.name, kind, immediate, last)
 
     async def _exchange(self, request: web.Request, pool: Pool, path: str, body: bytes, info: RequestInfo,
                         stream: bool, rid: str, relay: bool, timeouts: Timeouts) -> tuple[Ticket, Upstream]:
@@ -551,7 +553,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trtllm-version", default="1.2",
                    help=f"TensorRT-LLM release generation of the workers ({', '.join(GENERATIONS)})")
     p.add_argument("--eject-after", type=int, default=3, help="consecutive failures that eject an endpoint")
-    p.add_argument("--eject-seconds", type=float, default=2.0, help="first ejection time (doubles per ejection)")
+    p.add_argument("--eject-seconds", type=float, default=2.0, help="ejection time, times the number of ejections in a row (Envoy's base_ejection_time)")
     add_serving_flags(p, max_inflight=2048)
     return p.parse_args(argv)
 

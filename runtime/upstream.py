@@ -20,6 +20,10 @@ only ``total`` applies: its body comes at the end); ``idle`` between body reads 
 while reading is paused for a slow client); ``total``. One timer per exchange, re-armed at most
 once per ``idle`` period, never per chunk.
 
+``trtllm-serve`` aborts a request whose client disconnected (``OpenAIServer.await_disconnected``
+polls ``is_disconnected()`` each second and calls ``promise.abort()``; ``TIMEOUT_KEEP_ALIVE = 5``:
+``tensorrt_llm/serve/openai_server.py`` @00057725d959), so closing the connection is the abort.
+
 A stream that fails after its status line was relayed ends with one SSE error event, then the
 end of the HTTP body, and no ``data: [DONE]`` (OpenAI clients raise on an ``error`` event)::
 

@@ -42,7 +42,7 @@ def test_a_queued_request_is_refused_after_the_queue_timeout() -> None:
     assert asyncio.run(scenario()) == 0
 
 
-def test_ejection_time_doubles_per_ejection_up_to_the_cap_and_a_success_resets_it() -> None:
+def test_ejection_time_grows_per_ejection_up_to_the_cap_and_a_success_resets_it() -> None:
     out = Outliers(eject_after=2, base_s=1.0, max_s=3.0)
     ep = Endpoint("http://a:1")
     out.failure(ep, 100.0, "workers", "http_500")
@@ -58,6 +58,12 @@ def test_ejection_time_doubles_per_ejection_up_to_the_cap_and_a_success_resets_i
     out.success(ep)
     out.failure(ep, 200.0, "workers", "connect", immediate=True)
     assert ep.ejected_until == 201.0
+    last = Endpoint("http://c:1")
+    for _ in range(5):
+        out.failure(last, 300.0, "workers", "http_500", last=True)
+    assert last.available(300.0)  # a pool's last endpoint stays in rotation on 5xx
+    out.failure(last, 300.0, "workers", "connect", immediate=True, last=True)
+    assert not last.available(300.0)  # but not when it refuses connections
 
 
 def test_least_outstanding_counts_pending_and_round_robins_ties_per_pool() -> None:

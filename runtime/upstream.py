@@ -225,8 +225,11 @@ class _Conn(asyncio.Protocol):
         if not pieces:
             return
         if self.stream:
-            self.got_body = True
             self.last_rx = self.loop.time()
+            if not self.got_body:  # from now on the idle timeout applies: re-arm for it
+                self.got_body = True
+                self._cancel_timer()
+                self._arm(min(self.last_rx + self.timeouts.idle, self.t_total))
         chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if self.sink is not None:
             self.sink(chunk)

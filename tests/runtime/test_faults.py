@@ -197,7 +197,7 @@ def agg():
     try:
         w1, w2 = c.standin("aggregated", MODEL, tps=20), c.standin("aggregated", MODEL, tps=20)
         router = c.router("--workers", f"static://127.0.0.1:{w1.port},127.0.0.1:{w2.port}",
-                          "--idle-timeout", "1", "--first-byte-timeout", "2", "--eject-after", "1",
+                          "--idle-timeout", "1", "--first-byte-timeout", "4", "--eject-after", "1",
                           "--eject-seconds", "30", refresh=0.5)
         frontend = c.frontend(router.url, MODEL, extra=("--header-timeout", "1", "--body-timeout", "1",
                                                         "--max-body-bytes", "200000"))
@@ -252,7 +252,7 @@ def test_a_hung_worker_ends_its_streams_with_an_sse_error_and_is_ejected(agg):
         assert len(errors) == 1  # the stream on the stopped worker
         assert all(b"data: [DONE]" not in b for b in errors)
         stalled_for = max(t for b, t in ended if b'"type":"timeout"' in b)
-        assert stalled_for < 3.0  # --idle-timeout 1, not the 5 s the stream had left
+        assert stalled_for < 2.5  # --idle-timeout 1 (not --first-byte-timeout 4, nor the 5 s the stream had left)
         healthy_done = [b for b, _ in ended if b"data: [DONE]" in b]
         assert len(healthy_done) == 1
         # new requests skip the ejected worker
@@ -269,6 +269,22 @@ def test_a_hung_worker_ends_its_streams_with_an_sse_error_and_is_ejected(agg):
         os.kill(w1.popen.pid, signal.SIGCONT)
     for s in socks:
         s.close()
+
+
+def test_a_stream_without_a_first_token_in_time_is_a_504(agg):
+    w1, w2 = agg["w"]  # w1 is still ejected by the test above: w2 is the only candidate
+    _fault(w2, delay_s=7.0, count=1)
+    t0 = time.monotonic()
+    status, body = _post(agg["frontend"].url + "/v1/completions",
+                         {"model": MODEL, "prompt": "slow", "max_tokens": 2, "stream": True})
+    elapsed = time.monotonic() - t0
+    assert status == 504 and "timed out" in _error(body)["message"]
+    assert 3.5 < elapsed < 6.0  # --first-byte-timeout 4
+    router = metrics(agg["router"].url + "/metrics")
+    assert router['router_upstream_errors_total{kind="first_byte_timeout",pool="workers"}'] == 1
+    assert router[f'router_endpoint_inflight{{endpoint="{w2.url}",pool="workers"}}'] == 0
+    # the pool's last endpoint stays in rotation: the next request is served
+    assert _post(agg["frontend"].url + "/v1/completions", {"model": MODEL, "prompt": "ok", "max_tokens": 2})[0] == 200
 
 
 def _error(body: bytes) -> dict[str, Any]:

@@ -14,8 +14,12 @@ relayed back. Generation is skipped only when the context phase finished the req
 
 Failure handling (issue 21): no context phase runs unless a generation server is available (503
 with ``Retry-After`` otherwise); a refused connection is retried on another endpoint; a 5xx or
-timeout before any byte reached the client is retried once on another endpoint; when the client
-leaves, the upstream connection is closed and no later phase is sent. When generation fails
+timeout before any byte reached the client is retried once on another endpoint (Envoy's
+``retry_on: 5xx,connect-failure`` with one retry); a stream that breaks after its first bytes is
+not migrated (Dynamo's request migration, off by default there too, needs the tokens so far).
+When the client leaves, the upstream connection is closed and no later phase is sent (as Dynamo's
+frontend cancels before and during streaming: docs.nvidia.com/dynamo v1.1.0
+``user-guides/fault-tolerance/request-cancellation``). When generation fails
 after a context phase, upstream 1.x has no HTTP abort for a finished context request: its KV is
 freed by ``kv_transfer_timeout_ms`` where the release has it, otherwise it stays held; such
 requests are counted in ``router_context_kv_orphaned_total``. Errors to clients name no internal
@@ -27,7 +31,8 @@ Metrics on ``/metrics`` (Prometheus text), used by the scalers and the preStop d
   is chosen until the response ends (waiting for first bytes included);
 - ``router_outstanding_prompt_tokens{pool}``: prompt tokens of those outstanding requests that
   have not yet received their first byte (queued prefill work). Known when the body carries
-  token ids or the frontend sends ``X-Prompt-Tokens``;
+  token ids or the frontend sends ``X-Prompt-Tokens``; 0 for ``generation`` (its prefill ran on a
+  context server);
 - ``router_endpoint_inflight{pool,endpoint}``: the same count as the first, per endpoint.
 ``pool`` is ``workers`` (aggregated) or ``context`` / ``generation`` (prefill-decode).
 

@@ -11,8 +11,9 @@ Shutdown (SIGTERM) is readiness first, then drain: readiness (:attr:`Lifecycle.d
 503 while the listener still accepts for ``drain_delay`` seconds (endpoints and load balancers
 stop sending), then the listener closes and requests in flight get ``shutdown_timeout`` seconds.
 
-Slow clients: a connection that has not sent its request headers within ``header_timeout``
-seconds is closed (body reads are bounded by the handlers, see ``runtime/limits.py``).
+Slow clients: a connection that has not sent its first request's headers within
+``header_timeout`` seconds is closed (later requests on a kept-alive connection are bounded by
+aiohttp's keep-alive timeout) (body reads are bounded by the handlers, see ``runtime/limits.py``).
 """
 
 from __future__ import annotations

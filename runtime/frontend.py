@@ -540,8 +540,10 @@ async def _json_404(request: web.Request, handler: Any) -> web.StreamResponse:
         return web.json_response(protocol.openai_error(f"no route {request.path[:100]}", code=404), status=404)
     except web.HTTPException as exc:
         return web.json_response(protocol.openai_error(exc.reason, code=exc.status), status=exc.status)
-    except (asyncio.CancelledError, ConnectionError):
+    except asyncio.CancelledError:
         raise
+    except ConnectionError:  # the client left (reading its body, writing to it): no one to answer
+        raise asyncio.CancelledError from None
     except Exception:  # a bug: the client gets a request id, the log the traceback
         rid = request_id(request)
         log.exception("request %s: unexpected error", rid)

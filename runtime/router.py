@@ -478,8 +478,10 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException as exc:
         return web.json_response(protocol.openai_error(exc.reason, code=exc.status), status=exc.status)
-    except (asyncio.CancelledError, ConnectionError):
+    except asyncio.CancelledError:
         raise
+    except ConnectionError:  # the client left (reading its body, writing to it): no one to answer
+        raise asyncio.CancelledError from None
     except Exception:
         rid = request_id(request)
         log.exception("request %s: unexpected error", rid)

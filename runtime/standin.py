@@ -259,9 +259,12 @@ class StandIn:
     async def handle(self, request: web.Request, chat: bool) -> web.StreamResponse:
         try:
             return await self._handle(request, chat)
-        except (asyncio.CancelledError, ConnectionError):
+        except asyncio.CancelledError:
             self.cancelled.inc(1, self.labels)
             raise
+        except ConnectionError:  # the client left while we wrote: as upstream, abort quietly
+            self.cancelled.inc(1, self.labels)
+            raise asyncio.CancelledError from None
 
     async def _handle(self, request: web.Request, chat: bool) -> web.StreamResponse:
         t0 = time.monotonic()

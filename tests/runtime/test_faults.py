@@ -58,6 +58,12 @@ def _read_all(sock: socket.socket, limit_s: float, until: bytes = b"0\r\n\r\n") 
     return got, time.monotonic() - t0
 
 
+def _no_tracebacks(*procs: Any) -> None:
+    for p in procs:
+        p._log.flush()
+        assert "Traceback" not in p.log_path.read_text(errors="replace"), p.log()
+
+
 def _metric(proc: Any, key: str) -> float:
     return metrics(proc.url + "/metrics").get(key, 0.0)
 
@@ -103,6 +109,7 @@ def test_client_gone_during_the_context_phase_sends_no_generation_request(disagg
     assert router['router_client_cancelled_total{phase="context"}'] >= 1
     for p in ctx:
         _fault(p, count=0)
+    _no_tracebacks(disagg["frontend"], disagg["router"], *ctx, *gen)
 
 
 def test_generation_5xx_is_retried_once_on_another_server_and_ejected(disagg):
@@ -345,6 +352,7 @@ def test_slow_clients_are_cut_off(agg):
     assert got_body.startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 4.0  # --body-timeout 1
     trickle.close()
     body_slow.close()
+    _no_tracebacks(agg["frontend"], agg["router"], *agg["w"])  # after cut streams, bad bytes, slow clients
 
 
 # --- admission and restarts ------------------------------------------------------------------

@@ -248,7 +248,7 @@ class Router:
         self.outliers.failure(ep, now, pool.name, kind, immediate, last)
 
     async def _exchange(self, request: web.Request, pool: Pool, path: str, body: bytes, info: RequestInfo,
-                        stream: bool, rid: str, relay: bool, timeouts: Timeouts) -> tuple[Ticket, Upstream]:
+                        stream: bool, rid: str, timeouts: Timeouts) -> tuple[Ticket, Upstream]:
         """An upstream exchange whose status line is not 5xx, with its ticket (still open): refused
         connections go to other endpoints, a 5xx or timeout before any byte is retried once."""
         tried: set[str] = set()
@@ -304,7 +304,7 @@ class Router:
 
     async def _stream(self, request: web.Request, pool: Pool, path: str, body: bytes, info: RequestInfo,
                       stream: bool, rid: str) -> web.StreamResponse:
-        ticket, up = await self._exchange(request, pool, path, body, info, stream, rid, True, self.timeouts)
+        ticket, up = await self._exchange(request, pool, path, body, info, stream, rid, self.timeouts)
         failed: list[UpstreamError] = []
         try:
             resp = await up.relay(request, ticket.first_byte, failed.append)
@@ -365,7 +365,7 @@ class Router:
         ctx_timeouts = Timeouts(self.timeouts.connect, self.timeouts.first_byte, self.timeouts.idle,
                                 min(self.timeouts.first_byte, self.timeouts.total))
         try:
-            ticket, up = await self._exchange(request, ctx_pool, path, ctx_body, info, False, rid, False, ctx_timeouts)
+            ticket, up = await self._exchange(request, ctx_pool, path, ctx_body, info, False, rid, ctx_timeouts)
         except asyncio.CancelledError:
             self.m_cancelled.inc(1, (("phase", "context"),))
             raise

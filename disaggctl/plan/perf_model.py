@@ -5,7 +5,7 @@ its database ``aiconfigurator-core==0.12.0``; ``aisimulate``, its continuation, 
 downloads its wheel from NVIDIA's own index, which is not reachable here) in the interpreter of
 ``.venv-plan`` (``requirements-plan.txt``): AIConfigurator needs numpy >= 2.1, this project's
 venv pins numpy < 2 for pytriton. :class:`RecordedModel` replays searches AIConfigurator wrote
-(tests/planning/data/aic/), so tests run without the database.
+(tests/disaggctl/plan/data/aic/), so tests run without the database.
 """
 
 from __future__ import annotations

@@ -41,8 +41,7 @@ from aiohttp import web
 from . import protocol
 from .limits import Admission, RejectedError, parse_json, read_body, request_id
 from .metrics import Registry
-from .router import add_serving_flags, check_serving_flags
-from .serve import Lifecycle, run
+from .serve import Lifecycle, add_serving_flags, check_serving_flags, run
 from .tokenizer import Tokenizer, load_tokenizer
 from .upstream import ConnectionPool, Timeouts, Upstream, UpstreamError, UpstreamTimeoutError
 

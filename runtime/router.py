@@ -61,7 +61,7 @@ from .discovery import Source, SourceError, parse_source, resolve
 from .limits import Admission, RejectedError, parse_json, read_body, request_id
 from .metrics import Registry
 from .policy import Endpoint, LeastOutstanding, Outliers, Policy, RequestInfo
-from .serve import DRAIN_DELAY_S, HEADER_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, Lifecycle, run
+from .serve import Lifecycle, add_serving_flags, check_serving_flags, run
 from .upstream import ClientGoneError, ConnectionPool, Timeouts, Upstream, UpstreamError, UpstreamTimeoutError
 
 log = logging.getLogger("runtime.router")
@@ -513,40 +513,6 @@ def build_pools(args: argparse.Namespace) -> dict[str, Pool]:
         raise SystemExit(f"runtime.router: {exc}") from None
     raise SystemExit("runtime.router: give either --workers (aggregated) or both --context and --generation "
                      "(prefill-decode)")
-
-
-def add_serving_flags(p: argparse.ArgumentParser, max_inflight: int) -> None:
-    """Timeouts, admission and shutdown flags shared by the router and the frontend."""
-    d = Timeouts()
-    p.add_argument("--connect-timeout", type=float, default=d.connect, help="seconds to connect upstream")
-    p.add_argument("--first-byte-timeout", type=float, default=d.first_byte,
-                   help="seconds from a streamed request to its first token (the SLO's TTFT bound)")
-    p.add_argument("--idle-timeout", type=float, default=d.idle, help="seconds allowed between tokens of a stream")
-    p.add_argument("--request-timeout", type=float, default=d.total, help="seconds per request, in total")
-    p.add_argument("--max-inflight", type=int, default=max_inflight,
-                   help="requests served at once; beyond them (and the queue) 429 with Retry-After")
-    p.add_argument("--max-queue", type=int, default=0, help="requests that may wait for a slot")
-    p.add_argument("--queue-timeout", type=float, default=1.0, help="seconds a queued request waits at most")
-    p.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT_S,
-                   help="seconds a client has to send its request headers")
-    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds a client has to send its request body")
-    p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
-                   help="on SIGTERM, after --drain-delay, give requests in flight this long to finish")
-    p.add_argument("--drain-delay", type=float, default=DRAIN_DELAY_S,
-                   help="on SIGTERM, seconds readiness reports 503 before the listener closes")
-
-
-def check_serving_flags(prog: str, a: argparse.Namespace) -> Timeouts:
-    """The timeouts, or SystemExit naming the flag whose value is out of range."""
-    positive = ("connect_timeout", "first_byte_timeout", "idle_timeout", "request_timeout", "max_inflight",
-                "queue_timeout", "header_timeout", "body_timeout", "shutdown_timeout")
-    for name in positive:
-        if getattr(a, name) <= 0:  # aiohttp reads a 0 shutdown timeout as "wait forever"
-            raise SystemExit(f"{prog}: --{name.replace('_', '-')} {getattr(a, name)}: must be > 0")
-    for name in ("max_queue", "drain_delay"):
-        if getattr(a, name) < 0:
-            raise SystemExit(f"{prog}: --{name.replace('_', '-')} {getattr(a, name)}: must be >= 0")
-    return Timeouts(a.connect_timeout, a.first_byte_timeout, a.idle_timeout, a.request_timeout)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

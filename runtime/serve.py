@@ -18,6 +18,7 @@ aiohttp's keep-alive timeout) (body reads are bounded by the handlers, see ``run
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -25,6 +26,8 @@ import signal
 from typing import Any
 
 from aiohttp import web
+
+from .upstream import Timeouts
 
 LOOP_ENV = "RUNTIME_EVENT_LOOP"
 """``auto`` (default: uvloop when importable), ``asyncio`` or ``uvloop``."""
@@ -139,3 +142,37 @@ def run(app: web.Application, host: str, port: int, shutdown_timeout: float = SH
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     install_loop()
     asyncio.run(serve(app, host, port, lifecycle, shutdown_timeout, drain_delay, header_timeout))
+
+
+def add_serving_flags(p: argparse.ArgumentParser, max_inflight: int) -> None:
+    """Timeouts, admission and shutdown flags shared by the router and the frontend."""
+    d = Timeouts()
+    p.add_argument("--connect-timeout", type=float, default=d.connect, help="seconds to connect upstream")
+    p.add_argument("--first-byte-timeout", type=float, default=d.first_byte,
+                   help="seconds from a streamed request to its first token (the SLO's TTFT bound)")
+    p.add_argument("--idle-timeout", type=float, default=d.idle, help="seconds allowed between tokens of a stream")
+    p.add_argument("--request-timeout", type=float, default=d.total, help="seconds per request, in total")
+    p.add_argument("--max-inflight", type=int, default=max_inflight,
+                   help="requests served at once; beyond them (and the queue) 429 with Retry-After")
+    p.add_argument("--max-queue", type=int, default=0, help="requests that may wait for a slot")
+    p.add_argument("--queue-timeout", type=float, default=1.0, help="seconds a queued request waits at most")
+    p.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT_S,
+                   help="seconds a client has to send its request headers")
+    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds a client has to send its request body")
+    p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
+                   help="on SIGTERM, after --drain-delay, give requests in flight this long to finish")
+    p.add_argument("--drain-delay", type=float, default=DRAIN_DELAY_S,
+                   help="on SIGTERM, seconds readiness reports 503 before the listener closes")
+
+
+def check_serving_flags(prog: str, a: argparse.Namespace) -> Timeouts:
+    """The timeouts, or SystemExit naming the flag whose value is out of range."""
+    positive = ("connect_timeout", "first_byte_timeout", "idle_timeout", "request_timeout", "max_inflight",
+                "queue_timeout", "header_timeout", "body_timeout", "shutdown_timeout")
+    for name in positive:
+        if getattr(a, name) <= 0:  # aiohttp reads a 0 shutdown timeout as "wait forever"
+            raise SystemExit(f"{prog}: --{name.replace('_', '-')} {getattr(a, name)}: must be > 0")
+    for name in ("max_queue", "drain_delay"):
+        if getattr(a, name) < 0:
+            raise SystemExit(f"{prog}: --{name.replace('_', '-')} {getattr(a, name)}: must be >= 0")
+    return Timeouts(a.connect_timeout, a.first_byte_timeout, a.idle_timeout, a.request_timeout)

@@ -12,6 +12,7 @@ from typing import Any
 
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
+from components.config.images import DEFAULT_GENERATION
 from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
@@ -35,6 +36,8 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     return {
         "model": config.models.get(model_key) if model_key else None,
         "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+        "trtllm_generation": config.trtllm_generation(),
+        "nixl_plugins_dir": config.images.nixl_plugins_dir,
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
@@ -46,9 +49,15 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     }
 
 
-def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memory_gib: int | None = None) -> WorkerGroupSpec:
-    """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role and,
-    when known, the host memory its ranks use (/dev/shm included)."""
+def worker_group_spec(
+    role: str,
+    group: WorkerGroupConfig,
+    pool: NodePool,
+    memory_gib: int | None = None,
+) -> WorkerGroupSpec:
+    """One role's groups: layout, bounds, autoscaling, its typed LLM API options (the deployment
+    renders them for the server role and the image's generation) and, when known, the host memory
+    its ranks use (/dev/shm included)."""
     sized: dict[str, Any] = {"memory": f"{memory_gib}Gi", "memory_includes_shm": True} if memory_gib is not None else {}
     return WorkerGroupSpec(
         **sized,
@@ -85,12 +94,17 @@ def llmapi_deployment_args(
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
     model: ModelSourceConfig | None = None,
+    trtllm_generation: str = DEFAULT_GENERATION,
+    nixl_plugins_dir: str | None = None,
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
     The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
     groups = deployment.worker_groups()
     memory = group_memory_gib or {}
-    workers = {role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role)) for role, g in groups.items()}
+    workers = {
+        role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role))
+        for role, g in groups.items()
+    }
     frontend, orchestrator = deployment.frontend, deployment.orchestrator
     frontend_resources = deployment.frontend_resources()
     frontend_tier = TierSpec(
@@ -136,4 +150,6 @@ def llmapi_deployment_args(
         keda_prometheus_url=keda_prometheus_url,
         drain_seconds=drain_seconds,
         api_key=api_key,
+        trtllm_generation=trtllm_generation,
+        nixl_plugins_dir=nixl_plugins_dir,
     )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from components.config.capacity import quantity_gib
 from components.config.errors import ConfigError
+from components.config.images import DEFAULT_GENERATION
 from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
 from components.serving.cpu_tier import PORT
@@ -40,6 +41,7 @@ from components.serving.llmapi.workers import (
     LlmApiWorkersArgs,
     discovery_url,
     leader_labels,
+    uses_router_drain,
 )
 from components.serving.network_policies import (
     NetworkPolicies,
@@ -47,6 +49,7 @@ from components.serving.network_policies import (
     TierPolicy,
     metrics_ingress,
     pods_peer,
+    prometheus_egress,
     rule,
     tcp_ports,
     worker_tier,
@@ -55,6 +58,7 @@ from components.serving.pulumi_options import check_input_str
 from components.serving.repository_config_maps import content_hash
 from components.serving.runtime_package import RuntimePackage, RuntimePackageArgs, runtime_volume
 from engines.llm_api import GROUP_KEYS, GROUP_ROLES, MODE_GROUPS, LlmApiOptions, Mode, llm_api_yaml
+from runtime.capabilities import capabilities
 
 TYPE_TOKEN = "disagg:serving:LlmApiDeployment"
 MAX_NAME_LENGTH = 63
@@ -93,12 +97,14 @@ class WorkerGroupSpec(BaseModel):
             raise ValueError("give the LLM API options once: llm_api (typed, checked) or llm_api_yaml (rendered)")
         return self
 
-    def options_yaml(self, role: str) -> str:
-        """The YAML ``trtllm-serve`` reads for ``role`` (workers, prefill or decode)."""
+    def options_yaml(self, role: str, generation: str = DEFAULT_GENERATION) -> str:
+        """The YAML ``trtllm-serve`` reads for ``role`` (workers, prefill or decode), with what the
+        image's capability ``generation`` takes (runtime.capabilities)."""
         if self.llm_api_yaml is not None:
             return self.llm_api_yaml
         assert self.llm_api is not None
-        return llm_api_yaml(self.llm_api, role=GROUP_ROLES[role])  # type: ignore[index]
+        timeout = capabilities(generation).kv_transfer_timeout_ms
+        return llm_api_yaml(self.llm_api, role=GROUP_ROLES[role], kv_transfer_timeout=timeout)  # type: ignore[index]
 
 
 class TierSpec(BaseModel):
@@ -158,6 +164,8 @@ class LlmApiDeploymentArgs(BaseModel):
     mpi_ssh_secret: str | None = None
     """Secret with the SSH keys of multi-node groups; None: ``<name>-mpi-ssh``."""
     nixl_plugins_dir: str | None = None
+    trtllm_generation: str = DEFAULT_GENERATION
+    """Capability-table generation of ``worker_image`` (``StackConfig.trtllm_generation``)."""
     network_policies: bool = True
     monitoring_namespaces: tuple[str, ...] = ("monitoring",)
     """Namespaces whose pods may scrape the metrics ports (Prometheus)."""
@@ -207,7 +215,7 @@ def name_problems(name: str, roles: list[str]) -> list[str]:
 
 
 def llmapi_network_tiers(
-    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...]
+    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...], drain_prometheus_url: str | None = None
 ) -> list[TierPolicy]:
     """The allow policies of an llmapi deployment (see :mod:`components.serving.network_policies`)."""
     frontend, router = frontend_pod_labels(name), router_pod_labels(name)
@@ -229,8 +237,10 @@ def llmapi_network_tiers(
     ]
     for role in roles:
         kv_peers = [sets[other] for other in roles if other != role]
+        # the preStop drain asks Prometheus for the routers' view where the release has no gauges
+        drain = prometheus_egress(drain_prometheus_url, monitoring_namespaces) if drain_prometheus_url else []
         tiers.append(
-            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces)
+            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces, drain)
         )
     return tiers
 
@@ -264,7 +274,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     pool=spec.pool,
                     pods_per_group=spec.pods_per_group,
                     gpus_per_pod=spec.gpus_per_pod,
-                    llm_api_yaml=spec.options_yaml(role),
+                    llm_api_yaml=spec.options_yaml(role, args.trtllm_generation),
                     model_dir=args.model_dir,
                     claim_name=args.claim_name,
                     mount_path=args.mount_path,
@@ -284,6 +294,8 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     nixl_plugins_dir=args.nixl_plugins_dir,
                     drain_seconds=args.drain_seconds,
                     keda_prometheus_url=args.keda_prometheus_url,
+                    trtllm_generation=args.trtllm_generation,
+                    router_deployment=f"{name}-router",
                 )
                 for role, spec in args.workers.items()
             }
@@ -307,6 +319,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 target_cpu_utilization=tier.target_cpu_utilization,
                 drain_seconds=args.drain_seconds,
                 keda_prometheus_url=args.keda_prometheus_url,
+                trtllm_generation=args.trtllm_generation,
             )
             tier = args.frontend
             frontend_args = LlmApiFrontendArgs(
@@ -358,7 +371,12 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 NetworkPoliciesArgs(
                     instance=name,
                     namespace=args.namespace,
-                    tiers=tuple(llmapi_network_tiers(name, roles, args.monitoring_namespaces)),
+                    tiers=tuple(
+                        llmapi_network_tiers(
+                            name, roles, args.monitoring_namespaces,
+                            args.keda_prometheus_url if uses_router_drain(next(iter(worker_args.values()))) else None,
+                        )
+                    ),  # fmt: skip
                     storage_cidrs=args.storage_cidrs,
                 ),
                 child(),

@@ -35,6 +35,7 @@ from aiohttp import ClientSession, web
 
 from . import protocol
 from .discovery import Source, SourceError, parse_source, resolve
+from .kv_routing import Choice, KvAwareChooser, KvRoutingConfig, KvWeights, request_token_ids
 from .metrics import Registry
 from .serve import SHUTDOWN_TIMEOUT_S, client_session, run
 from .upstream import Upstream, UpstreamError
@@ -65,8 +66,8 @@ class Pool:
         self.endpoints: dict[str, Endpoint] = {}
         self._rr = itertools.count()
 
-    def pick(self, exclude: set[str] | frozenset[str] = frozenset()) -> Endpoint:
-        """The healthy endpoint with the fewest outstanding requests (ties: round-robin)."""
+    def candidates(self, exclude: set[str] | frozenset[str] = frozenset()) -> list[Endpoint]:
+        """The healthy endpoints not excluded, or NoEndpointError."""
         candidates = [e for e in self.endpoints.values() if e.healthy and e.url not in exclude]
         if not candidates and not exclude:
             # Nothing passed its last probe: try the others rather than fail (a pod that just
@@ -74,6 +75,11 @@ class Pool:
             candidates = list(self.endpoints.values())
         if not candidates:
             raise NoEndpointError(f"no healthy {self.name} endpoint (discovered {len(self.endpoints)} from {self.source})")
+        return candidates
+
+    def pick(self, exclude: set[str] | frozenset[str] = frozenset()) -> Endpoint:
+        """The healthy endpoint with the fewest outstanding requests (ties: round-robin)."""
+        candidates = self.candidates(exclude)
         low = min(e.inflight for e in candidates)
         best = [e for e in candidates if e.inflight == low]
         return best[next(self._rr) % len(best)]
@@ -95,8 +101,12 @@ class Pool:
 
 
 class Router:
-    def __init__(self, pools: dict[str, Pool], refresh_seconds: float, request_timeout: float) -> None:
+    def __init__(self, pools: dict[str, Pool], refresh_seconds: float, request_timeout: float,
+                 kv: KvRoutingConfig | None = None) -> None:
         self.pools = pools
+        self.kv = kv
+        """KV-cache-aware routing (``--routing kv-aware``); None: least outstanding requests."""
+        self.choosers: dict[str, KvAwareChooser] = {name: kv.chooser(name) for name in pools} if kv else {}
         self.refresh_seconds = refresh_seconds
         self.request_timeout = request_timeout
         self.session: ClientSession | None = None
@@ -108,6 +118,12 @@ class Router:
         self.m_inflight = reg.gauge("router_endpoint_inflight", "Outstanding requests per endpoint")
         self.m_endpoints = reg.gauge("router_discovered_endpoints", "Endpoints from discovery, by pool and health")
         self.m_refresh = reg.counter("router_discovery_refresh_total", "Discovery refreshes, by pool and outcome")
+        self.m_kv_matched = reg.counter("router_kv_matched_prompt_tokens_total",
+                                        "Prompt tokens the chosen endpoint held in its KV cache, by pool")
+        self.m_kv_prompt = reg.counter("router_kv_routed_prompt_tokens_total",
+                                       "Prompt tokens routed with KV-cache awareness, by pool")
+        self.m_local_prefill = reg.counter("router_conditional_local_prefill_total",
+                                           "Prefill/decode requests prefilled on the generation server")
 
     # --- discovery ---------------------------------------------------------------------------
     async def refresh_once(self) -> None:
@@ -125,6 +141,30 @@ class Router:
             self.m_refresh.inc(1, (("outcome", "ok"), ("pool", pool.name)))
         pool.update(urls)
         await asyncio.gather(*(self._probe(pool, e) for e in list(pool.endpoints.values())))
+        chooser = self.choosers.get(pool.name)
+        if chooser is not None:
+            chooser.index.forget(pool.endpoints)
+
+    async def poll_kv_events(self, pool: Pool, ep: Endpoint) -> None:
+        """Apply one endpoint's queued KV-cache events (``POST /kv_cache_events``, as upstream's router)."""
+        chooser = self.choosers.get(pool.name)
+        if chooser is None or chooser.approximate or self.session is None:
+            return
+        try:
+            async with self.session.post(ep.url + "/kv_cache_events",
+                                         timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S)) as r:
+                events = await r.json() if r.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+            return
+        if isinstance(events, list):
+            chooser.index.apply_events(ep.url, [e for e in events if isinstance(e, dict)])
+
+    async def _kv_poll_loop(self) -> None:
+        assert self.kv is not None
+        while True:
+            await asyncio.sleep(self.kv.poll_seconds)
+            await asyncio.gather(*(self.poll_kv_events(p, e) for p in self.pools.values()
+                                   for e in list(p.endpoints.values())))
 
     async def _probe(self, pool: Pool, ep: Endpoint) -> None:
         assert self.session is not None
@@ -148,40 +188,67 @@ class Router:
     async def start(self, app: web.Application) -> Any:
         self.session = client_session(self.request_timeout)
         await self.refresh_once()
-        task = asyncio.get_running_loop().create_task(self._refresh_loop())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._refresh_loop())]
+        if self.kv is not None and self.kv.events:
+            tasks.append(loop.create_task(self._kv_poll_loop()))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.session.close()
 
     # --- forwarding ----------------------------------------------------------------------------
-    async def _open(self, pool: Pool, path: str, body: bytes) -> tuple[Endpoint, Upstream]:
-        """POST to the least-loaded endpoint; connection failures evict it and try another."""
+    def _pick(self, pool: Pool, tried: set[str], ids: list[int] | None) -> tuple[Endpoint, Choice | None]:
+        """Least outstanding requests, or with token ids and ``--routing kv-aware`` least routing cost."""
+        chooser = self.choosers.get(pool.name)
+        if chooser is None or ids is None:
+            return pool.pick(tried), None
+        hashes = chooser.hashes(ids)
+        _, url, matched = chooser.rank([e.url for e in pool.candidates(tried)], ids, hashes)[0]
+        self.m_kv_prompt.inc(len(ids), (("pool", pool.name),))
+        self.m_kv_matched.inc(matched, (("pool", pool.name),))
+        return pool.endpoints[url], chooser.begin(url, ids, hashes, matched)
+
+    def _release(self, pool: Pool, ep: Endpoint, choice: Choice | None) -> None:
+        if choice is not None:
+            self.choosers[pool.name].end(choice)
+            asyncio.get_running_loop().create_task(self.poll_kv_events(pool, ep))
+
+    async def _open(self, pool: Pool, path: str, body: bytes,
+                    ids: list[int] | None = None) -> tuple[Endpoint, Upstream, Choice | None]:
+        """POST to the chosen endpoint; connection failures evict it and try another."""
         tried: set[str] = set()
         last: Exception | None = None
         for _ in range(MAX_CONNECT_ATTEMPTS):
             try:
-                ep = pool.pick(tried)
+                ep, choice = self._pick(pool, tried, ids)
             except NoEndpointError as exc:
                 raise NoEndpointError(f"{exc}; last error: {last}" if last else str(exc)) from None
             tried.add(ep.url)
             try:
-                return ep, await Upstream.open(ep.url, path, body)
+                up = await Upstream.open(ep.url, path, body)
             except (OSError, asyncio.TimeoutError) as exc:
+                self._release(pool, ep, choice)
                 ep.healthy = False
                 last = exc
                 self.m_errors.inc(1, (("pool", pool.name),))
+                continue
+            if choice is not None:  # response headers: the endpoint has taken the prompt
+                self.choosers[pool.name].first_byte(choice)
+            return ep, up, choice
         raise NoEndpointError(f"no {pool.name} endpoint accepted the connection; last error: {last}")
 
-    async def _post_json(self, pool: Pool, path: str, body: bytes) -> tuple[Endpoint, bytes, int]:
+    async def _post_json(self, pool: Pool, path: str, body: bytes,
+                         ids: list[int] | None = None) -> tuple[Endpoint, bytes, int]:
         """A non-streamed exchange over the pooled session (context requests)."""
         assert self.session is not None
         tried: set[str] = set()
         last: Exception | None = None
         for _ in range(MAX_CONNECT_ATTEMPTS):
             try:
-                ep = pool.pick(tried)
+                ep, choice = self._pick(pool, tried, ids)
             except NoEndpointError as exc:
                 raise NoEndpointError(f"{exc}; last error: {last}" if last else str(exc)) from None
             tried.add(ep.url)
@@ -200,6 +267,7 @@ class Router:
                 raise UpstreamError(f"{pool.name} server {ep.url}: {exc}") from None
             finally:
                 self._end(ep, labels, status, pool)
+                self._release(pool, ep, choice)
         raise NoEndpointError(f"no {pool.name} endpoint accepted the connection; last error: {last}")
 
     def _begin(self, pool: Pool, ep: Endpoint) -> tuple[tuple[str, str], ...]:
@@ -214,20 +282,31 @@ class Router:
         self.m_inflight.dec(1, labels)
         self.m_requests.inc(1, (("code", f"{status // 100}xx"), ("pool", pool.name)))
 
-    async def forward(self, request: web.Request, pool: Pool, path: str, body: bytes) -> web.StreamResponse:
-        ep, up = await self._open(pool, path, body)
+    async def forward(self, request: web.Request, pool: Pool, path: str, body: bytes,
+                      ids: list[int] | None = None) -> web.StreamResponse:
+        ep, up, choice = await self._open(pool, path, body, ids)
         labels = self._begin(pool, ep)
         try:
             return await up.relay(request)
         finally:
             self._end(ep, labels, up.status, pool)
+            self._release(pool, ep, choice)
+
+    def _token_ids(self, path: str, body: bytes) -> list[int] | None:
+        """The prompt's ids when KV-aware routing needs them (the body is parsed only then)."""
+        if not self.choosers:
+            return None
+        try:
+            return request_token_ids(json.loads(body), path.endswith("/chat/completions"))
+        except ValueError:
+            return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         body = await request.read()
         try:
             if not self.disagg:
-                return await self.forward(request, self.pools["workers"], path, body)
+                return await self.forward(request, self.pools["workers"], path, body, self._token_ids(path, body))
             return await self.disaggregated(request, path, body)
         except NoEndpointError as exc:
             return web.json_response(protocol.openai_error(str(exc), "service_unavailable", 503), status=503)
@@ -244,7 +323,14 @@ class Router:
         chat = path.endswith("/chat/completions")
         rid = next(self._req_ids)
         ctx_pool, gen_pool = self.pools["context"], self.pools["generation"]
-        ep, ctx_raw, status = await self._post_json(ctx_pool, path, protocol.dumps(protocol.context_request(body, rid)))
+        ids = request_token_ids(body, chat) if self.choosers else None
+        local = self._local_prefill(gen_pool, ids)
+        if local is not None:
+            # conditional disaggregation: the generation server prefills the short uncached part itself
+            self.m_local_prefill.inc(1)
+            return await self.forward(request, gen_pool, path, raw, ids)
+        ep, ctx_raw, status = await self._post_json(ctx_pool, path, protocol.dumps(protocol.context_request(body, rid)),
+                                                    ids)
         if status != 200:
             return web.Response(status=status, body=ctx_raw, content_type=protocol.JSON_CONTENT_TYPE)
         try:
@@ -263,7 +349,20 @@ class Router:
                                     headers={"Content-Type": protocol.SSE_CONTENT_TYPE})
             return web.Response(body=protocol.dumps(done), content_type=protocol.JSON_CONTENT_TYPE)
         gen = protocol.generation_request(body, ctx, rid, chat)
-        return await self.forward(request, gen_pool, path, protocol.dumps(gen))
+        return await self.forward(request, gen_pool, path, protocol.dumps(gen), ids)
+
+    def _local_prefill(self, gen_pool: Pool, ids: list[int] | None) -> str | None:
+        """The generation endpoint that should prefill this prompt itself, or None (upstream's
+        ``conditional_disagg_config``: uncached prompt tokens on the chosen generation server at most
+        ``max_local_prefill_length``)."""
+        if self.kv is None or self.kv.max_local_prefill_tokens is None or ids is None:
+            return None
+        chooser = self.choosers[gen_pool.name]
+        try:
+            _, url, matched = chooser.rank([e.url for e in gen_pool.candidates()], ids)[0]
+        except NoEndpointError:
+            return None
+        return url if len(ids) - matched <= self.kv.max_local_prefill_tokens else None
 
     # --- status ----------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
@@ -336,7 +435,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--request-timeout", type=float, default=3600.0, help="seconds per upstream request")
     p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
                    help="on SIGTERM, stop accepting and give streams in flight this long to finish")
+    p.add_argument("--routing", choices=("least-outstanding", "kv-aware"), default="least-outstanding",
+                   help="kv-aware: weigh where a prompt's KV blocks are cached against each endpoint's load")
+    p.add_argument("--kv-events", choices=("on", "off"), default="on",
+                   help="poll the workers' /kv_cache_events (off: approximate from routing decisions)")
+    p.add_argument("--kv-overlap-weight", type=float, default=1.0)
+    p.add_argument("--kv-load-weight", type=float, default=1.0)
+    p.add_argument("--kv-decode-token-cost", type=float, default=1.0,
+                   help="tokens of load one outstanding request adds besides its queued prefill")
+    p.add_argument("--tokens-per-block", type=int, default=32, help="the workers' kv_cache_config.tokens_per_block")
+    p.add_argument("--kv-poll-seconds", type=float, default=0.5)
+    p.add_argument("--max-local-prefill-tokens", type=int, default=None,
+                   help="prefill/decode: prompts with at most this many uncached tokens are prefilled on the "
+                        "generation server (conditional disaggregation); unset: always disaggregate")
     return p.parse_args(argv)
+
+
+def kv_config(args: argparse.Namespace) -> KvRoutingConfig | None:
+    """The KV-aware settings the flags describe, or SystemExit naming the flag."""
+    if args.routing != "kv-aware":
+        if args.max_local_prefill_tokens is not None:
+            raise SystemExit("runtime.router: --max-local-prefill-tokens needs --routing kv-aware")
+        return None
+    for flag, value in (("--kv-overlap-weight", args.kv_overlap_weight), ("--kv-load-weight", args.kv_load_weight),
+                        ("--kv-decode-token-cost", args.kv_decode_token_cost)):
+        if value < 0:
+            raise SystemExit(f"runtime.router: {flag} {value}: must be >= 0")
+    if args.tokens_per_block < 1 or args.kv_poll_seconds <= 0:
+        raise SystemExit("runtime.router: --tokens-per-block must be >= 1 and --kv-poll-seconds > 0")
+    if args.max_local_prefill_tokens is not None and args.max_local_prefill_tokens < 0:
+        raise SystemExit(f"runtime.router: --max-local-prefill-tokens {args.max_local_prefill_tokens}: must be >= 0")
+    weights = KvWeights(args.kv_overlap_weight, args.kv_load_weight, args.kv_decode_token_cost)
+    return KvRoutingConfig(weights, args.kv_events == "on", args.tokens_per_block, args.kv_poll_seconds,
+                           max_local_prefill_tokens=args.max_local_prefill_tokens)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -345,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"runtime.router: --refresh-seconds {args.refresh_seconds}: must be > 0")
     if args.shutdown_timeout <= 0:  # aiohttp reads 0 as "wait forever"
         sys.exit(f"runtime.router: --shutdown-timeout {args.shutdown_timeout}: must be > 0")
-    router = Router(build_pools(args), args.refresh_seconds, args.request_timeout)
+    router = Router(build_pools(args), args.refresh_seconds, args.request_timeout, kv_config(args))
     run(make_app(router), args.host, args.port, args.shutdown_timeout)
 
 

@@ -104,9 +104,9 @@ class Cluster:
             p.wait_http(ready_path)
         return p
 
-    def standin(self, role: str = "aggregated", model: str = "llama", tps: float = 0.0) -> Proc:
+    def standin(self, role: str = "aggregated", model: str = "llama", tps: float = 0.0, *extra: str) -> Proc:
         return self._start("runtime.standin", ["--host", "127.0.0.1", "--role", role, "--model-name", model,
-                                               "--tokens-per-second", str(tps)], "/health")
+                                               "--tokens-per-second", str(tps), *extra], "/health")
 
     def router(self, *args: str, refresh: float = 0.3) -> Proc:
         return self._start("runtime.router", ["--host", "127.0.0.1", *args, "--refresh-seconds", str(refresh)],

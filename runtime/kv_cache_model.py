@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kv_routing import TOKENS_PER_BLOCK, block_key_hash
+from .kv_routing import TOKENS_PER_BLOCK, block_hashes
 
 DEFAULT_PRIORITY = 35
 """``KvCacheRetentionConfig`` default priority upstream reports for stored blocks."""
@@ -64,20 +64,14 @@ class BlockCache:
         return out
 
     # --- reuse -----------------------------------------------------------------------------
-    def _chunks(self, token_ids: Sequence[int]) -> list[Sequence[int]]:
-        usable = len(token_ids) - 1
-        tpb = self.tokens_per_block
-        return [token_ids[s:s + tpb] for s in range(0, usable - tpb + 1, tpb)]
-
     def lookup(self, token_ids: Sequence[int]) -> int:
         """Prompt tokens already cached (a multiple of tokens_per_block); marks them recently used."""
-        parent, matched = 0, 0
-        for chunk in self._chunks(token_ids):
-            h = block_key_hash(chunk, parent)
+        matched = 0
+        for h in block_hashes(token_ids, self.tokens_per_block):
             if h not in self._nodes:
                 break
             self._lru.move_to_end(h)
-            parent, matched = h, matched + len(chunk)
+            matched += self.tokens_per_block
         return matched
 
     def store(self, token_ids: Sequence[int]) -> int:
@@ -85,8 +79,9 @@ class BlockCache:
         parent = 0
         new: list[dict[str, Any]] = []
         first_parent = 0
-        for chunk in self._chunks(token_ids):
-            h = block_key_hash(chunk, parent)
+        tpb = self.tokens_per_block
+        for i, h in enumerate(block_hashes(token_ids, tpb)):
+            chunk = token_ids[i * tpb:(i + 1) * tpb]
             if h in self._nodes:
                 self._lru.move_to_end(h)
             else:

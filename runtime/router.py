@@ -439,7 +439,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="kv-aware: weigh where a prompt's KV blocks are cached against each endpoint's load")
     p.add_argument("--kv-events", choices=("on", "off"), default="on",
                    help="poll the workers' /kv_cache_events (off: approximate from routing decisions)")
-    p.add_argument("--kv-overlap-weight", type=float, default=1.0)
+    p.add_argument("--kv-overlap-weight", type=float, default=KvWeights.overlap,
+                   help="weight of the prompt tokens an endpoint would prefill, against its queued tokens")
     p.add_argument("--kv-load-weight", type=float, default=1.0)
     p.add_argument("--kv-decode-token-cost", type=float, default=1.0,
                    help="tokens of load one outstanding request adds besides its queued prefill")

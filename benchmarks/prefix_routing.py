@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kv-load-weight", type=float, default=1.0)
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per policy, interleaved; medians are printed (a shared machine's speed drifts)")
+    p.add_argument("--kv-events", choices=("on", "off"), default="on",
+                   help="off: the router approximates from its own decisions (images without /kv_cache_events)")
     p.add_argument("--only", choices=("shared-prefix", "control"), help="run one workload")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     policies = {"least-outstanding": ["--routing", "least-outstanding"],
                 "kv-aware": ["--routing", "kv-aware", "--kv-poll-seconds", "0.2",
                              "--kv-overlap-weight", str(args.kv_overlap_weight),
-                             "--kv-load-weight", str(args.kv_load_weight)]}
+                             "--kv-load-weight", str(args.kv_load_weight), "--kv-events", args.kv_events]}
     figures: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="prefix-routing-") as tmp:
         for wname, sessions in (("shared-prefix", shared), ("control", control)):

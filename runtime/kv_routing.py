@@ -297,3 +297,57 @@ class KvRoutingConfig:
         approximate = not self.events or pool == "generation"
         return KvAwareChooser(KvIndex(self.tokens_per_block, self.approx_ttl_s), self.weights, approximate,
                               pending_ttl_s=max(2.0, 10 * self.poll_seconds))
+
+
+class KvAwarePolicy:
+    """The router's :class:`runtime.policy.Policy` for ``--routing kv-aware``: least :func:`routing_cost`
+    per pool, with each pool's :class:`KvAwareChooser`; requests without token ids fall back to least
+    outstanding requests (ties: the first listed)."""
+
+    def __init__(self, config: KvRoutingConfig) -> None:
+        self.config = config
+        self.choosers: dict[str, KvAwareChooser] = {}
+        self.routed_tokens: dict[str, int] = {}
+        self.matched_tokens: dict[str, int] = {}
+        self._pending: Choice | None = None
+
+    def chooser(self, pool: str) -> KvAwareChooser:
+        got = self.choosers.get(pool)
+        if got is None:
+            got = self.choosers[pool] = self.config.chooser(pool)
+        return got
+
+    def rank(self, pool: str, candidates: Sequence[Any], ids: Sequence[int]) -> list[tuple[float, str, int]]:
+        return self.chooser(pool).rank([e.url for e in candidates], ids)
+
+    def choose(self, pool: str, candidates: list[Any], request: Any) -> Any:
+        self._pending = None
+        ids = request.prompt_ids
+        if ids is None:
+            return min(candidates, key=lambda e: e.inflight)
+        chooser = self.chooser(pool)
+        hashes = chooser.hashes(ids)
+        by_url = {e.url: e for e in candidates}
+        if request.prompt_tokens == 0:
+            # a generation phase: the prompt's KV comes from the context server, so only load counts
+            # (the blocks are still recorded: they are held here afterwards, for conditional prefill)
+            url = min(by_url, key=lambda u: routing_cost(0, 0, chooser.active_prefill.get(u, 0),
+                                                         chooser.active_requests.get(u, 0), chooser.weights))
+            matched = len(ids)
+        else:
+            _, url, matched = chooser.rank(list(by_url), ids, hashes)[0]
+        self.routed_tokens[pool] = self.routed_tokens.get(pool, 0) + len(ids)
+        self.matched_tokens[pool] = self.matched_tokens.get(pool, 0) + matched
+        self._pending = chooser.begin(url, ids, hashes, matched)
+        return by_url[url]
+
+    def routed(self, pool: str) -> Choice | None:
+        """The choice :meth:`choose` just made (taken once): the router ends it with the request."""
+        choice, self._pending = self._pending, None
+        return choice
+
+    def first_byte(self, pool: str, choice: Choice) -> None:
+        self.chooser(pool).first_byte(choice)
+
+    def end(self, pool: str, choice: Choice) -> None:
+        self.chooser(pool).end(choice)

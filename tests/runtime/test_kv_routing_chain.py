@@ -28,7 +28,7 @@ def _complete(router, prompt: list[int]) -> dict:
 
 
 def _same_prefix_goes_where_it_is_cached(cluster, *router_flags: str) -> None:
-    a, b = cluster.standin("aggregated", MODEL, 0.0, *CACHE), cluster.standin("aggregated", MODEL, 0.0, *CACHE)
+    a, b = cluster.standin("aggregated", MODEL, extra=CACHE), cluster.standin("aggregated", MODEL, extra=CACHE)
     router = cluster.router("--workers", f"static://127.0.0.1:{a.port},127.0.0.1:{b.port}", *router_flags)
     wait_until(lambda: http("GET", router.url + "/health")[0] == 200, 10)
     prompt = list(range(1, 42))  # 40 usable tokens: 10 blocks of 4
@@ -51,8 +51,8 @@ def test_kv_aware_routing_without_events_approximates_from_its_own_decisions(clu
 
 
 def test_conditional_disaggregation_prefills_short_uncached_prompts_on_the_generation_server(cluster):
-    ctx = cluster.standin("context", MODEL, 0.0, *CACHE)
-    gen = cluster.standin("generation", MODEL, 0.0, *CACHE)
+    ctx = cluster.standin("context", MODEL, extra=CACHE)
+    gen = cluster.standin("generation", MODEL, extra=CACHE)
     router = cluster.router("--context", f"static://127.0.0.1:{ctx.port}", "--generation",
                             f"static://127.0.0.1:{gen.port}", *KV, "--max-local-prefill-tokens", "16")
     wait_until(lambda: http("GET", router.url + "/health")[0] == 200, 10)

@@ -436,10 +436,18 @@ class Upstream:
         if self.is_sse:
             headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         resp = web.StreamResponse(status=self.status, headers=headers)
+        # The headers go out with the first bytes (one send, not two, on the time-to-first-token
+        # path): web.Response's default, StreamResponse's opt-in (aiohttp 3.14 web_response.py).
+        resp._send_headers_immediately = False
         chunked = request.version >= (1, 1)
         if chunked:
             resp.enable_chunked_encoding()
         down = request.transport
+        tail: list[bytes] = []  # the body's last bytes: they leave with its end, in one send
+
+        def ended() -> bool:
+            return conn.done.done() and conn.done.exception() is None
+
         try:
             await resp.prepare(request)
             # The first bytes go through aiohttp (they carry the buffered response headers) ...
@@ -453,7 +461,10 @@ class Upstream:
                 conn.pending.clear()
                 if on_chunk is not None:
                     on_chunk(data)
-                await resp.write(data)
+                if ended():
+                    tail.append(data)
+                else:
+                    await resp.write(data)
             # ... then straight from the upstream socket's callback to the client's transport.
             if down is not None and not conn.done.done():
                 up_t = conn.transport
@@ -464,6 +475,9 @@ class Upstream:
                         on_chunk(data)
                     if down.is_closing():
                         conn._fail(ClientGoneError("client went away"))
+                        return
+                    if ended():
+                        tail.append(data)
                         return
                     down.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
                     if not conn.paused and down.get_write_buffer_size() > HIGH_WATER:
@@ -506,7 +520,7 @@ class Upstream:
             if not conn.released:
                 conn.sink = None
             self.close()
-        await resp.write_eof()
+        await resp.write_eof(b"".join(tail))
         return resp
 
 

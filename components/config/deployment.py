@@ -10,14 +10,14 @@ from components.config.base import ConfigModel, check_dns_label
 from components.config.images import (
     DEFAULT_TRITON_TRTLLM_IMAGE,
     DEFAULT_TRTLLM_IMAGE,
+    ImageFeature,
     Runtime,
-    parse_image,
     parse_version,
-    trtllm_version_of,
+    trtllm_capabilities,
+    trtllm_generation,
 )
 from components.config.workload import WorkloadConfig
 from engines.llm_api import LlmApiOptions, Mode
-from runtime.capabilities import GENERATIONS, capabilities
 
 
 class ResourcesConfig(ConfigModel):
@@ -87,17 +87,10 @@ class RoutingConfig(ConfigModel):
         return self
 
 
-def trtllm_generation_of(reference: str, declared_version: str | None) -> str | None:
-    """'1.2' for the image's TensorRT-LLM (its tag, or the declared version), None if unknown."""
-    version = declared_version or trtllm_version_of(parse_image(reference))
-    parsed = parse_version(version) if version else None
-    return f"{parsed[0]}.{parsed[1]}" if parsed else None
-
-
 def serves_kv_events(reference: str, declared_version: str | None) -> bool:
     """Whether the capability table proves ``POST /kv_cache_events`` for the image's generation."""
-    generation = trtllm_generation_of(reference, declared_version)
-    return generation in GENERATIONS and capabilities(generation).kv_cache_events
+    caps = trtllm_capabilities(reference, declared_version)
+    return caps is not None and caps.kv_cache_events
 
 
 def routing_problems(deployment: ModelDeploymentConfig, images: ImagesConfig) -> list[str]:
@@ -115,7 +108,7 @@ def routing_problems(deployment: ModelDeploymentConfig, images: ImagesConfig) ->
             "kv-aware: without block reuse no prefix is ever cached; enable block reuse or route least-outstanding"
         )
     if routing.kv_events == "on" and not serves_kv_events(images.trtllm, images.trtllm_version):
-        generation = trtllm_generation_of(images.trtllm, images.trtllm_version) or "unknown"
+        generation = trtllm_generation(images.trtllm, images.trtllm_version) or "unknown"
         problems.append(
             f"orchestrator.routing.kvEvents is 'on', but TensorRT-LLM {generation} ({images.trtllm}) is not proven to "
             "serve /kv_cache_events (runtime/capabilities.py, row kv_cache_events): set kvEvents: auto (the router "
@@ -313,12 +306,30 @@ class ImagesConfig(ConfigModel):
     (``/usr/sbin/sshd``) in it: mpirun starts the remote ranks over ssh."""
     triton_trtllm_version: str | None = None
     """TensorRT-LLM version of ``tritonTrtllm`` when the compatibility table cannot place its tag."""
+    trtllm_features: tuple[ImageFeature, ...] = ()
+    """What ``trtllm`` carries beyond the release it is built FROM: ``nixl-libfabric`` (the
+    project's worker image, ``images/worker/Dockerfile``). Prefill/decode over NIXL on an EFA pool
+    needs it; the stock ``nvcr.io/nvidia/tensorrt-llm/release`` image never carries it."""
+    nixl_plugins_dir: str | None = None
+    """Where ``trtllm`` keeps NIXL's plugins (rendered as ``NIXL_PLUGINS_DIR`` on EFA prefill/decode
+    groups); None: the image's own ``NIXL_PLUGINS_DIR`` (``images/worker/Dockerfile`` sets it)."""
     frontend: str | None = None
     """Image of the CPU tiers (llmapi: frontend and router; engine: the Triton frontend); None: the
     runtime's image (``trtllm`` for llmapi, ``tritonTrtllm`` for engine). Another image needs
     Python with aiohttp and ``transformers`` (llmapi; with ``uvloop`` the relays cost about half
     the CPU per token: ``benchmarks/llmapi_serving_tiers.py``) or Triton's python backend, numpy
     and ``transformers`` (engine)."""
+
+    tiers: str | None = None
+    """Image of the llmapi CPU tiers (frontend and router): the project's ``images/tiers/Dockerfile``
+    (its ``runtime`` package's dependencies with uvloop, non-root). None: ``frontend``, else
+    ``trtllm``. The engine runtime's Triton frontend never uses it."""
+    tiers_features: tuple[ImageFeature, ...] = ()
+    """What ``tiers`` carries: ``uvloop`` (``images/tiers/Dockerfile``)."""
+
+    def llmapi_tiers_image(self) -> str | None:
+        """The llmapi frontend's and router's image (None: the workers' image)."""
+        return self.tiers or self.frontend
 
     def frontend_image(self, runtime: Runtime = "engine") -> str:
         """The frontend's image for a deployment of ``runtime``."""

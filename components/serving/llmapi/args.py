@@ -12,10 +12,12 @@ from typing import Any
 
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig, serves_kv_events
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml
+from runtime.capabilities import capabilities
 
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
@@ -33,6 +35,8 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     exposed = not deployment.frontend.internal_load_balancer
     return {
         "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+        "trtllm_generation": config.trtllm_generation(),
+        "nixl_plugins_dir": config.images.nixl_plugins_dir,
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
@@ -54,8 +58,14 @@ def routes_by_kv_events(deployment: ModelDeploymentConfig, trtllm_image: str, de
     return routing.kv_events == "on" or serves_kv_events(trtllm_image, declared_version)
 
 
-def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memory_gib: int | None = None,
-                      event_buffer_max_size: int = 0) -> WorkerGroupSpec:
+def worker_group_spec(
+    role: str,
+    group: WorkerGroupConfig,
+    pool: NodePool,
+    memory_gib: int | None = None,
+    generation: str = DEFAULT_GENERATION,
+    event_buffer_max_size: int = 0,
+) -> WorkerGroupSpec:
     """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role (with a
     KV-cache event buffer when the router reads the events) and, when known, the host memory its
     ranks use (/dev/shm included)."""
@@ -69,7 +79,9 @@ def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memor
         pool=pool,
         pods_per_group=group.pods_per_group,
         gpus_per_pod=group.gpus_per_pod or pool.gpus_per_node,
-        llm_api_yaml=llm_api_yaml(options, role=GROUP_ROLES[role]),
+        llm_api_yaml=llm_api_yaml(
+            options, role=GROUP_ROLES[role], kv_transfer_timeout=capabilities(generation).kv_transfer_timeout_ms
+        ),
         groups=group.groups,
         min_groups=group.min_groups,
         max_groups=group.max_groups,
@@ -98,6 +110,8 @@ def llmapi_deployment_args(
     drain_seconds: int = 60,
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
+    trtllm_generation: str = DEFAULT_GENERATION,
+    nixl_plugins_dir: str | None = None,
     kv_events: bool = False,
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
@@ -108,8 +122,10 @@ def llmapi_deployment_args(
     # the servers where prefixes live publish events (upstream's generation path publishes none)
     events = {role: routing.event_buffer_max_size if kv_events and role in ("workers", "prefill") else 0
               for role in groups}
-    workers = {role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role), events[role])
-               for role, g in groups.items()}
+    workers = {
+        role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role), trtllm_generation, events[role])
+        for role, g in groups.items()
+    }
     holder = groups.get("prefill") or groups.get("workers")
     frontend, orchestrator = deployment.frontend, deployment.orchestrator
     frontend_resources = deployment.frontend_resources()
@@ -155,6 +171,8 @@ def llmapi_deployment_args(
         keda_prometheus_url=keda_prometheus_url,
         drain_seconds=drain_seconds,
         api_key=api_key,
+        trtllm_generation=trtllm_generation,
+        nixl_plugins_dir=nixl_plugins_dir,
         routing=routing,
         kv_events=kv_events,
         tokens_per_block=holder.llm_api.kv_cache_config.tokens_per_block if holder is not None else 32,

@@ -41,7 +41,8 @@ Metrics on ``/metrics`` (Prometheus text), used by the scalers and the preStop d
 - ``router_endpoint_inflight{pool,endpoint}``: the same count as the first, per endpoint.
 ``pool`` is ``workers`` (aggregated) or ``context`` / ``generation`` (prefill-decode).
 
-``/health`` is 200 when every pool has an available endpoint and the router is not draining
+``/ready`` (the pod's readiness) is 200 once discovery has run and while not draining; ``/health``
+is 200 when every pool has an available endpoint and the router is not draining
 (readiness), ``/live`` always 200.
 """
 
@@ -74,6 +75,8 @@ log = logging.getLogger("runtime.router")
 HEALTH_TIMEOUT_S = 2.0
 MAX_CONNECT_ATTEMPTS = 3
 MAX_BODY_BYTES = 64 << 20
+REMOVED_SERIES_S = 120.0
+"""How long a removed endpoint's in-flight series stays at 0 after its last request (a few scrapes)."""
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 
 
@@ -99,22 +102,33 @@ class Pool:
         self.name = name
         self.source = source
         self.endpoints: dict[str, Endpoint] = {}
+        self.removed: dict[str, tuple[Endpoint, float]] = {}
+        """Endpoints discovery no longer lists, kept for their ``router_endpoint_inflight`` series until
+        they have been idle for ``REMOVED_SERIES_S``: a draining leader's preStop asks Prometheus for
+        that series and must see it fall to 0 (a missing series reads as busy)."""
         self.outstanding = 0
         self.queued_tokens = 0
 
     def candidates(self, exclude: set[str], now: float) -> list[Endpoint]:
         return [e for e in self.endpoints.values() if e.url not in exclude and e.available(now)]
 
-    def update(self, urls: list[str]) -> None:
-        """Adopt a fresh discovery result: add new endpoints, drop vanished ones."""
+    def update(self, urls: list[str], now: float = 0.0) -> None:
+        """Adopt a fresh discovery result: add new endpoints, drop vanished ones (their series stay
+        in :attr:`removed` until idle for ``REMOVED_SERIES_S``)."""
         for url in urls:
             if url not in self.endpoints:
-                self.endpoints[url] = Endpoint(url)
+                back = self.removed.pop(url, None)
+                self.endpoints[url] = back[0] if back is not None else Endpoint(url)
                 log.info("%s: added %s", self.name, url)
         for url in list(self.endpoints):
             if url not in urls:
-                del self.endpoints[url]
+                self.removed[url] = (self.endpoints.pop(url), now)
                 log.info("%s: removed %s", self.name, url)
+        for url, (ep, since) in list(self.removed.items()):
+            if ep.inflight > 0:
+                self.removed[url] = (ep, now)  # idle time counts from its last request's end
+            elif now - since >= REMOVED_SERIES_S:
+                del self.removed[url]
 
     def available_count(self, now: float) -> int:
         return sum(e.available(now) for e in self.endpoints.values())
@@ -172,6 +186,8 @@ class Router:
         self.session: ClientSession | None = None
         self.conns = ConnectionPool()
         self.disagg = "context" in pools
+        self.discovered = False
+        """The first discovery round has run (``/ready``)."""
         self._rid = 0
         reg = self.registry = Registry()
         self.m_requests = reg.counter("router_requests_total", "Requests routed, by pool and upstream status class")
@@ -218,7 +234,7 @@ class Router:
             urls = [] if isinstance(exc, socket.gaierror) else list(pool.endpoints)
         else:
             self.m_refresh.inc(1, (("outcome", "ok"), ("pool", pool.name)))
-        pool.update(urls)
+        pool.update(urls, self._now())
         await asyncio.gather(*(self._probe(pool, e) for e in list(pool.endpoints.values())))
         if self.kv is not None:
             self.kv.chooser(pool.name).index.forget(pool.endpoints)
@@ -267,6 +283,7 @@ class Router:
     async def start(self, app: web.Application) -> Any:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S))
         await self.refresh_once()
+        self.discovered = True
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._refresh_loop())]
         if self.kv_config is not None and self.kv_config.events:
@@ -504,6 +521,16 @@ class Router:
             return web.json_response({"ready": False, "no_available_endpoint": missing}, status=503)
         return web.json_response({"ready": True})
 
+    async def ready(self, request: web.Request) -> web.Response:
+        """Readiness: able to route — discovery has run and the router is not draining. A router with
+        no healthy worker stays ready and answers clients 503 itself (workers may be waiting for GPUs
+        or a model download; an unready router would only hide that behind the Service)."""
+        if self.lifecycle.draining:
+            return web.json_response({"ready": False, "draining": True}, status=503)
+        if not self.discovered:
+            return web.json_response({"ready": False, "discovered": False}, status=503)
+        return web.json_response({"ready": True})
+
     async def live(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
@@ -526,7 +553,7 @@ class Router:
         for pool in self.pools.values():
             keep = []
             p = (("pool", pool.name),)
-            for ep in pool.endpoints.values():
+            for ep in [*pool.endpoints.values(), *(e for e, _ in pool.removed.values())]:
                 labels = (("endpoint", ep.url), ("pool", pool.name))
                 self.m_inflight.set(ep.inflight, labels)
                 keep.append(labels)
@@ -574,6 +601,7 @@ def make_app(router: Router) -> web.Application:
     app.cleanup_ctx.append(router.start)
     app.router.add_get("/health", router.health)
     app.router.add_get("/live", router.live)
+    app.router.add_get("/ready", router.ready)
     app.router.add_get("/metrics", router.metrics)
     app.router.add_get("/v1/models", router.models)
     app.router.add_post("/v1/completions", router.handle)

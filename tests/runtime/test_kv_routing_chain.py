@@ -65,3 +65,25 @@ def test_conditional_disaggregation_prefills_short_uncached_prompts_on_the_gener
     _complete(router, list(range(1, 60)))  # 59 uncached tokens: through the context server
     assert metrics(ctx.url + "/metrics")[handoffs] == before + 1
     assert _computed(gen) == 10
+
+
+def test_router_is_ready_without_workers_and_answers_clients_503(cluster):
+    router = cluster.router("--workers", "static://127.0.0.1:9")  # nothing listens on the discard port
+    wait_until(lambda: http("GET", router.url + "/ready")[0] == 200, 10)
+    assert http("GET", router.url + "/health")[0] == 503
+    status, body = http("POST", router.url + "/v1/completions", {"model": MODEL, "prompt": [1, 2, 3], "max_tokens": 2})
+    assert status == 503 and "127.0.0.1:9" not in body.decode()
+
+
+def test_a_removed_endpoint_keeps_its_inflight_series_at_zero(cluster):
+    """A draining leader's preStop reads router_endpoint_inflight of its own address from Prometheus:
+    after discovery drops it, the series stays (at 0) instead of vanishing (which reads as busy)."""
+    a, b = cluster.standin("aggregated", MODEL), cluster.standin("aggregated", MODEL)
+    listed = cluster.endpoints_file("kv-removed.txt", [a, b])
+    router = cluster.router("--workers", f"file://{listed}", refresh=0.2)
+    wait_until(lambda: http("GET", router.url + "/health")[0] == 200, 10)
+    _complete(router, [1, 2, 3, 4])
+    cluster.endpoints_file("kv-removed.txt", [a])
+    key = f'router_endpoint_inflight{{endpoint="{b.url}",pool="workers"}}'
+    time.sleep(1.0)  # several discovery rounds without b
+    assert metrics(router.url + "/metrics").get(key) == 0.0

@@ -16,7 +16,8 @@ from disaggctl.synth.program import read_stack_config
 from tests.components.config.conftest import PROJECT_DIR, RawConfig
 from tests.components.serving.conftest import SYSTEM
 
-RELEASE_13 = "nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc5"
+RELEASE_13 = "1.3.0rc5"
+"""The project's worker image declared as built from a 1.3 release (``images.trtllmVersion``)."""
 
 
 @pytest.fixture
@@ -29,13 +30,13 @@ def prod_config() -> RawConfig:
     return RawConfig(read_stack_config(PROJECT_DIR, "prod")[1])
 
 
-def with_routing(config: Any, index: int, routing: dict[str, Any], image: str | None = None) -> Any:
+def with_routing(config: Any, index: int, routing: dict[str, Any], version: str | None = None) -> Any:
     deployments = config.section("deployments")
     deployments[index].setdefault("orchestrator", {})["routing"] = routing
     config.set("deployments", deployments)
-    if image is not None:
-        images = config.section("images") if "disagg:images" in config.raw else {}
-        images["trtllm"] = image
+    if version is not None:
+        images = config.section("images")
+        images["trtllmVersion"] = version
         config.set("images", images)
     return config
 

@@ -9,7 +9,12 @@ from pydantic import field_validator
 from components.config.base import ConfigModel, check_dns_label
 from components.config.capacity import CapacityReport, check_capacity, stack_drain_seconds
 from components.config.cluster import ClusterConfig
-from components.config.deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
+from components.config.deployment import (
+    ImagesConfig,
+    ModelDeploymentConfig,
+    WorkerGroupConfig,
+    routing_problems,
+)
 from components.config.images import (
     check_runtime_image,
     is_stock_trtllm,
@@ -108,6 +113,14 @@ class StackConfig(ConfigModel):
         """The runtimes the deployments use."""
         return {deployment.runtime for deployment in self.deployments}
 
+    def warnings(self) -> list[str]:
+        """What the program prints before it declares anything: the capacity warnings, then keys read
+        under a deprecated name (one line each, naming the deployment)."""
+        out = list(self.capacity_report().warnings)
+        for d in self.deployments:
+            out += [f"{NAMESPACE}:deployments[{d.name}].{line}" for line in d.orchestrator.deprecations()]
+        return out
+
     def capacity_report(self, now: datetime | None = None) -> CapacityReport:
         """:func:`check_capacity` of the stack, its Capacity Blocks judged at ``now`` (default: the
         clock) against the longest drain of its deployments."""
@@ -158,6 +171,7 @@ class StackConfig(ConfigModel):
                     "give each deployment its own name"
                 )
             seen.add(deployment.name)
+            problems += [f"{where}.{p}" for p in routing_problems(deployment, self.images)]
             if deployment.runtime == "engine":
                 problems += self._check_engine_deployment(where, deployment, pools)
             else:

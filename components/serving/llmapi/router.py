@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.config.deployment import RoutingConfig
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
@@ -54,6 +55,12 @@ class LlmApiRouterArgs(BaseModel):
     generation_url: str | None = None
     """Prefill-decode mode: ``dns://<decode headless service>:8000``."""
     refresh_seconds: int = Field(default=2, ge=1)
+    routing: RoutingConfig = RoutingConfig()
+    kv_events: bool = False
+    """kv-aware: poll the workers' ``/kv_cache_events`` (the image serves them and the workers
+    render ``event_buffer_max_size``); False: the router approximates from its own decisions."""
+    tokens_per_block: int = Field(default=32, ge=1)
+    """The workers' ``kv_cache_config.tokens_per_block`` (block keys must agree)."""
     runtime_volume: dict
     runtime_hash: str
     cpu: str = "2"
@@ -99,11 +106,24 @@ def router_command(args: LlmApiRouterArgs) -> list[str]:
         argv += ["--workers", args.workers_url]
     else:
         argv += ["--context", str(args.context_url), "--generation", str(args.generation_url)]
-    return argv + [
+    argv += [
         "--refresh-seconds", str(args.refresh_seconds),
         "--shutdown-timeout", str(args.drain_seconds),
         "--trtllm-version", args.trtllm_generation,
     ]  # fmt: skip
+    return argv + routing_flags(args.routing, args.kv_events, args.tokens_per_block)
+
+
+def routing_flags(routing: RoutingConfig, kv_events: bool, tokens_per_block: int) -> list[str]:
+    """The router's routing flags (none for least-outstanding, its default)."""
+    if routing.policy != "kv-aware":
+        return []
+    flags = ["--routing", "kv-aware", "--kv-events", "on" if kv_events else "off",
+             "--kv-overlap-weight", f"{routing.overlap_weight:g}", "--kv-load-weight", f"{routing.load_weight:g}",
+             "--tokens-per-block", str(tokens_per_block)]
+    if routing.max_local_prefill_tokens is not None:
+        flags += ["--max-local-prefill-tokens", str(routing.max_local_prefill_tokens)]
+    return flags
 
 
 def router_url(name: str, namespace: str) -> str:

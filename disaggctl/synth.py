@@ -4,7 +4,8 @@ Output (deterministic: sorted, no timestamps, made-up ids derived from names):
   tree.txt                      the resource tree (type and name, children indented)
   summary.txt                   resources counted by type
   outputs.json                  stack outputs (secrets masked)
-  resources/<type>/<name>.json  every resource: type, name, parent, provider, inputs
+  resources/<type>/<name>.json  every resource: type, name, parent, provider, dependencies, inputs,
+                                and the resource options set (customTimeouts, protect, retainOnDelete, …)
   manifests/<ns>/<kind>-<name>.yaml  every Kubernetes object (and Helm release) as YAML
 """
 
@@ -512,6 +513,7 @@ def _resource_document(resource: RecordedResource) -> dict[str, Any]:
         "provider": resource.provider.split("::")[-2] if resource.provider else "",
         "dependsOn": [d.rsplit("::", 1)[-1] for d in resource.dependencies],
         "inputs": resource.inputs,
+        **({"options": resource.options} if resource.options else {}),
     }
 
 

@@ -15,6 +15,7 @@ from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
 from components.config.capacity import deployment_drain_seconds
+from components.models.await_budget import model_preparation_deadline
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
@@ -60,6 +61,7 @@ def main(config: StackConfig) -> None:
         )
 
     preparations: dict[str, ModelPreparation] = {}
+    fsx_throughput = config.cluster.eks.storage.throughput_per_unit if config.cluster.eks else None
     for key in config.used_models():
         preparations[key] = ModelPreparation(
             f"model-{key}",
@@ -72,6 +74,9 @@ def main(config: StackConfig) -> None:
                 store_mount_path=store.mount_path,
                 image=config.images.trtllm,
                 hf_token_secret=config.hf_token_secret,
+                active_deadline_seconds=model_preparation_deadline(
+                    config.models[key], store.storage, fsx_throughput
+                ),
             ),
             opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
         )

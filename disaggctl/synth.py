@@ -283,7 +283,7 @@ def _write_summary_files(result: SynthResult, out_dir: Path, files: _FileWriter)
 
 def _write_resource_files(resource: RecordedResource, out_dir: Path, files: _FileWriter) -> None:
     files.write(out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json",
-                _json(_resource_document(resource)))
+                _json(resource_document(resource)))
     manifest = kubernetes_manifest(resource)
     if manifest is not None:
         namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
@@ -504,7 +504,9 @@ def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:
     return manifest
 
 
-def _resource_document(resource: RecordedResource) -> dict[str, Any]:
+def resource_document(resource: RecordedResource) -> dict[str, Any]:
+    """What `resources/<type>/<name>.json` holds for one resource (also what the first-apply
+    check reads, `disaggctl.first_apply`)."""
     return {
         "type": resource.type,
         "name": resource.name,

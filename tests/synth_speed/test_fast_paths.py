@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from disaggctl import fast_registration
 from disaggctl.mocks import install_mocks
-from disaggctl.synth import SynthResult, _resource_document, kubernetes_manifest, run_program
+from disaggctl.synth import SynthResult, resource_document, kubernetes_manifest, run_program
 from disaggctl.synth_render import ManifestDumper, to_json, to_manifest_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -178,7 +178,7 @@ def test_shared_objects_and_odd_values_fall_back_to_the_libraries() -> None:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_shipped_document_renders_as_the_libraries_do(recorded: dict, stack: str) -> None:
     for resource in recorded[stack, True].resources:
-        document = _resource_document(resource)
+        document = resource_document(resource)
         assert to_json(document) == json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
         manifest = kubernetes_manifest(resource)
         if manifest is not None:

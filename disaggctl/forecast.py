@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components.cluster.instance_types import lookup_instance_type
+from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig
 
 from .pricing import PriceError, dollars_per_million_tokens, pool_price

@@ -31,7 +31,7 @@ SYSTEMS: dict[str, str] = {
     "L4": "l4",
     "L40S": "l40s",
 }
-"""GPU model (components/cluster/instance_types.py) -> AIConfigurator system
+"""GPU model (components/config/instance_types.py) -> AIConfigurator system
 (aiconfigurator_core/systems/<name>.yaml, 0.12.0). The a100_sxm system is an 80 GB part: the
 planner drops candidates whose per-GPU memory exceeds the pool's GPU (A100 40 GB). ``l4`` ships
 no performance data in 0.12.0 (``systems/data/l4`` is empty): searches there fail with

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from components.cluster.instance_types import lookup_instance_type
+from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig, typical
 
 from .perf_model import (

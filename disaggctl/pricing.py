@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.cluster.instance_types import lookup_instance_type
+from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig
 
 PRICES_SOURCE = "aws.amazon.com/ec2/pricing/on-demand (Linux, shared tenancy)"

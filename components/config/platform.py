@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from components.cluster.contract import Fabric
 from components.config.base import ConfigModel, check_dns_label
+from components.config.scheduling import Fabric
 from components.config.security import SecurityConfig
 
 RDMA_FABRICS: tuple[Fabric, ...] = ("infiniband", "roce")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 from components.models.await_budget import cpu_tier_await_seconds
 from components.serving.labels import metadata
 from components.serving.pods import env_list, node_selector, tolerations

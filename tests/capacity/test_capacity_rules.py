@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from components.cluster.aws_node_pool import capacity_block_schedule, node_group_sizes
 from components.config import ConfigError, StackConfig, load_stack_config
 from components.config.capacity import (
-    CapacityBlockConfig,
     GroupDemand,
     check_capacity,
     efa_interfaces_per_pod,
@@ -26,7 +25,7 @@ from components.config.capacity import (
     stream_drain_seconds,
     weight_bytes_per_param,
 )
-from components.config.cluster import GpuNodePoolConfig
+from components.config.cluster import CapacityBlockConfig, GpuNodePoolConfig
 from components.config.loader import parse_raw_config
 from disaggctl.synth import read_stack_config
 from engines.catalog import MODELS
@@ -386,10 +385,8 @@ def test_stream_drain_covers_the_longest_request() -> None:
 
 
 def test_karpenter_drain_lead_is_ten_minutes() -> None:
-    from components.config.capacity import (
-        EC2_CAPACITY_BLOCK_TERMINATION_LEAD,
-        KARPENTER_CAPACITY_BLOCK_DRAIN_LEAD,
-    )
+    from components.config.capacity import KARPENTER_CAPACITY_BLOCK_DRAIN_LEAD
+    from components.config.cluster import EC2_CAPACITY_BLOCK_TERMINATION_LEAD
 
     assert timedelta(minutes=30) == EC2_CAPACITY_BLOCK_TERMINATION_LEAD
     assert timedelta(minutes=10) == KARPENTER_CAPACITY_BLOCK_DRAIN_LEAD

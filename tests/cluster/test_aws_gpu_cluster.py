@@ -9,9 +9,9 @@ import pulumi_aws as aws
 import pytest
 
 from components.cluster.aws import AwsGpuCluster
-from components.cluster.aws_network import plan_subnets
-from components.cluster.contract import EFA_RESOURCE, Toleration
 from components.config.cluster import EksConfig
+from components.config.scheduling import EFA_RESOURCE, Toleration
+from components.config.subnets import plan_subnets
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -15,9 +15,9 @@ from components.cluster.aws import (
     gpu_zones,
     storage_zone,
 )
-from components.cluster.aws_network import plan_subnets
 from components.cluster.aws_node_pool import node_group_capacity_type, node_group_taints, placement_group_name
 from components.config.cluster import GpuNodePoolConfig, StorageConfig
+from components.config.subnets import plan_subnets
 
 ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"]
 

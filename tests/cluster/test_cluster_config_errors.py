@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components.cluster.instance_types import INSTANCE_TYPES
 from components.config import ConfigError, load_stack_config
 from components.config.cluster import ClusterConfig, GpuNodePoolConfig
+from components.config.instance_types import INSTANCE_TYPES
 from disaggctl.synth import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ CASES = [
         "unknown instance type",
         pool_edit(instanceType="p9.huge"),
         f"{POOL}: instance type 'p9.huge' is not a known GPU instance type (known: "
-        f"{', '.join(sorted(INSTANCE_TYPES))}): use one of them, or add it to components/cluster/instance_types.py",
+        f"{', '.join(sorted(INSTANCE_TYPES))}): use one of them, or add it to components/config/instance_types.py",
     ),
     (
         "placement group without a zone",

@@ -8,9 +8,11 @@ import pytest
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
-from components.cluster.contract import SharedStorage, Toleration
-from components.cluster.existing import ExistingCluster, check_context, is_kubeconfig_text, read_kubeconfig
+from components.cluster.contract import SharedStorage
+from components.cluster.existing import ExistingCluster
 from components.config.cluster import ExistingClusterConfig
+from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
+from components.config.scheduling import Toleration
 
 KUBECONFIG = """apiVersion: v1
 kind: Config

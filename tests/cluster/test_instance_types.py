@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.cluster.instance_types import (
+from components.config.instance_types import (
     INSTANCE_TYPES,
     NetworkInterfaceSlot,
     efa_interface_layout,
@@ -45,7 +45,7 @@ def test_unknown_type_names_the_known_ones() -> None:
     with pytest.raises(ValueError) as error:
         lookup_instance_type("p9.huge")
     assert str(error.value).startswith("instance type 'p9.huge' is not a known GPU instance type (known: g5.12xlarge, ")
-    assert str(error.value).endswith("): use one of them, or add it to components/cluster/instance_types.py")
+    assert str(error.value).endswith("): use one of them, or add it to components/config/instance_types.py")
     assert "p5.48xlarge" in str(error.value)
 
 

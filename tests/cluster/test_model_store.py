@@ -5,7 +5,8 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cluster.contract import ClusterHandle, NodePool, SharedStorage
+from components.cluster.contract import ClusterHandle, SharedStorage
+from components.config.scheduling import NodePool
 from components.storage.model_store import ModelStore, claim_spec
 
 SYSTEM = NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector={})

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cluster.contract import NodePool, Toleration
+from components.config.scheduling import NodePool, Toleration
 from components.models.engine_build import DEFAULT_IMAGE, EngineBuild, EngineBuildArgs, engine_key, job_name
 from engines import build as build_entrypoint
 from engines.spec import EngineSpec

@@ -9,9 +9,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cluster.contract import NodePool, Toleration
 from components.config import ModelSourceConfig
 from components.config.images import DEFAULT_TRTLLM_IMAGE
+from components.config.scheduling import NodePool, Toleration
 from components.models.model_preparation import (
     ModelPreparation,
     ModelPreparationArgs,

@@ -12,7 +12,8 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.cluster.contract import ClusterHandle, Fabric, NodePool, Toleration
+from components.cluster.contract import ClusterHandle
+from components.config.scheduling import Fabric, NodePool, Toleration
 from disaggctl.mocks import RecordedResource, install_mocks
 
 DATA = Path(__file__).parent / "data"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.cluster.contract import Toleration
+from components.config.scheduling import Toleration
 from components.platform.efa_device_plugin import efa_device_plugin_values
 
 

@@ -7,8 +7,8 @@ import itertools
 import jsonschema
 import pytest
 
-from components.cluster.contract import Toleration
 from components.config.platform import PlatformConfig
+from components.config.scheduling import Toleration
 from components.platform.gpu_operator import gpu_node_tolerations, gpu_operator_values
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}

@@ -20,8 +20,9 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.cluster.contract import ClusterHandle, NodePool, Toleration
+from components.cluster.contract import ClusterHandle
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig
+from components.config.scheduling import NodePool, Toleration
 from components.serving.group_layout import GroupLayout
 from components.serving.triton.deployment import DisaggregatedDeploymentArgs
 from components.serving.triton.frontend import TritonFrontendArgs

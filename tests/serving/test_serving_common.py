@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 from components.serving.autoscaling import pods_metric
 from components.serving.fabric_env import fabric_env
 from components.serving.group_layout import GroupLayout, group_layout

@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
 from components.serving.group_layout import GroupLayout
 from components.serving.triton.orchestrator import leader_pod_template, orchestrator_config_maps

@@ -175,14 +175,14 @@ def test_spec_for_a_node_pool():
         spec_for_pool(SimpleNamespace(name="cpu", fabric="none"), image="img")
 
 
-def test_spec_for_the_cluster_contract_node_pool():
-    cluster_contract = pytest.importorskip("components.cluster.contract")
-    pool = cluster_contract.NodePool(
+def test_spec_for_the_config_node_pool():
+    scheduling = pytest.importorskip("components.config.scheduling")
+    pool = scheduling.NodePool(
         name="ib",
         gpus_per_node=8,
         gpu_memory_gib=80,
         node_selector={"pool": "h100"},
-        tolerations=(cluster_contract.Toleration(key="nvidia.com/gpu"),),
+        tolerations=(scheduling.Toleration(key="nvidia.com/gpu"),),
         fabric="infiniband",
         rdma_resource="rdma/rdma_shared_device_a",
     )

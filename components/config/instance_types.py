@@ -73,7 +73,7 @@ def lookup_instance_type(name: str) -> InstanceType:
         known = ", ".join(sorted(INSTANCE_TYPES))
         raise ValueError(
             f"instance type '{name}' is not a known GPU instance type (known: {known}): "
-            "use one of them, or add it to components/cluster/instance_types.py"
+            "use one of them, or add it to components/config/instance_types.py"
         ) from None
 
 

@@ -8,6 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .first_apply import add_first_apply_command
 from .plan import add_plan_command
 from .synth_diff import add_diff_commands
 from .verify.cli import add_verify_commands
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--project", default=".", help="project directory holding Pulumi.yaml (default .)")
     synth.set_defaults(func=_synth)
     add_diff_commands(commands)
+    add_first_apply_command(commands)
     add_plan_command(commands)
     add_verify_commands(commands)
     return parser

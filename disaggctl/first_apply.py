@@ -29,6 +29,7 @@ A resource is created once everything it depends on is ready, so its own timeout
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
@@ -234,7 +235,7 @@ def first_apply_steps(documents: Iterable[Mapping[str, Any]]) -> list[Step]:
         ((d.get("inputs") or {}).get("metadata") or {}).get("name", d["name"]): d.get("inputs") or {}
         for d in by_kind.get("StorageClass", [])
     }
-    jobs = {d["name"]: _job_keys(d) for d in by_kind.get("Job", [])}
+    jobs = {d["name"]: (_job_keys(d), _needs(d, by_kind, storage_classes)[0]) for d in by_kind.get("Job", [])}
     steps: dict[str, Step] = {}
     ancestors: dict[str, set[str]] = {}
     for document in _order(docs):
@@ -244,9 +245,8 @@ def first_apply_steps(documents: Iterable[Mapping[str, Any]]) -> list[Step]:
         need, why = _needs(document, by_kind, storage_classes)
         if kind == "Deployment":  # pods reading what a Job writes, without waiting for that Job
             text = json.dumps(document.get("inputs") or {}, sort_keys=True)
-            for job, keys in sorted(jobs.items()):
+            for job, (keys, job_need) in sorted(jobs.items()):
                 if job not in ancestors[name] and any(key in text for key in keys):
-                    job_need = steps[job].needs_s if job in steps else UNBOUNDED
                     need, why = need + job_need, f"{why}; its pods read what Job {job} writes, not awaited first"
         start = max((steps[d].ready_at_s for d in deps), default=0.0)
         timeout = await_timeout_s(document)
@@ -272,3 +272,27 @@ def first_apply_problems(documents: Iterable[Mapping[str, Any]]) -> list[str]:
 def read_documents(synth_dir: Path) -> list[dict[str, Any]]:
     """The resource documents of one stack's synth output."""
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((synth_dir / "resources").rglob("*.json"))]
+
+
+def _first_apply(args: argparse.Namespace) -> int:
+    synth_dir = Path(args.synth_dir)
+    if not (synth_dir / "resources").is_dir():
+        print(f"first-apply: {synth_dir} holds no resources/ directory: run `python -m disaggctl synth` first")
+        return 2
+    documents = read_documents(synth_dir)
+    problems = first_apply_problems(documents)
+    for problem in problems:
+        print(problem)
+    longest = max((s.ready_at_s for s in first_apply_steps(documents)), default=0.0)
+    if not problems:
+        print(f"first apply: every awaited resource is ready within its timeout (longest chain {longest / 3600:.1f} h)")
+    return 1 if problems else 0
+
+
+def add_first_apply_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``first-apply`` on the disaggctl command line."""
+    cmd = commands.add_parser(
+        "first-apply", help="check a synth output against pulumi-kubernetes' await rules (exit 1 on a problem)"
+    )
+    cmd.add_argument("synth_dir", help="one stack's synth output, e.g. build/synth/prod")
+    cmd.set_defaults(func=_first_apply)

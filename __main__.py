@@ -27,7 +27,7 @@ from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:
-    for warning in config.capacity_report().warnings:
+    for warning in config.deploy_warnings():
         pulumi.log.warn(warning)
     cluster_name = config.cluster.name
     if config.cluster.provider == "eks":

@@ -37,6 +37,7 @@ except ImportError:  # not on Windows: the pipe keeps its default size
     fcntl = None  # type: ignore[assignment]
 
 from components.config.base import OFFLINE_SECRET
+from components.config.loader import OFFLINE_RENDER_KEY
 from components.config.stack_file import read_stack_file
 
 from .forecast import Forecast, render_forecasts, stack_forecasts
@@ -82,6 +83,8 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
             secret_keys.append(full_key)
         value = _mask_secrets(value)
         raw[full_key] = value if isinstance(value, str) else json.dumps(value)
+    if OFFLINE_RENDER_KEY in raw:
+        raise SynthError(f"{stack_file.name}: {OFFLINE_RENDER_KEY} is set by disaggctl synth only: remove it")
     return project, raw, sorted(secret_keys)
 
 
@@ -124,6 +127,7 @@ def run_program(
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
     forecasts = check_forecasts(raw)
+    raw[OFFLINE_RENDER_KEY] = "true"  # placeholders render with a warning (load_from_pulumi)
     monitor: RecordingMonitor = install_mocks(project, stack, fast_registration=fast_registration)
     monitor.on_record = on_record
     runtime_config.set_all_config(raw, secret_keys)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from disaggctl import fast_registration
 from disaggctl.mocks import install_mocks
-from disaggctl.synth import SynthResult, resource_document, kubernetes_manifest, run_program
+from disaggctl.synth import SynthResult, kubernetes_manifest, resource_document, run_program
 from disaggctl.synth_render import ManifestDumper, to_json, to_manifest_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]

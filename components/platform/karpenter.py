@@ -20,7 +20,7 @@ controllers, Karpenter included, stay on the managed system node group.
 Nodes carry the pool's labels and the ``nvidia.com/gpu:NoSchedule`` taint as the managed node
 groups did; NodePool ``limits`` cap the pool at ``maxSize`` nodes' GPUs; empty nodes are removed
 after ``consolidateAfter``, busy ones are never consolidated away (``WhenEmpty``).
-Schemas: tests/platform/data/{nodepool,ec2nodeclass}-karpenter-1.14.1.schema.json.
+Schemas: tests/components/platform/data/{nodepool,ec2nodeclass}-karpenter-1.14.1.schema.json.
 """
 
 from __future__ import annotations

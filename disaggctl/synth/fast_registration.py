@@ -266,9 +266,9 @@ def _recorded_options(res: Resource, typ: type | None, opts: ResourceOptions, pr
     """The options ``register_resource`` would send in its request, as the monitor records them
     from one (``mocks.request_options``): the same SDK translations of property names."""
 
-    timeouts = opts.custom_timeouts
-    if timeouts is not None:
-        request = sdk_resource._create_custom_timeouts(timeouts)
+    timeouts: dict[str, str] | None = None
+    if opts.custom_timeouts is not None:
+        request = sdk_resource._create_custom_timeouts(opts.custom_timeouts)
         timeouts = {"create": request.create, "update": request.update, "delete": request.delete}
     aliases = prepared.aliases if prepared.supports_alias_specs else [a.urn for a in prepared.aliases]
     return recorded_options(

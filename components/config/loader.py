@@ -129,11 +129,15 @@ def load_from_pulumi() -> StackConfig:
     cannot go on with are refused here, before anything is declared."""
     import pulumi
     from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import get_config_env, get_config_secret_keys_env, is_config_secret
 
-    raw = dict(runtime_config.get_config_env())
+    # The SDK has no public call that lists every key of the stack (``pulumi.Config`` reads one key
+    # at a time), and the loader needs them all to name unknown keys: ``CONFIG`` is the SDK's
+    # (unprefixed) map the engine fills. Secrecy goes through the public ``is_config_secret``.
+    raw = dict(get_config_env())
     raw.update(runtime_config.CONFIG.get())
     offline = raw.pop(OFFLINE_RENDER_KEY, None) == "true"
-    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    secret_keys = set(get_config_secret_keys_env()) | {key for key in raw if is_config_secret(key)}
     config = load_stack_config(raw, secret_keys)
     blockers = config.deploy_blockers()
     if blockers and not offline and not pulumi.runtime.is_dry_run():

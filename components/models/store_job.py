@@ -5,13 +5,30 @@ egress only, :func:`job_pods.job_network_policy`), and the Job itself, awaited u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+import engines
 from components.models.await_budget import job_await_seconds
 from components.models.job_pods import job_network_policy
+
+CODE_MOUNT = "/opt/disagg"
+"""Where a store Job's code ConfigMap is mounted (its PYTHONPATH and working directory)."""
+_ENGINES_DIR = Path(engines.__file__).parent
+
+
+def engines_code_files(*modules: str) -> dict[str, str]:
+    """ConfigMap key -> path under CODE_MOUNT of the ``engines`` modules a Job runs (with the
+    package's ``__init__``; ConfigMap keys cannot contain '/')."""
+    return {f"{module}.py": f"engines/{module}.py" for module in ("__init__", *modules)}
+
+
+def engines_code_data(files: dict[str, str]) -> dict[str, str]:
+    """The ConfigMap data of ``files`` (:func:`engines_code_files`): each module's source."""
+    return {key: (_ENGINES_DIR / key).read_text() for key in files}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ PersistentVolumeClaim  Bound, or Pending for a WaitForFirstConsumer class, for a
                        whatever the timeout (awaiters.go ``untilCoreV1PersistentVolumeClaimReady``)
 Service                no not-ready endpoint among its selected pods (headless and selector-less
                        Services: none), and an address for type LoadBalancer (service.go)
+helm.sh/v3 Release     Helm's own wait for the chart's objects, bounded by the release's
+                       ``timeout`` input (not modeled here: the platform charts wait on CPU nodes only)
 everything else        nothing (custom resources, ConfigMaps, policies, …: awaiters.go ``awaiters``
                        has no entry or an empty one, and ``PULUMI_K8S_AWAIT_ALL`` is not set)
 =====================  ======================================================================

@@ -120,6 +120,16 @@ class StackConfig(ConfigModel):
             version = limits.eks_version_warning(eks.kubernetes_version, now.date())
             if version:
                 warnings.append(f"{NAMESPACE}:cluster.eks.kubernetesVersion: {version}")
+            pools = {pool.name: pool for pool in eks.gpu_node_pools}
+            for key, pool_name in sorted(self.engine_pools().items()):
+                block = pools[pool_name].capacity_block if pool_name in pools else None
+                if block is not None and block.start > now:
+                    warnings.append(
+                        f"{NAMESPACE}:engines.{key}: its build Job runs on pool '{pool_name}', whose Capacity "
+                        f"Block starts {block.start.isoformat()}: pulumi up waits for the build, which stays "
+                        "Pending until then and fails at its activeDeadlineSeconds: run pulumi up after the "
+                        "start, or build on a pool with capacity now"
+                    )
         return warnings + self.deploy_blockers()
 
     def deploy_blockers(self) -> list[str]:

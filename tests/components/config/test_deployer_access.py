@@ -89,3 +89,28 @@ def test_the_shipped_stacks_pin_the_default_version() -> None:
     for stack in ("dev", "prod"):
         _, raw, _ = read_stack_config(PROJECT_DIR, stack)
         assert f'"kubernetesVersion": "{EKS_DEFAULT_KUBERNETES_VERSION}"' in raw["disagg:cluster"]
+
+
+def test_an_engine_build_waiting_for_a_capacity_block_is_warned() -> None:
+    """pulumi up awaits the engine build Job; on a Capacity Block that has not started its pod stays
+    Pending, so the stack warns (prod builds on the on-demand h200 pool: no warning)."""
+    from datetime import datetime, timezone
+
+    from components.config import load_stack_config
+
+    _, raw, _ = read_stack_config(PROJECT_DIR, "prod")
+    before = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    assert not any("engines." in w for w in load_stack_config(raw).deploy_warnings(before))
+    config = load_stack_config(raw)
+    deployments = [
+        d.model_copy(update={"workers": d.workers.model_copy(update={"pool": "h100"})}) if d.runtime == "engine" else d
+        for d in config.deployments
+    ]  # skips validation: the capacity check would object to a ninth node on h100
+    moved = config.model_copy(update={"deployments": deployments})
+    warnings = moved.deploy_warnings(before)
+    assert [w for w in warnings if "engines." in w] == [
+        "disagg:engines.llama-8b-tp2: its build Job runs on pool 'h100', whose Capacity Block starts "
+        "2026-12-01T11:30:00+00:00: pulumi up waits for the build, which stays Pending until then and fails at "
+        "its activeDeadlineSeconds: run pulumi up after the start, or build on a pool with capacity now"
+    ]
+    assert not any("engines." in w for w in moved.deploy_warnings(datetime(2026, 12, 2, tzinfo=timezone.utc)))

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from components.config.deployment import RoutingConfig
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
+from components.models.await_budget import service_await_seconds
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
 from components.serving.cpu_tier import (
+    AWAIT_S,
     PORT,
     CpuTier,
     cpu_deployment_manifest,
@@ -28,7 +30,7 @@ from components.serving.cpu_tier import (
 from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.labels import labels
 from components.serving.load_balancer import service_host
-from components.serving.pulumi_options import child_options, k8s_provider
+from components.serving.pulumi_options import await_timeouts, child_options, k8s_provider
 from components.serving.scaled_objects import scaled_object
 from runtime.capabilities import capabilities
 
@@ -146,6 +148,7 @@ def router_deployment_manifest(name: str, args: LlmApiRouterArgs) -> dict:
             runtime_volume=args.runtime_volume,
             runtime_hash=args.runtime_hash,
             live_path=LIVE_PATH,
+            ready_path=LIVE_PATH,
             termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
             pre_stop_s=ENDPOINT_REMOVAL_S,
         )
@@ -187,11 +190,14 @@ class LlmApiRouter(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
-            opts=child(ignore_changes=["spec.replicas"]),
+            opts=child(ignore_changes=["spec.replicas"], custom_timeouts=await_timeouts(AWAIT_S)),
         )
         service = cpu_service_manifest(name, args.namespace, pod_labels)
         self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child()
+            f"{name}-service",
+            metadata=service["metadata"],
+            spec=service["spec"],
+            opts=child(custom_timeouts=await_timeouts(service_await_seconds(AWAIT_S, False))),
         )
         scaled = router_scaled_object_manifest(name, args)
         self.hpa, self.scaled_object = None, None

@@ -126,7 +126,7 @@ def test_deprecated_routing_policy_still_loads_with_a_warning(dev_config):
     dev_config.set("deployments", deployments)
     stack = load_stack_config(dev_config.raw)
     assert stack.deployments[0].orchestrator.routing.policy == "least-outstanding"
-    assert any("orchestrator.routingPolicy is deprecated" in w for w in stack.warnings())
+    assert any("orchestrator.routingPolicy is deprecated" in w for w in stack.deploy_warnings())
 
 
 def test_round_robin_was_never_implemented_and_is_refused(dev_config):

@@ -35,7 +35,11 @@ from components.serving.scaled_objects import scaled_object
 from runtime.capabilities import capabilities
 
 LIVE_PATH = "/live"
-"""Always 200 while the router process runs (``runtime/router.py``); ``/health`` is readiness."""
+"""Always 200 while the router process runs (``runtime/router.py``): the liveness probe."""
+READY_PATH = "/ready"
+"""200 once the router's discovery has run and while it is not draining (``runtime/router.py``
+``Router.ready``): able to route. No healthy worker keeps it ready (clients get 503 from the router);
+``/health`` (every pool has an available endpoint) is for operators."""
 TYPE_TOKEN = "disagg:serving:LlmApiRouter"
 COMPONENT = "router"
 APP = "llmapi"
@@ -148,7 +152,7 @@ def router_deployment_manifest(name: str, args: LlmApiRouterArgs) -> dict:
             runtime_volume=args.runtime_volume,
             runtime_hash=args.runtime_hash,
             live_path=LIVE_PATH,
-            ready_path=LIVE_PATH,
+            ready_path=READY_PATH,
             termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
             pre_stop_s=ENDPOINT_REMOVAL_S,
         )

@@ -15,7 +15,7 @@ from components.config import limits
 from components.config.base import OFFLINE_SECRET
 from components.config.cluster import EksConfig, ExistingClusterConfig, node_label_problem
 from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
-from components.config.security import public_cidr_problem, secret_name_problem
+from components.config.security import DEPLOYER_CIDR_PLACEHOLDER, public_cidr_problem, secret_name_problem
 from components.config.stack import NAMESPACE, StackConfig
 from components.config.subnets import plan_subnets
 
@@ -420,7 +420,7 @@ def _eks(eks: EksConfig) -> list[str]:
                 f"{limits.EKS_PUBLIC_ACCESS_CIDRS}: merge ranges"
             )
         for index, cidr in enumerate(eks.public_access_cidrs):
-            problem = public_cidr_problem(cidr)
+            problem = None if cidr == DEPLOYER_CIDR_PLACEHOLDER else public_cidr_problem(cidr)
             if problem:
                 problems.append(f"{where}.publicAccessCidrs[{index}]: {problem}")
     zones = eks.availability_zones

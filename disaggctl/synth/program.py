@@ -4,7 +4,8 @@ Output (deterministic: sorted, no timestamps, made-up ids derived from names):
   tree.txt                      the resource tree (type and name, children indented)
   summary.txt                   resources counted by type
   outputs.json                  stack outputs (secrets masked)
-  resources/<type>/<name>.json  every resource: type, name, parent, provider, inputs
+  resources/<type>/<name>.json  every resource: type, name, parent, provider, dependencies, inputs,
+                                and the resource options set (customTimeouts, protect, retainOnDelete, …)
   manifests/<ns>/<kind>-<name>.yaml  every Kubernetes object (and Helm release) as YAML
 """
 
@@ -34,6 +35,7 @@ except ImportError:  # not on Windows: the pipe keeps its default size
 
 from components.config import stack_file
 from components.config.base import OFFLINE_SECRET
+from components.config.loader import OFFLINE_RENDER_KEY
 from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts
 from disaggctl.synth.fast_registration import install_fast_mocks
 from disaggctl.synth.render import to_json, to_manifest_yaml
@@ -63,9 +65,12 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
     """Project name, flat config (``ns:key`` → string, as Pulumi passes it) and secret keys
     (:func:`components.config.stack_file.read_stack_config`; a missing file is a SynthError)."""
     try:
-        return stack_file.read_stack_config(project_dir, stack)
+        project, raw, secret_keys = stack_file.read_stack_config(project_dir, stack)
     except stack_file.StackNotFoundError as err:
         raise SynthError(str(err)) from None
+    if OFFLINE_RENDER_KEY in raw:
+        raise SynthError(f"Pulumi.{stack}.yaml: {OFFLINE_RENDER_KEY} is set by disaggctl synth only: remove it")
+    return project, raw, secret_keys
 
 
 def run_program(
@@ -89,6 +94,7 @@ def run_program(
     project, raw, secret_keys = read_stack_config(project_dir, stack)
     validate_stack_config(raw, secret_keys)  # before the forecast: nothing runs on unvalidated config
     forecasts = check_forecasts(raw, stack)
+    raw[OFFLINE_RENDER_KEY] = "true"  # placeholders render with a warning (load_from_pulumi)
     monitor: RecordingMonitor = install_fast_mocks(project, stack, fast_registration=fast_registration)
     monitor.on_record = on_record
     runtime_config.set_all_config(raw, secret_keys)
@@ -258,7 +264,7 @@ def _write_summary_files(result: SynthResult, out_dir: Path, files: _FileWriter)
 
 def _write_resource_files(resource: RecordedResource, out_dir: Path, files: _FileWriter) -> None:
     files.write(out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json",
-                _json(_resource_document(resource)))
+                _json(resource_document(resource)))
     manifest = kubernetes_manifest(resource)
     if manifest is not None:
         namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
@@ -479,7 +485,9 @@ def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:
     return manifest
 
 
-def _resource_document(resource: RecordedResource) -> dict[str, Any]:
+def resource_document(resource: RecordedResource) -> dict[str, Any]:
+    """What `resources/<type>/<name>.json` holds for one resource (also what the first-apply
+    check reads, `disaggctl.synth.first_apply`)."""
     return {
         "type": resource.type,
         "name": resource.name,
@@ -488,6 +496,7 @@ def _resource_document(resource: RecordedResource) -> dict[str, Any]:
         "provider": resource.provider.split("::")[-2] if resource.provider else "",
         "dependsOn": [d.rsplit("::", 1)[-1] for d in resource.dependencies],
         "inputs": resource.inputs,
+        **({"options": resource.options} if resource.options else {}),
     }
 
 

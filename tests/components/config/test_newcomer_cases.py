@@ -136,7 +136,7 @@ REFUSED: list[tuple[str, str, Callable[[dict[str, str]], Any], str]] = [
         eks(lambda e: e.update(endpointPrivateAccess=False)),
         "disagg:cluster.eks.endpointPrivateAccess: false leaves the nodes only the public endpoint, which they "
         "reach from the NAT gateways' Elastic IPs (allocated by this stack, so not in publicAccessCidrs "
-        "203.0.113.0/24): the nodes could not join: set endpointPrivateAccess: true",
+        "DEPLOYER-CIDR): the nodes could not join: set endpointPrivateAccess: true",
     ),
     (
         "groups 0 without autoscaling",
@@ -332,3 +332,23 @@ def test_a_missing_prediction_names_the_stack(tmp_path: Path, capsys: pytest.Cap
     assert code == 2
     assert "python -m disaggctl plan --stack bad --deployment llama-8b" in err
     assert "<stack>" not in err
+
+
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+
+
+def test_the_docs_count_prods_capacity_warnings_as_the_loader_does(prod_config) -> None:
+    """README and docs/capacity.md say how many capacity warnings prod prints before its Capacity
+    Block starts (the test clock) and after; the loader's report agrees (the README said four)."""
+    import re
+    from datetime import datetime, timezone
+
+    config = load_stack_config(prod_config.raw)
+    before = len(config.capacity_report().warnings)
+    after = len(config.capacity_report(now=datetime(2026, 12, 15, tzinfo=timezone.utc)).warnings)
+    readme = (PROJECT_DIR / "README.md").read_text()
+    docs = (PROJECT_DIR / "docs" / "capacity.md").read_text()
+    said = re.search(r"prints (\w+) capacity warnings \((\w+) once its Capacity\s+Block has\s+started", readme)
+    assert said is not None and (NUMBERS[said[1]], NUMBERS[said[2]]) == (before, after)
+    said = re.search(r"warns (\w+) times before its Capacity\s+Block starts and (\w+) after", docs)
+    assert said is not None and (NUMBERS[said[1]], {"once": 1, "twice": 2}[said[2]]) == (before, after)

@@ -130,6 +130,10 @@ EXAMPLES: dict[str, Any] = {
     "StorageConfig.availabilityZone": "us-west-2b",
     "ExistingPoolConfig.gpusPerNode": 8,
     "ExistingPoolConfig.gpuMemoryGib": 80,
+    "ImagesConfig.nixlPluginsDir": "/opt/nvidia/nvda_nixl/plugins",  # images/worker/Dockerfile
+    "OrchestratorConfig.routingPolicy": "least-outstanding-requests",
+    "RoutingConfig.maxLocalPrefillTokens": 256,
+    "CacheTransceiverOptions.kvTransferTimeoutMs": 60000,
 }
 """Examples of keys no shipped stack sets and whose default is empty, by key path or ``Model.key``."""
 

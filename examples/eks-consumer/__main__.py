@@ -77,6 +77,8 @@ def main() -> None:
         region="us-west-2",
         vpc_cidr="10.50.0.0/16",
         availability_zones=["us-west-2a", "us-west-2b"],
+        # pulumi up reaches the new cluster's API through its public endpoint, from this range only
+        public_access_cidrs=[settings.require("deployerCidr")],
         system_node_group=SystemNodeGroupConfig(instance_type="m7i.2xlarge", min_size=2, desired_size=2, max_size=2),
         gpu_node_pools=[H100],
     )

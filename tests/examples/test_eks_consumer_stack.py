@@ -133,7 +133,7 @@ def test_a_group_spec_takes_options_once() -> None:
 
 
 def test_the_cluster_component_refuses_what_the_loader_refuses() -> None:
-    eks = EksConfig(region="us-wset-2", availability_zones=["us-wset-2a", "us-wset-2b"])
+    eks = EksConfig(region="us-wset-2", availability_zones=["us-wset-2a", "us-wset-2b"], public_access_cidrs=["52.94.76.0/22"])
     with pytest.raises(ConfigError) as caught:
         AwsGpuCluster("bad", eks)
     assert caught.value.problems[0] == (

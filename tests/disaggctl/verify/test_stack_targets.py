@@ -43,7 +43,7 @@ def public_project(tmp_path: Path, header: str = "x-api-key") -> Path:
     deployment["frontend"]["internalLoadBalancer"] = False
     deployment.pop("workload")
     doc["config"]["disagg:platform"] = {"security": {"publicFrontends": {"llama-8b": {
-        "sourceRanges": ["198.51.100.0/24"], "auth": {"header": header, "key": {"secretName": "llama-api-key"}}}}}}
+        "sourceRanges": ["52.94.76.0/22"], "auth": {"header": header, "key": {"secretName": "llama-api-key"}}}}}}
     (tmp_path / "Pulumi.pub.yaml").write_text(yaml.safe_dump(doc))
     return tmp_path
 

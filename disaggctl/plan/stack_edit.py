@@ -81,7 +81,7 @@ def write_layout(text: str, deployment: str, stanza: Mapping[str, Any]) -> str:
         for key in LLMAPI_LAYOUT_KEYS:
             _set(options, key, planned["llmApi"][key])
         graphs = options.get("cudaGraphConfig")
-        if isinstance(graphs, Mapping) and "maxBatchSize" in graphs:
+        if isinstance(graphs, CommentedMap) and "maxBatchSize" in graphs:
             graphs["maxBatchSize"] = planned["llmApi"]["maxBatchSize"]
         previous = role
     workload = target["workload"]

@@ -115,7 +115,7 @@ def _dollars(value: float | None) -> str:
 def capacity_rows(diff: StackDiff) -> list[tuple[str, ...]]:
     """Per deployment: name, GPUs, nodes, $/hour, max $/hour, $/Mtok, tokens/s/GPU (head, or base
     if removed), change base→head."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name in sorted(set(diff.base_forecasts) | set(diff.head_forecasts)):
         old, new = diff.base_forecasts.get(name), diff.head_forecasts.get(name)
         shown = new or old or {}

@@ -82,11 +82,11 @@ def brute_force_cheapest(name: str) -> float:
                 continue
             roles = list(c["roles"].values())
             for counts in itertools.product(range(1, 41), repeat=len(roles)):
-                sustained = min(n / r["workers"] for n, r in zip(counts, roles)) * c["request_rate"]
+                sustained = min(n / r["workers"] for n, r in zip(counts, roles, strict=True)) * c["request_rate"]
                 if sustained < target.request_rate - 1e-9:
                     continue
                 nodes = 0
-                for n, r in zip(counts, roles):
+                for n, r in zip(counts, roles, strict=True):
                     world = r["tp"] * r["pp"]
                     pods, per_pod = (1, world) if world <= instance.gpus else (world // instance.gpus, instance.gpus)
                     nodes += nodes_needed(GroupDemand("", "", n, n, pods, per_pod), instance.gpus)
@@ -216,7 +216,7 @@ def test_plan_write_keeps_comments_and_settings_when_the_layout_changes() -> Non
     old_comments = [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
     new_comments = [line.split("#", 1)[1] for line in new.splitlines() if "#" in line]
     assert new_comments == old_comments
-    changed = [a for a, b in zip(text.splitlines(), new.splitlines()) if a != b]
+    changed = [a for a, b in zip(text.splitlines(), new.splitlines(), strict=True) if a != b]
     assert len(text.splitlines()) == len(new.splitlines()) and len(changed) == 9, changed
 
 

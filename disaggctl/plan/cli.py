@@ -2,9 +2,10 @@
 
 For each candidate pool, NVIDIA AIConfigurator (behind :mod:`disaggctl.plan.perf_model`) sweeps
 aggregated and prefill/decode layouts for the model, the typical input/output lengths and the
-TTFT/TPOT targets. Here each candidate is only filtered (pool GPU memory, SLO, GPU and dollar
-budget), scaled to the target request rate or concurrency (whole copies of AIConfigurator's
-unit), priced, and the best tokens/s/GPU is written as the deployment's layout and prediction.
+TTFT/TPOT targets. Here each role of a candidate is scaled to the target request rate or
+concurrency (groups = what the rate needs), packed onto whole nodes and priced by the one cost
+model (:mod:`disaggctl.plan.cost`, the capacity check's packing), filtered (pool GPU memory, SLO,
+the pool's free nodes, budget), and the cheapest $/Mtok at the target rate is the pick.
 """
 
 from __future__ import annotations

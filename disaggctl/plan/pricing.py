@@ -183,7 +183,7 @@ def pool_price(
                 f"set disagg:pricing.onDemand.{instance_type} (USD per instance-hour in {shown_region})"
             )
         price = row.usd_per_hour
-        basis = f"on-demand {shown_region} {row.as_of}" + (f" ({row.note})" if row.note else "")
+        basis = f"on-demand {shown_region} {row.as_of}" + (" (unconfirmed: see the row's note in disaggctl/plan/pricing.py)" if row.note else "")
         if region is None:
             basis += f" (no region given: {REFERENCE_REGION} price)"
     if capacity_type == "capacity-block":

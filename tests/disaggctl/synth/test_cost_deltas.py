@@ -18,7 +18,7 @@ from disaggctl.plan.pricing import ON_DEMAND
 from disaggctl.synth.diff import diff_roots, render_markdown, render_text
 from disaggctl.synth.program import FORECASTS_KEY, POOL_COSTS_KEY
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
 def stack(name: str) -> dict:

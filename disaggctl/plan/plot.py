@@ -37,7 +37,7 @@ def draw_frontier(options: Sequence[Option], workload: WorkloadConfig, pick: Opt
     from matplotlib import colors
 
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    priced = [o.usd_per_million_tokens for o in options if o.usd_per_million_tokens is not None]
+    priced = [o.usd_per_million_tokens for o in options if o.usd_per_million_tokens is not None and not o.rejected]
     norm = colors.Normalize(vmin=min(priced), vmax=max(priced)) if priced else None
     cmap = plt.get_cmap("viridis_r")
     gpu_types = sorted({o.pool.gpu_model for o in options})
@@ -57,6 +57,12 @@ def draw_frontier(options: Sequence[Option], workload: WorkloadConfig, pick: Opt
             else:
                 ax.scatter(xs, ys, facecolors="none", edgecolors="grey", marker=marker, s=50,
                            label=f"{gpu}: rejected", zorder=2)
+        cheapest = min((o for o in mine if not o.rejected and o.usd_per_million_tokens is not None),
+                       key=lambda o: o.usd_per_million_tokens or 0.0, default=None)
+        if cheapest is not None and cheapest is not pick:
+            ax.annotate(f"{gpu} cheapest: ${cheapest.usd_per_million_tokens:.3f}/Mtok",
+                        (cheapest.tokens_per_s_per_user, cheapest.tokens_per_s_per_gpu), textcoords="offset points",
+                        xytext=(10, 8), fontsize=7)
         front = pareto([(o.tokens_per_s_per_user, o.tokens_per_s_per_gpu) for o in mine])
         if len(front) > 1:
             ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="grey", linewidth=0.8,
@@ -67,7 +73,8 @@ def draw_frontier(options: Sequence[Option], workload: WorkloadConfig, pick: Opt
         ax.scatter([pick.tokens_per_s_per_user], [pick.tokens_per_s_per_gpu], marker="*", s=400, color="gold",
                    edgecolors="black", linewidths=1.0, zorder=5, label="pick")
         cost = "" if pick.usd_per_million_tokens is None else (
-            f"${pick.usd_per_million_tokens:.3f}/Mtok, ${pick.usd_per_hour:,.2f}/h, {pick.nodes} nodes")
+            f"${pick.usd_per_million_tokens:.3f}/Mtok, ${pick.usd_per_hour:,.2f}/h, {pick.nodes} node"
+            + ("s" if pick.nodes != 1 else ""))
         ax.annotate(f"{pick.pool.name} {pick.layout}\n{cost}", (pick.tokens_per_s_per_user, pick.tokens_per_s_per_gpu),
                     textcoords="offset points", xytext=(14, -34), fontsize=8,
                     bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85})

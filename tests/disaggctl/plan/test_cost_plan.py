@@ -236,3 +236,18 @@ def test_a_written_stack_synthesizes(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     forecast = json.loads((tmp_path / "out" / "outputs.json").read_text())["deploymentForecasts"]["llama-70b"]
     assert forecast["gpus"] == 7 * 2 + 3 * 8 and forecast["nodes"] == 2 + 3
+
+
+def test_the_frontier_is_drawn_the_same_twice_and_marks_the_pick(tmp_path: Path) -> None:
+    from disaggctl.plan.plot import draw_frontier, pareto
+
+    assert pareto([(1, 5), (2, 4), (1.5, 3), (3, 1), (2, 4)]) == [(1, 5), (2, 4), (3, 1)]
+    options = pick("chat-8b-l40s-or-h100")
+    load = WorkloadConfig.model_validate(WORKLOADS["chat-8b-l40s-or-h100"][3])
+    first, second = tmp_path / "a.svg", tmp_path / "b.svg"
+    draw_frontier(options, load, options[0], first)
+    draw_frontier(options, load, options[0], second)
+    svg = first.read_text()
+    assert svg == second.read_text()
+    assert f"${options[0].usd_per_million_tokens:.3f}/Mtok" in svg and "L40S cheapest" in svg
+    assert "SLO: TPOT ≤ 25 ms" in svg

@@ -45,6 +45,7 @@ from .perf_model import (
     RecordedModel,
     SearchRequest,
 )
+from .pricing import check_offered
 
 NAMESPACE = "disagg"
 
@@ -90,7 +91,6 @@ class Option:
     mode: str
     roles: dict[str, dict[str, Any]]
     """role -> tp, pp, batch_size, max_num_tokens, groups"""
-    copies: int
     gpus: int
     tokens_per_s_per_gpu: float
     tokens_per_s_per_user: float
@@ -191,7 +191,6 @@ def size_options(
             pool=pool,
             mode="tensor-parallel" if c["mode"] == "aggregated" else "prefill-decode",
             roles=roles,
-            copies=math.floor(scale) if scale != math.inf else 1,
             gpus=gpus,
             tokens_per_s_per_gpu=float(c["tokens_per_s_per_gpu"]),
             tokens_per_s_per_user=float(c["tokens_per_s_per_user"]),
@@ -213,6 +212,11 @@ def size_options(
             rejected.append(f"TTFT {option.ttft_ms:.0f} > {slo.ttft_ms:g} ms")
         if option.tpot_ms > slo.tpot_ms:
             rejected.append(f"TPOT {option.tpot_ms:.1f} > {slo.tpot_ms:g} ms")
+        refusal = check_offered(pool.instance_type, region, pricing)
+        if refusal:
+            rejected.append(f"{pool.instance_type} is not offered in {region}")
+        elif cost.usd_per_hour is None:
+            rejected.append("no price: " + "; ".join(cost.problems))
         if cost.max_nodes > pool.supply_nodes:
             at = "at maxGroups " if cost.max_nodes > cost.nodes else ""
             rejected.append(f"{cost.max_nodes} nodes {at}> pool's {pool.supply_nodes}")

@@ -251,3 +251,12 @@ def test_the_frontier_is_drawn_the_same_twice_and_marks_the_pick(tmp_path: Path)
     assert svg == second.read_text()
     assert f"${options[0].usd_per_million_tokens:.3f}/Mtok" in svg and "L40S cheapest" in svg
     assert "SLO: TPOT ≤ 25 ms" in svg
+
+
+def test_plan_rejects_pools_whose_type_the_region_does_not_offer() -> None:
+    model, _, _, load = WORKLOADS["chat-8b-l40s-or-h100"]
+    pools = list(stack_pools(config_of("chat-8b-l40s-or-h100"), planning="d").values())
+    options = search(model, WorkloadConfig.model_validate(load), pools, RECORDED, PricingConfig(), region="sa-east-1")
+    assert options and all(o.rejected for o in options)
+    assert {o.rejected[0] for o in options} == {"g6e.48xlarge is not offered in sa-east-1",
+                                                  "p5.48xlarge is not offered in sa-east-1"}

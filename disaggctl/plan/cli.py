@@ -24,6 +24,7 @@ import yaml
 
 from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig, typical
+from engines.llm_api import GROUP_KEYS
 
 from .cost import (
     Cost,
@@ -339,8 +340,8 @@ def group_stanza(option: Option, role: str, base_group: Mapping[str, Any]) -> di
 
 def deployment_stanza(deployment: Mapping[str, Any], workload: WorkloadConfig, option: Option) -> dict[str, Any]:
     """The deployment with the option's mode, worker groups and prediction (other keys kept)."""
-    base_group: Mapping[str, Any] = next((deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {})
-    out = {k: v for k, v in deployment.items() if k not in ("mode", "workers", "prefill", "decode", "workload")}
+    base_group: Mapping[str, Any] = next((deployment[r] for r in GROUP_KEYS if isinstance(deployment.get(r), dict)), {})
+    out = {k: v for k, v in deployment.items() if k not in ("mode", *GROUP_KEYS, "workload")}
     out["mode"] = option.mode
     for role in option.roles:
         out[role] = group_stanza(option, role, base_group)
@@ -407,7 +408,7 @@ def stack_pools(config: Mapping[str, Any], planning: str | None = None) -> dict[
 def headroom_of(deployment: Mapping[str, Any]) -> dict[str, float]:
     """Role -> maxGroups / groups of the deployment as it is (kept by ``--write``)."""
     out = {}
-    for role in ("workers", "prefill", "decode"):
+    for role in GROUP_KEYS:
         group = deployment.get(role)
         if isinstance(group, dict) and group.get("maxGroups"):
             out[role] = int(group["maxGroups"]) / max(1, int(group.get("groups", 1)))
@@ -440,7 +441,7 @@ def _run_plan(args: argparse.Namespace) -> int:
             print(f"plan: {_problem(('deployments', index, 'workload', *e['loc']), e)}", file=sys.stderr)
         return 2
     group: Mapping[str, Any] = next(
-        (deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {}
+        (deployment[r] for r in GROUP_KEYS if isinstance(deployment.get(r), dict)), {}
     )
     model, quantization = _model_of(config, group)
     model_path = MODELS.get((model, quantization))

@@ -20,10 +20,11 @@ from components.config.capacity import GroupDemand, nodes_needed, pool_supply
 from components.config.cluster import CapacityBlockConfig, GpuNodePoolConfig
 from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig, typical
+from engines.llm_api import GROUP_KEYS
 
 from .pricing import PoolPrice, PriceError, dollars_per_million_tokens, pool_price
 
-ROLES = ("workers", "prefill", "decode")
+ROLES = GROUP_KEYS
 
 
 @dataclass(frozen=True)

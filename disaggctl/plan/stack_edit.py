@@ -20,8 +20,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from engines.llm_api import GROUP_KEYS
+
 NAMESPACE = "disagg"
-ROLES = ("workers", "prefill", "decode")
+ROLES = GROUP_KEYS
 LAYOUT_KEYS = ("pool", "groups", "podsPerGroup", "gpusPerPod")
 LLMAPI_LAYOUT_KEYS = ("tensorParallelSize", "pipelineParallelSize", "maxBatchSize", "maxNumTokens")
 

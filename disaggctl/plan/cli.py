@@ -407,7 +407,7 @@ def stack_pools(config: Mapping[str, Any], planning: str | None = None) -> dict[
 
 def headroom_of(deployment: Mapping[str, Any]) -> dict[str, float]:
     """Role -> maxGroups / groups of the deployment as it is (kept by ``--write``)."""
-    out = {}
+    out: dict[str, float] = {}
     for role in GROUP_KEYS:
         group = deployment.get(role)
         if isinstance(group, dict) and group.get("maxGroups"):

@@ -190,3 +190,21 @@ def _prediction(concurrency: int) -> Any:
         "ttftMs": 900, "tpotMs": 29, "requestsPerSecond": 25, "concurrency": concurrency,
         "roles": {"workers": {"tensorParallelSize": 8, "maxBatchSize": 160, "groups": 3}},
     })  # fmt: skip
+
+
+def test_readme_example_is_valid_config_and_dev_s_derived_values(dev_config: Any) -> None:
+    import re
+
+    import yaml
+
+    from components.config.serving_tiers import deployment_tiers
+    from tests.components.config.conftest import PROJECT_DIR
+
+    readme = (PROJECT_DIR / "README.md").read_text()
+    (block,) = re.findall(r"```yaml\n(serving:\n.*?)```", readme, re.S)
+    example = ServingTiersConfig.model_validate(yaml.safe_load(block)["serving"])
+    config = load_stack_config(dev_config.raw)
+    derived = deployment_tiers(config, config.deployments[0])
+    explicit = resolve_tiers(example, None, max_output_tokens=1, drain_seconds=0, frontend_min_replicas=1,
+                             router_min_replicas=1)  # every value given: nothing derived
+    assert explicit == derived

@@ -120,3 +120,37 @@ def test_fractional_values_round_trip_through_the_parser() -> None:
     argv = ["--workers", "static://a:1", *serving_flags(SETTINGS)]
     parsed: Any = router_process.parse_args(argv)
     assert (parsed.queue_timeout, parsed.drain_delay, parsed.max_queue) == (0.5, 2.5, 4)
+
+
+def loopback(argv: list[str], port: int, upstream: str) -> list[str]:
+    """A rendered command's arguments with the address flags pointed at 127.0.0.1 (the serving flags untouched)."""
+    args = argv[3:]
+    swap = {"--host": "127.0.0.1", "--port": str(port), "--router": upstream, "--workers": upstream, "--tokenizer": "bytes"}
+    return [swap.get(args[i - 1], a) if i % 2 else a for i, a in enumerate(args)]
+
+
+def test_dev_processes_start_with_the_rendered_flags_and_stop_without_a_drain_delay(dev: dict[str, dict]) -> None:
+    import signal
+    import tempfile
+    import time
+
+    from tests.runtime.procs import Proc, free_port
+
+    with tempfile.TemporaryDirectory(prefix="tier-flags-") as tmp:
+        r_port, f_port = free_port(), free_port()
+        router_argv = loopback(dev["llama-8b-router"]["containers"][0]["command"], r_port, f"static://127.0.0.1:{free_port()}")
+        frontend_argv = loopback(dev["llama-8b-frontend"]["containers"][0]["command"], f_port, f"http://127.0.0.1:{r_port}")
+        assert "--max-inflight" in router_argv and "--first-byte-timeout" in frontend_argv
+        procs = [Proc("runtime.router", router_argv, r_port, Path(tmp)), Proc("runtime.frontend", frontend_argv, f_port, Path(tmp))]
+        try:
+            procs[0].wait_http("/ready")
+            procs[1].wait_http("/v2/health/live")
+            for proc in procs:
+                start = time.monotonic()
+                proc.popen.send_signal(signal.SIGTERM)
+                proc.popen.wait(10)
+                # --drain-delay 0: the listener closes at once (the process default would hold it 3 s)
+                assert time.monotonic() - start < DRAIN_DELAY_S, proc.log()
+        finally:
+            for proc in procs:
+                proc.stop()

@@ -70,16 +70,20 @@ TIER_SLACK_S = 5.0
 docstring): more than the frontend's own work before it reaches the router (body read, tokenizing,
 connecting) and the router's timer granularity (one re-arm per idle period)."""
 
+KEDA_IN_FLIGHT_TARGET = {"frontend": 64, "router": 128}
+"""Requests in flight per replica above which KEDA adds a replica (the tiers' ``target_in_flight``)."""
 INFLIGHT_HEADROOM = 2
-INFLIGHT_FLOOR = 32
-"""Max in-flight per replica = max(INFLIGHT_FLOOR, ceil(INFLIGHT_HEADROOM × concurrency / minimum replicas)).
+INFLIGHT_FLOOR = {tier: 2 * target for tier, target in KEDA_IN_FLIGHT_TARGET.items()}
+"""Max in-flight per replica = max(INFLIGHT_FLOOR[tier], ceil(INFLIGHT_HEADROOM × concurrency / minimum replicas)).
 
 ``concurrency``: the plan's (``workload.prediction.concurrency``: what the layout holds at the
 SLO), else the declared ``workload.concurrency``, else Little's law on ``workload.requestRate`` ×
 (TTFT + typical output × TPOT). Each replica takes its share at the tier's minimum replicas (the
 autoscaler only adds replicas, spreading the load thinner) times 2 for an uneven balancer and
 bursts; beyond that the GPUs could only queue the request past its SLO, so a 429 with Retry-After
-is the better answer. The floor keeps tiny workloads from refusing a balancer's ordinary unevenness."""
+is the better answer. The floor is twice the in-flight target per replica at which KEDA adds one
+(KEDA_IN_FLIGHT_TARGET; with KEDA a bound at or below it is refused), so the scaler sees its target long before the tier refuses; it also
+keeps tiny workloads from refusing a balancer's ordinary unevenness."""
 
 
 class TimeoutsConfig(ConfigModel):
@@ -105,9 +109,9 @@ class AdmissionConfig(ConfigModel):
     """Bounded in-flight requests per replica; beyond them (and the queue) 429 with Retry-After."""
 
     frontend_max_inflight: int | None = Field(default=None, ge=1)
-    """Per frontend replica (``--max-inflight``); default from the plan's concurrency (INFLIGHT_HEADROOM)."""
+    """Per frontend replica (``--max-inflight``); default max(128, 2 × the plan's concurrency / frontend.minReplicas)."""
     router_max_inflight: int | None = Field(default=None, ge=1)
-    """Per router replica (``--max-inflight``); default from the plan's concurrency."""
+    """Per router replica (``--max-inflight``); default max(256, 2 × the plan's concurrency / orchestrator.replicas)."""
     max_queue: int = Field(default=0, ge=0)
     """Requests per replica that may wait for a slot (``--max-queue``); 0: refuse at once."""
     queue_timeout_seconds: float = Field(default=PROCESS_QUEUE_TIMEOUT_S, gt=0, le=60)
@@ -152,8 +156,8 @@ def workload_concurrency(workload: WorkloadConfig) -> int:
     return max(1, math.ceil(workload.request_rate * latency_s))
 
 
-def max_inflight_per_replica(concurrency: int, min_replicas: int) -> int:
-    return max(INFLIGHT_FLOOR, math.ceil(INFLIGHT_HEADROOM * concurrency / max(1, min_replicas)))
+def max_inflight_per_replica(tier: str, concurrency: int, min_replicas: int) -> int:
+    return max(INFLIGHT_FLOOR[tier], math.ceil(INFLIGHT_HEADROOM * concurrency / max(1, min_replicas)))
 
 
 def slo_timeouts(workload: WorkloadConfig | None, max_output_tokens: int, drain_seconds: int) -> tuple[float, float, float]:
@@ -188,7 +192,7 @@ def resolve_tiers(
             return configured
         if concurrency is None:
             return PROCESS_MAX_INFLIGHT[tier]
-        return max_inflight_per_replica(concurrency, replicas)
+        return max_inflight_per_replica(tier, concurrency, replicas)
 
     router = TierSettings(
         connect_timeout=t.connect_seconds if t.connect_seconds is not None else PROCESS_CONNECT_S,
@@ -213,10 +217,11 @@ def resolve_tiers(
     return {"frontend": frontend, "router": router}
 
 
-def tier_problems(serving: ServingTiersConfig, router: TierSettings) -> list[str]:
+def tier_problems(serving: ServingTiersConfig, tiers: dict[str, TierSettings], keda: bool = False) -> list[str]:
     """Inconsistent values, one line each naming the key, the value and the fix (relative to the
-    deployment); ``router``: the resolved settings (derived values are named as such)."""
-    t = serving.timeouts
+    deployment); ``tiers``: the resolved settings (derived values are named as such); ``keda``: KEDA
+    scales the tiers on requests in flight."""
+    t, router = serving.timeouts, tiers["router"]
 
     def name(key: str, value: float, configured: float | None) -> str:
         origin = "" if configured is not None else " (derived)"
@@ -246,6 +251,14 @@ def tier_problems(serving: ServingTiersConfig, router: TierSettings) -> list[str
             f"{name('firstByteSeconds', router.first_byte_timeout, t.first_byte_seconds)}: a queued request "
             "would time out before it was sent; lower queueTimeoutSeconds"
         )
+    for tier, key in (("frontend", "frontendMaxInflight"), ("router", "routerMaxInflight")):
+        bound, target = tiers[tier].max_inflight, KEDA_IN_FLIGHT_TARGET[tier]
+        if keda and bound <= target:
+            problems.append(
+                f"serving.admission.{key} {bound} is not above the {tier}'s KEDA target of {target} requests in "
+                f"flight per replica: the {tier} would refuse requests before KEDA scales it out; raise {key} "
+                f"above {target}"
+            )
     return problems
 
 

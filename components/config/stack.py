@@ -207,8 +207,8 @@ class StackConfig(ConfigModel):
             seen.add(deployment.name)
             problems += [f"{where}.{p}" for p in routing_problems(deployment, self.images)]
             if deployment.runtime == "llmapi":
-                router = deployment_tiers(self, deployment)["router"]
-                problems += [f"{where}.{p}" for p in tier_problems(deployment.serving, router)]
+                tiers = deployment_tiers(self, deployment)
+                problems += [f"{where}.{p}" for p in tier_problems(deployment.serving, tiers, self.platform.keda.enabled)]
             if deployment.runtime == "engine":
                 problems += self._check_engine_deployment(where, deployment, pools)
             else:

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.config.scheduling import NodePool
-from components.config.serving_tiers import TierSettings
+from components.config.serving_tiers import KEDA_IN_FLIGHT_TARGET, TierSettings
 from components.models.await_budget import service_await_seconds
 from components.platform.keda import deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
@@ -101,7 +101,7 @@ class LlmApiFrontendArgs(BaseModel):
     """The longest stream (``capacity.stream_drain_seconds``): the process's shutdown timeout."""
     keda_prometheus_url: str | None = None
     """Scale with a KEDA ScaledObject (requests in flight and CPU) instead of a CPU HPA."""
-    target_in_flight: float = Field(default=64, gt=0)
+    target_in_flight: float = Field(default=KEDA_IN_FLIGHT_TARGET["frontend"], gt=0)
     """Requests in flight per replica above which KEDA adds one."""
     serving: TierSettings | None = None
     """Timeouts, admission and drain delay (``serving_tiers.resolve_tiers``); None: the process's defaults."""
@@ -117,6 +117,14 @@ class LlmApiFrontendArgs(BaseModel):
             raise ValueError(
                 f"frontend.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
                 "raise maxReplicas or lower minReplicas"
+            )
+        if self.keda_prometheus_url is not None and self.serving is not None and (
+            self.serving.max_inflight <= self.target_in_flight
+        ):
+            raise ValueError(
+                f"serving.admission.frontendMaxInflight {self.serving.max_inflight} is not above the frontend's KEDA target of "
+                f"{self.target_in_flight:g} requests in flight per replica: it would refuse requests before KEDA "
+                "scales out; raise frontendMaxInflight"
             )
         problem = exposure_problem(self.service_type, self.public, self.load_balancer_source_ranges)
         if problem is not None:

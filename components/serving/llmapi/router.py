@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from components.config.deployment import RoutingConfig
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
-from components.config.serving_tiers import TierSettings
+from components.config.serving_tiers import KEDA_IN_FLIGHT_TARGET, TierSettings
 from components.models.await_budget import service_await_seconds
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
@@ -80,7 +80,7 @@ class LlmApiRouterArgs(BaseModel):
     """The longest stream (``capacity.stream_drain_seconds``): the process's shutdown timeout."""
     keda_prometheus_url: str | None = None
     """Scale with a KEDA ScaledObject (requests outstanding and CPU) instead of a CPU HPA."""
-    target_in_flight: float = Field(default=128, gt=0)
+    target_in_flight: float = Field(default=KEDA_IN_FLIGHT_TARGET["router"], gt=0)
     """Requests outstanding per router replica above which KEDA adds one."""
     trtllm_generation: str = DEFAULT_GENERATION
     """Capability-table generation of the workers' image: the protocol the router speaks
@@ -100,6 +100,14 @@ class LlmApiRouterArgs(BaseModel):
             raise ValueError(
                 f"orchestrator.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
                 "raise maxReplicas or lower minReplicas"
+            )
+        if self.keda_prometheus_url is not None and self.serving is not None and (
+            self.serving.max_inflight <= self.target_in_flight
+        ):
+            raise ValueError(
+                f"serving.admission.routerMaxInflight {self.serving.max_inflight} is not above the router's KEDA target of "
+                f"{self.target_in_flight:g} requests in flight per replica: it would refuse requests before KEDA "
+                "scales out; raise routerMaxInflight"
             )
         capabilities(self.trtllm_generation)  # ValueError naming the accepted generations
         return self

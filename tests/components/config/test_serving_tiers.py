@@ -98,13 +98,14 @@ def test_inflight_from_the_plans_concurrency_per_minimum_replica() -> None:
 
 
 def test_inflight_from_declared_concurrency_and_from_request_rate() -> None:
-    assert resolve(workload(concurrency=100), router_min_replicas=4)["router"].max_inflight == 50
-    # Little's law: 16 req/s × (0.8 s + 300 × 25 ms) = 132.8 → 133 in flight, × 2 over 2 replicas
-    assert resolve(workload(requestRate=16.0), router_min_replicas=2)["router"].max_inflight == 133
+    assert resolve(workload(concurrency=1000), router_min_replicas=4)["router"].max_inflight == 500
+    # Little's law: 160 req/s × (0.8 s + 300 × 25 ms) = 1328 in flight, × 2 over 2 replicas
+    assert resolve(workload(requestRate=160.0), router_min_replicas=2)["router"].max_inflight == 1328
 
 
-def test_inflight_floor_for_tiny_workloads() -> None:
-    assert resolve(workload(concurrency=1), frontend_min_replicas=4)["frontend"].max_inflight == 32
+def test_inflight_floor_is_twice_the_keda_target() -> None:
+    tiers = resolve(workload(concurrency=1), frontend_min_replicas=4, router_min_replicas=4)
+    assert (tiers["frontend"].max_inflight, tiers["router"].max_inflight) == (128, 256)
 
 
 def test_frontend_waits_longer_than_the_router_and_across_both_phases() -> None:
@@ -168,6 +169,15 @@ def test_shipped_dev_stack_resolves_from_its_slo(dev_config: Any) -> None:
 )
 def test_inconsistent_values_are_refused_in_one_line(dev_config: Any, serving: dict, expected: str) -> None:
     assert problems_of(with_serving(dev_config, serving)) == [expected]
+
+
+def test_a_bound_at_or_below_the_keda_target_is_refused(dev_config: Any) -> None:
+    platform = dev_config.section("platform") if "disagg:platform" in dev_config.raw else {}
+    dev_config.set("platform", {**platform, "keda": {**platform.get("keda", {}), "enabled": True}})
+    problems = problems_of(with_serving(dev_config, {"admission": {"frontendMaxInflight": 64}}))
+    assert f"{D0}.serving.admission.frontendMaxInflight 64 is not above the frontend's KEDA target of 64 requests in " \
+        "flight per replica: the frontend would refuse requests before KEDA scales it out; raise frontendMaxInflight " \
+        "above 64" in problems
 
 
 def test_serving_on_the_engine_runtime_is_refused(engine_config: Any) -> None:

@@ -111,6 +111,18 @@ def test_a_configured_drain_delay_lengthens_the_grace() -> None:
     assert routed["terminationGracePeriodSeconds"] == ENDPOINT_REMOVAL_S + 3 + 92 + PROCESS_EXIT_S
 
 
+def test_components_refuse_a_bound_keda_could_never_scale_past() -> None:
+    from dataclasses import replace
+
+    from pydantic import ValidationError
+
+    low = replace(SETTINGS, max_inflight=128)
+    with pytest.raises(ValidationError, match="routerMaxInflight 128 is not above the router's KEDA target of 128"):
+        router(serving=low, keda_prometheus_url="http://prometheus:9090")
+    router(serving=low)  # a CPU HPA does not read requests in flight
+    frontend(serving=low, keda_prometheus_url="http://prometheus:9090")  # the frontend's target is 64
+
+
 def test_without_settings_no_flag_is_rendered_and_the_process_delay_fits_the_exit() -> None:
     assert serving_flags(None) == []
     assert DRAIN_DELAY_S <= PROCESS_EXIT_S  # the process's own 3 s readiness delay then fits the grace as before

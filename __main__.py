@@ -15,6 +15,7 @@ from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
 from components.config.capacity import deployment_drain_seconds
+from components.config.validation import network_policy_warnings
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
@@ -22,11 +23,12 @@ from components.serving.deployment import DisaggregatedDeployment, Disaggregated
 from components.serving.llmapi_args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi_deployment import LlmApiDeployment
 from components.serving.runtime_package import installed_runtime_files
+from components.serving.secrets import StackSecrets
 from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:
-    for warning in config.capacity_report().warnings:
+    for warning in [*config.capacity_report().warnings, *network_policy_warnings(config)]:
         pulumi.log.warn(warning)
     cluster_name = config.cluster.name
     if config.cluster.provider == "eks":
@@ -42,6 +44,10 @@ def main(config: StackConfig) -> None:
 
     store = ModelStore(f"{cluster_name}-store", handle=handle, namespace=config.namespace)
     platform = PlatformOperators(f"{cluster_name}-platform", handle=handle, config=config.platform)
+    secrets = StackSecrets(
+        f"{cluster_name}-secrets", config, store.namespace,
+        opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store]),
+    )
 
     builds: dict[str, EngineBuild] = {}
     for key, pool_name in sorted(config.engine_pools().items()):
@@ -56,7 +62,7 @@ def main(config: StackConfig) -> None:
                 store_mount_path=store.mount_path,
                 hf_token_secret=config.hf_token_secret,
             ),
-            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )
 
     preparations: dict[str, ModelPreparation] = {}
@@ -73,14 +79,14 @@ def main(config: StackConfig) -> None:
                 image=config.images.trtllm,
                 hf_token_secret=config.hf_token_secret,
             ),
-            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )
 
     runtime_files = installed_runtime_files() if preparations else {}
     deployments: dict[str, DisaggregatedDeployment | LlmApiDeployment] = {}
     for deployment in config.deployments:
         groups = deployment.worker_groups()
-        opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform])
+        opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets])
         if deployment.runtime == "llmapi":
             model_key = next(iter(groups.values())).model
             assert model_key is not None  # validated: llmapi groups name a model
@@ -116,7 +122,7 @@ def main(config: StackConfig) -> None:
                 claim_name=store.claim_name,
                 mount_path=store.mount_path,
                 custom_metrics=config.platform.metrics_adapter.enabled,
-                keda_prometheus_url=config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+                keda_prometheus_url=config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
                 drain_seconds=deployment_drain_seconds(config, deployment),
                 security=config.platform.security,
             ),

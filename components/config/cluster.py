@@ -280,6 +280,9 @@ class EksConfig(ConfigModel):
     system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
     gpu_node_pools: list[GpuNodePoolConfig] = []
     storage: StorageConfig = StorageConfig()
+    network_policy: bool = True
+    """Enforce the stack's NetworkPolicies (vpc-cni ``enableNetworkPolicy``); false leaves them
+    declared but inert (a warning)."""
     addon_versions: dict[str, str] = {}
     """EKS add-on name -> pinned version (``aws eks describe-addon-versions``); an add-on not
     listed gets EKS's default for the Kubernetes version when it is created."""
@@ -372,6 +375,23 @@ class EksConfig(ConfigModel):
         return self
 
 
+Cni = Literal[
+    "calico", "cilium", "antrea", "kube-router", "weave", "vpc-cni-network-policy", "vpc-cni", "flannel", "unknown"
+]
+CNI_ENFORCES_NETWORK_POLICY: dict[str, bool | None] = {
+    "calico": True,
+    "cilium": True,
+    "antrea": True,
+    "kube-router": True,
+    "weave": True,
+    "vpc-cni-network-policy": True,  # Amazon VPC CNI >= v1.14 with enableNetworkPolicy "true"
+    "vpc-cni": False,  # its default: enableNetworkPolicy "false"
+    "flannel": False,  # no policy engine (flannel-io/flannel README: pair it with Calico, i.e. Canal)
+    "unknown": None,
+}
+"""Whether each CNI enforces Kubernetes NetworkPolicies (None: not known)."""
+
+
 class ExistingPoolConfig(ConfigModel):
     """GPU nodes of an existing cluster, described by how pods reach them."""
 
@@ -407,6 +427,10 @@ class ExistingClusterConfig(ConfigModel):
     """An existing ReadWriteMany StorageClass (NFS, Lustre, Weka, …) for weights and engines."""
     storage_size_gib: int = Field(default=2000, ge=100)
     gpu_pools: list[ExistingPoolConfig] = Field(min_length=1)
+    cni: Cni = "unknown"
+    """The cluster's CNI plugin: whether the stack's NetworkPolicies are enforced follows from it
+    (:data:`CNI_ENFORCES_NETWORK_POLICY`); a CNI that does not enforce them is refused, unknown
+    is a warning."""
     load_balancer_services: bool | None = None
     """Whether the cluster implements Services of type LoadBalancer (a cloud controller, MetalLB,
     …); this stack installs none there. None: unknown (a warning when a frontend asks for one)."""

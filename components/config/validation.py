@@ -11,11 +11,12 @@ import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
 
+from components.cluster.aws_addons import vpc_cni_version_problem
 from components.cluster.aws_network import plan_subnets
 from components.cluster.existing import check_context, is_kubeconfig_text, read_kubeconfig
 from components.config import limits
 from components.config.base import OFFLINE_SECRET
-from components.config.cluster import EksConfig, ExistingClusterConfig
+from components.config.cluster import CNI_ENFORCES_NETWORK_POLICY, EksConfig, ExistingClusterConfig
 from components.config.security import public_cidr_problem, secret_name_problem
 from components.config.stack import NAMESPACE, StackConfig
 
@@ -135,7 +136,40 @@ def check_stack(config: StackConfig, secret_keys: frozenset[str] = frozenset()) 
         problems += _eks(config.cluster.eks)
     if config.cluster.existing is not None:
         problems += _existing(config.cluster.existing)
+    problems += _network_policy(config)
     return problems
+
+
+def _network_policy(config: StackConfig) -> list[str]:
+    """A cluster whose CNI cannot enforce the stack's NetworkPolicies (they would do nothing)."""
+    eks, existing = config.cluster.eks, config.cluster.existing
+    if eks is not None:
+        problem = vpc_cni_version_problem(eks.addon_versions.get("vpc-cni"), eks.network_policy)
+        return [f"{NAMESPACE}:{problem}"] if problem else []
+    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is False:
+        return [
+            f"{NAMESPACE}:cluster.existing.cni: '{existing.cni}' does not enforce NetworkPolicies, so the "
+            "stack's tier isolation would do nothing: enable policy enforcement in the CNI (e.g. "
+            "vpc-cni-network-policy, Calico, Cilium) and declare it"
+        ]
+    return []
+
+
+def network_policy_warnings(config: StackConfig) -> list[str]:
+    """NetworkPolicies that may not be enforced (one line each; declared, not refused)."""
+    eks, existing = config.cluster.eks, config.cluster.existing
+    if eks is not None and not eks.network_policy:
+        return [
+            f"{NAMESPACE}:cluster.eks.networkPolicy is false: the stack's NetworkPolicies are declared "
+            "but the VPC CNI does not enforce them (every pod can reach every other)"
+        ]
+    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is None:
+        return [
+            f"{NAMESPACE}:cluster.existing.cni is unknown: the stack's NetworkPolicies are enforced only "
+            "if the cluster's CNI enforces them: declare it (calico, cilium, antrea, "
+            "vpc-cni-network-policy, …)"
+        ]
+    return []
 
 
 def _names(config: StackConfig) -> list[str]:
@@ -197,6 +231,31 @@ def _secrets(config: StackConfig, secret_keys: frozenset[str]) -> list[str]:
                     "--from-literal=HF_TOKEN=<token>",
                 ).replace("put <name> here", "set hfTokenSecret: hf-token")
             )
+    for key, value in (("hfToken", config.hf_token), ("tritonAdminKey", config.triton_admin_key),
+                       ("apiKeys", config.api_keys or None)):
+        if value is not None and f"{NAMESPACE}:{key}" not in secret_keys:
+            problems.append(
+                f"{NAMESPACE}:{key}: the value is in the stack file in plain text (value hidden): remove "
+                f"it, rotate the credential, and store it encrypted: pulumi config set --secret "
+                + (f"--path '{key}.<deployment>' <key>" if key == "apiKeys" else f"{key} <value>")
+            )
+    if config.hf_token is not None and config.hf_token_secret is None:
+        problems.append(
+            f"{NAMESPACE}:hfToken is set but hfTokenSecret is null (no Secret to create): set "
+            "hfTokenSecret: hf-token or drop hfToken"
+        )
+    public = config.platform.security.public_frontends
+    for deployment in sorted(config.api_keys):
+        if deployment not in public:
+            problems.append(
+                f"{NAMESPACE}:apiKeys.{deployment}: '{deployment}' has no publicFrontends entry (its "
+                "auth.key names the Secret to create): add the entry or drop the key"
+            )
+    if config.triton_admin_key is not None and not config.platform.security.triton_restricted_apis.enabled:
+        problems.append(
+            f"{NAMESPACE}:tritonAdminKey is set but platform.security.tritonRestrictedApis.enabled is "
+            "false (nothing reads it): drop tritonAdminKey or enable the restriction"
+        )
     existing = config.cluster.existing
     if existing is not None and is_kubeconfig_text(existing.kubeconfig) and f"{NAMESPACE}:cluster" not in secret_keys:
         problems.append(

@@ -32,7 +32,7 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     public = config.platform.security.public_frontends.get(deployment.name)
     exposed = not deployment.frontend.internal_load_balancer
     return {
-        "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+        "keda_prometheus_url": config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),

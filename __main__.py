@@ -22,6 +22,7 @@ from components.platform import PlatformOperators
 from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi.deployment import LlmApiDeployment
 from components.serving.runtime_package import installed_runtime_files
+from components.serving.monitoring import DeploymentMonitoring
 from components.serving.secrets import StackSecrets
 from components.serving.triton.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
 from components.storage.model_store import ModelStore
@@ -128,6 +129,17 @@ def main(config: StackConfig) -> None:
             ),
             opts=opts,
         )
+
+    if config.platform.monitoring.enabled:
+        for deployment in config.deployments:
+            DeploymentMonitoring(
+                deployment.name,
+                store.namespace,
+                deployment.runtime,
+                list(deployment.worker_groups()),
+                grafana=config.platform.monitoring.grafana,
+                opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            )
 
     pulumi.export("kubeconfig", pulumi.Output.secret(handle.kubeconfig))
     pulumi.export("clusterName", cluster_name)

@@ -21,8 +21,8 @@ from components.models.model_preparation import ModelPreparation, ModelPreparati
 from components.platform import PlatformOperators
 from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi.deployment import LlmApiDeployment
-from components.serving.runtime_package import installed_runtime_files
 from components.serving.monitoring import DeploymentMonitoring
+from components.serving.runtime_package import installed_runtime_files
 from components.serving.secrets import StackSecrets
 from components.serving.triton.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
 from components.storage.model_store import ModelStore

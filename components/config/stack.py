@@ -178,8 +178,8 @@ class StackConfig(ConfigModel):
                     problems.append(
                         f"{where}.{role}.autoscaling.enabled: worker groups scale on {metrics} metrics, "
                         f"which need KEDA or a metrics adapter, but {NAMESPACE}:platform.keda.enabled and "
-                        f"{NAMESPACE}:platform.metricsAdapter.enabled are false: enable KEDA (with "
-                        "prometheusUrl) or set autoscaling.enabled: false"
+                        f"{NAMESPACE}:platform.metricsAdapter.enabled are false: enable KEDA (it "
+                        "queries the stack's Prometheus) or set autoscaling.enabled: false"
                     )
         if capacity:
             problems += self.capacity_report().problems

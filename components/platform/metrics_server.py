@@ -3,7 +3,7 @@
 The chart (kubernetes-sigs/metrics-server, chart 3.13.0 = metrics-server v0.8.0, tag
 ``metrics-server-helm-chart-3.13.0`` @1a64100c33ac) rather than the EKS community add-on: one way on
 EKS and on existing clusters, with its values checked against the chart's keys
-(tests/platform/data/metrics-server-3.13.0.values-keys.json). It runs in kube-system, where
+(tests/components/platform/data/metrics-server-3.13.0.values-keys.json). It runs in kube-system, where
 upstream's manifests put it (the APIService points there), on the system pool.
 """
 

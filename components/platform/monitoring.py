@@ -12,7 +12,7 @@ password is the one the grafana chart generates into a Secret when none is set (
 ``prom-operator`` default is not in 88.5.3's values). Alertmanager is off: no receivers are declared.
 
 Keys: kube-prometheus-stack 88.5.3 ``values.yaml`` (prometheus-community/helm-charts
-ea930baeebeb, tests/platform/data/kube-prometheus-stack-88.5.3.values-keys.json).
+ea930baeebeb, tests/components/platform/data/kube-prometheus-stack-88.5.3.values-keys.json).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ GPU utilisation        ``DCGM_FI_DEV_GPU_UTIL`` per tier (DCGM exporter; ``pod``
 Engine-runtime deployments (Triton) get the same layout from Triton's own series
 (``nv_inference_request_success``, ``nv_inference_pending_request_count``,
 ``nv_trt_llm_kv_cache_block_metrics``); Triton exports no TTFT/ITL histograms, so those panels are
-left out there. The committed expected files (tests/serving/data/dashboard-*.json) are this
+left out there. The committed expected files (tests/components/serving/data/dashboard-*.json) are this
 function's output: a change to a panel is a reviewed diff.
 """
 

@@ -1,7 +1,7 @@
 """DeploymentMonitoring: what Prometheus scrapes of one deployment, and its Grafana dashboard.
 
 PodMonitors (``monitoring.coreos.com/v1``, the CRD kube-prometheus-stack 88.5.3 installs:
-tests/platform/data/podmonitor-kube-prometheus-stack-88.5.3.schema.json) select the deployment's
+tests/components/platform/data/podmonitor-kube-prometheus-stack-88.5.3.schema.json) select the deployment's
 pods by their standard labels; the Prometheus Operator gives every target ``namespace`` and ``pod``
 labels, which the KEDA and adapter queries select on. The dashboard is a ConfigMap the Grafana
 sidecar loads (label ``grafana_dashboard: "1"``, any namespace). Both need the Prometheus

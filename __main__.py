@@ -23,7 +23,7 @@ from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi.deployment import LlmApiDeployment
 from components.serving.monitoring import DeploymentMonitoring
 from components.serving.runtime_package import installed_runtime_files
-from components.serving.secrets import StackSecrets
+from components.serving.secrets import StackSecrets, config_values, planned_secrets
 from components.serving.triton.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
 from components.storage.model_store import ModelStore
 
@@ -46,7 +46,7 @@ def main(config: StackConfig) -> None:
     store = ModelStore(f"{cluster_name}-store", handle=handle, namespace=config.namespace)
     platform = PlatformOperators(f"{cluster_name}-platform", handle=handle, config=config.platform)
     secrets = StackSecrets(
-        f"{cluster_name}-secrets", config, store.namespace,
+        f"{cluster_name}-secrets", planned_secrets(config), config_values(config), store.namespace,
         opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store]),
     )
 

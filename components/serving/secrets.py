@@ -24,6 +24,7 @@ them; a rotation is ``pulumi up --replace <urn of the tls.PrivateKey>``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -101,8 +102,22 @@ def ssh_key_data(client: tls.PrivateKey, host: tls.PrivateKey) -> dict[str, pulu
     }
 
 
+def config_values(config: StackConfig) -> dict[str, str]:
+    """Secret name -> its configured value (every planned Secret but the generated ones)."""
+    values: dict[str, str] = {}
+    for planned in planned_secrets(config):
+        if planned.source == "hfToken" and config.hf_token is not None:
+            values[planned.name] = config.hf_token
+        elif planned.source == "apiKeys":
+            values[planned.name] = config.api_keys[planned.deployment or ""]
+        elif planned.source == "tritonAdminKey" and config.triton_admin_key is not None:
+            values[planned.name] = config.triton_admin_key
+    return values
+
+
 class StackSecrets(pulumi.ComponentResource):
-    """The planned Secrets (:func:`planned_secrets`) in the serving namespace."""
+    """The ``secrets`` (:func:`planned_secrets` for a stack) in ``namespace``: generated ones from
+    pulumi-tls keys, the others from ``values`` (Secret name -> value, made secret here)."""
 
     secrets: dict[str, k8s.core.v1.Secret]
     """By Secret name: for ``depends_on`` of the pods that mount them."""
@@ -110,27 +125,24 @@ class StackSecrets(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        config: StackConfig,
+        secrets: Sequence[PlannedSecret],
+        values: Mapping[str, pulumi.Input[str]],
         namespace: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.secrets = {}
         child = pulumi.ResourceOptions(parent=self)
-        for planned in planned_secrets(config):
+        for planned in secrets:
             data: dict[str, pulumi.Output[str]]
             if planned.source == "generated":
                 client = tls.PrivateKey(f"{name}-{planned.name}-client", algorithm=SSH_ALGORITHM, opts=child)
                 host = tls.PrivateKey(f"{name}-{planned.name}-host", algorithm=SSH_ALGORITHM, opts=child)
                 data = ssh_key_data(client, host)
             else:
-                value = {
-                    "hfToken": config.hf_token,
-                    "apiKeys": config.api_keys.get(planned.deployment or ""),
-                    "tritonAdminKey": config.triton_admin_key,
-                }[planned.source]
-                assert value is not None  # planned only when configured
-                data = {planned.keys[0]: pulumi.Output.secret(value)}
+                if planned.name not in values:
+                    raise ValueError(f"Secret '{planned.name}' ({planned.source}) has no value: configure it")
+                data = {planned.keys[0]: pulumi.Output.secret(values[planned.name])}
             labels = {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": "pulumi"}
             if planned.deployment:
                 labels["app.kubernetes.io/instance"] = planned.deployment
@@ -139,6 +151,6 @@ class StackSecrets(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=planned.name, namespace=namespace, labels=labels),
                 type="Opaque",
                 string_data=data,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=child,
             )
         self.register_outputs({"secrets": sorted(self.secrets)})

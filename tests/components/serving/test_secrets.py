@@ -11,7 +11,7 @@ import pytest
 from components.config import ConfigError, load_stack_config
 from components.config.stack import StackConfig
 from components.serving.mpi_ssh import SECRET_KEYS
-from components.serving.secrets import PlannedSecret, StackSecrets, planned_secrets
+from components.serving.secrets import PlannedSecret, StackSecrets, config_values, planned_secrets
 from disaggctl.synth.fast_registration import install_fast_mocks as install_mocks
 from disaggctl.synth.program import SECRET_PLACEHOLDER, mask_secret_inputs, read_stack_config
 
@@ -105,7 +105,9 @@ def declare(config: StackConfig):
     from pulumi.runtime.sync_await import _sync_await
 
     monitor = install_mocks("disagg", "test")
-    _sync_await(run_pulumi_func(lambda: StackSecrets("llm-dev-secrets", config, "llm-dev")))
+    _sync_await(run_pulumi_func(lambda: StackSecrets(
+        "llm-dev-secrets", planned_secrets(config), config_values(config), "llm-dev"
+    )))  # fmt: skip
     return list(monitor.recorded.values())
 
 

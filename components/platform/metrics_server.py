@@ -9,15 +9,11 @@ upstream's manifests put it (the APIService points there), on the system pool.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import pulumi
-import pulumi_kubernetes as k8s
-
-from components.cluster.contract import ClusterHandle, NodePool
-from components.config.platform import PlatformConfig
+from components.cluster.contract import ClusterHandle
+from components.config.platform import ChartConfig, PlatformConfig
+from components.config.scheduling import NodePool
 from components.platform.gpu_operator import system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:MetricsServer"
 RELEASE_NAME = "metrics-server"
@@ -34,24 +30,17 @@ def metrics_server_values(system_pool: NodePool | None = None) -> dict:
     return values
 
 
-class MetricsServer(pulumi.ComponentResource):
+class MetricsServer(ChartComponent):
     """The metrics-server Helm release in kube-system."""
 
-    release: k8s.helm.v3.Release
-    values: dict
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
-        self.values = metrics_server_values(handle.system_pool)
-        self.release = chart_release(
-            f"{name}-release", config.metrics_server.chart, RELEASE_NAME, NAMESPACE, self.values,
-            handle.provider, self, depends_on=list(depends_on),
-        )
-        self.register_outputs({"release": self.release.name})
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.metrics_server.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        return metrics_server_values(handle.system_pool)
+
+    def release_namespace(self, config: PlatformConfig) -> str:
+        return NAMESPACE

@@ -17,15 +17,14 @@ ea930baeebeb, tests/components/platform/data/kube-prometheus-stack-88.5.3.values
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.contract import ClusterHandle, NodePool
-from components.config.platform import MonitoringConfig, PlatformConfig
+from components.cluster.contract import ClusterHandle
+from components.config.platform import ChartConfig, MonitoringConfig, PlatformConfig
+from components.config.scheduling import NodePool
 from components.platform.gpu_operator import system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:Monitoring"
 RELEASE_NAME = "kube-prometheus-stack"
@@ -79,35 +78,30 @@ def kube_prometheus_stack_values(config: MonitoringConfig, system_pool: NodePool
     return values
 
 
-class Monitoring(pulumi.ComponentResource):
+class Monitoring(ChartComponent):
     """The monitoring Namespace and the kube-prometheus-stack release in it (CRDs of
     monitoring.coreos.com included: PodMonitors and ServiceMonitors depend on :attr:`release`)."""
 
-    namespace: str
-    release: k8s.helm.v3.Release
-    values: dict
-    prometheus_url: str
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
-        monitoring = config.monitoring
-        self.namespace = monitoring.namespace
-        self.prometheus_url = monitoring.prometheus_url()
-        self.values = kube_prometheus_stack_values(monitoring, handle.system_pool)
-        namespace = k8s.core.v1.Namespace(
+    namespace_resource: k8s.core.v1.Namespace
+
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.monitoring.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        return kube_prometheus_stack_values(config.monitoring, handle.system_pool)
+
+    def release_namespace(self, config: PlatformConfig) -> str:
+        return config.monitoring.namespace
+
+    def before_release(
+        self, name: str, handle: ClusterHandle, depends_on: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        self.namespace_resource = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=self.namespace, labels=dict(NAMESPACE_LABELS)),
-            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
+            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=depends_on),
         )
-        self.release = chart_release(
-            f"{name}-release", monitoring.chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=[namespace],
-        )
-        self.register_outputs({"release": self.release.name, "prometheusUrl": self.prometheus_url})
+        return [self.namespace_resource]

@@ -19,12 +19,15 @@ from components.config.validation import network_policy_warnings
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
+from components.serving.dashboards import deployment_dashboard
 from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi.deployment import LlmApiDeployment
+from components.serving.llmapi.monitors import pod_monitors as llmapi_pod_monitors
 from components.serving.monitoring import DeploymentMonitoring
 from components.serving.runtime_package import installed_runtime_files
 from components.serving.secrets import StackSecrets, config_values, planned_secrets
 from components.serving.triton.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
+from components.serving.triton.monitors import pod_monitors as triton_pod_monitors
 from components.storage.model_store import ModelStore
 
 
@@ -132,12 +135,15 @@ def main(config: StackConfig) -> None:
 
     if config.platform.monitoring.enabled:
         for deployment in config.deployments:
+            runtime_monitors = llmapi_pod_monitors if deployment.runtime == "llmapi" else triton_pod_monitors
+            roles = list(deployment.worker_groups())
             DeploymentMonitoring(
                 deployment.name,
                 store.namespace,
-                deployment.runtime,
-                list(deployment.worker_groups()),
-                grafana=config.platform.monitoring.grafana,
+                runtime_monitors(deployment.name, store.namespace),
+                deployment_dashboard(deployment.name, store.namespace, deployment.runtime, roles)
+                if config.platform.monitoring.grafana
+                else None,
                 opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
             )
 

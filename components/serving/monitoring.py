@@ -7,6 +7,9 @@ labels, which the KEDA and adapter queries select on. The dashboard is a ConfigM
 sidecar loads (label ``grafana_dashboard: "1"``, any namespace). Both need the Prometheus
 Operator's CRDs and Grafana: the component is created with ``depends_on`` the platform.
 
+Which pods, ports and paths is each runtime's own knowledge (``llmapi.monitors``,
+``triton.monitors``):
+
 =============  =================================  ===========  =========================
 runtime        pods (``app.kubernetes.io/…``)      port         path
 =============  =================================  ===========  =========================
@@ -18,25 +21,25 @@ engine         name triton (frontend, leaders)     ``metrics``  ``/metrics``
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.platform.monitoring import DASHBOARD_LABEL
-from components.serving.cpu_tier import METRICS_PATH as CPU_TIER_METRICS_PATH
-from components.serving.dashboards import dashboard_json, deployment_dashboard
+from components.serving.dashboards import dashboard_json
 from components.serving.labels import PART_OF
-from components.serving.llmapi import frontend as llmapi_frontend
-from components.serving.llmapi import router as llmapi_router
-from components.serving.llmapi import workers as llmapi_workers
 
 TYPE_TOKEN = "disagg:serving:DeploymentMonitoring"
 API_VERSION = "monitoring.coreos.com/v1"
 SCRAPE_INTERVAL = "15s"
 """As often as KEDA polls (``components.platform.keda.POLLING_INTERVAL_S``)."""
-TRITON_METRICS = ("metrics", "/metrics")
-"""Port name and path of Triton's metrics (components/serving/pods.py METRICS_PORT 8002)."""
+
+
+def monitor_labels(deployment: str) -> dict[str, str]:
+    """Labels of a deployment's PodMonitors."""
+    return {"app.kubernetes.io/instance": deployment, "app.kubernetes.io/part-of": PART_OF}
 
 
 def pod_monitor(
@@ -55,33 +58,6 @@ def pod_monitor(
     }
 
 
-def deployment_pod_monitors(deployment: str, namespace: str, runtime: Literal["llmapi", "engine"]) -> list[dict]:
-    """The PodMonitors of one deployment."""
-    meta = {"app.kubernetes.io/instance": deployment, "app.kubernetes.io/part-of": PART_OF}
-    if runtime == "engine":
-        port, path = TRITON_METRICS
-        selector = {"matchLabels": {"app.kubernetes.io/name": "triton", "app.kubernetes.io/instance": deployment}}
-        return [pod_monitor(f"{deployment}-triton", namespace, selector, port, path, meta)]
-    app = llmapi_frontend.APP
-    cpu = {
-        "matchLabels": {"app.kubernetes.io/name": app, "app.kubernetes.io/instance": deployment},
-        "matchExpressions": [{
-            "key": "app.kubernetes.io/component",
-            "operator": "In",
-            "values": [llmapi_frontend.COMPONENT, llmapi_router.COMPONENT],
-        }],
-    }
-    leaders = {"matchLabels": {
-        "app.kubernetes.io/name": app,
-        "app.kubernetes.io/instance": deployment,
-        "app.kubernetes.io/component": llmapi_workers.LEADER_COMPONENT,
-    }}
-    return [
-        pod_monitor(f"{deployment}-cpu-tiers", namespace, cpu, "http", CPU_TIER_METRICS_PATH, meta),
-        pod_monitor(f"{deployment}-trtllm-serve", namespace, leaders, "http", llmapi_workers.METRICS_PATH, meta),
-    ]
-
-
 def dashboard_config_map(deployment: str, namespace: str, dashboard: dict) -> dict:
     """The ConfigMap the Grafana sidecar loads the dashboard from."""
     key, value = DASHBOARD_LABEL
@@ -98,15 +74,15 @@ def dashboard_config_map(deployment: str, namespace: str, dashboard: dict) -> di
 
 
 class DeploymentMonitoring(pulumi.ComponentResource):
-    """The PodMonitors and the dashboard ConfigMap of one deployment."""
+    """The PodMonitors (from the runtime's ``pod_monitors``) and the dashboard ConfigMap of one
+    deployment."""
 
     def __init__(
         self,
         name: str,
         namespace: str,
-        runtime: Literal["llmapi", "engine"],
-        roles: list[str],
-        grafana: bool = True,
+        pod_monitors: Sequence[dict],
+        dashboard: dict | None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -120,15 +96,12 @@ class DeploymentMonitoring(pulumi.ComponentResource):
                 spec=manifest["spec"],
                 opts=child,
             )
-            for manifest in deployment_pod_monitors(name, namespace, runtime)
+            for manifest in pod_monitors
         ]
         self.dashboard: k8s.core.v1.ConfigMap | None = None
-        if grafana:
-            manifest = dashboard_config_map(name, namespace, deployment_dashboard(name, namespace, runtime, roles))
+        if dashboard is not None:
+            manifest = dashboard_config_map(name, namespace, dashboard)
             self.dashboard = k8s.core.v1.ConfigMap(
-                f"{name}-dashboard",
-                metadata=cast(Any, manifest["metadata"]),
-                data=manifest["data"],
-                opts=child,
+                f"{name}-dashboard", metadata=cast(Any, manifest["metadata"]), data=manifest["data"], opts=child
             )
-        self.register_outputs({"podMonitors": [m["metadata"]["name"] for m in deployment_pod_monitors(name, namespace, runtime)]})
+        self.register_outputs({"podMonitors": [m["metadata"]["name"] for m in pod_monitors]})

@@ -31,12 +31,15 @@ from components.config.platform import PlatformConfig
 from components.config.scheduling import NodePool
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
+from components.serving.dashboards import deployment_dashboard
 from components.serving.llmapi.deployment import (
     LlmApiDeployment,
     LlmApiDeploymentArgs,
     TierSpec,
     WorkerGroupSpec,
 )
+from components.serving.llmapi.monitors import pod_monitors
+from components.serving.monitoring import DeploymentMonitoring
 from components.serving.mpi_ssh import SECRET_KEYS
 from components.serving.runtime_package import installed_runtime_files
 from components.serving.secrets import HF_TOKEN_KEY, PlannedSecret, StackSecrets, mpi_ssh_secret_name
@@ -212,6 +215,14 @@ def main() -> None:
         "long-context": serve("long-context", long_context_groups, LONG_CONTEXT.max_seq_len),
         "chat": serve("chat", chat_groups, min(PREFILL.max_seq_len, DECODE.max_seq_len), "prefill-decode"),
     }
+    for name, groups in (("long-context", long_context_groups), ("chat", chat_groups)):
+        DeploymentMonitoring(  # the platform's Prometheus scrapes it, Grafana shows its dashboard
+            name,
+            store.namespace,
+            pod_monitors(name, store.namespace),
+            deployment_dashboard(name, store.namespace, "llmapi", list(groups)),
+            opts=after_store,
+        )
     pulumi.export("modelLocation", model.model_dir)
     pulumi.export("frontendEndpoints", {name: d.frontend_endpoint for name, d in deployments.items()})
     pulumi.export("routerUrls", {name: d.router_url for name, d in deployments.items()})

@@ -12,7 +12,9 @@ import pytest
 
 from components.platform.keda import FRONTEND_IN_FLIGHT, KV_CACHE_UTILIZATION, WAITING_REQUESTS
 from components.serving.dashboards import dashboard_json, deployment_dashboard
-from components.serving.monitoring import dashboard_config_map, deployment_pod_monitors
+from components.serving.llmapi.monitors import pod_monitors as llmapi_pod_monitors
+from components.serving.monitoring import dashboard_config_map
+from components.serving.triton.monitors import pod_monitors as triton_pod_monitors
 from disaggctl.synth.program import run_program
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
@@ -22,6 +24,10 @@ PODMONITOR = json.loads(
 )
 LWS = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def deployment_pod_monitors(deployment: str, namespace: str, runtime: str) -> list[dict]:
+    return (llmapi_pod_monitors if runtime == "llmapi" else triton_pod_monitors)(deployment, namespace)
 
 
 @cache

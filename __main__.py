@@ -127,6 +127,7 @@ def main(config: StackConfig) -> None:
                 mount_path=store.mount_path,
                 custom_metrics=config.platform.metrics_adapter.enabled,
                 keda_prometheus_url=config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
+                monitoring_namespaces=(config.platform.monitoring.namespace,),
                 drain_seconds=deployment_drain_seconds(config, deployment),
                 security=config.platform.security,
             ),

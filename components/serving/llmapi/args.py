@@ -20,7 +20,8 @@ from engines.llm_api import GROUP_ROLES, llm_api_yaml
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
     """What ``deployment`` takes from the rest of the stack (``config``: a StackConfig): KEDA, the
-    drain of its longest stream, its groups' host memory, and its public exposure."""
+    drain of its longest stream, its groups' host memory, its public exposure, and the namespace
+    Prometheus scrapes from."""
     pools = config.cluster.node_pools()
     memory: dict[str, int] = {}
     for role, group in deployment.worker_groups().items():
@@ -33,6 +34,7 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     exposed = not deployment.frontend.internal_load_balancer
     return {
         "keda_prometheus_url": config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
+        "monitoring_namespaces": (config.platform.monitoring.namespace,),
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
@@ -82,6 +84,7 @@ def llmapi_deployment_args(
     drain_seconds: int = 60,
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
+    monitoring_namespaces: tuple[str, ...] = ("monitoring",),
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
     The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
@@ -132,4 +135,5 @@ def llmapi_deployment_args(
         keda_prometheus_url=keda_prometheus_url,
         drain_seconds=drain_seconds,
         api_key=api_key,
+        monitoring_namespaces=monitoring_namespaces,
     )

@@ -162,3 +162,20 @@ def test_dashboard_series_select_on_namespace_and_pod() -> None:
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             assert 'namespace="llm-dev",pod=~"llama-8b-' in target["expr"], target["expr"]
+
+
+def test_the_tiers_admit_scrapes_from_the_namespace_prometheus_runs_in() -> None:
+    from components.config import load_stack_config
+    from components.serving.llmapi.args import stack_inputs
+    from disaggctl.synth.program import read_stack_config
+
+    _, raw, _ = read_stack_config(PROJECT_DIR, "dev")
+    raw["disagg:platform"] = json.dumps({"monitoring": {"namespace": "observability"}})
+    config = load_stack_config(raw)
+    assert stack_inputs(config, config.deployments[0])["monitoring_namespaces"] == ("observability",)
+    # and as committed, the serving NetworkPolicies name the chart's namespace
+    (policy,) = [
+        r for r in synthesized("dev").resources
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy" and r.name == "llama-8b-network-policies-router"
+    ]  # fmt: skip
+    assert "monitoring" in json.dumps(policy.inputs["spec"]["ingress"])

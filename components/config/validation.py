@@ -20,7 +20,7 @@ from components.config.cluster import (
     vpc_cni_version_problem,
 )
 from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
-from components.config.security import public_cidr_problem, secret_name_problem
+from components.config.security import mpi_ssh_secret_name, public_cidr_problem, secret_name_problem
 from components.config.stack import NAMESPACE, StackConfig
 from components.config.subnets import plan_subnets
 
@@ -260,6 +260,7 @@ def _secrets(config: StackConfig, secret_keys: frozenset[str]) -> list[str]:
             f"{NAMESPACE}:tritonAdminKey is set but platform.security.tritonRestrictedApis.enabled is "
             "false (nothing reads it): drop tritonAdminKey or enable the restriction"
         )
+    problems += _created_secret_names(config)
     existing = config.cluster.existing
     if existing is not None and is_kubeconfig_text(existing.kubeconfig) and f"{NAMESPACE}:cluster" not in secret_keys:
         problems.append(
@@ -268,6 +269,29 @@ def _secrets(config: StackConfig, secret_keys: frozenset[str]) -> list[str]:
             "set --secret --path 'cluster.existing.kubeconfig' \"$(cat kubeconfig)\""
         )
     return problems
+
+
+def _created_secret_names(config: StackConfig) -> list[str]:
+    """Two settings that would make the stack create the same Secret (one line per name)."""
+    created: dict[str, list[str]] = {}
+    if config.hf_token is not None and config.hf_token_secret is not None:
+        created.setdefault(config.hf_token_secret, []).append("hfToken")
+    public = config.platform.security.public_frontends
+    for deployment in sorted(set(config.api_keys) & set(public)):
+        created.setdefault(public[deployment].auth.key.secret_name, []).append(f"apiKeys.{deployment}")
+    restricted = config.platform.security.triton_restricted_apis
+    if config.triton_admin_key is not None and restricted.enabled:
+        created.setdefault(restricted.key.secret_name, []).append("tritonAdminKey")
+    if config.mpi_ssh_keys == "generate":
+        for served in config.deployments:
+            if any(g.pods_per_group > 1 for g in served.worker_groups().values()):
+                created.setdefault(mpi_ssh_secret_name(served.name), []).append(f"mpiSshKeys ({served.name})")
+    return [
+        f"{NAMESPACE}:{' and '.join(sources)}: both would create the Secret '{name}': give each its own "
+        "secretName"
+        for name, sources in sorted(created.items())
+        if len(sources) > 1
+    ]
 
 
 def _pool_capacity(config: StackConfig) -> dict[str, tuple[int, int]]:

@@ -32,6 +32,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from components.config.security import mpi_ssh_secret_name
 from components.config.stack import StackConfig
 from components.serving.labels import PART_OF
 from components.serving.mpi_ssh import SECRET_KEYS
@@ -53,11 +54,6 @@ class PlannedSecret:
     keys: tuple[str, ...]
     source: Source
     deployment: str | None = None
-
-
-def mpi_ssh_secret_name(deployment: str) -> str:
-    """The Secret multi-node groups of ``deployment`` mount (the serving components' default)."""
-    return f"{deployment}-mpi-ssh"
 
 
 def multi_node_deployments(config: StackConfig) -> list[str]:

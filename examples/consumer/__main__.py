@@ -29,6 +29,7 @@ from components.config.cluster import ExistingClusterConfig, ExistingPoolConfig
 from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.config.scheduling import NodePool
+from components.config.security import mpi_ssh_secret_name
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
 from components.serving.dashboards import deployment_dashboard
@@ -42,7 +43,7 @@ from components.serving.llmapi.monitors import pod_monitors
 from components.serving.monitoring import DeploymentMonitoring
 from components.serving.mpi_ssh import SECRET_KEYS
 from components.serving.runtime_package import installed_runtime_files
-from components.serving.secrets import HF_TOKEN_KEY, PlannedSecret, StackSecrets, mpi_ssh_secret_name
+from components.serving.secrets import HF_TOKEN_KEY, PlannedSecret, StackSecrets
 from components.storage.model_store import ModelStore
 from engines.llm_api import GROUP_ROLES, CacheTransceiverOptions, LlmApiOptions, llm_api_yaml
 from engines.llm_api_checks import check_group, check_prefill_decode

@@ -137,3 +137,15 @@ def test_the_mpi_keys_are_two_generated_ed25519_keys() -> None:
         ("llm-dev-secrets-llama-8b-mpi-ssh-client", {"algorithm": "ED25519"}),
         ("llm-dev-secrets-llama-8b-mpi-ssh-host", {"algorithm": "ED25519"}),
     ]
+
+
+def test_two_settings_naming_one_secret_are_refused_before_anything_is_declared() -> None:
+    raw = raw_config(public=True, hfToken=HF, apiKeys={"llama-8b": API})
+    platform = json.loads(raw["disagg:platform"])
+    platform["security"]["publicFrontends"]["llama-8b"]["auth"]["key"]["secretName"] = "hf-token"
+    raw["disagg:platform"] = json.dumps(platform)
+    with pytest.raises(ConfigError) as caught:
+        load(raw)
+    assert caught.value.problems == [
+        "disagg:hfToken and apiKeys.llama-8b: both would create the Secret 'hf-token': give each its own secretName"
+    ]

@@ -320,7 +320,8 @@ class MonitoringConfig(ConfigModel):
 
     def prometheus_url(self) -> str:
         """The Prometheus Operator's governing Service of the Prometheus it runs in ``namespace``
-        (``prometheus-operated``, port 9090: prometheus-operator pkg/prometheus/statefulset.go)."""
+        (``prometheus-operated``, port 9090: ``governingServiceName`` in prometheus-operator
+        pkg/prometheus/server/statefulset.go @v0.93.0)."""
         return f"http://prometheus-operated.{self.namespace}.svc:9090"
 
 

@@ -5,8 +5,11 @@ The Prometheus it runs selects every ServiceMonitor and PodMonitor of the cluste
 ServiceMonitor need no release label; the operator's ``prometheus-operated`` Service in
 ``monitoring.namespace`` is KEDA's and the metrics adapter's default URL
 (:meth:`~components.config.platform.MonitoringConfig.prometheus_url`). Targets found through
-PodMonitors and ServiceMonitors carry ``namespace`` and ``pod`` labels (the operator's relabelling),
-which the scaler queries select on. Grafana keeps the chart's sidecar, which loads every ConfigMap
+PodMonitors and ServiceMonitors carry ``namespace`` and ``pod`` labels (the operator relabels
+``__meta_kubernetes_namespace`` and ``__meta_kubernetes_pod_name`` into them:
+``generatePodMonitorConfig`` in pkg/prometheus/promcfg.go of prometheus-operator v0.93.0
+@b9090747e04d; the chart's appVersion v0.93.1 is not in the snapshot read), which the scaler
+queries select on. Grafana keeps the chart's sidecar, which loads every ConfigMap
 labelled ``grafana_dashboard: "1"`` in any namespace (the serving layer's dashboards); its admin
 password is the one the grafana chart generates into a Secret when none is set (the chart's
 ``prom-operator`` default is not in 88.5.3's values). Alertmanager is off: no receivers are declared.

@@ -47,7 +47,7 @@ def test_controllers_run_on_the_system_pool(clusters) -> None:
 
 def test_keda_queries_the_operators_prometheus_service_by_default() -> None:
     """prometheus-operator names the governing Service of every Prometheus it runs
-    ``prometheus-operated`` (pkg/prometheus/statefulset.go), in the Prometheus' namespace."""
+    ``prometheus-operated`` (pkg/prometheus/server/statefulset.go @v0.93.0), in its namespace."""
     assert PlatformConfig().keda_prometheus_url() == "http://prometheus-operated.monitoring.svc:9090"
     moved = PlatformConfig.model_validate({"monitoring": {"namespace": "observability"}})
     assert moved.keda_prometheus_url() == "http://prometheus-operated.observability.svc:9090"

@@ -99,7 +99,7 @@ def main(config: StackConfig) -> None:
                     deployment,
                     namespace=store.namespace,
                     worker_image=config.images.trtllm,
-                    frontend_image=config.images.frontend,
+                    frontend_image=config.images.llmapi_tiers_image(),
                     model_dir=preparations[model_key].model_dir,
                     gpu_pools=handle.gpu_pools,
                     system_pool=handle.system_pool,

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from components.config.cluster import EksConfig, GpuNodePoolConfig
+from engines.catalog import MODELS
 
 NAMESPACE = "disagg"
 GIB = 2**30
@@ -176,8 +177,6 @@ def llmapi_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int |
 def engine_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int | None:
     """Memory of an engine-runtime group pod (the orchestrator container, and each worker pod):
     as :func:`llmapi_group_memory_gib`, for the engine's dtype, quantization and world size."""
-    from engines.catalog import MODELS
-
     engine = config.engines.get(group.engine or "")
     model = MODELS.get(engine.model) if engine is not None else None
     shm = quantity_gib(group.shm_size)
@@ -468,8 +467,6 @@ def storage_zone(eks: EksConfig) -> str:
 
 def _memory(config: Any, report: CapacityReport) -> None:
     """Leader pods (engine runtime: the orchestrator container) ask for the memory their ranks use."""
-    from engines.catalog import MODELS
-
     pools = config.cluster.node_pools()
     for index, deployment in enumerate(config.deployments):
         orchestrator = deployment.orchestrator

@@ -10,6 +10,7 @@ from components.config.base import ConfigModel, check_dns_label
 from components.config.images import (
     DEFAULT_TRITON_TRTLLM_IMAGE,
     DEFAULT_TRTLLM_IMAGE,
+    ImageFeature,
     Runtime,
     parse_version,
 )
@@ -220,12 +221,30 @@ class ImagesConfig(ConfigModel):
     (``/usr/sbin/sshd``) in it: mpirun starts the remote ranks over ssh."""
     triton_trtllm_version: str | None = None
     """TensorRT-LLM version of ``tritonTrtllm`` when the compatibility table cannot place its tag."""
+    trtllm_features: tuple[ImageFeature, ...] = ()
+    """What ``trtllm`` carries beyond the release it is built FROM: ``nixl-libfabric`` (the
+    project's worker image, ``images/worker/Dockerfile``). Prefill/decode over NIXL on an EFA pool
+    needs it; the stock ``nvcr.io/nvidia/tensorrt-llm/release`` image never carries it."""
+    nixl_plugins_dir: str | None = None
+    """Where ``trtllm`` keeps NIXL's plugins (rendered as ``NIXL_PLUGINS_DIR`` on EFA prefill/decode
+    groups); None: the image's own ``NIXL_PLUGINS_DIR`` (``images/worker/Dockerfile`` sets it)."""
     frontend: str | None = None
     """Image of the CPU tiers (llmapi: frontend and router; engine: the Triton frontend); None: the
     runtime's image (``trtllm`` for llmapi, ``tritonTrtllm`` for engine). Another image needs
     Python with aiohttp and ``transformers`` (llmapi; with ``uvloop`` the relays cost about half
     the CPU per token: ``benchmarks/llmapi_serving_tiers.py``) or Triton's python backend, numpy
     and ``transformers`` (engine)."""
+
+    tiers: str | None = None
+    """Image of the llmapi CPU tiers (frontend and router): the project's ``images/tiers/Dockerfile``
+    (its ``runtime`` package's dependencies with uvloop, non-root). None: ``frontend``, else
+    ``trtllm``. The engine runtime's Triton frontend never uses it."""
+    tiers_features: tuple[ImageFeature, ...] = ()
+    """What ``tiers`` carries: ``uvloop`` (``images/tiers/Dockerfile``)."""
+
+    def llmapi_tiers_image(self) -> str | None:
+        """The llmapi frontend's and router's image (None: the workers' image)."""
+        return self.tiers or self.frontend
 
     def frontend_image(self, runtime: Runtime = "engine") -> str:
         """The frontend's image for a deployment of ``runtime``."""

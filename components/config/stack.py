@@ -11,7 +11,13 @@ from components.config.base import ConfigModel, check_dns_label
 from components.config.capacity import CapacityReport, check_capacity, stack_drain_seconds
 from components.config.cluster import ClusterConfig
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
-from components.config.images import check_runtime_image
+from components.config.images import (
+    check_runtime_image,
+    is_stock_trtllm,
+    parse_image,
+    trtllm_capabilities,
+    trtllm_generation,
+)
 from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.config.scheduling import Fabric, NodePool
@@ -173,6 +179,16 @@ class StackConfig(ConfigModel):
             else:
                 problems += self._check_llmapi_deployment(where, deployment, pools)
             for role, group in deployment.worker_groups().items():
+                caps = trtllm_capabilities(self.images.trtllm, self.images.trtllm_version)
+                if (
+                    deployment.runtime == "llmapi" and group.autoscaling.enabled and self.metrics_autoscaling()
+                    and not self.platform.keda.enabled and caps is not None and not caps.request_gauges
+                ):
+                    problems.append(
+                        f"{where}.{role}.autoscaling.enabled: the metrics adapter's HPA reads the leaders' trtllm_* "
+                        f"gauges, which TensorRT-LLM {caps.generation} does not export ({caps.row('request_gauges')}): "
+                        f"enable {NAMESPACE}:platform.keda (it scales on the router's gauges) or set autoscaling.enabled: false"
+                    )
                 if group.autoscaling.enabled and not self.metrics_autoscaling():
                     metrics = "Triton" if deployment.runtime == "engine" else "trtllm-serve"
                     problems.append(
@@ -202,6 +218,61 @@ class StackConfig(ConfigModel):
             problems += check_runtime_image(
                 "engine", f"{NAMESPACE}:images.tritonTrtllm", images.triton_trtllm,
                 images.triton_trtllm_version, f"{NAMESPACE}:images.tritonTrtllmVersion",
+            )
+        problems += self._check_image_features()
+        return problems
+
+    def trtllm_generation(self) -> str:
+        """The capability-table generation of ``images.trtllm`` (validated: the tag or
+        ``images.trtllmVersion`` places it)."""
+        return trtllm_generation(self.images.trtllm, self.images.trtllm_version) or "1.2"
+
+    def _nixl_on_efa(self) -> str | None:
+        """The first prefill/decode group key moving KV through NIXL on an EFA pool (None: none)."""
+        pools = self.cluster.node_pools()
+        for index, deployment in enumerate(self.deployments):
+            if deployment.runtime != "llmapi":
+                continue
+            for role in ("prefill", "decode"):
+                group = getattr(deployment, role)
+                pool = pools.get(group.pool) if group is not None else None
+                transceiver = group.llm_api.cache_transceiver_config if group is not None else None
+                backend = transceiver.backend.upper() if transceiver is not None else "UCX"
+                if pool is not None and pool.fabric == "efa" and backend in ("NIXL", "DEFAULT"):
+                    return f"{NAMESPACE}:deployments[{index}].{role}.llmApi.cacheTransceiverConfig.backend"
+        return None
+
+    def _check_image_features(self) -> list[str]:
+        """What the images are declared to carry matches what the stack asks of them: NIXL over
+        EFA needs the LIBFABRIC plugin (one line for the stack, however many groups ask)."""
+        images = self.images
+        problems: list[str] = []
+        try:
+            stock = is_stock_trtllm(parse_image(images.trtllm))
+        except ValueError:
+            return problems  # refused once by validation.check_stack
+        if stock and images.trtllm_features:
+            problems.append(
+                f"{NAMESPACE}:images.trtllmFeatures: {list(images.trtllm_features)} declared for the stock "
+                f"image '{images.trtllm}', which carries none of them: build images/worker/Dockerfile, name it "
+                "in images.trtllm, or remove images.trtllmFeatures"
+            )
+        where = self._nixl_on_efa() if "llmapi" in self.runtimes() else None
+        if where is None:
+            return problems
+        caps = trtllm_capabilities(images.trtllm, images.trtllm_version)
+        if caps is not None and "LIBFABRIC" not in caps.nixl_backends:
+            problems.append(
+                f"{where}: NIXL on EFA needs its LIBFABRIC transport, which TensorRT-LLM {caps.generation} "
+                f"(images.trtllm '{images.trtllm}') cannot select ({caps.row('nixl_backends')}): use a 1.2 or "
+                "newer worker image built from images/worker/Dockerfile"
+            )
+        elif "nixl-libfabric" not in images.trtllm_features:
+            problems.append(
+                f"{where}: NIXL on EFA needs libfabric and NIXL's LIBFABRIC plugin, which images.trtllm "
+                f"'{images.trtllm}' is not declared to carry (images.trtllmFeatures lacks 'nixl-libfabric'; "
+                "the stock release image never does): build images/worker/Dockerfile, set images.trtllm to it "
+                "and images.trtllmFeatures: [nixl-libfabric]"
             )
         return problems
 
@@ -323,6 +394,14 @@ class StackConfig(ConfigModel):
             transceiver = group.llm_api.cache_transceiver_config
             if pool is None or transceiver is None:
                 continue
+            timeout = transceiver.kv_transfer_timeout_ms
+            caps = trtllm_capabilities(self.images.trtllm, self.images.trtllm_version)
+            if timeout is not None and caps is not None and not caps.kv_transfer_timeout_ms:
+                problems.append(
+                    f"{where}.{side}.llmApi.cacheTransceiverConfig.kvTransferTimeoutMs: {timeout} is not an option of "
+                    f"TensorRT-LLM {caps.generation} ({caps.row('kv_transfer_timeout_ms')}): remove it or use a "
+                    "newer images.trtllm"
+                )
             problem = llm_api_checks.kv_transfer_problem(pool.fabric, transceiver.backend)
             if problem and transceiver.backend.upper() != "MPI":  # MPI is reported above
                 problems.append(

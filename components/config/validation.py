@@ -215,7 +215,7 @@ def _images(config: StackConfig) -> list[str]:
     allow = config.platform.security.allow_mutable_image_tags
     problems = []
     images = config.images
-    for key, image in (("trtllm", images.trtllm), ("tritonTrtllm", images.triton_trtllm), ("frontend", images.frontend)):
+    for key, image in (("trtllm", images.trtllm), ("tritonTrtllm", images.triton_trtllm), ("frontend", images.frontend), ("tiers", images.tiers)):
         if image is not None:
             problem = image_problem(f"{NAMESPACE}:images.{key}", image, allow)
             if problem:

@@ -12,10 +12,12 @@ from typing import Any
 
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml
+from runtime.capabilities import capabilities
 
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
@@ -35,6 +37,8 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     return {
         "keda_prometheus_url": config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
         "monitoring_namespaces": (config.platform.monitoring.namespace,),
+        "trtllm_generation": config.trtllm_generation(),
+        "nixl_plugins_dir": config.images.nixl_plugins_dir,
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
@@ -46,7 +50,13 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     }
 
 
-def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memory_gib: int | None = None) -> WorkerGroupSpec:
+def worker_group_spec(
+    role: str,
+    group: WorkerGroupConfig,
+    pool: NodePool,
+    memory_gib: int | None = None,
+    generation: str = DEFAULT_GENERATION,
+) -> WorkerGroupSpec:
     """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role and,
     when known, the host memory its ranks use (/dev/shm included)."""
     sized: dict[str, Any] = {"memory": f"{memory_gib}Gi", "memory_includes_shm": True} if memory_gib is not None else {}
@@ -55,7 +65,9 @@ def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memor
         pool=pool,
         pods_per_group=group.pods_per_group,
         gpus_per_pod=group.gpus_per_pod or pool.gpus_per_node,
-        llm_api_yaml=llm_api_yaml(group.llm_api, role=GROUP_ROLES[role]),
+        llm_api_yaml=llm_api_yaml(
+            group.llm_api, role=GROUP_ROLES[role], kv_transfer_timeout=capabilities(generation).kv_transfer_timeout_ms
+        ),
         groups=group.groups,
         min_groups=group.min_groups,
         max_groups=group.max_groups,
@@ -85,12 +97,17 @@ def llmapi_deployment_args(
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
     monitoring_namespaces: tuple[str, ...] = ("monitoring",),
+    trtllm_generation: str = DEFAULT_GENERATION,
+    nixl_plugins_dir: str | None = None,
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
     The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
     groups = deployment.worker_groups()
     memory = group_memory_gib or {}
-    workers = {role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role)) for role, g in groups.items()}
+    workers = {
+        role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role), trtllm_generation)
+        for role, g in groups.items()
+    }
     frontend, orchestrator = deployment.frontend, deployment.orchestrator
     frontend_resources = deployment.frontend_resources()
     frontend_tier = TierSpec(
@@ -136,4 +153,6 @@ def llmapi_deployment_args(
         drain_seconds=drain_seconds,
         api_key=api_key,
         monitoring_namespaces=monitoring_namespaces,
+        trtllm_generation=trtllm_generation,
+        nixl_plugins_dir=nixl_plugins_dir,
     )

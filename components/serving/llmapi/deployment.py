@@ -21,6 +21,7 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.config.security import mpi_ssh_secret_name
 from components.serving.cpu_tier import PORT
@@ -37,6 +38,7 @@ from components.serving.llmapi.workers import (
     LlmApiWorkersArgs,
     discovery_url,
     leader_labels,
+    uses_router_drain,
 )
 from components.serving.network_policies import (
     NetworkPolicies,
@@ -44,6 +46,7 @@ from components.serving.network_policies import (
     TierPolicy,
     metrics_ingress,
     pods_peer,
+    prometheus_egress,
     rule,
     tcp_ports,
     worker_tier,
@@ -133,6 +136,8 @@ class LlmApiDeploymentArgs(BaseModel):
     mpi_ssh_secret: str | None = None
     """Secret with the SSH keys of multi-node groups; None: ``<name>-mpi-ssh``."""
     nixl_plugins_dir: str | None = None
+    trtllm_generation: str = DEFAULT_GENERATION
+    """Capability-table generation of ``worker_image`` (``StackConfig.trtllm_generation``)."""
     network_policies: bool = True
     monitoring_namespaces: tuple[str, ...] = ("monitoring",)
     """Namespaces whose pods may scrape the metrics ports (Prometheus)."""
@@ -172,7 +177,7 @@ def name_problems(name: str, roles: list[str]) -> list[str]:
 
 
 def llmapi_network_tiers(
-    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...]
+    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...], drain_prometheus_url: str | None = None
 ) -> list[TierPolicy]:
     """The allow policies of an llmapi deployment (see :mod:`components.serving.network_policies`)."""
     frontend, router = frontend_pod_labels(name), router_pod_labels(name)
@@ -194,8 +199,10 @@ def llmapi_network_tiers(
     ]
     for role in roles:
         kv_peers = [sets[other] for other in roles if other != role]
+        # the preStop drain asks Prometheus for the routers' view where the release has no gauges
+        drain = prometheus_egress(drain_prometheus_url, monitoring_namespaces) if drain_prometheus_url else []
         tiers.append(
-            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces)
+            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces, drain)
         )
     return tiers
 
@@ -249,6 +256,8 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     nixl_plugins_dir=args.nixl_plugins_dir,
                     drain_seconds=args.drain_seconds,
                     keda_prometheus_url=args.keda_prometheus_url,
+                    trtllm_generation=args.trtllm_generation,
+                    router_deployment=f"{name}-router",
                 )
                 for role, spec in args.workers.items()
             }
@@ -272,6 +281,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 target_cpu_utilization=tier.target_cpu_utilization,
                 drain_seconds=args.drain_seconds,
                 keda_prometheus_url=args.keda_prometheus_url,
+                trtllm_generation=args.trtllm_generation,
             )
             tier = args.frontend
             frontend_args = LlmApiFrontendArgs(
@@ -323,7 +333,12 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 NetworkPoliciesArgs(
                     instance=name,
                     namespace=args.namespace,
-                    tiers=tuple(llmapi_network_tiers(name, roles, args.monitoring_namespaces)),
+                    tiers=tuple(
+                        llmapi_network_tiers(
+                            name, roles, args.monitoring_namespaces,
+                            args.keda_prometheus_url if uses_router_drain(next(iter(worker_args.values()))) else None,
+                        )
+                    ),  # fmt: skip
                     storage_cidrs=args.storage_cidrs,
                 ),
                 child(),

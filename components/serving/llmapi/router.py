@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
@@ -28,6 +29,7 @@ from components.serving.labels import labels
 from components.serving.load_balancer import service_host
 from components.serving.pulumi_options import child_options, k8s_provider
 from components.serving.scaled_objects import scaled_object
+from runtime.capabilities import capabilities
 
 LIVE_PATH = "/live"
 """Always 200 while the router process runs (``runtime/router.py``); ``/health`` is readiness."""
@@ -65,6 +67,9 @@ class LlmApiRouterArgs(BaseModel):
     """Scale with a KEDA ScaledObject (requests outstanding and CPU) instead of a CPU HPA."""
     target_in_flight: float = Field(default=128, gt=0)
     """Requests outstanding per router replica above which KEDA adds one."""
+    trtllm_generation: str = DEFAULT_GENERATION
+    """Capability-table generation of the workers' image: the protocol the router speaks
+    (``--trtllm-version``; ``runtime/capabilities.py``)."""
 
     @model_validator(mode="after")
     def _checks(self) -> LlmApiRouterArgs:
@@ -79,6 +84,7 @@ class LlmApiRouterArgs(BaseModel):
                 f"orchestrator.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
                 "raise maxReplicas or lower minReplicas"
             )
+        capabilities(self.trtllm_generation)  # ValueError naming the accepted generations
         return self
 
 
@@ -93,7 +99,11 @@ def router_command(args: LlmApiRouterArgs) -> list[str]:
         argv += ["--workers", args.workers_url]
     else:
         argv += ["--context", str(args.context_url), "--generation", str(args.generation_url)]
-    return argv + ["--refresh-seconds", str(args.refresh_seconds), "--shutdown-timeout", str(args.drain_seconds)]
+    return argv + [
+        "--refresh-seconds", str(args.refresh_seconds),
+        "--shutdown-timeout", str(args.drain_seconds),
+        "--trtllm-version", args.trtllm_generation,
+    ]  # fmt: skip
 
 
 def router_url(name: str, namespace: str) -> str:

@@ -56,6 +56,10 @@ def before_capacity_sections() -> dict:
     sections["disagg:cluster"]["eks"]["gpuNodePools"] = copy.deepcopy(BEFORE["cluster"]["gpuNodePools"])
     sections["disagg:cluster"]["eks"]["systemNodeGroup"] = copy.deepcopy(BEFORE["cluster"]["systemNodeGroup"])
     sections["disagg:platform"] = copy.deepcopy(BEFORE["platform"])
+    # its platform scaled through the metrics adapter's HPA, which reads the leaders' trtllm_* gauges:
+    # proven on TensorRT-LLM 1.3 only (runtime/capabilities.py), so the workers are declared 1.3 here
+    # and only the capacity rules speak
+    sections["disagg:images"] = {**sections["disagg:images"], "trtllmVersion": "1.3.0rc24"}
     return sections
 
 

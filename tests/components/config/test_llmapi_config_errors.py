@@ -44,7 +44,10 @@ def model(**values: Any) -> Callable[[Any], None]:
 
 
 def images(**values: Any) -> Callable[[Any], None]:
-    return lambda config: config.set("images", values)
+    """Set image keys over the stack's own (prod names its worker and tiers images)."""
+    return lambda config: config.set(
+        "images", {**(config.section("images") if "disagg:images" in config.raw else {}), **values}
+    )
 
 
 DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [

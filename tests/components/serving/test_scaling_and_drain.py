@@ -95,7 +95,7 @@ def test_keda_replaces_the_worker_hpa_and_matches_the_crd(llmapi_workers_args) -
 
 
 def test_without_keda_the_hpa_path_stays(llmapi_workers_args) -> None:
-    args = llmapi_workers_args(autoscaling=True, min_groups=1, max_groups=3)
+    args = llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", min_groups=1, max_groups=3)
     assert workers_scaled_object_manifest("llama-workers", args) is None
     assert workers_hpa_manifest("llama-workers", args)["kind"] == "HorizontalPodAutoscaler"
     assert frontend_scaled_object_manifest("f", frontend()) is None
@@ -142,7 +142,8 @@ def test_cpu_tiers_drain_their_longest_stream() -> None:
 
 
 def test_worker_pods_stay_until_the_router_dropped_them_and_their_streams_ended(llmapi_workers_args, lws_errors) -> None:
-    args = llmapi_workers_args(pods=2, gpus=8, pool=H100, drain_seconds=92)
+    # 1.3 proves trtllm_num_requests_{running,waiting} (runtime/capabilities.py): the pods poll them
+    args = llmapi_workers_args(pods=2, gpus=8, pool=H100, drain_seconds=92, trtllm_generation="1.3")
     lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
     assert lws_errors(lws) == []
     urls = {
@@ -155,6 +156,31 @@ def test_worker_pods_stay_until_the_router_dropped_them_and_their_streams_ended(
             "preStop": {"exec": {"command": drain_command(url, 10, 92)}}
         }
         assert spec["terminationGracePeriodSeconds"] == 10 + 92 + 15
+
+
+def test_without_request_gauges_the_drain_asks_prometheus_for_the_routers_view(llmapi_workers_args, lws_errors) -> None:
+    args = llmapi_workers_args(pods=2, gpus=8, pool=H100, drain_seconds=92, keda_prometheus_url=PROM)
+    lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
+    assert lws_errors(lws) == []
+    query = (
+        'sum(router_endpoint_inflight{namespace="llm",pod=~"llama-router-[a-z0-9]+-[a-z0-9]+",pool="workers",'
+        'endpoint=~"(https?://)?@IP@:8000/?"})'
+    )
+    hosts = {"leaderTemplate": "{POD_IP}", "workerTemplate": "{LWS_LEADER_ADDRESS}"}
+    for template, host in hosts.items():
+        container = lws["spec"]["leaderWorkerTemplate"][template]["spec"]["containers"][0]
+        command = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert command[3:] == [PROM, query, "10", "92", host]
+        assert "trtllm_" not in " ".join(command)
+    leader_env = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]["env"]
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in leader_env
+
+
+def test_without_request_gauges_nor_prometheus_the_pods_sleep_the_worst_case(llmapi_workers_args) -> None:
+    args = llmapi_workers_args(drain_seconds=92)
+    lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
+    container = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 10 + 92}}}
 
 
 def test_triton_tiers_drain_through_exit_timeout(frontend_args, orchestrator_args) -> None:

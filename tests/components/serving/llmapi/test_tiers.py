@@ -68,12 +68,18 @@ def test_router_command_lines_for_both_modes():
     assert router_command(router()) == [
         "python3", "-m", "runtime.router", "--host", "0.0.0.0", "--port", "8000",
         "--workers", "dns://llama-workers-leaders.llm.svc.cluster.local:8000", "--refresh-seconds", "2",
-        "--shutdown-timeout", "60",
+        "--shutdown-timeout", "60", "--trtllm-version", "1.2",
     ]  # fmt: skip
-    pd = router(workers_url=None, context_url="dns://c:8000", generation_url="dns://g:8000")
+    pd = router(workers_url=None, context_url="dns://c:8000", generation_url="dns://g:8000", trtllm_generation="1.3")
     assert router_command(pd)[7:] == [
         "--context", "dns://c:8000", "--generation", "dns://g:8000", "--refresh-seconds", "2", "--shutdown-timeout", "60",
+        "--trtllm-version", "1.3",
     ]  # fmt: skip
+
+
+def test_router_refuses_a_generation_outside_the_capability_table():
+    with pytest.raises(ValidationError, match="generation '0.9' is not in the capability table; accepted: 1.0, 1.1, 1.2, 1.3"):
+        router(trtllm_generation="0.9")
     assert router_url("llama-router", "llm") == "http://llama-router.llm.svc.cluster.local:8000"
 
 

@@ -14,7 +14,7 @@ import pulumi_aws as aws
 from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
-from components.config.validation import network_policy_warnings
+from components.models.await_budget import model_preparation_deadline
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
@@ -32,7 +32,7 @@ from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:
-    for warning in [*config.capacity_report().warnings, *network_policy_warnings(config)]:
+    for warning in config.deploy_warnings():
         pulumi.log.warn(warning)
     cluster_name = config.cluster.name
     if config.cluster.provider == "eks":
@@ -70,6 +70,7 @@ def main(config: StackConfig) -> None:
         )
 
     preparations: dict[str, ModelPreparation] = {}
+    fsx_throughput = config.cluster.eks.storage.throughput_per_unit if config.cluster.eks else None
     for key in config.used_models():
         preparations[key] = ModelPreparation(
             f"model-{key}",
@@ -82,6 +83,9 @@ def main(config: StackConfig) -> None:
                 store_mount_path=store.mount_path,
                 image=config.images.trtllm,
                 hf_token_secret=config.hf_token_secret,
+                active_deadline_seconds=model_preparation_deadline(
+                    config.models[key], store.storage, fsx_throughput
+                ),
             ),
             opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )

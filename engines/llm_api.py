@@ -61,6 +61,9 @@ class KvCacheOptions(_Options):
     dtype: KvCacheDtype = "auto"
     tokens_per_block: int = Field(default=32, ge=1)
     """Tokens per KV-cache block; both sides of prefill/decode must agree."""
+    event_buffer_max_size: int = Field(default=0, ge=0)
+    """KV-cache events kept for ``POST /kv_cache_events`` (0: none). Set by the deployment when its
+    router routes by KV-cache events (``orchestrator.routing``); rendered only when > 0."""
 
     @model_validator(mode="after")
     def _power_of_two(self) -> KvCacheOptions:
@@ -191,6 +194,7 @@ def llm_api_options(group_options: LlmApiOptions, *, role: Role, kv_transfer_tim
                 "enable_block_reuse": kv.enable_block_reuse,
                 "dtype": kv.dtype,
                 "tokens_per_block": kv.tokens_per_block,
+                **({"event_buffer_max_size": kv.event_buffer_max_size} if kv.event_buffer_max_size else {}),
             },
             "enable_chunked_prefill": o.enable_chunked_prefill,
             "disable_overlap_scheduler": o.overlap_scheduler_disabled(role),

@@ -61,7 +61,8 @@ class Capabilities:
     kv_cache_utilization_gauge: bool
     """``trtllm_kv_cache_utilization`` on ``/prometheus/metrics``."""
     kv_cache_events: bool
-    """``GET /kv_cache_events`` with ``kv_cache_config.event_buffer_max_size``."""
+    """``POST /kv_cache_events`` (the route is POST on every version seen: it pops the events it returns)
+    with ``kv_cache_config.event_buffer_max_size``."""
     prometheus_endpoint: bool = False
     """``/prometheus/metrics`` mounted when ``return_perf_metrics: true`` (latency histograms)."""
     kv_transfer_timeout_default_ms: int | None = None
@@ -127,7 +128,7 @@ SOURCES: dict[str, dict[str, str]] = {
         "1.0": _UNREAD + "treated absent",
         "1.1": _UNREAD + "treated absent",
         "1.2": _UNREAD + "treated absent",
-        "1.3": "tensorrt_llm/serve/openai_server.py @e7f7345e31e5 (GET /kv_cache_events); "
+        "1.3": "tensorrt_llm/serve/openai_server.py @e7f7345e31e5 (POST /kv_cache_events); "
         "kv_cache_config.event_buffer_max_size in tensorrt_llm/llmapi/llm_args.py @fcd3f3168280",
     },
     "prometheus_endpoint": {

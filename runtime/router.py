@@ -4,7 +4,12 @@
 ``--context dns://<ctx svc>:8000 --generation dns://<gen svc>:8000`` (prefill-decode).
 
 Routing policy, outlier ejection and endpoint state live in ``runtime/policy.py`` (one
-``choose`` call). Aggregated requests are relayed as bytes (the body is never parsed).
+``choose`` call); ``--routing kv-aware`` swaps in ``runtime/kv_routing.py``'s policy (where a
+prompt's KV blocks are cached, weighed against load; ``docs/routing.md``), which polls the workers'
+``POST /kv_cache_events`` unless ``--kv-events off``, and with ``--max-local-prefill-tokens`` sends
+prefill/decode prompts with few uncached tokens straight to a generation server (upstream's
+conditional disaggregation). Aggregated requests are relayed as bytes (the body is parsed only for
+kv-aware routing, which needs the prompt's token ids).
 Prefill-decode follows upstream's context-first ``OpenAIDisaggregatedService``
 (``tensorrt_llm/serve/openai_disagg_service.py`` @00bb903d965f, see ``runtime/protocol.py``):
 context_only to a context server, then generation_only with the returned
@@ -36,7 +41,8 @@ Metrics on ``/metrics`` (Prometheus text), used by the scalers and the preStop d
 - ``router_endpoint_inflight{pool,endpoint}``: the same count as the first, per endpoint.
 ``pool`` is ``workers`` (aggregated) or ``context`` / ``generation`` (prefill-decode).
 
-``/health`` is 200 when every pool has an available endpoint and the router is not draining
+``/ready`` (the pod's readiness) is 200 once discovery has run and while not draining; ``/health``
+is 200 when every pool has an available endpoint and the router is not draining
 (readiness), ``/live`` always 200.
 """
 
@@ -58,6 +64,7 @@ from aiohttp import ClientSession, web
 from . import protocol
 from .capabilities import GENERATIONS, Capabilities, capabilities
 from .discovery import Source, SourceError, parse_source, resolve
+from .kv_routing import Choice, KvAwarePolicy, KvRoutingConfig, KvWeights, request_token_ids
 from .limits import Admission, RejectedError, parse_json, read_body, request_id
 from .metrics import Registry
 from .policy import Endpoint, LeastOutstanding, Outliers, Policy, RequestInfo
@@ -68,6 +75,8 @@ log = logging.getLogger("runtime.router")
 HEALTH_TIMEOUT_S = 2.0
 MAX_CONNECT_ATTEMPTS = 3
 MAX_BODY_BYTES = 64 << 20
+REMOVED_SERIES_S = 120.0
+"""How long a removed endpoint's in-flight series stays at 0 after its last request (a few scrapes)."""
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 
 
@@ -93,22 +102,33 @@ class Pool:
         self.name = name
         self.source = source
         self.endpoints: dict[str, Endpoint] = {}
+        self.removed: dict[str, tuple[Endpoint, float]] = {}
+        """Endpoints discovery no longer lists, kept for their ``router_endpoint_inflight`` series until
+        they have been idle for ``REMOVED_SERIES_S``: a draining leader's preStop asks Prometheus for
+        that series and must see it fall to 0 (a missing series reads as busy)."""
         self.outstanding = 0
         self.queued_tokens = 0
 
     def candidates(self, exclude: set[str], now: float) -> list[Endpoint]:
         return [e for e in self.endpoints.values() if e.url not in exclude and e.available(now)]
 
-    def update(self, urls: list[str]) -> None:
-        """Adopt a fresh discovery result: add new endpoints, drop vanished ones."""
+    def update(self, urls: list[str], now: float = 0.0) -> None:
+        """Adopt a fresh discovery result: add new endpoints, drop vanished ones (their series stay
+        in :attr:`removed` until idle for ``REMOVED_SERIES_S``)."""
         for url in urls:
             if url not in self.endpoints:
-                self.endpoints[url] = Endpoint(url)
+                back = self.removed.pop(url, None)
+                self.endpoints[url] = back[0] if back is not None else Endpoint(url)
                 log.info("%s: added %s", self.name, url)
         for url in list(self.endpoints):
             if url not in urls:
-                del self.endpoints[url]
+                self.removed[url] = (self.endpoints.pop(url), now)
                 log.info("%s: removed %s", self.name, url)
+        for url, (ep, since) in list(self.removed.items()):
+            if ep.inflight > 0:
+                self.removed[url] = (ep, now)  # idle time counts from its last request's end
+            elif now - since >= REMOVED_SERIES_S:
+                del self.removed[url]
 
     def available_count(self, now: float) -> int:
         return sum(e.available(now) for e in self.endpoints.values())
@@ -117,10 +137,10 @@ class Pool:
 class Ticket:
     """One request's hold on a pool and endpoint: counted from routing until the response ends."""
 
-    __slots__ = ("router", "pool", "ep", "tokens", "first", "ended")
+    __slots__ = ("router", "pool", "ep", "tokens", "first", "ended", "choice")
 
-    def __init__(self, router: Router, pool: Pool, ep: Endpoint, tokens: int) -> None:
-        self.router, self.pool, self.ep, self.tokens = router, pool, ep, tokens
+    def __init__(self, router: Router, pool: Pool, ep: Endpoint, tokens: int, choice: Choice | None = None) -> None:
+        self.router, self.pool, self.ep, self.tokens, self.choice = router, pool, ep, tokens, choice
         self.first = self.ended = False
         ep.inflight += 1
         ep.requests += 1
@@ -131,6 +151,8 @@ class Ticket:
         if not self.first:
             self.first = True
             self.pool.queued_tokens -= self.tokens
+            if self.choice is not None and self.router.kv is not None:
+                self.router.kv.first_byte(self.pool.name, self.choice)
 
     def end(self, status: int) -> None:
         if self.ended:
@@ -139,6 +161,8 @@ class Ticket:
         self.ended = True
         self.ep.inflight -= 1
         self.pool.outstanding -= 1
+        if self.choice is not None and self.router.kv is not None:
+            self.router.kv.end(self.pool.name, self.choice)
         self.router.m_requests.inc(1, (("code", f"{status // 100}xx" if status else "error"), ("pool", self.pool.name)))
 
 
@@ -146,19 +170,24 @@ class Router:
     def __init__(self, pools: dict[str, Pool], refresh_seconds: float, timeouts: Timeouts,
                  caps: Capabilities, admission: Admission, outliers: Outliers | None = None,
                  policy: Policy | None = None, lifecycle: Lifecycle | None = None,
-                 body_timeout: float = 30.0) -> None:
+                 body_timeout: float = 30.0, kv: KvRoutingConfig | None = None) -> None:
         self.pools = pools
         self.refresh_seconds = refresh_seconds
         self.timeouts = timeouts
         self.caps = caps
         self.admission = admission
         self.outliers = outliers or Outliers()
-        self.policy = policy or LeastOutstanding()
+        self.kv_config = kv
+        self.kv: KvAwarePolicy | None = KvAwarePolicy(kv) if kv is not None else None
+        """KV-cache-aware routing (``--routing kv-aware``); None: ``policy`` alone."""
+        self.policy: Policy = self.kv or policy or LeastOutstanding()
         self.lifecycle = lifecycle or Lifecycle()
         self.body_timeout = body_timeout
         self.session: ClientSession | None = None
         self.conns = ConnectionPool()
         self.disagg = "context" in pools
+        self.discovered = False
+        """The first discovery round has run (``/ready``)."""
         self._rid = 0
         reg = self.registry = Registry()
         self.m_requests = reg.counter("router_requests_total", "Requests routed, by pool and upstream status class")
@@ -178,6 +207,14 @@ class Router:
                                        "Requests whose client left before the response ended, by phase")
         self.m_orphaned = reg.counter("router_context_kv_orphaned_total",
                                       "Context phases done whose generation never started (KV held until released)")
+        self.m_kv_routed = reg.counter("router_kv_routed_prompt_tokens_total",
+                                       "Prompt tokens routed by KV-cache awareness, by pool")
+        self.m_kv_matched = reg.counter("router_kv_matched_prompt_tokens_total",
+                                        "Of those, tokens the chosen endpoint held in its KV cache, by pool")
+        self.m_local_prefill = reg.counter("router_conditional_local_prefill_total",
+                                           "Prefill/decode requests prefilled on the generation server")
+        if self.kv is not None:
+            self.m_local_prefill.inc(0)
         for name in pools:
             self.m_outstanding.set(0, (("pool", name),))
             self.m_tokens.set(0, (("pool", name),))
@@ -197,8 +234,32 @@ class Router:
             urls = [] if isinstance(exc, socket.gaierror) else list(pool.endpoints)
         else:
             self.m_refresh.inc(1, (("outcome", "ok"), ("pool", pool.name)))
-        pool.update(urls)
+        pool.update(urls, self._now())
         await asyncio.gather(*(self._probe(pool, e) for e in list(pool.endpoints.values())))
+        if self.kv is not None:
+            self.kv.chooser(pool.name).index.forget(pool.endpoints)
+
+    async def poll_kv_events(self, pool: Pool, ep: Endpoint) -> None:
+        """Apply one endpoint's queued KV-cache events (``POST /kv_cache_events``, as upstream's router)."""
+        if self.kv is None or self.session is None:
+            return
+        chooser = self.kv.chooser(pool.name)
+        if chooser.approximate:
+            return
+        try:
+            async with self.session.post(ep.url + "/kv_cache_events",
+                                         timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S)) as r:
+                events = await r.json() if r.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+            return
+        if isinstance(events, list):
+            chooser.index.apply_events(ep.url, [e for e in events if isinstance(e, dict)])
+
+    async def _kv_poll_loop(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await asyncio.gather(*(self.poll_kv_events(p, e) for p in self.pools.values()
+                                   for e in list(p.endpoints.values())))
 
     async def _probe(self, pool: Pool, ep: Endpoint) -> None:
         assert self.session is not None
@@ -222,11 +283,16 @@ class Router:
     async def start(self, app: web.Application) -> Any:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S))
         await self.refresh_once()
-        task = asyncio.get_running_loop().create_task(self._refresh_loop())
+        self.discovered = True
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._refresh_loop())]
+        if self.kv_config is not None and self.kv_config.events:
+            tasks.append(loop.create_task(self._kv_poll_loop(self.kv_config.poll_seconds)))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.session.close()
         self.conns.close()
 
@@ -257,7 +323,7 @@ class Router:
         while True:
             ep = self._choose(pool, info, tried)
             tried.add(ep.url)
-            ticket = Ticket(self, pool, ep, info.prompt_tokens)
+            ticket = Ticket(self, pool, ep, info.prompt_tokens, self.kv.routed(pool.name) if self.kv else None)
             status = 0
             try:
                 try:
@@ -337,6 +403,8 @@ class Router:
             if not self.disagg:
                 stream = _STREAM_RE.search(raw) is not None
                 info = RequestInfo(request.path, _header_int(request, "X-Prompt-Tokens"))
+                if self.kv is not None:
+                    info = await self._with_token_ids(info, raw)
                 return await self._stream(request, self.pools["workers"], request.path, raw, info, stream, rid)
             return await self.disaggregated(request, request.path, raw, rid)
         except RejectedError as exc:
@@ -359,6 +427,10 @@ class Router:
         if not gen_pool.available_count(self._now()):
             self.m_rejected.inc(1, (("reason", "no_generation_capacity"),))
             raise RouteError(503, "no generation server available; retry shortly", "service_unavailable", True)
+        if self._prefill_locally(gen_pool, info):
+            # conditional disaggregation: the generation server prefills the short uncached part itself
+            self.m_local_prefill.inc(1)
+            return await self._stream(request, gen_pool, path, raw, info, bool(body.get("stream")), rid)
         disagg_id = self._next_disagg_id()
         ctx_body = protocol.dumps(protocol.context_request(body, disagg_id, self.caps.disagg_request_id))
         # The context phase ends with its whole response: its first byte is the first token.
@@ -414,6 +486,27 @@ class Router:
                         "stays held (no abort or kv_transfer_timeout_ms in this release)")
             raise
 
+    def _prefill_locally(self, gen_pool: Pool, info: RequestInfo) -> bool:
+        """Upstream's ``conditional_disagg_config``: the prompt's part not cached on the generation
+        server the policy would pick is at most ``max_local_prefill_length`` tokens."""
+        if self.kv is None or self.kv.config.max_local_prefill_tokens is None or info.prompt_ids is None:
+            return False
+        ranked = self.kv.rank(gen_pool.name, gen_pool.candidates(set(), self._now()), info.prompt_ids)
+        if not ranked:
+            return False
+        _, _, matched = ranked[0]
+        return len(info.prompt_ids) - matched <= self.kv.config.max_local_prefill_tokens
+
+    async def _with_token_ids(self, info: RequestInfo, raw: bytes) -> RequestInfo:
+        """The request's token ids for kv-aware routing (text prompts route by load alone)."""
+        try:
+            ids = request_token_ids(await parse_json(raw), info.path.endswith("/chat/completions"))
+        except RejectedError:
+            return info
+        if ids is None:
+            return info
+        return RequestInfo(info.path, len(ids), tuple(ids))
+
     def _next_disagg_id(self) -> int:
         self._rid += 1
         return self._rid
@@ -426,6 +519,16 @@ class Router:
         missing = [p.name for p in self.pools.values() if p.available_count(now) == 0]
         if missing:
             return web.json_response({"ready": False, "no_available_endpoint": missing}, status=503)
+        return web.json_response({"ready": True})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """Readiness: able to route — discovery has run and the router is not draining. A router with
+        no healthy worker stays ready and answers clients 503 itself (workers may be waiting for GPUs
+        or a model download; an unready router would only hide that behind the Service)."""
+        if self.lifecycle.draining:
+            return web.json_response({"ready": False, "draining": True}, status=503)
+        if not self.discovered:
+            return web.json_response({"ready": False, "discovered": False}, status=503)
         return web.json_response({"ready": True})
 
     async def live(self, request: web.Request) -> web.Response:
@@ -450,13 +553,17 @@ class Router:
         for pool in self.pools.values():
             keep = []
             p = (("pool", pool.name),)
-            for ep in pool.endpoints.values():
+            for ep in [*pool.endpoints.values(), *(e for e, _ in pool.removed.values())]:
                 labels = (("endpoint", ep.url), ("pool", pool.name))
                 self.m_inflight.set(ep.inflight, labels)
                 keep.append(labels)
             self.m_inflight.remove_except(keep)
             self.m_outstanding.set(pool.outstanding, p)
             self.m_tokens.set(pool.queued_tokens, p)
+            if self.kv is not None:
+                routed, matched = self.kv.routed_tokens.get(pool.name, 0), self.kv.matched_tokens.get(pool.name, 0)
+                self.m_kv_routed.inc(routed - self.m_kv_routed.get(p), p)
+                self.m_kv_matched.inc(matched - self.m_kv_matched.get(p), p)
             eps = list(pool.endpoints.values())
             ejected = sum(e.healthy and now < e.ejected_until for e in eps)
             healthy = sum(e.available(now) for e in eps)
@@ -494,6 +601,7 @@ def make_app(router: Router) -> web.Application:
     app.cleanup_ctx.append(router.start)
     app.router.add_get("/health", router.health)
     app.router.add_get("/live", router.live)
+    app.router.add_get("/ready", router.ready)
     app.router.add_get("/metrics", router.metrics)
     app.router.add_get("/v1/models", router.models)
     app.router.add_post("/v1/completions", router.handle)
@@ -527,8 +635,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"TensorRT-LLM release generation of the workers ({', '.join(GENERATIONS)})")
     p.add_argument("--eject-after", type=int, default=3, help="consecutive failures that eject an endpoint")
     p.add_argument("--eject-seconds", type=float, default=2.0, help="ejection time, times the number of ejections in a row (Envoy's base_ejection_time)")
+    p.add_argument("--routing", choices=("least-outstanding", "kv-aware"), default="least-outstanding",
+                   help="kv-aware: weigh where a prompt's KV blocks are cached against each endpoint's load")
+    p.add_argument("--kv-events", choices=("on", "off"), default="on",
+                   help="poll the workers' /kv_cache_events (off: approximate from routing decisions)")
+    p.add_argument("--kv-overlap-weight", type=float, default=KvWeights.overlap,
+                   help="weight of the prompt tokens an endpoint would prefill, against its queued tokens")
+    p.add_argument("--kv-load-weight", type=float, default=KvWeights.load)
+    p.add_argument("--kv-decode-token-cost", type=float, default=KvWeights.decode_token_cost,
+                   help="tokens of load one outstanding request adds besides its queued prefill")
+    p.add_argument("--tokens-per-block", type=int, default=32, help="the workers' kv_cache_config.tokens_per_block")
+    p.add_argument("--kv-poll-seconds", type=float, default=0.5)
+    p.add_argument("--max-local-prefill-tokens", type=int, default=None,
+                   help="prefill/decode: prompts with at most this many uncached tokens are prefilled on the "
+                        "generation server (conditional disaggregation); unset: always disaggregate")
     add_serving_flags(p, max_inflight=2048)
     return p.parse_args(argv)
+
+
+def kv_config(args: argparse.Namespace) -> KvRoutingConfig | None:
+    """The KV-aware settings the flags describe, or SystemExit naming the flag."""
+    if args.routing != "kv-aware":
+        if args.max_local_prefill_tokens is not None:
+            raise SystemExit("runtime.router: --max-local-prefill-tokens needs --routing kv-aware")
+        return None
+    for flag, value in (("--kv-overlap-weight", args.kv_overlap_weight), ("--kv-load-weight", args.kv_load_weight),
+                        ("--kv-decode-token-cost", args.kv_decode_token_cost)):
+        if value < 0:
+            raise SystemExit(f"runtime.router: {flag} {value}: must be >= 0")
+    if args.tokens_per_block < 1 or args.kv_poll_seconds <= 0:
+        raise SystemExit("runtime.router: --tokens-per-block must be >= 1 and --kv-poll-seconds > 0")
+    if args.max_local_prefill_tokens is not None and args.max_local_prefill_tokens < 0:
+        raise SystemExit(f"runtime.router: --max-local-prefill-tokens {args.max_local_prefill_tokens}: must be >= 0")
+    weights = KvWeights(args.kv_overlap_weight, args.kv_load_weight, args.kv_decode_token_cost)
+    return KvRoutingConfig(weights, args.kv_events == "on", args.tokens_per_block, args.kv_poll_seconds,
+                           max_local_prefill_tokens=args.max_local_prefill_tokens)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -546,7 +687,8 @@ def main(argv: list[str] | None = None) -> None:
     lifecycle = Lifecycle()
     router = Router(build_pools(args), args.refresh_seconds, timeouts, caps,
                     Admission(args.max_inflight, args.max_queue, args.queue_timeout),
-                    Outliers(args.eject_after, args.eject_seconds), lifecycle=lifecycle, body_timeout=args.body_timeout)
+                    Outliers(args.eject_after, args.eject_seconds), lifecycle=lifecycle, body_timeout=args.body_timeout,
+                    kv=kv_config(args))
     run(make_app(router), args.host, args.port, args.shutdown_timeout, lifecycle, args.drain_delay, args.header_timeout)
 
 

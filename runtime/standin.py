@@ -45,6 +45,8 @@ from aiohttp import web
 
 from . import protocol
 from .capabilities import GENERATIONS, capabilities
+from .kv_cache_model import BlockCache
+from .kv_routing import TOKENS_PER_BLOCK
 from .metrics import Registry
 from .serve import run
 from .tokenizer import ByteTokenizer
@@ -100,8 +102,14 @@ def verify_state(secret: bytes, token: str | None) -> dict[str, Any]:
 
 class StandIn:
     def __init__(self, role: str, model: str, tokens_per_second: float, secret: bytes, server_id: str,
-                 generation: str = "1.2", kv_transfer_timeout_ms: int = 60000) -> None:
+                 generation: str = "1.2", kv_transfer_timeout_ms: int = 60000,
+                 cache: BlockCache | None = None, prefill_tokens_per_second: float = 0.0) -> None:
         self.role = role
+        self.cache = cache
+        """Reusable KV blocks (``--kv-cache-blocks``); None: no reuse is modelled."""
+        self.prefill_tps = prefill_tokens_per_second
+        self._prefill_lock = asyncio.Lock()
+        """One prefill at a time, as one GPU group runs one context batch at a time."""
         self.caps = capabilities(generation)
         self.disagg_fields = DISAGG_FIELDS + (("disagg_request_id",) if self.caps.disagg_request_id else ())
         self.kv_timeout = kv_transfer_timeout_ms / 1000 if self.caps.kv_transfer_timeout_ms else None
@@ -136,9 +144,14 @@ class StandIn:
         self.released = reg.counter("standin_kv_released_total", "Held KV released, by reason (pulled, timeout)")
         self.cancelled = reg.counter("standin_cancelled_total", "Requests whose client left before the end")
         self.faults = reg.counter("standin_faults_injected_total", "Requests failed or stalled on purpose")
+        self.prefill_computed = reg.counter("standin_prefill_tokens_computed_total",
+                                            "prompt tokens prefilled (not found in the reusable KV cache)")
+        self.prefill_reused = reg.counter("standin_prefill_tokens_reused_total",
+                                          "prompt tokens whose KV blocks were reused from the cache")
         for g in (self.running, self.waiting, self.kv_util):
             g.set(0, labels)
-        for c in (self.success, self.refused, self.pretokenized, self.handoffs_out, self.cancelled):
+        for c in (self.success, self.refused, self.pretokenized, self.handoffs_out, self.cancelled,
+                  self.prefill_computed, self.prefill_reused):
             c.inc(0, labels)
         self.held_requests.set(0)
         self.held_blocks.set(0)
@@ -234,6 +247,10 @@ class StandIn:
         if extra:
             raise BadRequestError(f"disaggregated_params.{extra[0]}: Extra inputs are not permitted "
                                   f"(TensorRT-LLM {self.caps.generation})")
+        if self.role == "generation" and dp is None:
+            # upstream's generation servers are full trtllm-serve instances: a request without
+            # disaggregated_params is served locally (conditional disaggregation sends these)
+            return "aggregated", None
         if self.role == "context":
             if rtype != protocol.CONTEXT_ONLY:
                 raise BadRequestError(f"this is a context server: disaggregated_params.request_type must be "
@@ -298,6 +315,8 @@ class StandIn:
         self._kv()
         self.prompt_tokens.inc(len(ids), self.labels)
         try:
+            if kind != protocol.GENERATION_ONLY:
+                await self.prefill(ids)
             if kind == protocol.CONTEXT_ONLY:
                 return self.context_response(body, ids, chat, stop_ids, t0)
             first = None
@@ -314,6 +333,26 @@ class StandIn:
         finally:
             self.running.dec(1, self.labels)
             self._kv()
+
+    async def prefill(self, ids: list[int]) -> None:
+        """The context phase: reuse the cached prefix, compute the rest at ``--prefill-tokens-per-second``
+        (one prefill at a time), then store the prompt's blocks (emitting KV-cache events)."""
+        if self.cache is None and self.prefill_tps <= 0:
+            self.prefill_computed.inc(len(ids), self.labels)
+            return
+        async with self._prefill_lock:
+            reused = self.cache.lookup(ids) if self.cache is not None else 0
+            computed = len(ids) - reused
+            if self.prefill_tps > 0 and computed:
+                await asyncio.sleep(computed / self.prefill_tps)
+            if self.cache is not None:
+                self.cache.store(ids)
+        self.prefill_computed.inc(computed, self.labels)
+        self.prefill_reused.inc(reused, self.labels)
+
+    async def kv_cache_events(self, request: web.Request) -> web.Response:
+        """``POST /kv_cache_events``: the queued events, handed out once (upstream's route)."""
+        return web.json_response(self.cache.drain() if self.cache is not None else [])
 
     def _kv(self) -> None:
         """KV-cache utilization as if each running request held 1/``KV_SLOTS`` of the cache."""
@@ -437,6 +476,7 @@ def make_app(standin: StandIn) -> web.Application:
     app.router.add_post("/v1/chat/completions", standin.chat)
     app.router.add_get("/metrics", standin.metrics)
     app.router.add_get("/prometheus/metrics", standin.metrics)
+    app.router.add_post("/kv_cache_events", standin.kv_cache_events)
     app.router.add_post("/standin/kv/pull", standin.kv_pull)
     app.router.add_post("/standin/fault", standin.set_fault)
     return app
@@ -456,13 +496,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the TensorRT-LLM release generation whose protocol to speak")
     p.add_argument("--kv-transfer-timeout-ms", type=int, default=60000,
                    help="context KV released after this long unless pulled (releases that have the option)")
+    p.add_argument("--kv-cache-blocks", type=int, default=0,
+                   help="model a reusable KV cache of this many blocks (LRU, KV-cache events); 0 = none")
+    p.add_argument("--tokens-per-block", type=int, default=TOKENS_PER_BLOCK)
+    p.add_argument("--kv-event-buffer", type=int, default=1024,
+                   help="kv_cache_config.event_buffer_max_size: events kept until polled (0 = no events)")
+    p.add_argument("--prefill-tokens-per-second", type=float, default=0.0,
+                   help="context-phase pace for uncached prompt tokens, one prefill at a time; 0 = instant")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
+    cache = (BlockCache(a.kv_cache_blocks, a.tokens_per_block, a.kv_event_buffer)
+             if a.kv_cache_blocks > 0 else None)
     standin = StandIn(a.role, a.model_name, a.tokens_per_second, a.secret.encode(), f"{a.host}:{a.port}",
-                      a.trtllm_version, a.kv_transfer_timeout_ms)
+                      a.trtllm_version, a.kv_transfer_timeout_ms, cache, a.prefill_tokens_per_second)
     run(make_app(standin), a.host, a.port)
 
 

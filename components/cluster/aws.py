@@ -340,7 +340,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-lb-controller-role-policy",
             role=lb_role.name,
-            policy=aws_iam.load_balancer_controller_policy(args.region),
+            policy=aws_iam.load_balancer_controller_policy(),
             opts=child,
         )
 

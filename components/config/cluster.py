@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config.base import ConfigModel, check_dns_label
 from components.config.instance_types import GpuArch, InstanceType, lookup_instance_type
+from components.config.limits import EKS_DEFAULT_KUBERNETES_VERSION
 from components.config.scheduling import Fabric, NodePool, Toleration
 
 GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
@@ -315,13 +316,24 @@ class EksConfig(ConfigModel):
     """A new EKS cluster: VPC, control plane, system node group, GPU node pools, storage."""
 
     region: str
-    kubernetes_version: str = "1.33"
+    kubernetes_version: str = EKS_DEFAULT_KUBERNETES_VERSION
+    """Kubernetes minor version (quoted): pick one in EKS standard support (``limits.EKS_VERSION_SUPPORT``;
+    a warning when it is within 60 days of extended support or in it)."""
     vpc_cidr: str = "10.0.0.0/16"
     availability_zones: list[str] = Field(min_length=2, max_length=6)
     endpoint_private_access: bool = True
-    endpoint_public_access: bool = False
+    endpoint_public_access: bool = True
+    """The program running ``pulumi up`` reaches the API server it creates through this endpoint
+    (see ``deployerAccess``); it is open only to ``publicAccessCidrs``."""
     public_access_cidrs: list[str] = []
-    """CIDRs allowed to reach a public endpoint; required when it is public."""
+    """CIDRs allowed to reach a public endpoint (required when it is public): the egress CIDRs of
+    the machines running ``pulumi up`` and kubectl, e.g. ``"$(curl -s https://checkip.amazonaws.com)/32"``."""
+    deployer_access: Literal["public-endpoint", "in-vpc"] = "public-endpoint"
+    """How the program running ``pulumi up`` reaches the cluster's API server. ``public-endpoint``:
+    through the public endpoint, from ``publicAccessCidrs`` (the only way on a first run: the VPC
+    is created by this stack, so nothing runs inside it yet). ``in-vpc``: from inside the VPC (a
+    runner in it, or VPN/peering/Transit Gateway into it), which allows a private-only endpoint
+    once the cluster exists (README, "Deploying for real")."""
     admin_principal_arns: list[str] = []
     """IAM roles/users given cluster-admin through EKS access entries (the identity running
     ``pulumi up`` is admin already: do not list it again)."""
@@ -357,7 +369,7 @@ class EksConfig(ConfigModel):
     def _version(cls, version: str) -> str:
         if not re.fullmatch(r"1\.\d{2}", version):
             raise ValueError(
-                f"kubernetesVersion '{version}' must be a pinned minor version such as \"1.33\" "
+                f"kubernetesVersion '{version}' must be a pinned minor version such as \"1.35\" "
                 "(quoted in YAML)"
             )
         return version
@@ -418,10 +430,22 @@ class EksConfig(ConfigModel):
                 "the API endpoint is neither private nor public: enable endpointPrivateAccess "
                 "or endpointPublicAccess"
             )
+        if self.deployer_access == "public-endpoint" and not self.endpoint_public_access:
+            raise ValueError(
+                "endpointPublicAccess is false, but deployerAccess is public-endpoint: pulumi up could "
+                "not reach the API server it creates (the VPC is new; nothing runs inside it): set "
+                "endpointPublicAccess: true with publicAccessCidrs: [<your egress CIDR>], or "
+                "deployerAccess: in-vpc when pulumi up runs inside the VPC"
+            )
+        if self.deployer_access == "in-vpc" and not self.endpoint_private_access:
+            raise ValueError(
+                "deployerAccess is in-vpc, but endpointPrivateAccess is false: pulumi up inside the VPC "
+                "reaches the API server only through the private endpoint: set endpointPrivateAccess: true"
+            )
         if self.endpoint_public_access and not self.public_access_cidrs:
             raise ValueError(
                 "endpointPublicAccess needs publicAccessCidrs (the API would be open to the "
-                "internet): list the CIDRs allowed, or set endpointPublicAccess: false"
+                "internet): list the egress CIDRs of the machines running pulumi up and kubectl"
             )
         return self
 
@@ -579,3 +603,20 @@ class ClusterConfig(ConfigModel):
             assert self.existing is not None
             selector = dict(self.existing.system_node_selector)
         return NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector=selector)
+
+
+def network_policy_warnings(cluster: ClusterConfig) -> list[str]:
+    """NetworkPolicies that may not be enforced (one line each; declared, not refused)."""
+    eks, existing = cluster.eks, cluster.existing
+    if eks is not None and not eks.network_policy:
+        return [
+            "disagg:cluster.eks.networkPolicy is false: the stack's NetworkPolicies are declared "
+            "but the VPC CNI does not enforce them (every pod can reach every other)"
+        ]
+    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is None:
+        return [
+            "disagg:cluster.existing.cni is unknown: the stack's NetworkPolicies are enforced only "
+            "if the cluster's CNI enforces them: declare it (calico, cilium, antrea, "
+            "vpc-cni-network-policy, …)"
+        ]
+    return []

@@ -176,16 +176,31 @@ _NOT_ROUTED = tuple(
 """Private (RFC 1918), shared (RFC 6598), loopback and link-local ranges: no internet source has them."""
 
 
+DOCUMENTATION_RANGES = tuple(
+    ipaddress.IPv4Network(block) for block in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+"""TEST-NET-1/2/3 (RFC 5737): reserved for examples in documentation; no client has them."""
+DEPLOYER_CIDR_PLACEHOLDER = "DEPLOYER-CIDR"
+"""What the shipped stacks hold in ``publicAccessCidrs`` until the user puts the egress CIDR of the
+machine running ``pulumi up`` there: the offline synth renders it with a warning, ``pulumi up``
+refuses it (:func:`components.config.loader.load_from_pulumi`)."""
+
+
 def public_cidr_problem(cidr: str) -> str | None:
     """Why ``cidr`` cannot be an allowed source of a public endpoint, or None."""
     try:
         network = ipaddress.ip_network(cidr, strict=True)
     except ValueError:
-        return f"'{cidr}' is not a CIDR such as 203.0.113.0/24 (address bits beyond the prefix must be 0): fix it"
+        return f"'{cidr}' is not an IPv4 CIDR such as 52.94.0.0/22 (address bits beyond the prefix must be 0): fix it"
     if network.prefixlen == 0:
         return f"'{cidr}' opens the endpoint to the whole internet: list the client networks instead"
     if network.version != 4:
         return f"'{cidr}' is IPv6; only IPv4 ranges are supported here: use the IPv4 ranges of your clients"
+    if any(network.subnet_of(block) for block in DOCUMENTATION_RANGES):
+        return (
+            f"'{cidr}' is a documentation range (RFC 5737), which no client has: put the egress "
+            "CIDRs of the clients (or of the machine running pulumi up) here"
+        )
     if any(network.subnet_of(block) for block in _NOT_ROUTED) or network.is_multicast:
         return (
             f"'{cidr}' is a private or reserved range, which never reaches a public endpoint: list "

@@ -7,10 +7,16 @@ from typing import Literal
 
 from pydantic import field_validator
 
+from components.config import capacity, limits
 from components.config.base import ConfigModel, check_dns_label
 from components.config.capacity import CapacityReport, check_capacity, stack_drain_seconds
-from components.config.cluster import ClusterConfig
-from components.config.deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
+from components.config.cluster import ClusterConfig, network_policy_warnings
+from components.config.deployment import (
+    ImagesConfig,
+    ModelDeploymentConfig,
+    WorkerGroupConfig,
+    routing_problems,
+)
 from components.config.images import (
     check_runtime_image,
     is_stock_trtllm,
@@ -21,6 +27,7 @@ from components.config.images import (
 from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.config.scheduling import Fabric, NodePool
+from components.config.security import DEPLOYER_CIDR_PLACEHOLDER
 from components.config.workload import PricingConfig
 from engines import llm_api_checks
 from engines.catalog import MODELS
@@ -129,6 +136,47 @@ class StackConfig(ConfigModel):
         clock) against the longest drain of its deployments."""
         return check_capacity(self, now=now, drain_seconds=stack_drain_seconds(self))
 
+    def deploy_warnings(self, now: datetime | None = None) -> list[str]:
+        """What the program prints before declaring anything: the capacity warnings, the EKS
+        version's support (:func:`limits.eks_version_warning`) and placeholders still to fill in
+        (:meth:`deploy_blockers`, which ``pulumi up`` refuses), and NetworkPolicies that may not be
+        enforced."""
+        now = now or capacity.utc_now()
+        warnings = list(self.capacity_report(now).warnings)
+        warnings += network_policy_warnings(self.cluster)
+        for d in self.deployments:  # keys read under a deprecated name
+            warnings += [f"{NAMESPACE}:deployments[{d.name}].{line}" for line in d.orchestrator.deprecations()]
+        eks = self.cluster.eks
+        if eks is not None:
+            version = limits.eks_version_warning(eks.kubernetes_version, now.date())
+            if version:
+                warnings.append(f"{NAMESPACE}:cluster.eks.kubernetesVersion: {version}")
+            pools = {pool.name: pool for pool in eks.gpu_node_pools}
+            for key, pool_name in sorted(self.engine_pools().items()):
+                block = pools[pool_name].capacity_block if pool_name in pools else None
+                if block is not None and block.start > now:
+                    warnings.append(
+                        f"{NAMESPACE}:engines.{key}: its build Job runs on pool '{pool_name}', whose Capacity "
+                        f"Block starts {block.start.isoformat()}: pulumi up waits for the build, which stays "
+                        "Pending until then and fails at its activeDeadlineSeconds: run pulumi up after the "
+                        "start, or build on a pool with capacity now"
+                    )
+        return warnings + self.deploy_blockers()
+
+    def deploy_blockers(self) -> list[str]:
+        """Placeholders a real ``pulumi up`` cannot go on with (the offline synth renders them):
+        today the deployer CIDR of the public API endpoint."""
+        eks = self.cluster.eks
+        if eks is None or DEPLOYER_CIDR_PLACEHOLDER not in eks.public_access_cidrs:
+            return []
+        index = eks.public_access_cidrs.index(DEPLOYER_CIDR_PLACEHOLDER)
+        return [
+            f"{NAMESPACE}:cluster.eks.publicAccessCidrs[{index}]: '{DEPLOYER_CIDR_PLACEHOLDER}' is a placeholder "
+            "for the egress CIDR of the machine running pulumi up (the only way it reaches the API server "
+            "of the cluster it creates): set it, e.g. pulumi config set --path "
+            f"'{NAMESPACE}:cluster.eks.publicAccessCidrs[{index}]' \"$(curl -s https://checkip.amazonaws.com)/32\""
+        ]
+
     def cross_check(self, capacity: bool = True) -> list[str]:
         """Problems that involve more than one section, one message each (empty: consistent);
         ``capacity``: with the problems of :meth:`capacity_report` (the loader asks for them once
@@ -174,6 +222,7 @@ class StackConfig(ConfigModel):
                     "give each deployment its own name"
                 )
             seen.add(deployment.name)
+            problems += [f"{where}.{p}" for p in routing_problems(deployment, self.images)]
             if deployment.runtime == "engine":
                 problems += self._check_engine_deployment(where, deployment, pools)
             else:

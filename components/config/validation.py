@@ -20,7 +20,12 @@ from components.config.cluster import (
     vpc_cni_version_problem,
 )
 from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
-from components.config.security import mpi_ssh_secret_name, public_cidr_problem, secret_name_problem
+from components.config.security import (
+    DEPLOYER_CIDR_PLACEHOLDER,
+    mpi_ssh_secret_name,
+    public_cidr_problem,
+    secret_name_problem,
+)
 from components.config.stack import NAMESPACE, StackConfig
 from components.config.subnets import plan_subnets
 
@@ -155,23 +160,6 @@ def _network_policy(config: StackConfig) -> list[str]:
             f"{NAMESPACE}:cluster.existing.cni: '{existing.cni}' does not enforce NetworkPolicies, so the "
             "stack's tier isolation would do nothing: enable policy enforcement in the CNI (e.g. "
             "vpc-cni-network-policy, Calico, Cilium) and declare it"
-        ]
-    return []
-
-
-def network_policy_warnings(config: StackConfig) -> list[str]:
-    """NetworkPolicies that may not be enforced (one line each; declared, not refused)."""
-    eks, existing = config.cluster.eks, config.cluster.existing
-    if eks is not None and not eks.network_policy:
-        return [
-            f"{NAMESPACE}:cluster.eks.networkPolicy is false: the stack's NetworkPolicies are declared "
-            "but the VPC CNI does not enforce them (every pod can reach every other)"
-        ]
-    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is None:
-        return [
-            f"{NAMESPACE}:cluster.existing.cni is unknown: the stack's NetworkPolicies are enforced only "
-            "if the cluster's CNI enforces them: declare it (calico, cilium, antrea, "
-            "vpc-cni-network-policy, …)"
         ]
     return []
 
@@ -404,7 +392,7 @@ def _eks(eks: EksConfig) -> list[str]:
                 f"{limits.EKS_PUBLIC_ACCESS_CIDRS}: merge ranges"
             )
         for index, cidr in enumerate(eks.public_access_cidrs):
-            problem = public_cidr_problem(cidr)
+            problem = None if cidr == DEPLOYER_CIDR_PLACEHOLDER else public_cidr_problem(cidr)
             if problem:
                 problems.append(f"{where}.publicAccessCidrs[{index}]: {problem}")
     zones = eks.availability_zones

@@ -20,6 +20,46 @@ COMMENT_MARKER = "<!-- disagg-synth-diff -->"
 GITHUB_COMMENT_LIMIT = 65_536
 
 
+@dataclass(frozen=True)
+class OptionChange:
+    """One resource option that differs between base and head (None: not set on that side)."""
+
+    resource: str
+    """``<type dir>/<name>`` of the resource file."""
+    option: str
+    old: object
+    new: object
+
+
+def _options(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    options = document.get("options") if isinstance(document, dict) else None
+    return options if isinstance(options, dict) else {}
+
+
+def option_changes(rel: str, old: Path | None, new: Path | None) -> list[OptionChange]:
+    """The resource options that differ between two versions of a ``resources/…json`` file
+    (a resource added with options, or removed with them, counts as a change from/to unset)."""
+    if not rel.startswith("resources/") or not rel.endswith(".json"):
+        return []
+    before, after = _options(old), _options(new)
+    resource = rel.removeprefix("resources/").removesuffix(".json")
+    return [
+        OptionChange(resource, key, before.get(key), after.get(key))
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+
+
+def _option_value(value: object) -> str:
+    return "unset" if value is None else json.dumps(value, sort_keys=True)
+
+
 @dataclass
 class StackDiff:
     """What changed in one stack between base and head."""
@@ -35,6 +75,8 @@ class StackDiff:
     base_forecasts: dict[str, dict] = field(default_factory=dict)
     head_forecasts: dict[str, dict] = field(default_factory=dict)
     """Deployment -> forecast (outputs.json ``deploymentForecasts``: GPUs, $/hour, tokens/s/GPU)."""
+    option_changes: list[OptionChange] = field(default_factory=list)
+    """Resource options (customTimeouts, protect, retainOnDelete, …) that differ, per resource."""
 
     @property
     def is_empty(self) -> bool:
@@ -74,6 +116,7 @@ def diff_stack(stack: str, base: Path, head: Path) -> StackDiff:
             tofile=f"b/{stack}/{rel}" if new else "/dev/null",
         )
         result.patches[rel] = "".join(line if line.endswith("\n") else line + "\n" for line in patch)
+        result.option_changes += option_changes(rel, old, new)
     return result
 
 
@@ -204,6 +247,14 @@ def render_markdown(diffs: list[StackDiff], limit: int = GITHUB_COMMENT_LIMIT - 
         note = " (new stack)" if d.base_missing else " (stack removed)" if d.head_missing else ""
         out.append(f"| `{d.stack}`{note} | {len(d.added)} | {len(d.removed)} | {len(d.changed)} |")
     out.append("")
+    options = [(d.stack, c) for d in diffs for c in d.option_changes]
+    if options:
+        out += ["### Resource options", "", "| stack | resource | option | base | head |", "|---|---|---|---|---|"]
+        out += [
+            f"| `{stack}` | `{c.resource}` | `{c.option}` | `{_option_value(c.old)}` | `{_option_value(c.new)}` |"
+            for stack, c in options
+        ]
+        out.append("")
     body: list[str] = []
     omitted = 0
     for d in diffs:
@@ -238,6 +289,10 @@ def render_text(diffs: list[StackDiff]) -> str:
         )
         lines += [f"  + {p}" for p in d.added] + [f"  - {p}" for p in d.removed] + [f"  ~ {p}" for p in d.changed]
         lines += [f"  {name}: {r4}" for name, _, _, _, r4 in capacity_rows(d) if r4 and r4 != "no change"]
+        lines += [
+            f"  option {c.resource} {c.option}: {_option_value(c.old)} -> {_option_value(c.new)}"
+            for c in d.option_changes
+        ]
     patches = "".join(d.patches[rel] for d in diffs for rel in d.added + d.removed + d.changed)
     return "\n".join(lines) + "\n" + patches
 

@@ -77,13 +77,23 @@ def test_stop_on_the_first_token_finishes_at_the_context_server(client):
     assert resp.choices[0].finish_reason == "stop" and resp.choices[0].text == ""
 
 
-def test_generation_server_refuses_requests_without_context_params(chain):
-    url = chain["gen1"].url + "/v1/completions"
-    status, body = http("POST", url, {"model": MODEL, "prompt": "direct", "max_tokens": 4})
-    assert status == 400
-    err = json.loads(body)
-    assert err["object"] == "error" and err["code"] == 400
-    assert "request_type must be 'generation_only'" in err["message"]
+def test_generation_server_prefills_a_request_without_context_params_itself(chain):
+    """Upstream's generation servers are whole trtllm-serve instances: a plain request is served
+    locally (what conditional disaggregation relies on), its prompt prefilled there."""
+    key = f"standin_prefill_tokens_computed_total{LABELS}"
+    before = metrics(chain["gen1"].url + "/metrics")[key]
+    status, body = http("POST", chain["gen1"].url + "/v1/completions", {"model": MODEL, "prompt": "direct",
+                                                                       "max_tokens": 4})
+    assert status == 200 and json.loads(body)["choices"][0]["text"] == "dire"
+    assert metrics(chain["gen1"].url + "/metrics")[key] == before + len("direct")
+
+
+def test_the_router_never_has_a_generation_server_prefill_by_default(chain, client):
+    key = f"standin_prefill_tokens_computed_total{LABELS}"
+    before = metrics(chain["gen1"].url + "/metrics")[key]
+    for _ in range(3):
+        client.completions.create(model=MODEL, prompt="routed through context", max_tokens=4)
+    assert metrics(chain["gen1"].url + "/metrics")[key] == before
 
 
 def test_generation_server_refuses_forged_opaque_state(chain):

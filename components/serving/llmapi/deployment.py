@@ -21,6 +21,7 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.config.deployment import RoutingConfig
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.config.security import mpi_ssh_secret_name
@@ -131,6 +132,12 @@ class LlmApiDeploymentArgs(BaseModel):
     drain_seconds: int = Field(default=60, ge=0)
     """The longest stream of this deployment (``capacity.deployment_drain_seconds``)."""
     api_key: ApiKeySpec | None = None
+    routing: RoutingConfig = RoutingConfig()
+    """How the router picks a group (``orchestrator.routing``)."""
+    kv_events: bool = False
+    """kv-aware: the router polls the workers' KV-cache events (their YAML carries the event buffer)."""
+    tokens_per_block: int = Field(default=32, ge=1)
+    """The prefix-holding servers' ``kv_cache_config.tokens_per_block``."""
     """The frontend's client key (a public frontend needs it)."""
     trust_remote_code: bool = False
     mpi_ssh_secret: str | None = None
@@ -282,6 +289,9 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 drain_seconds=args.drain_seconds,
                 keda_prometheus_url=args.keda_prometheus_url,
                 trtllm_generation=args.trtllm_generation,
+                routing=args.routing,
+                kv_events=args.kv_events,
+                tokens_per_block=args.tokens_per_block,
             )
             tier = args.frontend
             frontend_args = LlmApiFrontendArgs(

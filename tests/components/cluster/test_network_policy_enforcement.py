@@ -13,8 +13,7 @@ import pytest
 from components.cluster.aws import AwsGpuCluster
 from components.cluster.aws_addons import vpc_cni_configuration
 from components.config import ConfigError, load_stack_config
-from components.config.cluster import EksConfig, vpc_cni_version_problem
-from components.config.validation import network_policy_warnings
+from components.config.cluster import EksConfig, network_policy_warnings, vpc_cni_version_problem
 from disaggctl.synth.program import read_stack_config
 
 ADDON = "aws:eks/addon:Addon"
@@ -94,12 +93,13 @@ def stack(**cluster_changes) -> dict[str, str]:
 
 
 def test_dev_declares_enforcement_and_warns_about_nothing() -> None:
-    assert network_policy_warnings(load_stack_config(stack())) == []
+    assert network_policy_warnings(load_stack_config(stack()).cluster) == []
 
 
 def test_eks_without_enforcement_is_one_warning() -> None:
     config = load_stack_config(stack(**{"eks.networkPolicy": False}))
-    assert network_policy_warnings(config) == [
+    assert set(network_policy_warnings(config.cluster)) <= set(config.deploy_warnings())  # what the program prints
+    assert network_policy_warnings(config.cluster) == [
         "disagg:cluster.eks.networkPolicy is false: the stack's NetworkPolicies are declared but the VPC "
         "CNI does not enforce them (every pod can reach every other)"
     ]
@@ -145,9 +145,9 @@ def test_an_existing_cluster_whose_cni_does_not_enforce_policies_is_refused(cni)
 
 @pytest.mark.parametrize("cni", ["calico", "cilium", "vpc-cni-network-policy"])
 def test_an_enforcing_cni_is_accepted_silently(cni) -> None:
-    assert network_policy_warnings(load_stack_config(existing(cni), ["disagg:cluster"])) == []
+    assert network_policy_warnings(load_stack_config(existing(cni), ["disagg:cluster"]).cluster) == []
 
 
 def test_an_undeclared_cni_is_one_warning() -> None:
-    (warning,) = network_policy_warnings(load_stack_config(existing(None), ["disagg:cluster"]))
+    (warning,) = network_policy_warnings(load_stack_config(existing(None), ["disagg:cluster"]).cluster)
     assert warning.startswith("disagg:cluster.existing.cni is unknown: the stack's NetworkPolicies are enforced only")

@@ -98,7 +98,9 @@ def test_prod_disaggregates_prefill_and_decode_over_efa_on_both_pools() -> None:
         assert group.llm_api.kv_cache_config.dtype == "fp8"
     assert all(g.pods_per_group == 1 for d in prod.deployments for g in d.worker_groups().values())
     assert prod.models["llama-70b-fp8"].repository == "nvidia/Llama-3.1-70B-Instruct-FP8"
-    assert prod.cluster.eks is not None and not prod.cluster.eks.endpoint_public_access
+    eks = prod.cluster.eks
+    assert eks is not None and eks.endpoint_private_access and eks.deployer_access == "public-endpoint"
+    assert eks.endpoint_public_access and eks.public_access_cidrs == ["DEPLOYER-CIDR"]  # filled in before pulumi up
     capacity = {p.name: p.capacity_type for p in prod.cluster.eks.gpu_node_pools}
     assert capacity == {"h100": "capacity-block", "h200": "on-demand"}
 

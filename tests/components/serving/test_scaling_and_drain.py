@@ -237,10 +237,10 @@ def test_public_llmapi_frontend_takes_its_ranges_and_key_from_public_frontends()
         update={"frontend": dev.deployments[0].frontend.model_copy(update={"internal_load_balancer": False})}
     )
     security = SecurityConfig.model_validate({"publicFrontends": {"llama-8b": {
-        "sourceRanges": ["198.51.100.0/24"], "auth": {"header": "x-api-key", "key": {"secretName": "llama-key"}}}}})
+        "sourceRanges": ["100.20.0.0/24"], "auth": {"header": "x-api-key", "key": {"secretName": "llama-key"}}}}})
     config = dev.model_copy(update={"platform": dev.platform.model_copy(update={"security": security})})
     inputs = stack_inputs(config, deployment)
-    assert inputs["load_balancer_source_ranges"] == ("198.51.100.0/24",)
+    assert inputs["load_balancer_source_ranges"] == ("100.20.0.0/24",)
     assert inputs["api_key"] == ApiKeySpec(header="x-api-key", secret_name="llama-key", secret_key="key")
 
 
@@ -258,13 +258,13 @@ def test_triton_restricts_admin_apis_everywhere_and_inference_on_a_public_fronte
         update={"frontend": deployment.frontend.model_copy(update={"internal_load_balancer": False})}
     )
     security = SecurityConfig.model_validate({"publicFrontends": {"llama-8b-engine": {
-        "sourceRanges": ["203.0.113.0/24"], "auth": {"key": {"secretName": "engine-key"}}}}})
+        "sourceRanges": ["100.30.0.0/24"], "auth": {"key": {"secretName": "engine-key"}}}}})
     args, env, ranges = triton_security(security, public, frontend=True)
     assert args[2:] == (
         "--http-restricted-api=inference,metadata:x-api-key=$(FRONTEND_API_KEY)",
         "--grpc-restricted-protocol=inference,metadata:x-api-key=$(FRONTEND_API_KEY)",
     )
-    assert env["FRONTEND_API_KEY"] == ("engine-key", "key") and ranges == ("203.0.113.0/24",)
+    assert env["FRONTEND_API_KEY"] == ("engine-key", "key") and ranges == ("100.30.0.0/24",)
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])

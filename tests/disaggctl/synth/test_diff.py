@@ -130,3 +130,29 @@ def test_headline_sums_the_stack_and_text_format_lists_changes(tmp_path: Path) -
     diffs = diff_roots(tmp_path / "base", tmp_path / "head")
     assert "**`dev`**: This PR adds 24 GPUs, +$98.31/hour (`llama-8b` adds 16 GPUs" in render_markdown(diffs)
     assert "  llama-8b: adds 16 GPUs, +$65.54/hour, −12.2% tokens/s/GPU\n" in render_text(diffs)
+
+
+def test_resource_option_changes_are_listed_per_resource(tmp_path: Path) -> None:
+    """A changed customTimeouts, a retainOnDelete added and a protect removed are each one row
+    (markdown) / one line (text), with base and head values; unchanged options are not listed."""
+    job = "resources/kubernetes_batch_v1_Job/model-job.json"
+    claim = "resources/kubernetes_core_v1_PersistentVolumeClaim/claim.json"
+    base = write(tmp_path / "base" / "dev", {
+        job: '{"inputs": {}, "options": {"customTimeouts": {"create": "10m"}, "protect": true}}\n',
+        claim: '{"inputs": {}}\n',
+    })
+    head = write(tmp_path / "head" / "dev", {
+        job: '{"inputs": {}, "options": {"customTimeouts": {"create": "45m"}, "protect": true}}\n',
+        claim: '{"inputs": {}, "options": {"retainOnDelete": true}}\n',
+    })
+    diff = diff_stack("dev", base, head)
+    rows = [(c.resource, c.option, c.old, c.new) for c in diff.option_changes]
+    assert rows == [
+        ("kubernetes_batch_v1_Job/model-job", "customTimeouts", {"create": "10m"}, {"create": "45m"}),
+        ("kubernetes_core_v1_PersistentVolumeClaim/claim", "retainOnDelete", None, True),
+    ]
+    markdown = render_markdown([diff])
+    assert "### Resource options" in markdown
+    assert '| `dev` | `kubernetes_batch_v1_Job/model-job` | `customTimeouts` | `{"create": "10m"}` | `{"create": "45m"}` |' in markdown
+    assert "| `dev` | `kubernetes_core_v1_PersistentVolumeClaim/claim` | `retainOnDelete` | `unset` | `true` |" in markdown
+    assert "option kubernetes_core_v1_PersistentVolumeClaim/claim retainOnDelete: unset -> true" in render_text([diff])

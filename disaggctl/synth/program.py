@@ -39,7 +39,8 @@ except ImportError:  # not on Windows: the pipe keeps its default size
 from components.config.base import OFFLINE_SECRET
 from components.config.loader import OFFLINE_RENDER_KEY
 from components.config.stack_file import read_stack_file
-from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts
+from disaggctl.plan.cost import CostRow
+from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts, stack_pool_costs
 from disaggctl.synth.fast_registration import install_fast_mocks
 from disaggctl.synth.render import to_json, to_manifest_yaml
 from disaggctl.testing.mocks import RecordedResource, RecordingMonitor
@@ -59,6 +60,8 @@ class SynthResult:
     """What each deployment should deliver (disaggctl.plan.forecast), from its workload and prediction."""
     warnings: list[str] = field(default_factory=list)
     """``pulumi.log.warn`` messages of the program (capacity warnings), printed by the CLI."""
+    pool_costs: list[CostRow] = field(default_factory=list)
+    """Each GPU pool's whole nodes and $/hour, expected and at its ceiling (disaggctl.plan.cost)."""
 
     def counts(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)
@@ -148,7 +151,8 @@ def run_program(
         resources = list(monitor.recorded.values())
         if mask_secrets:
             resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in resources]
-    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts, list(monitor.warnings))
+    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts, list(monitor.warnings),
+                       stack_pool_costs(raw, forecasts))
 
 
 def mask_secret_inputs(value: Any) -> Any:
@@ -282,6 +286,8 @@ def _write_summary_files(result: SynthResult, out_dir: Path, files: _FileWriter)
     outputs = dict(result.outputs)
     if result.forecasts:
         outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
+    if result.pool_costs:
+        outputs[POOL_COSTS_KEY] = {r.pool: r.as_json() for r in result.pool_costs}
     files.write(out_dir / "outputs.json", _json(outputs))
 
 
@@ -464,11 +470,13 @@ def render_tree(resources: list[RecordedResource]) -> str:
 
 FORECASTS_KEY = "deploymentForecasts"
 """Key in outputs.json holding each deployment's forecast (not a Pulumi stack output)."""
+POOL_COSTS_KEY = "gpuPoolCosts"
+"""Key in outputs.json holding each GPU pool's cost row (disaggctl.plan.cost.CostRow)."""
 
 
 def render_result_summary(result: SynthResult) -> str:
     """summary.txt: the deployment forecasts, then resources counted by type (last line: total)."""
-    return render_forecasts(result.forecasts).lstrip("\n") + render_summary(result.counts())
+    return render_forecasts(result.forecasts, result.pool_costs).lstrip("\n") + render_summary(result.counts())
 
 
 def render_summary(counts: Counter[str]) -> str:

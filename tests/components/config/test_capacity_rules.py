@@ -111,7 +111,7 @@ def test_committed_prod_has_no_problem_and_says_what_it_warns(proposed_prod) -> 
     report = check_capacity(proposed_prod, now=BEFORE_BLOCK)
     assert report.problems == []
     assert len(report.warnings) == 3
-    assert report.warnings[0].startswith("disagg:deployments[0].prefill.minGroups: 12 group(s) on pool 'h100' stay Pending")
+    assert report.warnings[0].startswith("disagg:deployments[0].prefill.minGroups: 10 group(s) on pool 'h100' stay Pending")
     assert report.warnings[1].startswith("disagg:deployments[0].decode.minGroups: 2 group(s) on pool 'h100' stay Pending")
     assert report.warnings[2].startswith(f"{H200}.availabilityZone: pool 'h200' is in us-east-2b but the FSx")
 

@@ -23,8 +23,8 @@ from runtime.capabilities import capabilities
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
     """What ``deployment`` takes from the rest of the stack (``config``: a StackConfig): KEDA, the
-    drain of its longest stream, its groups' host memory, its public exposure, and its tiers' timeouts
-    and admission (derived from its workload where unset)."""
+    drain of its longest stream, its groups' host memory, its public exposure, the namespace
+    Prometheus scrapes from, and its tiers' timeouts and admission (derived from its workload where unset)."""
     pools = config.cluster.node_pools()
     memory: dict[str, int] = {}
     for role, group in deployment.worker_groups().items():
@@ -36,7 +36,8 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     public = config.platform.security.public_frontends.get(deployment.name)
     exposed = not deployment.frontend.internal_load_balancer
     return {
-        "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+        "keda_prometheus_url": config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
+        "monitoring_namespaces": (config.platform.monitoring.namespace,),
         "trtllm_generation": config.trtllm_generation(),
         "nixl_plugins_dir": config.images.nixl_plugins_dir,
         "drain_seconds": deployment_drain_seconds(config, deployment),
@@ -113,6 +114,7 @@ def llmapi_deployment_args(
     drain_seconds: int = 60,
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
+    monitoring_namespaces: tuple[str, ...] = ("monitoring",),
     trtllm_generation: str = DEFAULT_GENERATION,
     nixl_plugins_dir: str | None = None,
     kv_events: bool = False,
@@ -175,6 +177,7 @@ def llmapi_deployment_args(
         keda_prometheus_url=keda_prometheus_url,
         drain_seconds=drain_seconds,
         api_key=api_key,
+        monitoring_namespaces=monitoring_namespaces,
         trtllm_generation=trtllm_generation,
         nixl_plugins_dir=nixl_plugins_dir,
         routing=routing,

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from components.config.deployment import RoutingConfig
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
+from components.config.security import mpi_ssh_secret_name
 from components.config.serving_tiers import TierSettings
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
@@ -236,7 +237,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
         problems = name_problems(name, roles)
         if problems:
             raise ValueError("; ".join(problems))
-        ssh_secret = args.mpi_ssh_secret or f"{name}-mpi-ssh"
+        ssh_secret = args.mpi_ssh_secret or mpi_ssh_secret_name(name)
         try:
             runtime_args = RuntimePackageArgs(instance=name, namespace=args.namespace, files=args.runtime_files)
             worker_args = {

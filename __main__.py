@@ -19,11 +19,16 @@ from components.models.await_budget import model_preparation_deadline
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
+from components.serving.dashboards import deployment_dashboard
 from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi.deployment import LlmApiDeployment
+from components.serving.llmapi.monitors import pod_monitors as llmapi_pod_monitors
+from components.serving.monitoring import DeploymentMonitoring
 from components.serving.runtime_package import installed_runtime_files
+from components.serving.secrets import StackSecrets, config_values, planned_secrets
 from components.serving.triton.args import engine_deployment_args
 from components.serving.triton.deployment import DisaggregatedDeployment
+from components.serving.triton.monitors import pod_monitors as triton_pod_monitors
 from components.storage.model_store import ModelStore
 
 
@@ -44,6 +49,10 @@ def main(config: StackConfig) -> None:
 
     store = ModelStore(f"{cluster_name}-store", handle=handle, namespace=config.namespace)
     platform = PlatformOperators(f"{cluster_name}-platform", handle=handle, config=config.platform)
+    secrets = StackSecrets(
+        f"{cluster_name}-secrets", planned_secrets(config), config_values(config), store.namespace,
+        opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store]),
+    )
 
     builds: dict[str, EngineBuild] = {}
     for key, pool_name in sorted(config.engine_pools().items()):
@@ -58,7 +67,7 @@ def main(config: StackConfig) -> None:
                 store_mount_path=store.mount_path,
                 hf_token_secret=config.hf_token_secret,
             ),
-            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )
 
     preparations: dict[str, ModelPreparation] = {}
@@ -79,13 +88,13 @@ def main(config: StackConfig) -> None:
                     config.models[key], store.storage, fsx_throughput
                 ),
             ),
-            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )
 
     runtime_files = installed_runtime_files() if preparations else {}
     deployments: dict[str, DisaggregatedDeployment | LlmApiDeployment] = {}
     for deployment in config.deployments:
-        opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform])
+        opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets])
         if deployment.runtime == "llmapi":
             model_key = next(iter(deployment.worker_groups().values())).model
             assert model_key is not None  # validated: llmapi groups name a model
@@ -121,6 +130,20 @@ def main(config: StackConfig) -> None:
                     mount_path=store.mount_path,
                 ),
                 opts=opts,
+            )
+
+    if config.platform.monitoring.enabled:
+        for deployment in config.deployments:
+            runtime_monitors = llmapi_pod_monitors if deployment.runtime == "llmapi" else triton_pod_monitors
+            roles = list(deployment.worker_groups())
+            DeploymentMonitoring(
+                deployment.name,
+                store.namespace,
+                runtime_monitors(deployment.name, store.namespace),
+                deployment_dashboard(deployment.name, store.namespace, deployment.runtime, roles)
+                if config.platform.monitoring.grafana
+                else None,
+                opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
             )
 
     pulumi.export("kubeconfig", pulumi.Output.secret(handle.kubeconfig))

@@ -406,6 +406,9 @@ class EksConfig(ConfigModel):
     system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
     gpu_node_pools: list[GpuNodePoolConfig] = []
     storage: StorageConfig = StorageConfig()
+    network_policy: bool = True
+    """Enforce the stack's NetworkPolicies (vpc-cni ``enableNetworkPolicy``); false leaves them
+    declared but inert (a warning)."""
     addon_versions: dict[str, str] = {}
     """EKS add-on name -> pinned version (``aws eks describe-addon-versions``); an add-on not
     listed gets EKS's default for the Kubernetes version when it is created."""
@@ -511,6 +514,41 @@ class EksConfig(ConfigModel):
         return self
 
 
+VPC_CNI_MIN_NETWORK_POLICY = (1, 14, 0)
+"""First VPC CNI release with the network policy agent (amazon-vpc-cni-k8s v1.14.0,
+docs/network-policy-faq.md; configuration: components/cluster/aws_addons.py)."""
+
+
+def vpc_cni_version_problem(version: str | None, network_policy: bool) -> str | None:
+    """Why a pinned vpc-cni add-on version cannot enforce NetworkPolicies, or None."""
+    if not network_policy or version is None:
+        return None  # EKS's default for every supported Kubernetes version is newer than v1.14
+    match = re.match(r"v(\d+)\.(\d+)\.(\d+)", version)
+    if match and tuple(int(g) for g in match.groups()) < VPC_CNI_MIN_NETWORK_POLICY:
+        return (
+            f"cluster.eks.addonVersions.vpc-cni: '{version}' predates network policy support "
+            "(v1.14.0): pin v1.14.0-eksbuild.1 or later, or remove the pin"
+        )
+    return None
+
+
+Cni = Literal[
+    "calico", "cilium", "antrea", "kube-router", "weave", "vpc-cni-network-policy", "vpc-cni", "flannel", "unknown"
+]
+CNI_ENFORCES_NETWORK_POLICY: dict[str, bool | None] = {
+    "calico": True,
+    "cilium": True,
+    "antrea": True,
+    "kube-router": True,
+    "weave": True,
+    "vpc-cni-network-policy": True,  # Amazon VPC CNI >= v1.14 with enableNetworkPolicy "true"
+    "vpc-cni": False,  # its default: enableNetworkPolicy "false"
+    "flannel": False,  # no policy engine (flannel-io/flannel README: pair it with Calico, i.e. Canal)
+    "unknown": None,
+}
+"""Whether each CNI enforces Kubernetes NetworkPolicies (None: not known)."""
+
+
 class ExistingPoolConfig(ConfigModel):
     """GPU nodes of an existing cluster, described by how pods reach them."""
 
@@ -546,6 +584,10 @@ class ExistingClusterConfig(ConfigModel):
     """An existing ReadWriteMany StorageClass (NFS, Lustre, Weka, …) for weights and engines."""
     storage_size_gib: int = Field(default=2000, ge=100)
     gpu_pools: list[ExistingPoolConfig] = Field(min_length=1)
+    cni: Cni = "unknown"
+    """The cluster's CNI plugin: whether the stack's NetworkPolicies are enforced follows from it
+    (:data:`CNI_ENFORCES_NETWORK_POLICY`); a CNI that does not enforce them is refused, unknown
+    is a warning."""
     load_balancer_services: bool | None = None
     """Whether the cluster implements Services of type LoadBalancer (a cloud controller, MetalLB,
     …); this stack installs none there. None: unknown (a warning when a frontend asks for one)."""
@@ -626,3 +668,20 @@ class ClusterConfig(ConfigModel):
             assert self.existing is not None
             selector = dict(self.existing.system_node_selector)
         return NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector=selector)
+
+
+def network_policy_warnings(cluster: ClusterConfig) -> list[str]:
+    """NetworkPolicies that may not be enforced (one line each; declared, not refused)."""
+    eks, existing = cluster.eks, cluster.existing
+    if eks is not None and not eks.network_policy:
+        return [
+            "disagg:cluster.eks.networkPolicy is false: the stack's NetworkPolicies are declared "
+            "but the VPC CNI does not enforce them (every pod can reach every other)"
+        ]
+    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is None:
+        return [
+            "disagg:cluster.existing.cni is unknown: the stack's NetworkPolicies are enforced only "
+            "if the cluster's CNI enforces them: declare it (calico, cilium, antrea, "
+            "vpc-cni-network-policy, …)"
+        ]
+    return []

@@ -48,7 +48,7 @@ def parse_raw_config(raw: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
             problems.append(f"{full_key}: unknown key{_suggest(key, known)}")
             continue
         value = raw[full_key]
-        if isinstance(value, str) and value[:1] in "{[":
+        if isinstance(value, str) and value[:1] in "{[" and value != OFFLINE_SECRET:  # "[secret]" is a string
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as err:

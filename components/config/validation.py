@@ -13,9 +13,20 @@ from decimal import Decimal, InvalidOperation
 
 from components.config import limits
 from components.config.base import OFFLINE_SECRET
-from components.config.cluster import EksConfig, ExistingClusterConfig, node_label_problem
+from components.config.cluster import (
+    CNI_ENFORCES_NETWORK_POLICY,
+    EksConfig,
+    ExistingClusterConfig,
+    node_label_problem,
+    vpc_cni_version_problem,
+)
 from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
-from components.config.security import DEPLOYER_CIDR_PLACEHOLDER, public_cidr_problem, secret_name_problem
+from components.config.security import (
+    DEPLOYER_CIDR_PLACEHOLDER,
+    mpi_ssh_secret_name,
+    public_cidr_problem,
+    secret_name_problem,
+)
 from components.config.stack import NAMESPACE, StackConfig
 from components.config.subnets import plan_subnets
 
@@ -140,107 +151,23 @@ def check_stack(config: StackConfig, secret_keys: frozenset[str] = frozenset()) 
     problems += _node_labels(config)
     if config.cluster.eks is not None:
         problems += _nodes_reach_the_api(config.cluster.eks)
+    problems += _network_policy(config)
     return problems
 
 
-def _node_labels(config: StackConfig) -> list[str]:
-    return _eks_node_labels(config.cluster.eks) if config.cluster.eks is not None else []
-
-
-def _eks_node_labels(eks: EksConfig) -> list[str]:
-    """Extra node labels of EKS pools are label syntax and stay out of Kubernetes' namespaces."""
-    return [
-        f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}].labels.{key[:80]}: {problem}"
-        for index, pool in enumerate(eks.gpu_node_pools)
-        for key, value in pool.labels.items()
-        if (problem := node_label_problem(key, value))
-    ]
-
-
-def check_eks(eks: EksConfig) -> list[str]:
-    """The loader's checks of a cluster section on its own (regions, zones, versions, quotas, the
-    VPC's room, node labels, how nodes reach the API): what ``AwsGpuCluster`` runs on the
-    EksConfig a consumer builds."""
-    return _eks(eks) + _eks_node_labels(eks) + _nodes_reach_the_api(eks)
-
-
-def _nodes_reach_the_api(eks: EksConfig) -> list[str]:
-    """Without the private endpoint, nodes (in private subnets) reach the API server through the
-    NAT gateways, from Elastic IPs this stack allocates at apply time, so no publicAccessCidrs
-    written beforehand holds them (and 0.0.0.0/0 is refused): the nodes would never join."""
-    if eks.endpoint_private_access or not eks.endpoint_public_access:
-        return []
-    return [
-        f"{NAMESPACE}:cluster.eks.endpointPrivateAccess: false leaves the nodes only the public endpoint, "
-        f"which they reach from the NAT gateways' Elastic IPs (allocated by this stack, so not in "
-        f"publicAccessCidrs {', '.join(eks.public_access_cidrs)}): the nodes could not join: set "
-        "endpointPrivateAccess: true"
-    ]
-
-
-def check_provider_region(config: StackConfig, aws_region: str | None) -> list[str]:
-    """``aws:region`` (the default AWS provider's) and ``cluster.eks.region`` name the same region."""
-    eks = config.cluster.eks
-    if eks is None or aws_region is None or aws_region == eks.region or eks.region not in limits.EKS_REGIONS:
-        return []
-    return [
-        f"aws:region: '{aws_region}' differs from {NAMESPACE}:cluster.eks.region '{eks.region}' (the cluster "
-        f"is built in eks.region, anything on the default provider would land in aws:region): set "
-        f"aws:region: {eks.region}"
-    ]
-
-
-def stack_warnings(config: StackConfig) -> list[str]:
-    """Settings that deploy but are likely not what was meant (one line each, key, value, fix)."""
-    warnings: list[str] = []
-    keda = config.platform.keda
-    if keda.enabled and "prometheus_url" not in keda.model_fields_set:
-        warnings.append(
-            f"{NAMESPACE}:platform.keda.prometheusUrl: not set, so KEDA's triggers query the default "
-            f"{keda.prometheus_url}; if no Prometheus answers there the tiers never scale: set "
-            "prometheusUrl to the Prometheus that scrapes the serving pods"
-        )
-    eks = config.cluster.eks
-    if eks is not None and eks.gpu_node_pools:
-        network = ipaddress.ip_network(eks.vpc_cidr, strict=False)
-        gpu_prefix = network.prefixlen + 6  # plan_subnets: an eighth of the VPC, split in eight
-        if gpu_prefix > GPU_SUBNET_WARN_PREFIX:
-            usable = 2 ** (32 - gpu_prefix) - AWS_RESERVED_PER_SUBNET
-            warnings.append(
-                f"{NAMESPACE}:cluster.eks.vpcCidr: '{eks.vpc_cidr}' leaves each zone a /{gpu_prefix} GPU subnet "
-                f"({usable} addresses), while the VPC CNI keeps a spare network interface's addresses "
-                "warm on every node (WARM_ENI_TARGET=1, up to 50 on p4d/p5), so a few GPU nodes exhaust "
-                "it and pods stay Pending: use a /16 (or a /18 at most)"
-            )
-    return warnings
-
-
-GPU_SUBNET_WARN_PREFIX = 24
-"""GPU subnets smaller than a /24 (a VPC smaller than a /18) are warned about: amazon-vpc-cni-k8s
-docs/eni-and-ip-target.md (WARM_ENI_TARGET defaults to 1: a whole spare interface's addresses per
-node) and the EC2 User Guide's "IP addresses per network interface" (50 on p4d.24xlarge/p5.48xlarge)."""
-
-
-def _shm_fits_node(config: StackConfig) -> list[str]:
-    """/dev/shm of a worker pod is host memory: it cannot exceed the node's (EKS pools, whose
-    instance type is known)."""
-    problems: list[str] = []
-    if config.cluster.eks is None:
-        return problems
-    pools = {pool.name: pool.instance for pool in config.cluster.eks.gpu_node_pools}
-    for index, deployment in enumerate(config.deployments):
-        for role, group in deployment.worker_groups().items():
-            instance = pools.get(group.pool)
-            size = parse_quantity(group.shm_size)
-            if instance is None or size is None:
-                continue
-            if size > instance.memory_gib * 2**30:
-                problems.append(
-                    f"{NAMESPACE}:deployments[{index}].{role}.shmSize: '{group.shm_size}' is more than the "
-                    f"{instance.memory_gib} GiB of memory of a {instance.name} node: lower it (the default "
-                    "64Gi suits trtllm-serve)"
-                )
-    return problems
+def _network_policy(config: StackConfig) -> list[str]:
+    """A cluster whose CNI cannot enforce the stack's NetworkPolicies (they would do nothing)."""
+    eks, existing = config.cluster.eks, config.cluster.existing
+    if eks is not None:
+        problem = vpc_cni_version_problem(eks.addon_versions.get("vpc-cni"), eks.network_policy)
+        return [f"{NAMESPACE}:{problem}"] if problem else []
+    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is False:
+        return [
+            f"{NAMESPACE}:cluster.existing.cni: '{existing.cni}' does not enforce NetworkPolicies, so the "
+            "stack's tier isolation would do nothing: enable policy enforcement in the CNI (e.g. "
+            "vpc-cni-network-policy, Calico, Cilium) and declare it"
+        ]
+    return []
 
 
 def _names(config: StackConfig) -> list[str]:
@@ -302,6 +229,32 @@ def _secrets(config: StackConfig, secret_keys: frozenset[str]) -> list[str]:
                     "--from-literal=HF_TOKEN=<token>",
                 ).replace("put <name> here", "set hfTokenSecret: hf-token")
             )
+    for key, value in (("hfToken", config.hf_token), ("tritonAdminKey", config.triton_admin_key),
+                       ("apiKeys", config.api_keys or None)):
+        if value is not None and f"{NAMESPACE}:{key}" not in secret_keys:
+            problems.append(
+                f"{NAMESPACE}:{key}: the value is in the stack file in plain text (value hidden): remove "
+                f"it, rotate the credential, and store it encrypted: pulumi config set --secret "
+                + (f"--path '{key}.<deployment>' <key>" if key == "apiKeys" else f"{key} <value>")
+            )
+    if config.hf_token is not None and config.hf_token_secret is None:
+        problems.append(
+            f"{NAMESPACE}:hfToken is set but hfTokenSecret is null (no Secret to create): set "
+            "hfTokenSecret: hf-token or drop hfToken"
+        )
+    public = config.platform.security.public_frontends
+    for deployment in sorted(config.api_keys):
+        if deployment not in public:
+            problems.append(
+                f"{NAMESPACE}:apiKeys.{deployment}: '{deployment}' has no publicFrontends entry (its "
+                "auth.key names the Secret to create): add the entry or drop the key"
+            )
+    if config.triton_admin_key is not None and not config.platform.security.triton_restricted_apis.enabled:
+        problems.append(
+            f"{NAMESPACE}:tritonAdminKey is set but platform.security.tritonRestrictedApis.enabled is "
+            "false (nothing reads it): drop tritonAdminKey or enable the restriction"
+        )
+    problems += _created_secret_names(config)
     existing = config.cluster.existing
     if existing is not None and is_kubeconfig_text(existing.kubeconfig) and f"{NAMESPACE}:cluster" not in secret_keys:
         problems.append(
@@ -310,6 +263,29 @@ def _secrets(config: StackConfig, secret_keys: frozenset[str]) -> list[str]:
             "set --secret --path 'cluster.existing.kubeconfig' \"$(cat kubeconfig)\""
         )
     return problems
+
+
+def _created_secret_names(config: StackConfig) -> list[str]:
+    """Two settings that would make the stack create the same Secret (one line per name)."""
+    created: dict[str, list[str]] = {}
+    if config.hf_token is not None and config.hf_token_secret is not None:
+        created.setdefault(config.hf_token_secret, []).append("hfToken")
+    public = config.platform.security.public_frontends
+    for deployment in sorted(set(config.api_keys) & set(public)):
+        created.setdefault(public[deployment].auth.key.secret_name, []).append(f"apiKeys.{deployment}")
+    restricted = config.platform.security.triton_restricted_apis
+    if config.triton_admin_key is not None and restricted.enabled:
+        created.setdefault(restricted.key.secret_name, []).append("tritonAdminKey")
+    if config.mpi_ssh_keys == "generate":
+        for served in config.deployments:
+            if any(g.pods_per_group > 1 for g in served.worker_groups().values()):
+                created.setdefault(mpi_ssh_secret_name(served.name), []).append(f"mpiSshKeys ({served.name})")
+    return [
+        f"{NAMESPACE}:{' and '.join(sources)}: both would create the Secret '{name}': give each its own "
+        "secretName"
+        for name, sources in sorted(created.items())
+        if len(sources) > 1
+    ]
 
 
 def _pool_capacity(config: StackConfig) -> dict[str, tuple[int, int]]:
@@ -549,4 +525,104 @@ def _existing(existing: ExistingClusterConfig) -> list[str]:
             f"{where}.storageClass: '{existing.storage_class}' is not a StorageClass name (lowercase "
             "letters, digits, '-' and '.'): use the name kubectl get storageclass shows"
         )
+    return problems
+
+
+def _node_labels(config: StackConfig) -> list[str]:
+    return _eks_node_labels(config.cluster.eks) if config.cluster.eks is not None else []
+
+
+def _eks_node_labels(eks: EksConfig) -> list[str]:
+    """Extra node labels of EKS pools are label syntax and stay out of Kubernetes' namespaces."""
+    return [
+        f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}].labels.{key[:80]}: {problem}"
+        for index, pool in enumerate(eks.gpu_node_pools)
+        for key, value in pool.labels.items()
+        if (problem := node_label_problem(key, value))
+    ]
+
+
+def check_eks(eks: EksConfig) -> list[str]:
+    """The loader's checks of a cluster section on its own (regions, zones, versions, quotas, the
+    VPC's room, node labels, how nodes reach the API): what ``AwsGpuCluster`` runs on the
+    EksConfig a consumer builds."""
+    return _eks(eks) + _eks_node_labels(eks) + _nodes_reach_the_api(eks)
+
+
+def _nodes_reach_the_api(eks: EksConfig) -> list[str]:
+    """Without the private endpoint, nodes (in private subnets) reach the API server through the
+    NAT gateways, from Elastic IPs this stack allocates at apply time, so no publicAccessCidrs
+    written beforehand holds them (and 0.0.0.0/0 is refused): the nodes would never join."""
+    if eks.endpoint_private_access or not eks.endpoint_public_access:
+        return []
+    return [
+        f"{NAMESPACE}:cluster.eks.endpointPrivateAccess: false leaves the nodes only the public endpoint, "
+        f"which they reach from the NAT gateways' Elastic IPs (allocated by this stack, so not in "
+        f"publicAccessCidrs {', '.join(eks.public_access_cidrs)}): the nodes could not join: set "
+        "endpointPrivateAccess: true"
+    ]
+
+
+def check_provider_region(config: StackConfig, aws_region: str | None) -> list[str]:
+    """``aws:region`` (the default AWS provider's) and ``cluster.eks.region`` name the same region."""
+    eks = config.cluster.eks
+    if eks is None or aws_region is None or aws_region == eks.region or eks.region not in limits.EKS_REGIONS:
+        return []
+    return [
+        f"aws:region: '{aws_region}' differs from {NAMESPACE}:cluster.eks.region '{eks.region}' (the cluster "
+        f"is built in eks.region, anything on the default provider would land in aws:region): set "
+        f"aws:region: {eks.region}"
+    ]
+
+
+def stack_warnings(config: StackConfig) -> list[str]:
+    """Settings that deploy but are likely not what was meant (one line each, key, value, fix)."""
+    warnings: list[str] = []
+    keda = config.platform.keda
+    if keda.enabled and "prometheus_url" not in keda.model_fields_set:
+        warnings.append(
+            f"{NAMESPACE}:platform.keda.prometheusUrl: not set, so KEDA's triggers query the default "
+            f"{keda.prometheus_url}; if no Prometheus answers there the tiers never scale: set "
+            "prometheusUrl to the Prometheus that scrapes the serving pods"
+        )
+    eks = config.cluster.eks
+    if eks is not None and eks.gpu_node_pools:
+        network = ipaddress.ip_network(eks.vpc_cidr, strict=False)
+        gpu_prefix = network.prefixlen + 6  # plan_subnets: an eighth of the VPC, split in eight
+        if gpu_prefix > GPU_SUBNET_WARN_PREFIX:
+            usable = 2 ** (32 - gpu_prefix) - AWS_RESERVED_PER_SUBNET
+            warnings.append(
+                f"{NAMESPACE}:cluster.eks.vpcCidr: '{eks.vpc_cidr}' leaves each zone a /{gpu_prefix} GPU subnet "
+                f"({usable} addresses), while the VPC CNI keeps a spare network interface's addresses "
+                "warm on every node (WARM_ENI_TARGET=1, up to 50 on p4d/p5), so a few GPU nodes exhaust "
+                "it and pods stay Pending: use a /16 (or a /18 at most)"
+            )
+    return warnings
+
+
+GPU_SUBNET_WARN_PREFIX = 24
+"""GPU subnets smaller than a /24 (a VPC smaller than a /18) are warned about: amazon-vpc-cni-k8s
+docs/eni-and-ip-target.md (WARM_ENI_TARGET defaults to 1: a whole spare interface's addresses per
+node) and the EC2 User Guide's "IP addresses per network interface" (50 on p4d.24xlarge/p5.48xlarge)."""
+
+
+def _shm_fits_node(config: StackConfig) -> list[str]:
+    """/dev/shm of a worker pod is host memory: it cannot exceed the node's (EKS pools, whose
+    instance type is known)."""
+    problems: list[str] = []
+    if config.cluster.eks is None:
+        return problems
+    pools = {pool.name: pool.instance for pool in config.cluster.eks.gpu_node_pools}
+    for index, deployment in enumerate(config.deployments):
+        for role, group in deployment.worker_groups().items():
+            instance = pools.get(group.pool)
+            size = parse_quantity(group.shm_size)
+            if instance is None or size is None:
+                continue
+            if size > instance.memory_gib * 2**30:
+                problems.append(
+                    f"{NAMESPACE}:deployments[{index}].{role}.shmSize: '{group.shm_size}' is more than the "
+                    f"{instance.memory_gib} GiB of memory of a {instance.name} node: lower it (the default "
+                    "64Gi suits trtllm-serve)"
+                )
     return problems

@@ -171,6 +171,15 @@ class OfflineMocks(Mocks):
             metadata = dict(state.get("metadata") or {})
             metadata.setdefault("name", args.name)
             state["metadata"] = metadata
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            # placeholders in the provider's output shapes, not keys: synth masks them anyway
+            digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
+            algorithm = str(args.inputs.get("algorithm", "RSA")).lower()
+            state.setdefault("privateKeyOpenssh", f"-----BEGIN OPENSSH PRIVATE KEY-----\nmock-{digest}\n-----END OPENSSH PRIVATE KEY-----\n")
+            state.setdefault("publicKeyOpenssh", f"ssh-{algorithm} mock-{digest[:43]}\n")
+            state.setdefault("privateKeyPem", f"-----BEGIN PRIVATE KEY-----\nmock-{digest}\n-----END PRIVATE KEY-----\n")
+            state.setdefault("publicKeyPem", f"-----BEGIN PUBLIC KEY-----\nmock-{digest[:43]}\n-----END PUBLIC KEY-----\n")
+            state.setdefault("publicKeyFingerprintSha256", f"SHA256:mock{digest[:39]}")
         if args.typ == "kubernetes:helm.sh/v3:Release":
             state.setdefault("status", {"name": args.inputs.get("name", args.name), "status": "deployed"})
         return rid, state

@@ -15,13 +15,15 @@ from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfi
 from components.config.images import DEFAULT_GENERATION
 from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
+from components.config.serving_tiers import TierSettings, deployment_tiers
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
 
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
     """What ``deployment`` takes from the rest of the stack (``config``: a StackConfig): KEDA, the
-    drain of its longest stream, its groups' host memory, and its public exposure."""
+    drain of its longest stream, its groups' host memory, its public exposure, the namespace
+    Prometheus scrapes from, and its tiers' timeouts and admission (derived from its workload where unset)."""
     pools = config.cluster.node_pools()
     memory: dict[str, int] = {}
     for role, group in deployment.worker_groups().items():
@@ -35,12 +37,14 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     model_key = next((g.model for g in deployment.worker_groups().values() if g.model), None)
     return {
         "model": config.models.get(model_key) if model_key else None,
-        "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+        "keda_prometheus_url": config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
+        "monitoring_namespaces": (config.platform.monitoring.namespace,),
         "trtllm_generation": config.trtllm_generation(),
         "nixl_plugins_dir": config.images.nixl_plugins_dir,
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
+        "tiers": deployment_tiers(config, deployment),
         "kv_events": routes_by_kv_events(deployment, config.images.trtllm, config.images.trtllm_version),
         "api_key": (
             ApiKeySpec(header=public.auth.header, secret_name=public.auth.key.secret_name, secret_key=public.auth.key.secret_key)
@@ -109,9 +113,11 @@ def llmapi_deployment_args(
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
     model: ModelSourceConfig | None = None,
+    monitoring_namespaces: tuple[str, ...] = ("monitoring",),
     trtllm_generation: str = DEFAULT_GENERATION,
     nixl_plugins_dir: str | None = None,
     kv_events: bool = False,
+    tiers: dict[str, TierSettings] | None = None,
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
     The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
@@ -171,9 +177,11 @@ def llmapi_deployment_args(
         keda_prometheus_url=keda_prometheus_url,
         drain_seconds=drain_seconds,
         api_key=api_key,
+        monitoring_namespaces=monitoring_namespaces,
         trtllm_generation=trtllm_generation,
         nixl_plugins_dir=nixl_plugins_dir,
         routing=routing,
         kv_events=kv_events,
+        tiers=tiers or {},
         tokens_per_block=holder.llm_api.kv_cache_config.tokens_per_block if holder is not None else 32,
     )

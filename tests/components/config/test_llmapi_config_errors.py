@@ -468,7 +468,7 @@ def test_llmapi_autoscaling_needs_keda_or_a_metrics_adapter(dev_config) -> None:
     assert problems_of(dev_config) == [
         f"{D0}.workers.autoscaling.enabled: worker groups scale on trtllm-serve metrics, which need KEDA or a "
         "metrics adapter, but disagg:platform.keda.enabled and disagg:platform.metricsAdapter.enabled are "
-        "false: enable KEDA (with prometheusUrl) or set autoscaling.enabled: false"
+        "false: enable KEDA (it queries the stack's Prometheus) or set autoscaling.enabled: false"
     ]
 
 

@@ -578,13 +578,8 @@ def check_provider_region(config: StackConfig, aws_region: str | None) -> list[s
 def stack_warnings(config: StackConfig) -> list[str]:
     """Settings that deploy but are likely not what was meant (one line each, key, value, fix)."""
     warnings: list[str] = []
-    keda = config.platform.keda
-    if keda.enabled and "prometheus_url" not in keda.model_fields_set:
-        warnings.append(
-            f"{NAMESPACE}:platform.keda.prometheusUrl: not set, so KEDA's triggers query the default "
-            f"{keda.prometheus_url}; if no Prometheus answers there the tiers never scale: set "
-            "prometheusUrl to the Prometheus that scrapes the serving pods"
-        )
+    # KEDA without prometheusUrl queries the Prometheus the platform installs (platform.monitoring),
+    # and is refused when there is none (platform checks): nothing to warn about here
     eks = config.cluster.eks
     if eks is not None and eks.gpu_node_pools:
         network = ipaddress.ip_network(eks.vpc_cidr, strict=False)

@@ -134,6 +134,20 @@ EXAMPLES: dict[str, Any] = {
     "OrchestratorConfig.routingPolicy": "least-outstanding-requests",
     "RoutingConfig.maxLocalPrefillTokens": 256,
     "CacheTransceiverOptions.kvTransferTimeoutMs": 60000,
+    "StackConfig.hfToken": {"secure": "v1:…"},
+    "StackConfig.apiKeys": {"llama-70b": {"secure": "v1:…"}},
+    "StackConfig.tritonAdminKey": {"secure": "v1:…"},
+    "GpuOperatorConfig.serviceMonitor": True,
+    "KedaConfig.prometheusUrl": "http://prometheus-operated.monitoring.svc:9090",
+    "MetricsAdapterConfig.prometheusUrl": "http://prometheus-operated.monitoring.svc:9090",
+    "AdmissionConfig.frontendMaxInflight": 512,
+    "AdmissionConfig.routerMaxInflight": 1024,
+    "TimeoutsConfig.connectSeconds": 5,
+    "TimeoutsConfig.firstByteSeconds": 120,
+    "TimeoutsConfig.idleSeconds": 60,
+    "TimeoutsConfig.requestSeconds": 900,
+    "TimeoutsConfig.headerSeconds": 10,
+    "TimeoutsConfig.bodySeconds": 30,
 }
 """Examples of keys no shipped stack sets and whose default is empty, by key path or ``Model.key``."""
 

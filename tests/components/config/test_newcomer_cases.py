@@ -265,14 +265,13 @@ def test_fp8_kv_cache_is_offered_where_the_gpu_runs_it() -> None:
     assert "fp8" not in ampere.rpartition(": ")[2]
 
 
-def test_keda_without_prometheus_url_is_warned(dev_config) -> None:
+def test_keda_without_prometheus_url_queries_the_platforms_prometheus(dev_config) -> None:
+    """The issue's "KEDA enabled with no prometheusUrl": it now queries the Prometheus the platform
+    installs (platform.monitoring; refused when monitoring is off), so nothing is left to warn about."""
     platform(lambda p: p.update(keda={"enabled": True}))(dev_config.raw)
     config = load_stack_config(dev_config.raw)
-    assert stack_warnings(config) == [
-        "disagg:platform.keda.prometheusUrl: not set, so KEDA's triggers query the default "
-        "http://prometheus-operated.monitoring.svc:9090; if no Prometheus answers there the tiers never "
-        "scale: set prometheusUrl to the Prometheus that scrapes the serving pods"
-    ]
+    assert config.platform.keda_prometheus_url() == config.platform.monitoring.prometheus_url()
+    assert stack_warnings(config) == []
 
 
 def test_a_slash_20_vpc_is_warned_about_its_gpu_subnets(dev_config) -> None:

@@ -18,10 +18,10 @@ from components.config.capacity import deployment_drain_seconds
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
-from components.serving.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
-from components.serving.llmapi_args import llmapi_deployment_args, stack_inputs
-from components.serving.llmapi_deployment import LlmApiDeployment
+from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
+from components.serving.llmapi.deployment import LlmApiDeployment
 from components.serving.runtime_package import installed_runtime_files
+from components.serving.triton.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
 from components.storage.model_store import ModelStore
 
 

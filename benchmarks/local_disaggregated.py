@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from components.serving.model_repository import (
+from components.serving.triton.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,

@@ -24,8 +24,14 @@ Role = Literal["aggregated", "context", "generation"]
 """What a worker group serves: whole requests, or the context/generation phase of
 prefill/decode disaggregation (upstream's ``--server_role`` CONTEXT/GENERATION)."""
 ROLES: tuple[Role, ...] = ("aggregated", "context", "generation")
+GroupKey = Literal["workers", "prefill", "decode"]
+"""A deployment's worker-group key."""
 GROUP_ROLES: dict[str, Role] = {"workers": "aggregated", "prefill": "context", "decode": "generation"}
 """Worker-group key of a deployment (``ModelDeploymentConfig.worker_groups()``) -> its role."""
+Mode = Literal["tensor-parallel", "prefill-decode"]
+"""How a deployment splits its work: one group serving whole requests, or prefill and decode groups."""
+MODE_GROUPS: dict[Mode, tuple[GroupKey, ...]] = {"tensor-parallel": ("workers",), "prefill-decode": ("prefill", "decode")}
+"""Deployment mode -> its worker-group keys, in deployment order (the one table: imported, never re-typed)."""
 
 KvCacheDtype = Literal["auto", "fp8", "nvfp4", "float16", "bfloat16"]
 """``kv_cache_config.dtype``: 'auto' keeps the checkpoint's KV-cache quantization (NVIDIA's FP8

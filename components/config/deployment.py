@@ -14,7 +14,7 @@ from components.config.images import (
     parse_version,
 )
 from components.config.workload import WorkloadConfig
-from engines.llm_api import LlmApiOptions
+from engines.llm_api import LlmApiOptions, Mode
 
 
 class ResourcesConfig(ConfigModel):
@@ -130,7 +130,7 @@ class ModelDeploymentConfig(ConfigModel):
     runtime: Runtime = "llmapi"
     """'llmapi': trtllm-serve (LLM API, PyTorch backend) on checkpoints from ``disagg:models``;
     'engine': Triton's TensorRT-LLM backend on ``trtllm-build`` engines (TensorRT-LLM <= 1.2)."""
-    mode: Literal["tensor-parallel", "prefill-decode"] = "tensor-parallel"
+    mode: Mode = "tensor-parallel"
     """'tensor-parallel': one worker group type; 'prefill-decode': separate context and
     generation worker groups (``prefill`` and ``decode``) instead of ``workers``."""
     frontend: FrontendConfig = FrontendConfig()

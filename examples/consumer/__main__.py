@@ -31,7 +31,7 @@ from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
-from components.serving.llmapi_deployment import (
+from components.serving.llmapi.deployment import (
     LlmApiDeployment,
     LlmApiDeploymentArgs,
     TierSpec,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.serving.model_repository import (
+from components.serving.triton.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,

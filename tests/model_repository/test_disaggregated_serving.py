@@ -20,7 +20,11 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from components.serving.model_repository import frontend_repository, orchestrator_repository, write_repository
+from components.serving.triton.model_repository import (
+    frontend_repository,
+    orchestrator_repository,
+    write_repository,
+)
 from disaggctl.local_triton import LocalTriton, TritonStartError, free_port
 
 pytestmark = pytest.mark.triton

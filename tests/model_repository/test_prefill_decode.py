@@ -21,7 +21,7 @@ import tritonclient.grpc as grpcclient
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from components.serving.model_repository import (
+from components.serving.triton.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,

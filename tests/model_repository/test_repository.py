@@ -9,7 +9,7 @@ from google.protobuf import text_format
 from pydantic import ValidationError
 from tritonclient.grpc import model_config_pb2 as mc
 
-from components.serving.model_repository import (
+from components.serving.triton.model_repository import (
     DEFAULT_EXECUTOR_WORKER_PATH,
     EngineLimits,
     ModelRepositoryArgs,

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from components.serving.model_repository import (
+from components.serving.triton.model_repository import (
     EnsembleStep,
     ModelRepository,
     ModelSpec,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from components.serving.model_repository.python_models.disagg_tokenizers import ByteTokenizer, load_tokenizer
+from components.serving.triton.model_repository.python_models.disagg_tokenizers import (
+    ByteTokenizer,
+    load_tokenizer,
+)
 
 
 def test_bytes_round_trip_utf8():

@@ -22,18 +22,18 @@ import yaml
 
 from components.cluster.contract import ClusterHandle, NodePool, Toleration
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig
-from components.serving.deployment import DisaggregatedDeploymentArgs
 from components.serving.group_layout import GroupLayout
-from components.serving.model_repository import (
+from components.serving.triton.deployment import DisaggregatedDeploymentArgs
+from components.serving.triton.frontend import TritonFrontendArgs
+from components.serving.triton.model_repository import (
     EngineLimits,
     FrontendSettings,
     ModelRepositoryArgs,
     TensorrtLlmSettings,
     TokenizerSettings,
 )
-from components.serving.triton_frontend import TritonFrontendArgs
-from components.serving.triton_orchestrator import TritonOrchestratorArgs
-from components.serving.triton_workers import TensorParallelWorkersArgs
+from components.serving.triton.orchestrator import TritonOrchestratorArgs
+from components.serving.triton.workers import TensorParallelWorkersArgs
 from disaggctl.mocks import install_mocks
 from engines.spec import EngineSpec
 
@@ -359,7 +359,7 @@ GENERATION_YAML = CONTEXT_YAML.replace("disable_overlap_scheduler: true\n", "")
 
 @pytest.fixture
 def llmapi_workers_args():
-    from components.serving.llmapi_workers import LlmApiWorkersArgs
+    from components.serving.llmapi.workers import LlmApiWorkersArgs
 
     def make(role: str = "workers", pods: int = 1, gpus: int = 4, pool: NodePool = A100, **overrides):
         yaml_text = {"workers": AGGREGATED_YAML, "prefill": CONTEXT_YAML, "decode": GENERATION_YAML}[role]

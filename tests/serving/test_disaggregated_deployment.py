@@ -11,13 +11,13 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from components.config.deployment import ImagesConfig
-from components.serving.deployment import (
+from components.serving.triton.deployment import (
     DisaggregatedDeployment,
     frontend_limits,
     plan_deployment,
     serving_limits,
 )
-from components.serving.model_repository import EngineLimits
+from components.serving.triton.model_repository import EngineLimits
 from engines.spec import EngineSpec
 
 LWS_TYPE = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"

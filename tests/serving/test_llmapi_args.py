@@ -1,11 +1,11 @@
-"""Config → LlmApiDeploymentArgs (components/serving/llmapi_args.py) for the shipped dev stack."""
+"""Config → LlmApiDeploymentArgs (components/serving/llmapi/args.py) for the shipped dev stack."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from components.config import load_stack_config
-from components.serving.llmapi_args import llmapi_deployment_args
+from components.serving.llmapi.args import llmapi_deployment_args
 from disaggctl.synth import read_stack_config
 from tests.serving.conftest import A100, SYSTEM
 

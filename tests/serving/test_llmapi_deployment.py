@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from components.serving.llmapi_deployment import LlmApiDeployment, LlmApiDeploymentArgs, WorkerGroupSpec
+from components.serving.llmapi.deployment import LlmApiDeployment, LlmApiDeploymentArgs, WorkerGroupSpec
 from tests.serving.conftest import (
     A100,
     AGGREGATED_YAML,

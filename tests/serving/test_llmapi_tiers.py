@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.serving.cpu_tier import cpu_hpa_manifest
-from components.serving.llmapi_frontend import (
+from components.serving.llmapi.frontend import (
     ApiKeySpec,
     LlmApiFrontend,
     LlmApiFrontendArgs,
@@ -20,7 +20,7 @@ from components.serving.llmapi_frontend import (
     frontend_pdb_manifest,
     frontend_service_manifest,
 )
-from components.serving.llmapi_router import (
+from components.serving.llmapi.router import (
     LlmApiRouter,
     LlmApiRouterArgs,
     router_command,

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.platform.autoscaling_metrics import LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS
-from components.serving.llmapi_workers import (
+from components.serving.llmapi.workers import (
     LlmApiWorkers,
     discovery_url,
     headless_service_manifest,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from components.serving.deployment import engine_network_tiers
-from components.serving.llmapi_deployment import llmapi_network_tiers
+from components.serving.llmapi.deployment import llmapi_network_tiers
 from components.serving.network_policies import network_policy_manifests
+from components.serving.triton.deployment import engine_network_tiers
 
 
 def by_name(manifests: list[dict]) -> dict[str, dict]:

@@ -16,31 +16,31 @@ from components.config.capacity import (
     stream_drain_seconds,
 )
 from components.config.security import SecurityConfig
-from components.serving.deployment import group_resources, triton_security
-from components.serving.llmapi_args import stack_inputs
-from components.serving.llmapi_frontend import (
+from components.serving.llmapi.args import stack_inputs
+from components.serving.llmapi.frontend import (
     ApiKeySpec,
     LlmApiFrontendArgs,
     frontend_deployment_manifest,
     frontend_hpa_manifest,
     frontend_scaled_object_manifest,
 )
-from components.serving.llmapi_router import (
+from components.serving.llmapi.router import (
     LlmApiRouterArgs,
     router_deployment_manifest,
     router_scaled_object_manifest,
 )
-from components.serving.llmapi_workers import (
+from components.serving.llmapi.workers import (
     leader_worker_set_manifest,
     workers_hpa_manifest,
     workers_scaled_object_manifest,
 )
 from components.serving.runtime_package import runtime_volume
 from components.serving.scaled_objects import drain_command
-from components.serving.triton_frontend import frontend_deployment_manifest as triton_frontend_manifest
-from components.serving.triton_frontend import frontend_scaled_object_manifest as triton_frontend_scaled
-from components.serving.triton_orchestrator import leader_pod_template
-from components.serving.triton_workers import workers_scaled_object_manifest as triton_workers_scaled
+from components.serving.triton.deployment import group_resources, triton_security
+from components.serving.triton.frontend import frontend_deployment_manifest as triton_frontend_manifest
+from components.serving.triton.frontend import frontend_scaled_object_manifest as triton_frontend_scaled
+from components.serving.triton.orchestrator import leader_pod_template
+from components.serving.triton.workers import workers_scaled_object_manifest as triton_workers_scaled
 from disaggctl.synth import read_stack_config
 from engines.catalog import MODELS
 from tests.platform.conftest import strict
@@ -260,7 +260,7 @@ def test_the_key_reaches_tritonserver_through_the_shell_only(tmp_path) -> None:
     neither exported nor in the script (run with a stand-in tritonserver)."""
     import subprocess
 
-    from components.serving.triton_frontend import with_keys
+    from components.serving.triton.frontend import with_keys
 
     key_file = tmp_path / "key"
     key_file.write_text("s3cret-admin-key\n")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from components.serving.llmapi_workers import leader_worker_set_manifest
+from components.serving.llmapi.workers import leader_worker_set_manifest
 from components.serving.security import container_security_context, pod_security_context
-from components.serving.triton_frontend import frontend_config_maps, frontend_deployment_manifest
-from components.serving.triton_orchestrator import leader_pod_template, orchestrator_config_maps
-from components.serving.triton_workers import worker_pod_template
+from components.serving.triton.frontend import frontend_config_maps, frontend_deployment_manifest
+from components.serving.triton.orchestrator import leader_pod_template, orchestrator_config_maps
+from components.serving.triton.workers import worker_pod_template
 from tests.serving.conftest import H100, IB, SYSTEM
 
 
@@ -76,7 +76,7 @@ def test_cpu_pools_get_no_ipc_lock(frontend_args):
 
 
 def test_triton_core_objects_validate(frontend_args, k8s_errors):
-    from components.serving.triton_frontend import (
+    from components.serving.triton.frontend import (
         frontend_hpa_manifest,
         frontend_pdb_manifest,
         frontend_service_manifest,

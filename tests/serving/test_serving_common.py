@@ -9,7 +9,6 @@ from components.serving.autoscaling import pods_metric
 from components.serving.fabric_env import fabric_env
 from components.serving.group_layout import GroupLayout, group_layout
 from components.serving.labels import labels
-from components.serving.model_repository import frontend_repository, repository_files
 from components.serving.repository_config_maps import (
     config_map_key,
     content_hash,
@@ -19,7 +18,8 @@ from components.serving.repository_config_maps import (
 )
 from components.serving.resources import gpu_resources, memory_bytes, memory_limit, quantity
 from components.serving.security import gpu_security_context
-from components.serving.triton_orchestrator import executor_env
+from components.serving.triton.model_repository import frontend_repository, repository_files
+from components.serving.triton.orchestrator import executor_env
 
 EFA_P5 = NodePool("h100", 8, 80, {"p": "h100"}, fabric="efa", efa_interfaces=32, instance_type="p5.48xlarge")
 EFA_G5 = NodePool("g5", 8, 24, {"p": "g5"}, fabric="efa", efa_interfaces=1, instance_type="g5.48xlarge")

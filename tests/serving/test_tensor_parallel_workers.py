@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from components.cluster.contract import NodePool
 from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
 from components.serving.group_layout import GroupLayout
-from components.serving.triton_orchestrator import leader_pod_template, orchestrator_config_maps
-from components.serving.triton_workers import (
+from components.serving.triton.orchestrator import leader_pod_template, orchestrator_config_maps
+from components.serving.triton.workers import (
     TensorParallelWorkers,
     default_placement_key,
     leader_worker_set_manifest,

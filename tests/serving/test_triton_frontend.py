@@ -15,19 +15,8 @@ from pydantic import ValidationError
 from components.config.deployment import FrontendConfig
 from components.platform.autoscaling_metrics import QUEUE_TIME_MS
 from components.serving.labels import REPOSITORY_HASH_ANNOTATION
-from components.serving.model_repository import (
-    EngineLimits,
-    FrontendSettings,
-    ModelRepositoryArgs,
-    TensorrtLlmSettings,
-    TokenizerSettings,
-    frontend_repository,
-    repository_files,
-    standin_orchestrator_repository,
-    write_repository,
-)
 from components.serving.repository_config_maps import content_hash, repository_volume
-from components.serving.triton_frontend import (
+from components.serving.triton.frontend import (
     TritonFrontend,
     frontend_command,
     frontend_config_maps,
@@ -38,6 +27,17 @@ from components.serving.triton_frontend import (
     frontend_service_manifest,
     load_balancer_host,
     with_tokenizer_dir,
+)
+from components.serving.triton.model_repository import (
+    EngineLimits,
+    FrontendSettings,
+    ModelRepositoryArgs,
+    TensorrtLlmSettings,
+    TokenizerSettings,
+    frontend_repository,
+    repository_files,
+    standin_orchestrator_repository,
+    write_repository,
 )
 from disaggctl.local_triton import LocalTriton
 

@@ -21,7 +21,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from components.serving.group_layout import GroupLayout
 from components.serving.mpi_ssh import SECRET_MOUNT
 from components.serving.pods import STATE_DIR
-from components.serving.triton_orchestrator import (
+from components.serving.triton.orchestrator import (
     TritonOrchestrator,
     executor_rank_server_args,
     leader_pod_template,

@@ -31,7 +31,7 @@ DataType = Literal[
 
 Tier = Literal["frontend", "orchestrator"]
 
-_PYTHON_MODELS = "components.serving.model_repository.python_models"
+_PYTHON_MODELS = "components.serving.triton.model_repository.python_models"
 
 
 class _Frozen(BaseModel):
@@ -90,7 +90,7 @@ class ModelSpec(_Frozen):
     python_files: dict[str, str] = Field(
         default_factory=dict,
         description="Files of the version directory `1/`: file name -> package-data module "
-        "in components.serving.model_repository.python_models (e.g. {'model.py': 'preprocessing.py'}).",
+        "in components.serving.triton.model_repository.python_models (e.g. {'model.py': 'preprocessing.py'}).",
     )
 
     @model_validator(mode="after")

@@ -27,8 +27,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.serving.model_repository import tensors
-from components.serving.model_repository.spec import (
+from components.serving.triton.model_repository import tensors
+from components.serving.triton.model_repository.spec import (
     DataType,
     DynamicBatching,
     EnsembleStep,

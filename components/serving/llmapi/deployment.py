@@ -24,14 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from components.cluster.contract import NodePool
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
-from components.serving.llmapi_frontend import (
+from components.serving.llmapi.frontend import (
     ApiKeySpec,
     LlmApiFrontend,
     LlmApiFrontendArgs,
     frontend_pod_labels,
 )
-from components.serving.llmapi_router import LlmApiRouter, LlmApiRouterArgs, router_pod_labels, router_url
-from components.serving.llmapi_workers import (
+from components.serving.llmapi.router import LlmApiRouter, LlmApiRouterArgs, router_pod_labels, router_url
+from components.serving.llmapi.workers import (
     LlmApiWorkers,
     LlmApiWorkersArgs,
     discovery_url,
@@ -50,6 +50,7 @@ from components.serving.network_policies import (
 from components.serving.pulumi_options import check_input_str
 from components.serving.repository_config_maps import content_hash
 from components.serving.runtime_package import RuntimePackage, RuntimePackageArgs, runtime_volume
+from engines.llm_api import MODE_GROUPS, Mode
 
 TYPE_TOKEN = "disagg:serving:LlmApiDeployment"
 MAX_NAME_LENGTH = 63
@@ -96,7 +97,7 @@ class LlmApiDeploymentArgs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     namespace: str
-    mode: Literal["tensor-parallel", "prefill-decode"] = "tensor-parallel"
+    mode: Mode = "tensor-parallel"
     worker_image: str
     """TRT-LLM release image (trtllm-serve); also the CPU tiers' image unless given."""
     frontend_image: str | None = None
@@ -140,7 +141,7 @@ class LlmApiDeploymentArgs(BaseModel):
     def _checks(self) -> LlmApiDeploymentArgs:
         check_input_str(self.model_dir, "model_dir")
         roles = sorted(self.workers)
-        expected = ["workers"] if self.mode == "tensor-parallel" else ["decode", "prefill"]
+        expected = sorted(MODE_GROUPS[self.mode])
         problems = []
         if roles != expected:
             problems.append(f"mode {self.mode} needs worker groups {expected}, got {roles}: pass one entry per role")

@@ -37,7 +37,6 @@ from components.serving.load_balancer import (
     load_balancer_host,
     service_host,
 )
-from components.serving.model_repository import ModelRepositoryArgs, frontend_repository, repository_files
 from components.serving.pods import (
     GRPC_PORT,
     HTTP_PORT,
@@ -77,6 +76,11 @@ from components.serving.security import (
     shell_word,
     tmp_mount,
     tmp_volume,
+)
+from components.serving.triton.model_repository import (
+    ModelRepositoryArgs,
+    frontend_repository,
+    repository_files,
 )
 
 TYPE_TOKEN = "disagg:serving:TritonFrontend"

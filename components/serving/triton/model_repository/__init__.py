@@ -7,7 +7,7 @@ replaces the TRT-LLM backend by a CPU stand-in for tests. :func:`repository_file
 ``{relative_path: file_text}``; :func:`write_repository` writes a directory Triton can load.
 """
 
-from components.serving.model_repository.repository import (
+from components.serving.triton.model_repository.repository import (
     DEFAULT_EXECUTOR_WORKER_PATH,
     ORCHESTRATOR_ENV,
     EngineLimits,
@@ -27,7 +27,7 @@ from components.serving.model_repository.repository import (
     tensorrt_llm_proxy_model,
     tensorrt_llm_standin_model,
 )
-from components.serving.model_repository.spec import (
+from components.serving.triton.model_repository.spec import (
     DynamicBatching,
     EnsembleStep,
     ModelRepository,

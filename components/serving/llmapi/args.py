@@ -13,8 +13,8 @@ from typing import Any
 from components.cluster.contract import NodePool
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
-from components.serving.llmapi_deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
-from components.serving.llmapi_frontend import ApiKeySpec
+from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
+from components.serving.llmapi.frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml
 
 

@@ -54,7 +54,7 @@ from components.serving.pulumi_options import check_input_str, child_options, k8
 from components.serving.resources import gpu_resources
 from components.serving.scaled_objects import pre_stop_sleep, scaled_object
 from components.serving.security import gpu_security_context, secure_pod_spec, tmp_mount, tmp_volume
-from components.serving.triton_orchestrator import executor_env
+from components.serving.triton.orchestrator import executor_env
 
 TYPE_TOKEN = "disagg:serving:TensorParallelWorkers"
 COMPONENT = "executor"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import functools
 import shlex
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -83,6 +83,7 @@ from components.serving.security import (
     tmp_mount,
     tmp_volume,
 )
+from engines.llm_api import GROUP_ROLES, GroupKey
 from engines.llm_api_checks import kv_transfer_problem
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -110,8 +111,7 @@ CONFIG_FILE = f"{CONFIG_DIR}/llm_api.yaml"
 CONFIG_HASH_ANNOTATION = "disagg.dev/llm-api-hash"
 LAUNCHER = "trtllm-llmapi-launch"
 
-Role = Literal["workers", "prefill", "decode"]
-SERVER_ROLES = {"workers": "aggregated", "prefill": "context", "decode": "generation"}
+Role = GroupKey
 """Deployment role -> TRT-LLM server role (``llm_api_yaml(role=...)``)."""
 
 
@@ -146,7 +146,7 @@ class LlmApiWorkersArgs(BaseModel):
     request = limit = memory. False: the limit is memory + shmSize."""
     shm_size: str = "32Gi"
     placement_key: str | None = None
-    """Exclusive-topology key (``triton_workers.default_placement_key``); None: no exclusivity."""
+    """Exclusive-topology key (``triton.workers.default_placement_key``); None: no exclusivity."""
     startup_timeout_s: int = Field(default=1800, ge=60)
     drain_seconds: int = Field(default=60, ge=0)
     """How long the longest stream runs (``capacity.stream_drain_seconds``): a terminating pod keeps
@@ -195,7 +195,7 @@ class LlmApiWorkersArgs(BaseModel):
 
     @property
     def server_role(self) -> str:
-        return SERVER_ROLES[self.role]
+        return GROUP_ROLES[self.role]
 
     def options(self) -> dict:
         return cast(dict, load_yaml(self.llm_api_yaml) or {})

@@ -1,6 +1,6 @@
 """DisaggregatedDeployment: one model served by the engine runtime (Triton + TRT-LLM engines).
 
-The llmapi runtime (trtllm-serve) has its own composition, :mod:`components.serving.llmapi_deployment`.
+The llmapi runtime (trtllm-serve) has its own composition, :mod:`components.serving.llmapi.deployment`.
 Both add the deployment's NetworkPolicies (:mod:`components.serving.network_policies`).
 
 * ``frontend`` (:class:`TritonFrontend`): CPU Triton, client traffic, tokenization, streaming;
@@ -43,7 +43,7 @@ Everything is validated before any resource is declared (:func:`plan_deployment`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -60,13 +60,6 @@ from components.config.deployment import (
 from components.config.security import SecurityConfig, frontend_auth_args, triton_restricted_api_args
 from components.serving.group_layout import GroupLayout, group_layout
 from components.serving.labels import LWS_NAME_LABEL, labels
-from components.serving.model_repository import (
-    EngineLimits,
-    FrontendSettings,
-    ModelRepositoryArgs,
-    TensorrtLlmSettings,
-    TokenizerSettings,
-)
 from components.serving.network_policies import (
     NetworkPolicies,
     NetworkPoliciesArgs,
@@ -80,19 +73,27 @@ from components.serving.network_policies import (
 from components.serving.pods import GRPC_PORT, HTTP_PORT, METRICS_PORT
 from components.serving.pulumi_options import check_input_str
 from components.serving.resources import memory_bytes
-from components.serving.triton_frontend import TritonFrontend, TritonFrontendArgs
-from components.serving.triton_orchestrator import (
+from components.serving.triton.frontend import TritonFrontend, TritonFrontendArgs
+from components.serving.triton.model_repository import (
+    EngineLimits,
+    FrontendSettings,
+    ModelRepositoryArgs,
+    TensorrtLlmSettings,
+    TokenizerSettings,
+)
+from components.serving.triton.orchestrator import (
     TritonOrchestrator,
     TritonOrchestratorArgs,
     orchestrator_url,
 )
-from components.serving.triton_workers import (
+from components.serving.triton.workers import (
     TensorParallelWorkers,
     TensorParallelWorkersArgs,
     default_placement_key,
     min_groups,
 )
 from engines.catalog import MODELS
+from engines.llm_api import MODE_GROUPS, GroupKey
 from engines.spec import EngineSpec
 
 TYPE_TOKEN = "disagg:serving:DisaggregatedDeployment"
@@ -150,7 +151,7 @@ class DisaggregatedDeploymentArgs(BaseModel):
         return engine_dirs
 
 
-WorkerRole = Literal["workers", "prefill", "decode"]
+WorkerRole = GroupKey
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def group_resources(resources: ResourcesConfig, engine: EngineSpec, group: Worke
 
 
 def worker_roles(deployment: ModelDeploymentConfig) -> list[WorkerRole]:
-    return ["workers"] if deployment.mode == "tensor-parallel" else ["prefill", "decode"]
+    return list(MODE_GROUPS[deployment.mode])
 
 
 def orchestrator_component_name(name: str, role: str) -> str:

@@ -45,13 +45,6 @@ from components.config.deployment import ResourcesConfig
 from components.serving.fabric_env import fabric_env, kv_transfer_env
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import LWS_WORKER_INDEX_LABEL, REPOSITORY_HASH_ANNOTATION, labels, metadata
-from components.serving.model_repository import (
-    ORCHESTRATOR_ENV,
-    ModelRepository,
-    ModelRepositoryArgs,
-    orchestrator_repository,
-    repository_files,
-)
 from components.serving.mpi_ssh import (
     HOSTFILE,
     WORKER_WAIT_S,
@@ -97,6 +90,13 @@ from components.serving.security import (
     shell_word,
     tmp_mount,
     tmp_volume,
+)
+from components.serving.triton.model_repository import (
+    ORCHESTRATOR_ENV,
+    ModelRepository,
+    ModelRepositoryArgs,
+    orchestrator_repository,
+    repository_files,
 )
 
 TYPE_TOKEN = "disagg:serving:TritonOrchestrator"

@@ -13,7 +13,7 @@ disaggregated-serving state: a ``request_type: context_only`` request returns it
 
 from __future__ import annotations
 
-from components.serving.model_repository.spec import DataType, Tensor
+from components.serving.triton.model_repository.spec import DataType, Tensor
 
 
 def _scalar(name: str, dtype: DataType) -> Tensor:

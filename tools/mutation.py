@@ -37,6 +37,7 @@ import copy
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     results: dict[str, tuple[int, int, int]] = {}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the temporary tree is removed on a kill too
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         tree_dir = Path(tmp)
         copy_tree(tree_dir)

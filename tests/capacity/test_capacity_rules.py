@@ -20,11 +20,18 @@ from components.config.capacity import (
     CapacityBlockConfig,
     GroupDemand,
     check_capacity,
+    cpu_quantity,
+    cpu_tier_grace_seconds,
     efa_interfaces_per_pod,
+    group_demands,
     host_memory_request_gib,
     nodes_needed,
+    quantity_gib,
+    storage_zone,
     stream_drain_seconds,
     weight_bytes_per_param,
+    worker_grace_seconds,
+    worker_prestop_seconds,
 )
 from components.config.cluster import GpuNodePoolConfig
 from components.config.loader import parse_raw_config
@@ -471,3 +478,119 @@ def test_the_stack_report_checks_the_drain_against_the_block(prod) -> None:
         "cluster.eks.gpuNodePools[1].availabilityZone",
     ]
     assert "the serving pods drain for 1679s" in warnings[2]
+
+
+# --- the smallest configs that break the remaining rules -------------------------------------
+
+
+def test_drain_margin_that_leaves_no_time_in_the_block_is_refused() -> None:
+    """A one-hour block: EC2 terminates from 30 minutes before the end (EC2 User Guide, "Capacity
+    Blocks for ML"), so a 30-minute drain margin scales the group in at the very start."""
+    hour = {"start": "2026-12-01T11:30:00Z", "end": "2026-12-01T12:30:00Z", "instance_count": 1}
+    assert CapacityBlockConfig(**hour, drain_margin_minutes=29).scale_in_at() == datetime(2026, 12, 1, 11, 31, tzinfo=timezone.utc)
+    with pytest.raises(ValidationError) as caught:
+        CapacityBlockConfig(**hour, drain_margin_minutes=30)
+    assert (
+        "capacityBlock drainMarginMinutes 30 leaves no time in the block (the pool would scale in before it "
+        "scales out): lower drainMarginMinutes"
+    ) in str(caught.value)
+
+
+def test_drain_margin_is_zero_or_more_minutes() -> None:
+    assert CapacityBlockConfig.model_validate({**BLOCK, "drainMarginMinutes": 0}).drain_margin_minutes == 0
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        CapacityBlockConfig.model_validate({**BLOCK, "drainMarginMinutes": -1})
+
+
+def test_managed_node_group_on_a_block_refuses_any_nonzero_desired_size() -> None:
+    """EKS User Guide, "Create a managed node group with Capacity Blocks for ML": minSize 0 with
+    desiredSize 2 still launches before the block is active."""
+
+    def edit(sections):
+        pool(sections, 0).update(autoscaler="none", minSize=0, desiredSize=2)
+
+    problems, _ = proposed(edit)
+    assert [p.split(":")[1] for p in problems] == ["cluster.eks.gpuNodePools[0].desiredSize"]
+    assert "with minSize 0 / desiredSize 2;" in problems[0]
+
+
+def test_karpenter_pool_on_a_block_is_not_held_to_the_managed_group_sizes() -> None:
+    """Karpenter launches the block's nodes itself; the node group sizes are unused there."""
+    problems, _ = proposed(lambda s: pool(s, 0).update(minSize=2, desiredSize=2))
+    assert problems == []
+
+
+def test_bytes_per_parameter_of_each_checkpoint_precision() -> None:
+    assert [weight_bytes_per_param("bfloat16", q) for q in ("none", "FP8", "int8_sq", "int4_awq", "nvfp4")] == [
+        2.0, 1.0, 1.0, 0.5, 0.5,
+    ]
+    assert [weight_bytes_per_param(d) for d in ("float16", "float32", "fp32")] == [2.0, 4.0, 4.0]
+
+
+def test_drain_and_grace_periods_of_the_pods() -> None:
+    """10 s for endpoint removal before the drain, 15 s for the process to exit after it."""
+    assert (worker_prestop_seconds(92), worker_grace_seconds(92), cpu_tier_grace_seconds(92)) == (102, 117, 117)
+    assert (worker_prestop_seconds(0), worker_grace_seconds(0), cpu_tier_grace_seconds(0)) == (10, 25, 25)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "gib"),
+    [("64Gi", 64.0), ("512Mi", 0.5), ("1048576Ki", 1.0), ("2Ti", 2048.0), ("1.5Gi", 1.5), (" 8Gi ", 8.0),
+     ("1073741824", 1.0), ("4G", 4e9 / 2**30), ("4000M", 4e9 / 2**30), ("4000000K", 4e9 / 2**30), ("1T", 1e12 / 2**30),
+     ("lots", None), ("8 Gi", None), ("-1Gi", None), ("8gi", None)],
+)  # fmt: skip
+def test_memory_quantities_in_gib(quantity: str, gib: float | None) -> None:
+    assert quantity_gib(quantity) == gib
+
+
+def test_cpu_quantities_in_cores() -> None:
+    assert [cpu_quantity(q) for q in ("8", "500m", "1.5", "250m ", "eight", "1k")] == [8.0, 0.5, 1.5, 0.25, None, None]
+
+
+def test_a_group_on_a_pool_the_cluster_lacks_asks_nothing_of_the_pools() -> None:
+    """Such a group is refused by the stack's pool check; the capacity rules skip it, no crash."""
+
+    def edit(sections):
+        sections["disagg:deployments"][2]["workers"]["pool"] = "nowhere"
+
+    demands = group_demands(load_tolerant(edit))
+    assert "disagg:deployments[2].workers" not in [d.where for d in demands]
+    assert [d.where for d in demands][:2] == ["disagg:deployments[0].prefill", "disagg:deployments[0].decode"]
+
+
+def test_storage_zone_falls_back_to_the_first_zone_without_a_pinned_pool() -> None:
+    def eks(edit) -> object:
+        sections = proposed_prod_sections()
+        edit(sections["disagg:cluster"]["eks"])
+        return load_tolerant(lambda s: s.update(sections)).cluster.eks
+
+    def unpin(cluster) -> None:
+        for p in cluster["gpuNodePools"]:
+            p.pop("availabilityZone")
+            p["efa"] = False  # EFA pools must pin a zone
+        cluster.get("storage", {}).pop("availabilityZone", None)
+
+    assert storage_zone(eks(lambda c: None)) == "us-east-2a"  # the first pinned pool's
+    unpinned = eks(unpin)
+    assert unpinned.availability_zones[0] != unpinned.availability_zones[-1]
+    assert storage_zone(unpinned) == unpinned.availability_zones[0]
+
+
+def test_an_engine_leader_memory_that_cannot_be_read_is_not_judged() -> None:
+    def edit(sections):
+        sections["disagg:deployments"][2]["orchestrator"]["resources"] = {"cpu": "8", "memory": "lots"}
+
+    report = check_capacity(load_tolerant(edit), now=BEFORE_BLOCK)
+    assert not [w for w in report.warnings if ".orchestrator.resources.memory" in w]
+
+
+def test_the_first_load_balancer_deployment_is_named() -> None:
+    from tests.capacity.test_existing_cluster_capacity import NOW, stack
+
+    config = stack(6, None)
+    second = config.deployments[0].model_copy(update={"name": "second"})
+    config = config.model_copy(update={"deployments": [config.deployments[0], second]})
+    warnings = check_capacity(config, NOW).warnings
+    assert [w.split(":")[1] for w in warnings if "LoadBalancer on an existing cluster" in w] == [
+        "deployments[0].frontend.serviceType"
+    ]

@@ -108,9 +108,9 @@ def _skip_nodes(tree: ast.Module) -> set[int]:
         if isinstance(body, list) and body:
             # docstrings: the first statement, and a string right after an assignment (attribute docs)
             for i, stmt in enumerate(body):
-                if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
-                    if i == 0 or isinstance(body[i - 1], (ast.Assign, ast.AnnAssign)):
-                        mark(stmt)
+                is_text = isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+                if is_text and (i == 0 or isinstance(body[i - 1], (ast.Assign, ast.AnnAssign))):
+                    mark(stmt)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             mark(node.returns)
             for arg in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs, node.args.vararg, node.args.kwarg]:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -27,15 +31,44 @@ from disaggctl.synth_render import ManifestDumper, to_json, to_manifest_yaml
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
+@contextmanager
+def counting_registrations() -> Iterator[Counter[str]]:
+    """Counts the calls of the fast ``register_resource`` and of the SDK's (the fast path also
+    hands what it cannot record plainly to the SDK's: those count as both)."""
+    counts: Counter[str] = Counter()
+    fast, sdk = fast_registration.register_resource, fast_registration._SDK_REGISTER
+
+    def counted_fast(*args: Any, **kwargs: Any) -> None:
+        counts["fast"] += 1
+        fast(*args, **kwargs)
+
+    def counted_sdk(*args: Any, **kwargs: Any) -> None:
+        counts["sdk"] += 1
+        sdk(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_registration, "register_resource", counted_fast)
+        patch.setattr(fast_registration, "_SDK_REGISTER", counted_sdk)
+        yield counts
+
+
 @pytest.fixture(scope="module")
-def recorded() -> dict[tuple[str, bool], SynthResult]:
-    """dev and prod, each recorded through the fast path and through the SDK's."""
-    results = {}
+def runs() -> tuple[dict[tuple[str, bool], SynthResult], dict[tuple[str, bool], Counter[str]]]:
+    """dev and prod, each recorded through the fast path and through the SDK's, with the
+    registrations each path made."""
+    results, calls = {}, {}
     for stack in ("dev", "prod"):
         for fast in (True, False):
-            results[stack, fast] = run_program(PROJECT_DIR, stack, fast_registration=fast)
+            with counting_registrations() as counts:
+                results[stack, fast] = run_program(PROJECT_DIR, stack, fast_registration=fast)
+            calls[stack, fast] = counts
     fast_registration.install(True)
-    return results
+    return results, calls
+
+
+@pytest.fixture(scope="module")
+def recorded(runs) -> dict[tuple[str, bool], SynthResult]:
+    return runs[0]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -49,16 +82,16 @@ def test_fast_registration_records_what_the_sdk_does(recorded: dict, stack: str)
     assert len(fast.resources) > 100
 
 
-def test_the_sdk_path_really_was_taken(recorded: dict) -> None:
-    """The comparison above means something only if install(False) restores the SDK's function."""
-    from pulumi.runtime import resource as sdk_resource
-
-    fast_registration.install(False)
-    try:
-        assert sdk_resource.register_resource is fast_registration._SDK_REGISTER
-    finally:
-        fast_registration.install(True)
-    assert sdk_resource.register_resource is fast_registration.register_resource
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_run_went_through_the_path_it_names(runs, stack: str) -> None:
+    """The comparison above means something only if each run really took its path: the SDK run
+    never entered the fast function, and the fast run recorded its resources itself."""
+    results, calls = runs
+    registered = len(results[stack, True].resources) + 1  # and the root pulumi:pulumi:Stack, not recorded
+    assert calls[stack, False] == Counter(sdk=registered)
+    fast = calls[stack, True]
+    assert fast["fast"] == registered
+    assert fast["sdk"] < registered / 10  # only what the fast path cannot record plainly is handed over
 
 
 def _record(program, fast: bool) -> dict:

@@ -16,7 +16,7 @@ the small part we need, with no dependency beyond the standard library:
   (the working tree is never touched), then the module's test paths run there with
   ``pytest -x`` under a timeout: a failure or a timeout kills the mutant;
 * a baseline run of the unmutated (unparsed) module must pass first, else nothing is scored;
-* mutants listed in ``tools/mutation-equivalent.txt`` (module, source line, mutation, and why the
+* mutants listed in ``tools/mutation-equivalent.txt`` (module, scope, source line, mutation, and why the
   change cannot alter behaviour) are left out of the score: score = killed / (total - equivalent).
 
 Usage (from the repository root, with the project's venv)::
@@ -87,12 +87,14 @@ class Mutant:
     index: int
     """Position in the module's site list (the walk order of the AST)."""
     line: int
+    scope: str
+    """The enclosing function or class (``_efa_share``, ``CapacityBlockConfig._ordered``)."""
     source_line: str
     description: str
 
     def key(self) -> str:
-        """Stable across edits elsewhere in the file: module | source line | change."""
-        return f"{self.module} | {self.source_line} | {self.description}"
+        """Stable across edits elsewhere in the file: module | scope | source line | change."""
+        return f"{self.module} | {self.scope} | {self.source_line} | {self.description}"
 
 
 def _skip_nodes(tree: ast.Module) -> set[int]:
@@ -207,12 +209,31 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     raise AssertionError("node not found")
 
 
+def _scopes(tree: ast.Module) -> dict[int, str]:
+    """id of every node -> the dotted name of the function or class around it ('' at module level)."""
+    scopes: dict[int, str] = {}
+
+    def visit(node: ast.AST, scope: str) -> None:
+        scopes[id(node)] = scope
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            scope = f"{scope}.{node.name}" if scope else node.name
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    visit(tree, "")
+    return scopes
+
+
 def mutants(module: str) -> tuple[ast.Module, list[str], list[Mutant]]:
     source = (ROOT / module).read_text()
     lines = source.splitlines()
     tree = ast.parse(source)
+    scopes = _scopes(tree)
     found = [
-        Mutant(module, i, getattr(node, "lineno", 0), lines[getattr(node, "lineno", 1) - 1].strip(), description)
+        Mutant(
+            module, i, getattr(node, "lineno", 0), scopes[id(node)] or "<module>",
+            lines[getattr(node, "lineno", 1) - 1].strip(), description,
+        )
         for i, (node, _, description) in enumerate(_sites(tree, lines))
     ]
     return tree, lines, found
@@ -227,16 +248,16 @@ def sample(found: list[Mutant], size: int, seed: int) -> list[Mutant]:
 
 
 def load_equivalent(path: Path = EQUIVALENT_FILE) -> set[str]:
-    """Keys of mutants judged equivalent: ``module | source line | change | why`` per line."""
+    """Keys of mutants judged equivalent: ``module | scope | source line | change | why`` per line."""
     if not path.exists():
         return set()
     keys = set()
     for raw in path.read_text().splitlines():
         if raw.strip() and not raw.lstrip().startswith("#"):
             parts = [p.strip() for p in raw.split(" | ")]
-            if len(parts) < 4 or not parts[3]:
-                raise SystemExit(f"{path}: '{raw}' needs four fields: module | source line | change | why")
-            keys.add(" | ".join(parts[:3]))
+            if len(parts) < 5 or not parts[4]:
+                raise SystemExit(f"{path}: '{raw}' needs five fields: module | scope | source line | change | why")
+            keys.add(" | ".join(parts[:4]))
     return keys
 
 
@@ -295,14 +316,14 @@ def run_module(
         for mutant in chosen:
             if mutant.key() in equivalent:
                 skipped += 1
-                print(f"EQUIVALENT {module}:{mutant.line}: {mutant.description}: {mutant.source_line}", flush=True)
+                print(f"EQUIVALENT {module}:{mutant.line} ({mutant.scope}): {mutant.description}: {mutant.source_line}", flush=True)
                 continue
             target.write_text(ast.unparse(_mutate(tree, lines, mutant.index)) + "\n")
             outcome, _ = run_tests(tree_dir, tests, limit)
             scored += 1
             status = {"fail": "KILLED", "timeout": "TIMEOUT", "pass": "SURVIVED"}[outcome]
             killed += status != "SURVIVED"
-            print(f"{status} {module}:{mutant.line}: {mutant.description}: {mutant.source_line}", flush=True)
+            print(f"{status} {module}:{mutant.line} ({mutant.scope}): {mutant.description}: {mutant.source_line}", flush=True)
     finally:
         target.write_text(original)
     return killed, scored, skipped
@@ -336,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             _, _, found = mutants(module)
             for mutant in sample(found, args.sample, args.seed):
                 mark = " (equivalent)" if mutant.key() in equivalent else ""
-                print(f"{module}:{mutant.line}: {mutant.description}: {mutant.source_line}{mark}")
+                print(f"{module}:{mutant.line} ({mutant.scope}): {mutant.description}: {mutant.source_line}{mark}")
         return 0
 
     results: dict[str, tuple[int, int, int]] = {}

@@ -25,6 +25,7 @@ from components.config.capacity import (
     efa_interfaces_per_pod,
     group_demands,
     host_memory_request_gib,
+    llmapi_group_memory_gib,
     nodes_needed,
     quantity_gib,
     storage_zone,
@@ -593,4 +594,32 @@ def test_the_first_load_balancer_deployment_is_named() -> None:
     warnings = check_capacity(config, NOW).warnings
     assert [w.split(":")[1] for w in warnings if "LoadBalancer on an existing cluster" in w] == [
         "deployments[0].frontend.serviceType"
+    ]
+
+
+def test_llmapi_group_pod_memory(prod) -> None:
+    """llama-70b decode: 8 ranks × (70.55e9 params × 2 B / 8 = 16.4 GiB + 6 GiB runtime) + 64 GiB
+    shm, × 1.1 = 268 GiB; the fp8 prefill: 1 rank × (65.7 + 6) + 64, × 1.1 = 150 GiB."""
+    decode = prod.deployments[0].worker_groups()["decode"]
+    assert llmapi_group_memory_gib(prod, decode, 8) == 268
+    assert llmapi_group_memory_gib(prod, prod.deployments[1].worker_groups()["prefill"], 1) == 150
+    assert llmapi_group_memory_gib(prod, decode.model_copy(update={"model": "unknown"}), 8) is None
+    assert llmapi_group_memory_gib(prod, decode.model_copy(update={"shm_size": "lots"}), 8) is None
+
+
+def test_managed_block_drain_margin_boundary() -> None:
+    """A 2-minute margin covers a 120 s drain exactly; 121 s is warned."""
+    sections = proposed_prod_sections()
+    pool(sections, 0).update(autoscaler="none")
+    pool(sections, 0)["capacityBlock"]["drainMarginMinutes"] = 2
+    config = load(sections)
+
+    def margin_warnings(drain: int) -> list[str]:
+        warnings = check_capacity(config, now=BEFORE_BLOCK, drain_seconds=drain).warnings
+        return [w for w in warnings if ".capacityBlock.drainMarginMinutes" in w]
+
+    assert margin_warnings(120) == []
+    assert margin_warnings(121) == [
+        f"{H100}.capacityBlock.drainMarginMinutes: 2 minutes, but the serving pods drain for 121s: set "
+        "drainMarginMinutes to 3 or more"
     ]

@@ -60,8 +60,6 @@ class OrchestratorConfig(ConfigModel):
     the router's autoscaler never goes below it."""
     max_replicas: int | None = Field(default=None, ge=1)
     """Most router replicas the autoscaler may run (llmapi); None: twice ``replicas``."""
-    routing_policy: Literal["least-outstanding-requests", "round-robin"] = "least-outstanding-requests"
-    """How the router (llmapi) picks a worker group leader."""
     max_queue_delay_microseconds: int = Field(default=1000, ge=0)
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
     enable_kv_cache_reuse: bool = True

@@ -125,15 +125,11 @@ def test_partition_of_region(region: str, partition: str) -> None:
 
 
 def test_managed_policy_arns() -> None:
-    assert aws_iam.node_policy_arns() == [
-        "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-        "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
-        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-    ]
-    assert aws_iam.node_policy_arns("aws-us-gov", ssm=False) == [
-        "arn:aws-us-gov:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-        "arn:aws-us-gov:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
-    ]
+    """The node role's policies as attached (the component test checks the node role's list)."""
+    assert aws_iam.managed_policy_arn("AmazonEKSWorkerNodePolicy") == "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"
+    assert aws_iam.managed_policy_arn("AmazonEC2ContainerRegistryReadOnly", "aws-us-gov") == (
+        "arn:aws-us-gov:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
+    )
     assert aws_iam.access_policy_arn("AmazonEKSClusterAdminPolicy") == (
         "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     )

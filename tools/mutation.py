@@ -48,15 +48,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MODULES: dict[str, tuple[str, ...]] = {
-    # module -> the test paths that exercise it (its mirrored test folder, and the folder of the
-    # checks that call it where the module's own folder does not reach the stack level)
+    # module -> the test paths that exercise it: its mirrored test folder (a file listed first runs
+    # first, so most mutants are killed before the slow real-process tests start)
     "components/config/capacity.py": ("tests/capacity",),
     "components/config/validation.py": ("tests/config",),
     "components/config/limits.py": ("tests/config",),
     "engines/checks.py": ("tests/engines",),
     "engines/llm_api_checks.py": ("tests/engines",),
-    "runtime/protocol.py": ("tests/runtime",),
-    "runtime/router.py": ("tests/runtime",),
+    "runtime/protocol.py": ("tests/runtime/test_protocol.py", "tests/runtime"),
+    "runtime/router.py": ("tests/runtime/test_router_refusals.py", "tests/runtime"),
     "disaggctl/pricing.py": ("tests/planning",),
 }
 """What ``--all`` runs. Each path is relative to the repository root."""

@@ -1,6 +1,6 @@
 """Benchmark: the generated frontend → orchestrator path on this machine's CPU.
 
-Starts two real Triton servers (``disaggctl.local_triton``): an orchestrator serving the CPU
+Starts two real Triton servers (``disaggctl.testing.local_triton``): an orchestrator serving the CPU
 stand-in ``tensorrt_llm`` and a frontend serving the generated ensemble (byte tokenizer,
 pre/postprocessing, the gRPC-streaming ``tensorrt_llm`` proxy). Then runs the same bounded load
 test as ``disaggctl verify`` against the frontend and prints its figures (TTFT, inter-token
@@ -27,7 +27,7 @@ from components.serving.triton.model_repository import (
     standin_orchestrator_repository,
     write_repository,
 )
-from disaggctl.local_triton import LocalTriton
+from disaggctl.testing.local_triton import LocalTriton
 from disaggctl.verify.cli import render_load_summary
 from disaggctl.verify.loadtest import (
     LoadTestConfig,

@@ -67,7 +67,7 @@ def make_wide_stack(project: Path, deployments: int) -> str:
 
 
 def in_process(project: Path, stack: str, out: Path) -> tuple[float, float, int]:
-    from disaggctl.synth import run_program, write_synth
+    from disaggctl.synth.program import run_program, write_synth
 
     t0 = time.perf_counter()
     result = run_program(project, stack)
@@ -143,7 +143,7 @@ def main() -> int:
         print(f"{args.deployments} deployments / prod: {median_ratio:.2f}x by medians, {best_ratio:.2f}x by best runs "
               "(goal <= 1.5x)")
         if args.profile:
-            from disaggctl.synth import run_program, write_synth
+            from disaggctl.synth.program import run_program, write_synth
 
             profiler = cProfile.Profile()
             profiler.enable()

@@ -8,15 +8,14 @@ import sys
 import traceback
 from pathlib import Path
 
-from .plan import add_plan_command
-from .synth_diff import add_diff_commands
-from .verify.cli import add_verify_commands
+from disaggctl.plan.cli import add_plan_command
+from disaggctl.synth.diff import add_diff_commands
+from disaggctl.verify.cli import add_verify_commands
 
 
 def _synth(args: argparse.Namespace) -> int:
     from components.config import ConfigError
-
-    from .synth import SynthError, render_result_summary, synthesize
+    from disaggctl.synth.program import SynthError, render_result_summary, synthesize
 
     project_dir = Path(args.project).resolve()
     out_dir = Path(args.out or f"build/synth/{args.stack}")

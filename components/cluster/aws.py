@@ -41,9 +41,10 @@ from components.cluster import aws_iam
 from components.cluster.aws_karpenter import KarpenterAws, KarpenterAwsArgs
 from components.cluster.aws_network import AwsNetwork, AwsNetworkArgs
 from components.cluster.aws_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput, placement_group_for
-from components.cluster.contract import AwsClusterInfo, ClusterHandle, NodePool, SharedStorage
+from components.cluster.contract import AwsClusterInfo, ClusterHandle, SharedStorage
 from components.config import capacity
 from components.config.cluster import POOL_LABEL, EksConfig, StorageConfig
+from components.config.scheduling import NodePool
 
 TYPE_TOKEN = "disagg:cluster:AwsGpuCluster"
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"

@@ -1,6 +1,6 @@
 """AwsNetwork: the VPC of a GPU cluster — public, private and dedicated GPU subnets per zone.
 
-Layout (:func:`plan_subnets`): the VPC CIDR is cut in eighths. Eighths 0-5 are the private
+Layout (:func:`components.config.subnets.plan_subnets`): the VPC CIDR is cut in eighths. Eighths 0-5 are the private
 subnets, one per availability zone (nodes, pods, the EKS control plane's interfaces and
 internal load balancers). Eighth 6 is cut in eight again for the GPU subnets: one per zone a GPU
 pool is pinned to, so that a pool's nodes share one subnet (EFA traffic never crosses subnets)
@@ -13,46 +13,15 @@ others off); a GPU subnet uses the private route table of its zone.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.config.subnets import ZoneSubnets, plan_subnets
+
 TYPE_TOKEN = "disagg:cluster:AwsNetwork"
 ELB_TAG = "kubernetes.io/role/elb"
 INTERNAL_ELB_TAG = "kubernetes.io/role/internal-elb"
-
-
-@dataclass(frozen=True)
-class ZoneSubnets:
-    """The CIDRs planned for one availability zone."""
-
-    zone: str
-    private: str
-    public: str
-    gpu: str
-
-
-def plan_subnets(vpc_cidr: str, zones: list[str]) -> dict[str, ZoneSubnets]:
-    """CIDRs of the private, public and GPU subnet of each zone, by zone (order of ``zones``).
-
-    A zone's CIDRs depend only on its position in ``zones``, so adding a GPU pool (a GPU
-    subnet) or a zone at the end never moves an existing subnet.
-    """
-    network = ipaddress.ip_network(vpc_cidr)
-    if len(zones) > 6:
-        raise ValueError(f"{len(zones)} availability zones: the layout has room for 6")
-    if len(set(zones)) != len(zones):
-        raise ValueError(f"availability zones {zones} list a zone twice: remove the duplicate")
-    eighths: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(network.subnets(prefixlen_diff=3))
-    gpu = list(eighths[6].subnets(prefixlen_diff=3))
-    public = list(eighths[7].subnets(prefixlen_diff=3))
-    return {
-        zone: ZoneSubnets(zone, str(eighths[i]), str(public[i]), str(gpu[i]))
-        for i, zone in enumerate(zones)
-    }
 
 
 class AwsNetworkArgs(BaseModel):

@@ -1,7 +1,7 @@
 """AwsGpuNodePool: one EKS managed node group of GPU instances, launched from a launch template.
 
 The launch template carries what a plain managed node group cannot: every EFA interface of the
-instance type (:func:`~components.cluster.instance_types.efa_interface_layout`) with the EFA security
+instance type (:func:`~components.config.instance_types.efa_interface_layout`) with the EFA security
 group, the cluster placement group, and capacity reservation / Capacity Block targeting. The
 node group uses EKS's AL2023 NVIDIA accelerated AMI (``amiType AL2023_x86_64_NVIDIA``: NVIDIA
 driver, container toolkit and EFA driver included, bootstrap done by EKS), so the template has
@@ -31,9 +31,9 @@ import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict
 
 from components.cluster.aws_iam import MAX_METADATA_HOPS
-from components.cluster.contract import NodePool
-from components.cluster.instance_types import InstanceType, efa_interface_layout
 from components.config.cluster import GPU_TAINT, GpuNodePoolConfig
+from components.config.instance_types import InstanceType, efa_interface_layout
+from components.config.scheduling import NodePool
 
 TYPE_TOKEN = "disagg:cluster:AwsGpuNodePool"
 AMI_TYPE = "AL2023_x86_64_NVIDIA"

@@ -17,21 +17,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
-
-from components.config.base import ConfigModel
-
-if TYPE_CHECKING:
-    from components.config.cluster import EksConfig, GpuNodePoolConfig
+from components.config.cluster import EksConfig, GpuNodePoolConfig
 
 NAMESPACE = "disagg"
 GIB = 2**30
 
-EC2_CAPACITY_BLOCK_TERMINATION_LEAD = timedelta(minutes=30)
-"""EC2 User Guide, "Capacity Blocks for ML": with 30 minutes left (instance types) EC2 begins
-terminating the block's instances."""
 KARPENTER_CAPACITY_BLOCK_DRAIN_LEAD = timedelta(minutes=10)
 """Karpenter (aws/karpenter-provider-aws v1.14.1, website/content/en/preview/tasks/odcrs.md):
 nodes of a Capacity Block are drained 10 minutes before EC2 begins terminating them."""
@@ -40,52 +32,6 @@ RANK_OVERHEAD_GIB = 6.0
 NCCL/UCX buffers and the Python process (measured order of magnitude, rounded up)."""
 MEMORY_HEADROOM = 1.10
 """Margin on the computed host memory (page cache of the weight files, allocator slack)."""
-
-
-class CapacityBlockConfig(ConfigModel):
-    """An EC2 Capacity Block for ML: when it is active and how many instances it holds."""
-
-    start: datetime
-    """Start of the block, ISO-8601 with a zone (e.g. 2026-12-01T11:30:00Z)."""
-    end: datetime
-    """End of the block, ISO-8601 with a zone."""
-    instance_count: int = Field(ge=1)
-    """Instances reserved in the block (the pool's nodes can never exceed it)."""
-    drain_margin_minutes: int = Field(default=30, ge=0, le=24 * 60)
-    """Managed node groups: scale to zero this long before EC2 starts terminating the instances
-    (30 minutes before the end), so in-flight requests finish."""
-
-    @field_validator("start", "end")
-    @classmethod
-    def _zoned(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError(
-                f"'{value.isoformat()}' has no time zone: write it in UTC with a Z, e.g. "
-                "2026-12-01T11:30:00Z (the time EC2 shows for the block)"
-            )
-        return value.astimezone(timezone.utc)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> CapacityBlockConfig:
-        if self.end <= self.start:
-            raise ValueError(
-                f"capacityBlock end {self.end.isoformat()} is not after its start "
-                f"{self.start.isoformat()}: copy both from the Capacity Block in the EC2 console"
-            )
-        if self.scale_in_at() <= self.start:
-            raise ValueError(
-                f"capacityBlock drainMarginMinutes {self.drain_margin_minutes} leaves no time in the "
-                "block (the pool would scale in before it scales out): lower drainMarginMinutes"
-            )
-        return self
-
-    def termination_at(self) -> datetime:
-        """When EC2 begins terminating the block's instances."""
-        return self.end - EC2_CAPACITY_BLOCK_TERMINATION_LEAD
-
-    def scale_in_at(self) -> datetime:
-        """When a managed node group on the block is scaled to zero."""
-        return self.termination_at() - timedelta(minutes=self.drain_margin_minutes)
 
 
 # --- pure capacity math ------------------------------------------------------------------------
@@ -181,11 +127,6 @@ def stream_drain_seconds(
 TIME_PER_OUTPUT_TOKEN_S = 0.05
 """TPOT estimate that sizes the scale-in drain: 50 ms per token is slower than the decode step of
 every catalog model on its pools, so the drain errs long."""
-ENDPOINT_REMOVAL_S = 10
-"""preStop wait before a pod stops accepting: the EndpointSlice controller, kube-proxy, the NLB's
-target deregistration and the router's DNS refresh (2 s) drop a terminating pod within it."""
-PROCESS_EXIT_S = 15
-"""Grace left after the drain for the process to exit (closing connections, MPI teardown)."""
 
 
 def max_output_tokens(config: Any, deployment: Any) -> int:
@@ -212,23 +153,6 @@ def stack_drain_seconds(config: Any) -> int | None:
     """The longest drain of any deployment of the stack (None: no deployment)."""
     drains = [deployment_drain_seconds(config, d) for d in config.deployments]
     return max(drains) if drains else None
-
-
-def cpu_tier_grace_seconds(drain_seconds: int) -> int:
-    """terminationGracePeriodSeconds of a frontend or router pod: the preStop wait for endpoint
-    removal, the drain of its streams (the process's shutdown timeout), then the exit."""
-    return ENDPOINT_REMOVAL_S + drain_seconds + PROCESS_EXIT_S
-
-
-def worker_prestop_seconds(drain_seconds: int) -> int:
-    """preStop sleep of a worker-group leader: the router drops it from discovery within
-    ENDPOINT_REMOVAL_S, then the streams it already has run to their end while it still serves."""
-    return ENDPOINT_REMOVAL_S + drain_seconds
-
-
-def worker_grace_seconds(drain_seconds: int) -> int:
-    """terminationGracePeriodSeconds of a worker-group pod: its preStop, then the server's exit."""
-    return worker_prestop_seconds(drain_seconds) + PROCESS_EXIT_S
 
 
 def llmapi_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int | None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.cluster.contract import Fabric, NodePool, Toleration
-from components.cluster.instance_types import GpuArch, InstanceType, lookup_instance_type
 from components.config.base import ConfigModel, check_dns_label
-from components.config.capacity import CapacityBlockConfig
+from components.config.instance_types import GpuArch, InstanceType, lookup_instance_type
+from components.config.scheduling import Fabric, NodePool, Toleration
 
 GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
 """Taint on every GPU node (and toleration on every GPU pod): CPU pods stay off GPU nodes."""
@@ -20,6 +20,57 @@ _IAM_PRINCIPAL = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)(/[\w+=,.
 
 POOL_LABEL = "disagg.dev/pool"
 """Node label naming the pool a node belongs to; GPU pods select on it."""
+
+
+EC2_CAPACITY_BLOCK_TERMINATION_LEAD = timedelta(minutes=30)
+"""EC2 User Guide, "Capacity Blocks for ML": with 30 minutes left (instance types) EC2 begins
+terminating the block's instances."""
+
+
+class CapacityBlockConfig(ConfigModel):
+    """An EC2 Capacity Block for ML: when it is active and how many instances it holds."""
+
+    start: datetime
+    """Start of the block, ISO-8601 with a zone (e.g. 2026-12-01T11:30:00Z)."""
+    end: datetime
+    """End of the block, ISO-8601 with a zone."""
+    instance_count: int = Field(ge=1)
+    """Instances reserved in the block (the pool's nodes can never exceed it)."""
+    drain_margin_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    """Managed node groups: scale to zero this long before EC2 starts terminating the instances
+    (30 minutes before the end), so in-flight requests finish."""
+
+    @field_validator("start", "end")
+    @classmethod
+    def _zoned(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError(
+                f"'{value.isoformat()}' has no time zone: write it in UTC with a Z, e.g. "
+                "2026-12-01T11:30:00Z (the time EC2 shows for the block)"
+            )
+        return value.astimezone(timezone.utc)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CapacityBlockConfig:
+        if self.end <= self.start:
+            raise ValueError(
+                f"capacityBlock end {self.end.isoformat()} is not after its start "
+                f"{self.start.isoformat()}: copy both from the Capacity Block in the EC2 console"
+            )
+        if self.scale_in_at() <= self.start:
+            raise ValueError(
+                f"capacityBlock drainMarginMinutes {self.drain_margin_minutes} leaves no time in the "
+                "block (the pool would scale in before it scales out): lower drainMarginMinutes"
+            )
+        return self
+
+    def termination_at(self) -> datetime:
+        """When EC2 begins terminating the block's instances."""
+        return self.end - EC2_CAPACITY_BLOCK_TERMINATION_LEAD
+
+    def scale_in_at(self) -> datetime:
+        """When a managed node group on the block is scaled to zero."""
+        return self.termination_at() - timedelta(minutes=self.drain_margin_minutes)
 
 
 def _check_sizes(min_size: int, desired: int, max_size: int) -> None:
@@ -486,4 +537,3 @@ class ClusterConfig(ConfigModel):
             assert self.existing is not None
             selector = dict(self.existing.system_node_selector)
         return NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector=selector)
-

@@ -1,6 +1,6 @@
 """Platform operators: which are installed follows from the cluster's fabric; charts are pinned.
 
-Chart versions are released versions (see tests/platform/data/SOURCES.md for where each was
+Chart versions are released versions (see tests/components/platform/data/SOURCES.md for where each was
 confirmed): GPU Operator v26.7.0, Network Operator 26.4.1, aws-efa-k8s-device-plugin v0.5.30,
 lws 0.10.0, prometheus-adapter 5.3.0.
 """
@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from components.cluster.contract import Fabric
 from components.config.base import ConfigModel, check_dns_label
+from components.config.scheduling import Fabric
 from components.config.security import SecurityConfig
 
 RDMA_FABRICS: tuple[Fabric, ...] = ("infiniband", "roce")

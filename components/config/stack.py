@@ -6,7 +6,6 @@ from datetime import datetime
 
 from pydantic import field_validator
 
-from components.cluster.contract import Fabric, NodePool
 from components.config.base import ConfigModel, check_dns_label
 from components.config.capacity import CapacityReport, check_capacity, stack_drain_seconds
 from components.config.cluster import ClusterConfig
@@ -14,6 +13,7 @@ from components.config.deployment import ImagesConfig, ModelDeploymentConfig, Wo
 from components.config.images import check_runtime_image
 from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
+from components.config.scheduling import Fabric, NodePool
 from components.config.workload import PricingConfig
 from engines import llm_api_checks
 from engines.catalog import MODELS

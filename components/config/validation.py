@@ -11,13 +11,13 @@ import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
 
-from components.cluster.aws_network import plan_subnets
-from components.cluster.existing import check_context, is_kubeconfig_text, read_kubeconfig
 from components.config import limits
 from components.config.base import OFFLINE_SECRET
 from components.config.cluster import EksConfig, ExistingClusterConfig
+from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
 from components.config.security import public_cidr_problem, secret_name_problem
 from components.config.stack import NAMESPACE, StackConfig
+from components.config.subnets import plan_subnets
 
 RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default", "lws-system")
 """Namespaces the serving namespace may not be: Kubernetes' own, the default one (no isolation)

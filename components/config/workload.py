@@ -121,7 +121,7 @@ class WorkloadConfig(ConfigModel):
 
 
 class PricingConfig(ConfigModel):
-    """Prices in USD per instance-hour; anything not given comes from disaggctl/pricing.py."""
+    """Prices in USD per instance-hour; anything not given comes from disaggctl/plan/pricing.py."""
 
     on_demand: dict[str, float] = {}
     """Instance type -> price, overriding the shipped table (all regions)."""

@@ -31,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.cluster.contract import GPU_RESOURCE, NodePool
+from components.config.scheduling import GPU_RESOURCE, NodePool
 from components.models.job_pods import (
     hashed_job_name,
     hf_token_env,

@@ -32,9 +32,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.cluster.contract import NodePool
 from components.config.images import DEFAULT_TRTLLM_IMAGE
 from components.config.models import ModelSourceConfig
+from components.config.scheduling import NodePool
 from components.models.job_pods import (
     hashed_job_name,
     hf_token_env,

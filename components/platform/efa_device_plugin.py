@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.contract import ClusterHandle, NodePool
+from components.cluster.contract import ClusterHandle
 from components.config.platform import PlatformConfig
+from components.config.scheduling import NodePool
 from components.platform.gpu_operator import gpu_node_tolerations
 from components.platform.helm_release import chart_release
 

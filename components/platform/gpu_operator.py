@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.contract import GPU_RESOURCE, ClusterHandle, Fabric, NodePool, Toleration
+from components.cluster.contract import ClusterHandle
 from components.config.platform import RDMA_FABRICS, PlatformConfig
+from components.config.scheduling import GPU_RESOURCE, Fabric, NodePool, Toleration
 from components.platform.helm_release import chart_release
 
 TYPE_TOKEN = "disagg:platform:GpuOperator"

@@ -20,7 +20,7 @@ controllers, Karpenter included, stay on the managed system node group.
 Nodes carry the pool's labels and the ``nvidia.com/gpu:NoSchedule`` taint as the managed node
 groups did; NodePool ``limits`` cap the pool at ``maxSize`` nodes' GPUs; empty nodes are removed
 after ``consolidateAfter``, busy ones are never consolidated away (``WhenEmpty``).
-Schemas: tests/platform/data/{nodepool,ec2nodeclass}-karpenter-1.14.1.schema.json.
+Schemas: tests/components/platform/data/{nodepool,ec2nodeclass}-karpenter-1.14.1.schema.json.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.aws_iam import KARPENTER_SERVICE_ACCOUNT
-from components.cluster.contract import GPU_RESOURCE, ClusterHandle
-from components.cluster.instance_types import InstanceType, efa_interface_layout
+from components.cluster.contract import ClusterHandle
 from components.config.cluster import GPU_TAINT, POOL_LABEL, GpuNodePoolConfig, SystemNodeGroupConfig
+from components.config.instance_types import InstanceType, efa_interface_layout
 from components.config.platform import KarpenterConfig, PlatformConfig
+from components.config.scheduling import GPU_RESOURCE
 from components.platform.gpu_operator import system_node_selector
 from components.platform.helm_release import chart_release
 
@@ -55,7 +56,7 @@ def network_interfaces(instance: InstanceType) -> list[dict]:
     """``spec.networkInterfaces``: the primary interface and one EFA device per network card.
 
     Karpenter's primary must be ``interface`` (no combined ENA+EFA type), so card 0 gets an
-    ``efa-only`` at device 1 as every other card does (components.cluster.instance_types layout).
+    ``efa-only`` at device 1 as every other card does (components.config.instance_types layout).
     """
     slots = [{"networkCardIndex": 0, "deviceIndex": 0, "interfaceType": "interface"}]
     for slot in efa_interface_layout(instance):

@@ -9,7 +9,7 @@ removes one replica per ``drain_seconds`` (:func:`components.config.capacity.str
 the same time the pods' preStop drain and termination grace give the longest request.
 
 Schema: ``keda.sh/v1alpha1`` ScaledObject of kedacore/keda v2.20.2
-(tests/platform/data/scaledobject-keda-2.20.2.schema.json).
+(tests/components/platform/data/scaledobject-keda-2.20.2.schema.json).
 """
 
 from __future__ import annotations

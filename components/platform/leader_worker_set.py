@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.contract import ClusterHandle, NodePool
+from components.cluster.contract import ClusterHandle
 from components.config.platform import LWS_NAMESPACE, PlatformConfig
+from components.config.scheduling import NodePool
 from components.platform.gpu_operator import system_node_selector
 from components.platform.helm_release import chart_release
 

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.contract import ClusterHandle, NodePool
+from components.cluster.contract import ClusterHandle
 from components.config.platform import MetricsAdapterConfig, PlatformConfig
+from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import adapter_rules
 from components.platform.gpu_operator import system_node_selector
 from components.platform.helm_release import chart_release

@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.contract import ClusterHandle, Fabric, NodePool
+from components.cluster.contract import ClusterHandle
 from components.config.platform import RDMA_FABRICS, NetworkOperatorConfig, PlatformConfig
+from components.config.scheduling import Fabric, NodePool
 from components.platform.gpu_operator import gpu_node_tolerations, system_node_selector
 from components.platform.helm_release import chart_release
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 from components.serving.labels import metadata
 from components.serving.pods import env_list, node_selector, tolerations
 from components.serving.runtime_package import HASH_ANNOTATION, PYTHON_PATH, runtime_mount

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 from engines.llm_api_checks import kv_transfer_problem
 
 _RDMA_READ_INSTANCE_FAMILIES = ("p4d", "p4de", "p5", "p5e", "p5en", "p6")

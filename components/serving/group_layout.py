@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 
 
 @dataclass(frozen=True)

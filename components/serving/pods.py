@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 
 HTTP_PORT = 8000
 GRPC_PORT = 8001

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from components.cluster.contract import GPU_RESOURCE, NodePool
+from components.config.scheduling import GPU_RESOURCE, NodePool
 
 _QUANTITY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
 _UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,

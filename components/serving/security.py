@@ -21,7 +21,7 @@ import re
 import shlex
 from collections.abc import Mapping
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 
 RUN_AS_USER = 1000
 """Numeric user of every serving container (the ``triton-server`` user of the Triton images and

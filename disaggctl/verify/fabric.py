@@ -160,7 +160,7 @@ class FabricCheckSpec(BaseModel):
 
 
 def spec_for_pool(pool, *, image: str, **overrides) -> FabricCheckSpec:
-    """A spec for a ``components.cluster.contract.NodePool`` (duck-typed: no Pulumi import)."""
+    """A spec for a ``components.config.scheduling.NodePool`` (duck-typed: no project import)."""
     if pool.fabric not in ("efa", "infiniband", "roce"):
         raise ValueError(f"node pool {pool.name!r} has fabric {pool.fabric!r}: a fabric check needs efa, infiniband or roce")
     fields: dict = {

@@ -22,13 +22,13 @@ from typing import Literal
 
 import pulumi
 
-from components.cluster.contract import NodePool
 from components.cluster.existing import ExistingCluster
 from components.config import ConfigError
 from components.config.capacity import host_memory_request_gib, weight_bytes_per_param
 from components.config.cluster import ExistingClusterConfig, ExistingPoolConfig
 from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
+from components.config.scheduling import NodePool
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
 from components.serving.llmapi.deployment import (

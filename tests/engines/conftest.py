@@ -1,51 +1,13 @@
-"""Fixtures for engine tests: a recording Pulumi mock and upstream flag tables as parsers."""
+"""Fixtures for engine tests: upstream flag tables as parsers."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pulumi
 import pytest
 
 DATA = Path(__file__).parent / "data"
-
-
-@dataclass
-class Recorded:
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    provider: str
-
-
-@dataclass
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Echoes inputs back as state (names filled in) and records every registration."""
-
-    resources: list[Recorded] = field(default_factory=list)
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        state = dict(args.inputs)
-        if "metadata" in state:
-            state["metadata"] = {"name": args.name, **(state["metadata"] or {})}
-        self.resources.append(Recorded(args.typ, args.name, dict(args.inputs), args.provider or ""))
-        return f"{args.name}-id", state
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}, None
-
-    def of_type(self, typ: str) -> list[Recorded]:
-        return [r for r in self.resources if r.type == typ]
-
-
-@pytest.fixture
-def mocks() -> RecordingMocks:
-    recording = RecordingMocks()
-    pulumi.runtime.set_mocks(recording, project="disagg", stack="test", preview=False)
-    return recording
 
 
 class _Raise(argparse.ArgumentParser):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.config import StackConfig, load_stack_config
-from disaggctl.synth import read_stack_config
+from disaggctl.synth.program import read_stack_config
 from engines.llm_api import (
     GROUP_ROLES,
     CacheTransceiverOptions,

@@ -5,7 +5,7 @@ The wheel is built with pip, installed into a directory of its own, and the exam
 assertions read the synthesized Kubernetes manifests: the multi-node aggregated groups
 (mpirun + trtllm-llmapi-launch over two pods), the prefill/decode groups moving KV cache with
 UCX over InfiniBand, the router's discovery flags, and every LeaderWorkerSet against the
-upstream CRD schema (tests/serving/conftest.py: reference directory and strict schema).
+upstream CRD schema (tests/components/serving/conftest.py: reference directory and strict schema).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ KUBECONFIG = {
 
 
 def _serving_conftest() -> Any:
-    """tests/serving/conftest.py as a module (its CRD reference directory and strict schema)."""
+    """tests/components/serving/conftest.py as a module (its CRD reference directory and strict schema)."""
     spec = importlib.util.spec_from_file_location(
         "serving_conftest", PROJECT_DIR / "tests" / "serving" / "conftest.py"
     )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.cluster.contract import NodePool
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
+from components.config.scheduling import NodePool
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from components.cluster.contract import NodePool
+from components.config.scheduling import NodePool
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
 from components.serving.llmapi.frontend import (

@@ -13,8 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.cluster.contract import NodePool
-from components.config.capacity import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
+from components.config.scheduling import NodePool
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
 from components.serving.cpu_tier import (
@@ -24,6 +23,7 @@ from components.serving.cpu_tier import (
     cpu_hpa_manifest,
     cpu_service_manifest,
 )
+from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.labels import labels
 from components.serving.load_balancer import service_host
 from components.serving.pulumi_options import child_options, k8s_provider

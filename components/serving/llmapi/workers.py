@@ -33,12 +33,12 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.cluster.contract import NodePool
-from components.config.capacity import ENDPOINT_REMOVAL_S, worker_grace_seconds
+from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS
 from components.platform.keda import lws_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
 from components.serving.cpu_tier import health_probe, prometheus_annotations
+from components.serving.drain import ENDPOINT_REMOVAL_S, worker_grace_seconds
 from components.serving.fabric_env import fabric_env, kv_transfer_env
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import (

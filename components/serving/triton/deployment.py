@@ -48,7 +48,7 @@ from typing import Any
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from components.cluster.contract import ClusterHandle, NodePool
+from components.cluster.contract import ClusterHandle
 from components.config.capacity import GIB, host_memory_request_gib, quantity_gib, weight_bytes_per_param
 from components.config.deployment import (
     ImagesConfig,
@@ -57,6 +57,7 @@ from components.config.deployment import (
     ResourcesConfig,
     WorkerGroupConfig,
 )
+from components.config.scheduling import NodePool
 from components.config.security import SecurityConfig, frontend_auth_args, triton_restricted_api_args
 from components.serving.group_layout import GroupLayout, group_layout
 from components.serving.labels import LWS_NAME_LABEL, labels

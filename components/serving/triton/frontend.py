@@ -24,12 +24,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.cluster.contract import NodePool
-from components.config.capacity import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.config.deployment import FrontendConfig
+from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import QUEUE_TIME_MS
 from components.platform.keda import TRITON_PENDING, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
+from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.labels import REPOSITORY_HASH_ANNOTATION, labels, metadata
 from components.serving.load_balancer import (
     exposure_problem,

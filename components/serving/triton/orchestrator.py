@@ -39,9 +39,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.cluster.contract import NodePool
-from components.config.capacity import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.config.deployment import ResourcesConfig
+from components.config.scheduling import NodePool
+from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.fabric_env import fabric_env, kv_transfer_env
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import LWS_WORKER_INDEX_LABEL, REPOSITORY_HASH_ANNOTATION, labels, metadata

@@ -32,12 +32,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.cluster.contract import NodePool
-from components.config.capacity import worker_grace_seconds, worker_prestop_seconds
 from components.config.deployment import ResourcesConfig, WorkerGroupConfig
+from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import KV_CACHE_UTILIZATION, QUEUE_TIME_MS, WAITING_REQUESTS
 from components.platform.keda import lws_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
+from components.serving.drain import worker_grace_seconds, worker_prestop_seconds
 from components.serving.group_layout import GroupLayout
 from components.serving.labels import (
     LWS_API_VERSION,

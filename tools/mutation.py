@@ -50,14 +50,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES: dict[str, tuple[str, ...]] = {
     # module -> the test paths that exercise it: its mirrored test folder (a file listed first runs
     # first, so most mutants are killed before the slow real-process tests start)
-    "components/config/capacity.py": ("tests/capacity",),
-    "components/config/validation.py": ("tests/config",),
-    "components/config/limits.py": ("tests/config",),
+    "components/config/capacity.py": ("tests/components/config/test_capacity_rules.py", "tests/components/config"),
+    "components/config/validation.py": ("tests/components/config",),
+    "components/config/limits.py": ("tests/components/config",),
     "engines/checks.py": ("tests/engines",),
     "engines/llm_api_checks.py": ("tests/engines",),
     "runtime/protocol.py": ("tests/runtime/test_protocol.py", "tests/runtime"),
     "runtime/router.py": ("tests/runtime/test_router_refusals.py", "tests/runtime"),
-    "disaggctl/pricing.py": ("tests/planning",),
+    "disaggctl/plan/pricing.py": ("tests/disaggctl/plan",),
 }
 """What ``--all`` runs. Each path is relative to the repository root."""
 

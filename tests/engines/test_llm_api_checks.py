@@ -282,7 +282,8 @@ def test_precision_of_weights_and_kv_cache_per_architecture() -> None:
     assert precision("none", "hopper", "nvfp4") == [
         "llmApi.kvCacheConfig.dtype: 'nvfp4' needs Blackwell (sm100), not hopper (sm90): use dtype: auto or fp8"
     ]
-    assert precision("none", "ampere", "nvfp4")[0].endswith("use dtype: auto")
+    assert precision("none", "ampere", "nvfp4")[0].endswith("use dtype: auto")  # sm80 runs no FP8 KV either
+    assert precision("none", "ada", "nvfp4")[0].endswith("not ada (sm89): use dtype: auto or fp8")
     assert precision("none", "volta") == [
         "model.quantization: 'none' weights need Ampere (sm80+), not volta (sm70): use a pool with newer GPUs"
     ]

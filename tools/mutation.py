@@ -72,7 +72,7 @@ BIN_SWAP: dict[type, type] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
     ast.FloorDiv: ast.Div, ast.Mod: ast.FloorDiv,
 }
-SYMBOL = {
+SYMBOL: dict[type, str] = {
     ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
     ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+",
     ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.And: "and",
@@ -187,7 +187,7 @@ def _mutate(tree: ast.Module, lines: list[str], index: int) -> ast.Module:
         assert isinstance(node, ast.UnaryOp)
         _replace(mutated, node, node.operand)
     elif kind in ("const+", "const-"):
-        assert isinstance(node, ast.Constant)
+        assert isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
         node.value = node.value + (1 if kind == "const+" else -1)
     elif kind == "negate":
         assert isinstance(node, (ast.If, ast.While, ast.IfExp))
@@ -224,8 +224,8 @@ def _scopes(tree: ast.Module) -> dict[int, str]:
     return scopes
 
 
-def mutants(module: str) -> tuple[ast.Module, list[str], list[Mutant]]:
-    source = (ROOT / module).read_text()
+def mutants(module: str, root: Path = ROOT) -> tuple[ast.Module, list[str], list[Mutant]]:
+    source = (root / module).read_text()
     lines = source.splitlines()
     tree = ast.parse(source)
     scopes = _scopes(tree)
@@ -298,8 +298,8 @@ def run_module(
     module: str, tests: tuple[str, ...], tree_dir: Path, size: int, seed: int,
     equivalent: set[str], timeout: float | None,
 ) -> tuple[int, int, int]:
-    """(killed, scored, equivalent) for ``module``; prints one line per mutant."""
-    tree, lines, found = mutants(module)
+    """(killed, scored, equivalent) for ``module`` of the copy ``tree_dir``; prints one line per mutant."""
+    tree, lines, found = mutants(module, tree_dir)
     chosen = sample(found, size, seed)
     target = tree_dir / module
     original = target.read_text()

@@ -18,13 +18,16 @@ from components.cluster.aws_node_pool import capacity_block_schedule, node_group
 from components.config import ConfigError, StackConfig, load_stack_config
 from components.config.capacity import (
     GroupDemand,
+    PoolSupply,
     check_capacity,
     cpu_quantity,
     efa_interfaces_per_pod,
     group_demands,
     host_memory_request_gib,
     llmapi_group_memory_gib,
+    max_output_tokens,
     nodes_needed,
+    pool_supply,
     quantity_gib,
     storage_zone,
     stream_drain_seconds,
@@ -611,3 +614,30 @@ def test_managed_block_drain_margin_boundary() -> None:
         f"{H100}.capacityBlock.drainMarginMinutes: 2 minutes, but the serving pods drain for 121s: set "
         "drainMarginMinutes to 3 or more"
     ]
+
+
+def test_what_a_pool_on_a_block_supplies_and_why() -> None:
+    """Karpenter launches up to maxSize, and a smaller block caps it; a managed group on a block
+    is scaled out to min(maxSize, instanceCount) by the scheduled action."""
+    assert pool_supply(managed_block_pool(autoscaler="karpenter")) == PoolSupply(8, "Karpenter launches up to maxSize 8")
+    small = {**BLOCK, "instanceCount": 4}
+    assert pool_supply(managed_block_pool(autoscaler="karpenter", capacity_block=small)) == PoolSupply(
+        4, "its Capacity Block holds 4"
+    )
+    assert pool_supply(managed_block_pool(capacity_block=small)) == PoolSupply(
+        4, "the block's scheduled scale-out sets 4 (min of maxSize and instanceCount)"
+    )
+
+
+def test_the_longest_output_leaves_one_prompt_token() -> None:
+    """maxSeqLen 2 (the smallest accepted) leaves one output token; 16384 leaves 16383."""
+
+    def longest(max_seq_len: int) -> int:
+        def edit(sections):
+            for role in ("prefill", "decode"):
+                sections["disagg:deployments"][1][role]["llmApi"]["maxSeqLen"] = max_seq_len
+
+        config = load_tolerant(edit)
+        return max_output_tokens(config, config.deployments[1])
+
+    assert (longest(2), longest(16384)) == (1, 16383)

@@ -24,6 +24,7 @@ Usage (from the repository root, with the project's venv)::
     python tools/mutation.py components/config/capacity.py --sample 40
     python tools/mutation.py --all --sample 40 --fail-under 90     # what the workflow runs
     python tools/mutation.py runtime/protocol.py --list             # the mutants, nothing run
+    python tools/mutation.py engines/llm_api_checks.py --lines 95,145 --sample 0   # one survivor's line
 
 Output: one line per mutant (KILLED / TIMEOUT / SURVIVED / EQUIVALENT, the line and the change),
 then ``<module>: killed K/N (P%)`` per module and a final ``mutation score: K/N (P%)`` line.
@@ -242,7 +243,7 @@ def mutants(module: str, root: Path = ROOT) -> tuple[ast.Module, list[str], list
 def sample(found: list[Mutant], size: int, seed: int) -> list[Mutant]:
     """``size`` mutants drawn with ``seed`` (0: all), in file order."""
     if size <= 0 or size >= len(found):
-        return found
+        return sorted(found, key=lambda m: (m.line, m.index))
     chosen = random.Random(f"{seed}:{found[0].module}").sample(found, size)
     return sorted(chosen, key=lambda m: (m.line, m.index))
 
@@ -296,10 +297,12 @@ def run_tests(tree_dir: Path, tests: tuple[str, ...], timeout: float) -> tuple[s
 
 def run_module(
     module: str, tests: tuple[str, ...], tree_dir: Path, size: int, seed: int,
-    equivalent: set[str], timeout: float | None,
+    equivalent: set[str], timeout: float | None, only_lines: frozenset[int] = frozenset(),
 ) -> tuple[int, int, int]:
     """(killed, scored, equivalent) for ``module`` of the copy ``tree_dir``; prints one line per mutant."""
     tree, lines, found = mutants(module, tree_dir)
+    if only_lines:
+        found = [m for m in found if m.line in only_lines]
     chosen = sample(found, size, seed)
     target = tree_dir / module
     original = target.read_text()
@@ -341,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=40, help="mutants per module, drawn with --seed (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, help="seconds per mutant (default: 3 × the baseline run + 10, ≥ 30)")
+    parser.add_argument("--lines", help="only the mutants on these lines (comma-separated; applies to each module named)")
     parser.add_argument("--list", action="store_true", help="print the sampled mutants, run nothing")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 if a module's score is below this percent")
     args = parser.parse_args(argv)
@@ -352,9 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         if module not in MODULES and not args.tests:
             parser.error(f"{module} has no test paths in MODULES: add it there or pass --tests")
     equivalent = load_equivalent()
+    only_lines = frozenset(int(n) for n in args.lines.split(",")) if args.lines else frozenset()
     if args.list:
         for module in modules:
             _, _, found = mutants(module)
+            found = [m for m in found if not only_lines or m.line in only_lines]
             for mutant in sample(found, args.sample, args.seed):
                 mark = " (equivalent)" if mutant.key() in equivalent else ""
                 print(f"{module}:{mutant.line} ({mutant.scope}): {mutant.description}: {mutant.source_line}{mark}")
@@ -367,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         copy_tree(tree_dir)
         for module in modules:
             tests = tuple(args.tests) if args.tests else MODULES[module]
-            results[module] = run_module(module, tests, tree_dir, args.sample, args.seed, equivalent, args.timeout)
+            results[module] = run_module(
+                module, tests, tree_dir, args.sample, args.seed, equivalent, args.timeout, only_lines
+            )
 
     print()
     failing = []

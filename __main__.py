@@ -14,14 +14,14 @@ import pulumi_aws as aws
 from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
-from components.config.capacity import deployment_drain_seconds
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
 from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi.deployment import LlmApiDeployment
 from components.serving.runtime_package import installed_runtime_files
-from components.serving.triton.deployment import DisaggregatedDeployment, DisaggregatedDeploymentArgs
+from components.serving.triton.args import engine_deployment_args
+from components.serving.triton.deployment import DisaggregatedDeployment
 from components.storage.model_store import ModelStore
 
 
@@ -79,10 +79,9 @@ def main(config: StackConfig) -> None:
     runtime_files = installed_runtime_files() if preparations else {}
     deployments: dict[str, DisaggregatedDeployment | LlmApiDeployment] = {}
     for deployment in config.deployments:
-        groups = deployment.worker_groups()
         opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform])
         if deployment.runtime == "llmapi":
-            model_key = next(iter(groups.values())).model
+            model_key = next(iter(deployment.worker_groups().values())).model
             assert model_key is not None  # validated: llmapi groups name a model
             deployments[deployment.name] = LlmApiDeployment(
                 deployment.name,
@@ -103,25 +102,20 @@ def main(config: StackConfig) -> None:
                 ),
                 opts=opts,
             )
-            continue
-        deployments[deployment.name] = DisaggregatedDeployment(
-            deployment.name,
-            DisaggregatedDeploymentArgs(
-                deployment=deployment,
-                engines={role: config.engines[g.engine] for role, g in groups.items() if g.engine},
-                engine_dirs={role: builds[g.engine].engine_dir for role, g in groups.items() if g.engine},
-                images=config.images,
-                namespace=store.namespace,
-                cluster=handle,
-                claim_name=store.claim_name,
-                mount_path=store.mount_path,
-                custom_metrics=config.platform.metrics_adapter.enabled,
-                keda_prometheus_url=config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
-                drain_seconds=deployment_drain_seconds(config, deployment),
-                security=config.platform.security,
-            ),
-            opts=opts,
-        )
+        else:
+            deployments[deployment.name] = DisaggregatedDeployment(
+                deployment.name,
+                engine_deployment_args(
+                    config,
+                    deployment,
+                    engine_dirs={key: build.engine_dir for key, build in builds.items()},
+                    namespace=store.namespace,
+                    cluster=handle,
+                    claim_name=store.claim_name,
+                    mount_path=store.mount_path,
+                ),
+                opts=opts,
+            )
 
     pulumi.export("kubeconfig", pulumi.Output.secret(handle.kubeconfig))
     pulumi.export("clusterName", cluster_name)

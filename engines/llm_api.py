@@ -26,6 +26,8 @@ prefill/decode disaggregation (upstream's ``--server_role`` CONTEXT/GENERATION).
 ROLES: tuple[Role, ...] = ("aggregated", "context", "generation")
 GroupKey = Literal["workers", "prefill", "decode"]
 """A deployment's worker-group key."""
+GROUP_KEYS: tuple[GroupKey, ...] = ("workers", "prefill", "decode")
+"""Every worker-group key, in the order deployments list them."""
 GROUP_ROLES: dict[str, Role] = {"workers": "aggregated", "prefill": "context", "decode": "generation"}
 """Worker-group key of a deployment (``ModelDeploymentConfig.worker_groups()``) -> its role."""
 Mode = Literal["tensor-parallel", "prefill-decode"]

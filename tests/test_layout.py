@@ -10,6 +10,7 @@ each other in a circle.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,37 @@ def test_the_graph_sees_deferred_and_relative_imports(tmp_path: Path) -> None:
         ["components.config.a", "components.serving.pods"],
         ["components.config.b", "components.config.c"],
     ]
+
+
+PRIVATE_SDK = re.compile(
+    r"\b(pulumi[A-Za-z_.]*|runtime_config|settings|rpc)\._[A-Za-z]|_SECRET_KEYS|_get_rpc_manager|_sync_await|_OutputData"
+)
+"""Private Pulumi SDK names (``pulumi._types``, ``rpc._add_dependency``, ``_sync_await``, ...)."""
+
+
+def test_the_pulumi_up_path_uses_the_public_sdk_only() -> None:
+    """components/, engines/ and __main__.py: what ``pulumi up`` runs. The synth tool's fast
+    registration (disaggctl/synth/) may use SDK internals, behind its version guard."""
+    files = [ROOT / "__main__.py", *sorted((ROOT / "components").rglob("*.py")), *sorted((ROOT / "engines").rglob("*.py"))]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if PRIVATE_SDK.search(line)
+    ]
+    assert found == []
+    assert PRIVATE_SDK.search("from pulumi.runtime.sync_await import _sync_await")  # the pattern bites
+
+
+def test_the_tests_mirror_the_packages() -> None:
+    """Each directory of tests holds the tests of the package at the same place (``tests/ci``: ``.ci``)."""
+    outside = {"ci": ".ci"}
+    unmatched = []
+    for directory in sorted({path.parent for path in (ROOT / "tests").rglob("test_*.py")}):
+        parts = directory.relative_to(ROOT / "tests").parts
+        if not parts:
+            continue
+        source = ROOT / outside.get(parts[0], parts[0]) / Path(*parts[1:])
+        if not source.is_dir():
+            unmatched.append(str(directory.relative_to(ROOT)))
+    assert unmatched == []

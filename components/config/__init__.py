@@ -1,4 +1,9 @@
-"""Typed stack configuration, read once in ``__main__.py``."""
+"""The typed stack configuration and its validation, read once in ``__main__.py`` — nothing else.
+
+The lowest layer of ``components``: it imports nothing above it (``tests/test_layout.py``). The facts
+validation needs live here too (instance types, scheduling types, the subnet plan, kubeconfig reading),
+so the cluster layer builds on them instead of config reaching up into it.
+"""
 
 from components.config.deployment import ImagesConfig, ModelDeploymentConfig, WorkerGroupConfig
 from components.config.images import ImageRef, parse_image, trtllm_version_of

@@ -117,10 +117,14 @@ def _scrub(problems: list[str], raw: Mapping[str, str], secret_keys: frozenset[s
 def load_from_pulumi() -> StackConfig:
     """Read this stack's configuration from the running Pulumi program (call once)."""
     from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import get_config_env, get_config_secret_keys_env, is_config_secret
 
-    raw = dict(runtime_config.get_config_env())
+    # The SDK has no public call that lists every key of the stack (``pulumi.Config`` reads one key
+    # at a time), and the loader needs them all to name unknown keys: ``CONFIG`` is the SDK's
+    # (unprefixed) map the engine fills. Secrecy goes through the public ``is_config_secret``.
+    raw = dict(get_config_env())
     raw.update(runtime_config.CONFIG.get())
-    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    secret_keys = set(get_config_secret_keys_env()) | {key for key in raw if is_config_secret(key)}
     return load_stack_config(raw, secret_keys)
 
 

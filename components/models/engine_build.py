@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any, cast
 
 import pulumi
@@ -40,7 +39,7 @@ from components.models.job_pods import (
     restricted_container_security_context,
     restricted_pod_security_context,
 )
-from components.models.store_job import declare_store_job
+from components.models.store_job import CODE_MOUNT, declare_store_job, engines_code_data, engines_code_files
 from engines import build as build_entrypoint
 from engines import build_args
 from engines.catalog import MODELS, get_model
@@ -49,11 +48,8 @@ from engines.spec import EngineSpec
 TYPE_TOKEN = "disagg:engines:EngineBuild"
 DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
 """Triton 25.10 with TensorRT-LLM 1.0.0, the version the build flags were checked against."""
-CODE_MOUNT = "/opt/disagg"
 SPEC_FILE = "spec.json"
-_ENGINES_DIR = Path(build_entrypoint.__file__).parent
-_CODE_FILES = {"__init__.py": "engines/__init__.py", "build.py": "engines/build.py", "build_args.py": "engines/build_args.py"}
-"""ConfigMap key -> path under CODE_MOUNT (ConfigMap keys cannot contain '/')."""
+_CODE_FILES = engines_code_files("build", "build_args")
 
 
 class EngineBuildArgs(BaseModel):
@@ -167,7 +163,7 @@ class EngineBuild(pulumi.ComponentResource):
             "disagg.ai/engine-hash": self.content_hash,
             "disagg.ai/engine-key": self.engine_key,
         }
-        data = {key: (_ENGINES_DIR / key).read_text() for key in _CODE_FILES}
+        data = engines_code_data(_CODE_FILES)
         data[SPEC_FILE] = json.dumps(build_request(spec, args.image), indent=2, sort_keys=True) + "\n"
         store_job = declare_store_job(
             self, name, k8s_name, args.namespace, labels, data, _pod_spec(args, k8s_name),

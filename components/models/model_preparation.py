@@ -25,7 +25,6 @@ from the Secret (``HF_TOKEN_PATH``), never an environment variable nor in the sp
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -43,16 +42,12 @@ from components.models.job_pods import (
     restricted_container_security_context,
     restricted_pod_security_context,
 )
-from components.models.store_job import declare_store_job
-from engines import prepare as prepare_entrypoint
+from components.models.store_job import CODE_MOUNT, declare_store_job, engines_code_data, engines_code_files
 
 TYPE_TOKEN = "disagg:models:ModelPreparation"
-CODE_MOUNT = "/opt/disagg"
 REQUEST_FILE = "request.json"
 RUN_AS = 1000
-_ENGINES_DIR = Path(prepare_entrypoint.__file__).parent
-_CODE_FILES = {"__init__.py": "engines/__init__.py", "prepare.py": "engines/prepare.py"}
-"""ConfigMap key -> path under CODE_MOUNT (ConfigMap keys cannot contain '/')."""
+_CODE_FILES = engines_code_files("prepare")
 
 
 class ModelPreparationArgs(BaseModel):
@@ -131,7 +126,7 @@ class ModelPreparation(pulumi.ComponentResource):
             "disagg.ai/model": args.name,
             "disagg.ai/model-key": self.model_key,
         }
-        data = {key: (_ENGINES_DIR / key).read_text() for key in _CODE_FILES}
+        data = engines_code_data(_CODE_FILES)
         data[REQUEST_FILE] = json.dumps(preparation_request(args.name, source), indent=2, sort_keys=True) + "\n"
         store_job = declare_store_job(
             self, name, k8s_name, args.namespace, labels, data, pod_spec(args, k8s_name),

@@ -5,15 +5,32 @@ egress only, :func:`job_pods.job_network_policy`), and the Job itself, awaited u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+import engines
 from components.models.job_pods import job_network_policy
+
+CODE_MOUNT = "/opt/disagg"
+"""Where a store Job's code ConfigMap is mounted (its PYTHONPATH and working directory)."""
+_ENGINES_DIR = Path(engines.__file__).parent
 
 AWAIT_MARGIN_S = 900
 """How much longer than the Job's activeDeadlineSeconds Pulumi waits for it (scheduling, pulls)."""
+
+
+def engines_code_files(*modules: str) -> dict[str, str]:
+    """ConfigMap key -> path under CODE_MOUNT of the ``engines`` modules a Job runs (with the
+    package's ``__init__``; ConfigMap keys cannot contain '/')."""
+    return {f"{module}.py": f"engines/{module}.py" for module in ("__init__", *modules)}
+
+
+def engines_code_data(files: dict[str, str]) -> dict[str, str]:
+    """The ConfigMap data of ``files`` (:func:`engines_code_files`): each module's source."""
+    return {key: (_ENGINES_DIR / key).read_text() for key in files}
 
 
 @dataclass(frozen=True)

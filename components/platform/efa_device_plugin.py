@@ -7,16 +7,13 @@ cluster's EFA pools, and the DaemonSet tolerates the GPU pools' taints (``nvidia
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-import pulumi
-import pulumi_kubernetes as k8s
+from collections.abc import Mapping
 
 from components.cluster.contract import ClusterHandle
-from components.config.platform import PlatformConfig
+from components.config.platform import ChartConfig, PlatformConfig
 from components.config.scheduling import NodePool
 from components.platform.gpu_operator import gpu_node_tolerations
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:EfaDevicePlugin"
 RELEASE_NAME = "aws-efa-k8s-device-plugin"
@@ -34,27 +31,14 @@ def efa_device_plugin_values(gpu_pools: Mapping[str, NodePool]) -> dict:
     return values
 
 
-class EfaDevicePlugin(pulumi.ComponentResource):
+class EfaDevicePlugin(ChartComponent):
     """The aws-efa-k8s-device-plugin Helm release in ``config.namespace``."""
 
-    release: k8s.helm.v3.Release
-    namespace: str
-    values: dict
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
-        chart = config.efa_device_plugin.chart
-        self.namespace = config.namespace
-        self.values = efa_device_plugin_values(handle.gpu_pools)
-        self.release = chart_release(
-            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=list(depends_on),
-        )
-        self.register_outputs({"release": self.release.name, "namespace": self.namespace})
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.efa_device_plugin.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        return efa_device_plugin_values(handle.gpu_pools)

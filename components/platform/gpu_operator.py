@@ -13,15 +13,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-import pulumi
-import pulumi_kubernetes as k8s
+from collections.abc import Mapping
 
 from components.cluster.contract import ClusterHandle
-from components.config.platform import RDMA_FABRICS, PlatformConfig
+from components.config.platform import RDMA_FABRICS, ChartConfig, PlatformConfig
 from components.config.scheduling import GPU_RESOURCE, Fabric, NodePool, Toleration
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:GpuOperator"
 RELEASE_NAME = "gpu-operator"
@@ -91,30 +88,14 @@ def gpu_operator_values(
     return values
 
 
-class GpuOperator(pulumi.ComponentResource):
+class GpuOperator(ChartComponent):
     """The gpu-operator Helm release in ``config.namespace``."""
 
-    release: k8s.helm.v3.Release
-    namespace: str
-    values: dict
-    """The Helm values sent (plain data, for inspection and tests)."""
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
-        chart = config.gpu_operator.chart
-        self.namespace = config.namespace
-        self.values = gpu_operator_values(
-            config, handle.fabric, handle.platform, handle.gpu_pools, handle.system_pool
-        )
-        self.release = chart_release(
-            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=list(depends_on),
-        )
-        self.register_outputs({"release": self.release.name, "namespace": self.namespace})
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.gpu_operator.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        return gpu_operator_values(config, handle.fabric, handle.platform, handle.gpu_pools, handle.system_pool)

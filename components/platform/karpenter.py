@@ -32,13 +32,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.aws_iam import KARPENTER_SERVICE_ACCOUNT
-from components.cluster.contract import ClusterHandle
+from components.cluster.contract import AwsClusterInfo, ClusterHandle
 from components.config.cluster import GPU_TAINT, POOL_LABEL, GpuNodePoolConfig, SystemNodeGroupConfig
 from components.config.instance_types import InstanceType, efa_interface_layout
-from components.config.platform import KarpenterConfig, PlatformConfig
+from components.config.platform import ChartConfig, KarpenterConfig, PlatformConfig
 from components.config.scheduling import GPU_RESOURCE
 from components.platform.gpu_operator import system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:Karpenter"
 RELEASE_NAME = "karpenter"
@@ -247,18 +247,16 @@ def karpenter_values(handle: ClusterHandle, cluster_name: Any, queue_name: Any) 
     return values
 
 
-class Karpenter(pulumi.ComponentResource):
+class Karpenter(ChartComponent):
     """The karpenter Helm release, then an EC2NodeClass and a NodePool per autoscaled GPU pool."""
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
+
+    node_classes: dict[str, k8s.apiextensions.CustomResource]
+    node_pools: dict[str, k8s.apiextensions.CustomResource]
+
+    def check(self, handle: ClusterHandle, config: PlatformConfig) -> None:
         aws = handle.aws
         if aws is None or aws.karpenter_interruption_queue is None or not (
             aws.karpenter_pools or aws.karpenter_system is not None
@@ -267,16 +265,31 @@ class Karpenter(pulumi.ComponentResource):
                 f"Karpenter on cluster '{handle.name}' without AWS details or Karpenter pools: "
                 "install it only on EKS clusters with a pool of autoscaler: karpenter"
             )
+
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.karpenter.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        aws = _aws(handle)
+        return karpenter_values(handle, aws.cluster_name, aws.karpenter_interruption_queue)
+
+    def release_namespace(self, config: PlatformConfig) -> str:
+        return KARPENTER_SERVICE_ACCOUNT[0]
+
+    def before_release(
+        self, name: str, handle: ClusterHandle, depends_on: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        return [*depends_on, *_aws(handle).karpenter_dependencies]
+
+    def outputs(self) -> dict[str, Any]:
+        return {"release": self.release.name, "nodePools": sorted(self.node_pools)}
+
+    def after_release(self, name: str, handle: ClusterHandle, config: PlatformConfig) -> dict[str, Any]:
+        aws = _aws(handle)
         settings = config.karpenter
-        self.namespace, _ = KARPENTER_SERVICE_ACCOUNT
-        self.values = karpenter_values(handle, aws.cluster_name, aws.karpenter_interruption_queue)
-        self.release = chart_release(
-            f"{name}-release", settings.chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=[*depends_on, *aws.karpenter_dependencies],
-        )
         after = pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=[self.release])
-        self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {}
-        self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.node_classes = {}
+        self.node_pools = {}
         for pool in aws.karpenter_pools:
             manifest = ec2_node_class(
                 pool,
@@ -330,4 +343,10 @@ class Karpenter(pulumi.ComponentResource):
                     parent=self, provider=handle.provider, depends_on=[self.node_classes["system"]]
                 ),
             )
-        self.register_outputs({"release": self.release.name, "nodePools": sorted(self.node_pools)})
+        return {}
+
+
+def _aws(handle: ClusterHandle) -> AwsClusterInfo:
+    """The AWS details Karpenter needs (present: :meth:`Karpenter.check` ran first)."""
+    assert handle.aws is not None and handle.aws.karpenter_interruption_queue is not None
+    return handle.aws

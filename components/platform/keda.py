@@ -14,14 +14,10 @@ Schema: ``keda.sh/v1alpha1`` ScaledObject of kedacore/keda v2.20.2
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import pulumi
-
 from components.cluster.contract import ClusterHandle
-from components.config.platform import PlatformConfig
+from components.config.platform import ChartConfig, PlatformConfig
 from components.platform.gpu_operator import system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:Keda"
 RELEASE_NAME = "keda"
@@ -264,23 +260,18 @@ def keda_values(handle: ClusterHandle) -> dict:
     return values
 
 
-class Keda(pulumi.ComponentResource):
+class Keda(ChartComponent):
     """The keda Helm release (its own namespace, created by Helm)."""
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
-        keda = config.keda
-        self.namespace = keda.namespace
-        self.values = keda_values(handle)
-        self.release = chart_release(
-            f"{name}-release", keda.chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=depends_on, create_namespace=True,
-        )
-        self.register_outputs({"release": self.release.name, "namespace": self.namespace})
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
+    CREATE_NAMESPACE = True
+
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.keda.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        return keda_values(handle)
+
+    def release_namespace(self, config: PlatformConfig) -> str:
+        return config.keda.namespace

@@ -6,16 +6,14 @@ the new CRDs first (``helm pull … --untar && kubectl apply --server-side -f lw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.contract import ClusterHandle
-from components.config.platform import LWS_NAMESPACE, PlatformConfig
+from components.config.platform import LWS_NAMESPACE, ChartConfig, PlatformConfig
 from components.config.scheduling import NodePool
 from components.platform.gpu_operator import system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:LeaderWorkerSet"
 RELEASE_NAME = "lws"
@@ -27,35 +25,31 @@ def leader_worker_set_values(system_pool: NodePool | None = None) -> dict:
     return {"nodeSelector": selector} if selector else {}
 
 
-class LeaderWorkerSet(pulumi.ComponentResource):
+class LeaderWorkerSet(ChartComponent):
     """The lws-system Namespace and the lws Helm release in it."""
 
-    namespace: str
-    namespace_resource: k8s.core.v1.Namespace
-    release: k8s.helm.v3.Release
-    values: dict
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
-        chart = config.leader_worker_set.chart
-        self.namespace = LWS_NAMESPACE
-        self.values = leader_worker_set_values(handle.system_pool)
+    namespace_resource: k8s.core.v1.Namespace
+
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.leader_worker_set.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        return leader_worker_set_values(handle.system_pool)
+
+    def release_namespace(self, config: PlatformConfig) -> str:
+        return LWS_NAMESPACE
+
+    def before_release(
+        self, name: str, handle: ClusterHandle, depends_on: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
         self.namespace_resource = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=self.namespace, labels={"app.kubernetes.io/part-of": "disagg-inference"}
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=list(depends_on)),
+            opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=depends_on),
         )
-        self.release = chart_release(
-            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=[self.namespace_resource],
-        )
-        self.register_outputs({"release": self.release.name, "namespace": self.namespace})
+        return [self.namespace_resource]

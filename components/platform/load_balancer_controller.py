@@ -16,15 +16,11 @@ default, ``internet-facing`` must be asked for).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import pulumi
-
 from components.cluster.aws_iam import LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
 from components.cluster.contract import ClusterHandle
-from components.config.platform import PlatformConfig
+from components.config.platform import ChartConfig, PlatformConfig
 from components.platform.gpu_operator import system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:AwsLoadBalancerController"
 RELEASE_NAME = "aws-load-balancer-controller"
@@ -69,28 +65,25 @@ def load_balancer_controller_values(handle: ClusterHandle, role_arn: object) -> 
     return values
 
 
-class AwsLoadBalancerController(pulumi.ComponentResource):
+class AwsLoadBalancerController(ChartComponent):
     """The aws-load-balancer-controller Helm release in kube-system."""
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
+
+    def check(self, handle: ClusterHandle, config: PlatformConfig) -> None:
         if handle.aws is None or handle.aws.load_balancer_controller_role_arn is None:
             raise ValueError(
                 f"AWS Load Balancer Controller on cluster '{handle.name}', which is not an EKS "
                 "cluster of this stack: install your own load balancer integration there"
             )
-        settings = config.load_balancer_controller
-        self.namespace, _ = LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
-        self.values = load_balancer_controller_values(handle, handle.aws.load_balancer_controller_role_arn)
-        self.release = chart_release(
-            f"{name}-release", settings.chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=depends_on,
-        )
-        self.register_outputs({"release": self.release.name, "namespace": self.namespace})
+
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.load_balancer_controller.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        assert handle.aws is not None and handle.aws.load_balancer_controller_role_arn is not None  # check()
+        return load_balancer_controller_values(handle, handle.aws.load_balancer_controller_role_arn)
+
+    def release_namespace(self, config: PlatformConfig) -> str:
+        return LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT[0]

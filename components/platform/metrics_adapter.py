@@ -7,18 +7,14 @@ Only those rules are served (``rules.default`` off): resource metrics come from 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-import pulumi
-import pulumi_kubernetes as k8s
-
 from components.cluster.contract import ClusterHandle
-from components.config.platform import MetricsAdapterConfig, PlatformConfig
+from components.config.platform import ChartConfig, MetricsAdapterConfig, PlatformConfig
 from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import adapter_rules
 from components.platform.gpu_operator import system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:MetricsAdapter"
 RELEASE_NAME = "prometheus-adapter"
@@ -43,27 +39,14 @@ def metrics_adapter_values(config: MetricsAdapterConfig, system_pool: NodePool |
     return values
 
 
-class MetricsAdapter(pulumi.ComponentResource):
+class MetricsAdapter(ChartComponent):
     """The prometheus-adapter Helm release in ``config.namespace``."""
 
-    release: k8s.helm.v3.Release
-    namespace: str
-    values: dict
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
-        chart = config.metrics_adapter.chart
-        self.namespace = config.namespace
-        self.values = metrics_adapter_values(config.metrics_adapter, handle.system_pool)
-        self.release = chart_release(
-            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=list(depends_on),
-        )
-        self.register_outputs({"release": self.release.name, "namespace": self.namespace})
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.metrics_adapter.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        return metrics_adapter_values(config.metrics_adapter, handle.system_pool)

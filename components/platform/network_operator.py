@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.contract import ClusterHandle
-from components.config.platform import RDMA_FABRICS, NetworkOperatorConfig, PlatformConfig
+from components.config.platform import RDMA_FABRICS, ChartConfig, NetworkOperatorConfig, PlatformConfig
 from components.config.scheduling import Fabric, NodePool
 from components.platform.gpu_operator import gpu_node_tolerations, system_node_selector
-from components.platform.helm_release import chart_release
+from components.platform.helm_release import ChartComponent
 
 TYPE_TOKEN = "disagg:platform:NetworkOperator"
 RELEASE_NAME = "network-operator"
@@ -154,38 +155,30 @@ def network_operator_values(system_pool: NodePool | None = None) -> dict:
     return values
 
 
-class NetworkOperator(pulumi.ComponentResource):
+class NetworkOperator(ChartComponent):
     """The network-operator Helm release, then the NicClusterPolicy (its CRD comes with the chart)."""
 
-    release: k8s.helm.v3.Release
+    TYPE_TOKEN = TYPE_TOKEN
+    RELEASE_NAME = RELEASE_NAME
+
     nic_cluster_policy: k8s.apiextensions.CustomResource
-    namespace: str
-    values: dict
     policy_spec: dict
 
-    def __init__(
-        self,
-        name: str,
-        handle: ClusterHandle,
-        config: PlatformConfig,
-        depends_on: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__(TYPE_TOKEN, name, None, opts)
+    def check(self, handle: ClusterHandle, config: PlatformConfig) -> None:
         if handle.fabric not in RDMA_FABRICS:
             raise ValueError(
                 f"NetworkOperator on a cluster whose fabric is '{handle.fabric}': it serves only "
                 "InfiniBand/RoCE clusters (PlatformOperators installs it only there)"
             )
-        network = config.network_operator
-        chart = network.chart
-        self.namespace = config.namespace
-        self.values = network_operator_values(handle.system_pool)
-        self.policy_spec = nic_cluster_policy_spec(network, handle.fabric, handle.gpu_pools)
-        self.release = chart_release(
-            f"{name}-release", chart, RELEASE_NAME, self.namespace, self.values,
-            handle.provider, self, depends_on=list(depends_on),
-        )
+
+    def chart(self, config: PlatformConfig) -> ChartConfig:
+        return config.network_operator.chart
+
+    def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
+        self.policy_spec = nic_cluster_policy_spec(config.network_operator, handle.fabric, handle.gpu_pools)
+        return network_operator_values(handle.system_pool)
+
+    def after_release(self, name: str, handle: ClusterHandle, config: PlatformConfig) -> dict[str, Any]:
         self.nic_cluster_policy = k8s.apiextensions.CustomResource(
             f"{name}-nic-cluster-policy",
             api_version="mellanox.com/v1alpha1",
@@ -194,6 +187,4 @@ class NetworkOperator(pulumi.ComponentResource):
             spec=self.policy_spec,
             opts=pulumi.ResourceOptions(parent=self, provider=handle.provider, depends_on=[self.release]),
         )
-        self.register_outputs(
-            {"release": self.release.name, "namespace": self.namespace, "policy": NIC_CLUSTER_POLICY_NAME}
-        )
+        return {"policy": NIC_CLUSTER_POLICY_NAME}

@@ -23,6 +23,7 @@ import yaml
 
 from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig, typical
+from engines.llm_api import GROUP_KEYS
 
 from .perf_model import (
     MODELS,
@@ -266,8 +267,8 @@ def group_stanza(option: Option, role: str, base_group: Mapping[str, Any]) -> di
 
 def deployment_stanza(deployment: Mapping[str, Any], workload: WorkloadConfig, option: Option) -> dict[str, Any]:
     """The deployment with the option's mode, worker groups and prediction (other keys kept)."""
-    base_group: Mapping[str, Any] = next((deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {})
-    out = {k: v for k, v in deployment.items() if k not in ("mode", "workers", "prefill", "decode", "workload")}
+    base_group: Mapping[str, Any] = next((deployment[r] for r in GROUP_KEYS if isinstance(deployment.get(r), dict)), {})
+    out = {k: v for k, v in deployment.items() if k not in ("mode", *GROUP_KEYS, "workload")}
     out["mode"] = option.mode
     for role in option.roles:
         out[role] = group_stanza(option, role, base_group)
@@ -353,7 +354,7 @@ def _run_plan(args: argparse.Namespace) -> int:
             print(f"plan: {_problem(('deployments', index, 'workload', *e['loc']), e)}", file=sys.stderr)
         return 2
     group: Mapping[str, Any] = next(
-        (deployment[r] for r in ("workers", "prefill", "decode") if isinstance(deployment.get(r), dict)), {}
+        (deployment[r] for r in GROUP_KEYS if isinstance(deployment.get(r), dict)), {}
     )
     model, quantization = _model_of(config, group)
     model_path = MODELS.get((model, quantization))
@@ -361,7 +362,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         print(f"plan: no AIConfigurator model for '{model}' ({quantization}): add it to disaggctl/plan/perf_model.py MODELS", file=sys.stderr)
         return 2
     pools_in_stack = stack_pools(config)
-    names = args.pools.split(",") if args.pools else sorted({str(g.get("pool")) for g in (deployment.get(r) for r in ("workers", "prefill", "decode")) if isinstance(g, dict)})
+    names = args.pools.split(",") if args.pools else sorted({str(g.get("pool")) for g in (deployment.get(r) for r in GROUP_KEYS) if isinstance(g, dict)})
     pools = [pools_in_stack[n] for n in names if n in pools_in_stack]
     for instance_type in args.instance_types.split(",") if args.instance_types else []:
         pools.append(PoolOption(name=instance_type, instance_type=instance_type, max_gpus=args.max_gpus))

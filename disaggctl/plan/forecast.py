@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig
+from engines.llm_api import GROUP_KEYS
 
 from .pricing import PriceError, dollars_per_million_tokens, pool_price
 
@@ -86,7 +87,7 @@ def role_layouts(
 ) -> dict[str, RoleLayout]:
     """Each worker role's pool, group count, GPUs per group and parallelism (llmApi or engine)."""
     layouts: dict[str, RoleLayout] = {}
-    for role in ("workers", "prefill", "decode"):
+    for role in GROUP_KEYS:
         group = deployment.get(role)
         if not isinstance(group, dict):
             continue

@@ -39,13 +39,16 @@ Pulumi SDK internals used (pinned ``pulumi==3.272.0`` in requirements.txt): ``ru
 (``serialize_properties``, ``deserialize_properties``, ``translate_output_properties``,
 ``resolve_properties``, ``resolve_outputs_due_to_exception``, ``_expand_dependencies``,
 ``_add_dependency``, ``declare_dependency``, ``contains_unknowns``, ``_Path``,
-``_get_list_element_type``), ``output._OutputData`` and ``_types``; an SDK upgrade reruns
-``tests/disaggctl/synth/test_fast_paths.py``.
+``_get_list_element_type``), ``output._OutputData`` and ``_types``. So it runs only under the
+SDK release it was verified against (:data:`VERIFIED_SDK_VERSION`, read with ``importlib.metadata``):
+under any other the synth takes the SDK's own path and says so in one line. An SDK upgrade reruns
+``tests/disaggctl/synth/test_fast_paths.py``, then moves :data:`VERIFIED_SDK_VERSION`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import inspect
 import os
 import typing
@@ -64,6 +67,24 @@ from disaggctl.testing.mocks import RecordedResource, RecordingMonitor, install_
 
 if TYPE_CHECKING:
     from pulumi.resource import Resource, ResourceOptions
+
+VERIFIED_SDK_VERSION = "3.272.0"
+"""The pulumi SDK release the equivalence tests passed under (``requirements.txt`` pins it)."""
+
+
+def sdk_version() -> str:
+    """The installed pulumi SDK release."""
+    return importlib.metadata.version("pulumi")
+
+
+def unverified_sdk_note(version: str) -> str | None:
+    """None under the verified SDK release; else the one line saying the SDK's path is taken."""
+    if version == VERIFIED_SDK_VERSION:
+        return None
+    return (
+        f"pulumi SDK {version} is not {VERIFIED_SDK_VERSION}, the release fast registration was verified "
+        "against: resources register through the SDK's own (slower) path"
+    )
 
 _SDK_REGISTER = sdk_resource.register_resource
 
@@ -630,6 +651,12 @@ def install_fast_mocks(
     project: str, stack: str, mocks: Mocks | None = None, *, fast_registration: bool = True
 ) -> RecordingMonitor:
     """:func:`~disaggctl.testing.mocks.install_mocks`, registering resources through this module
-    (``fast_registration=False``: the SDK's own path, as the equivalence tests compare)."""
-    install(fast_registration)
-    return install_mocks(project, stack, mocks, monitor_type=FastRecordingMonitor if fast_registration else None)
+    (``fast_registration=False``, or an SDK release other than :data:`VERIFIED_SDK_VERSION`: the
+    SDK's own path; the latter adds its note to the monitor's warnings, which the synth prints)."""
+    note = unverified_sdk_note(sdk_version()) if fast_registration else None
+    active = fast_registration and note is None
+    install(active)
+    monitor = install_mocks(project, stack, mocks, monitor_type=FastRecordingMonitor if active else None)
+    if note is not None:
+        monitor.warnings.append(note)
+    return monitor

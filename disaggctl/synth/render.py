@@ -5,8 +5,8 @@ standard library's JSON encoder runs in pure Python as soon as ``indent`` is set
 representer and resolver run in Python even under libyaml's emitter; for a thousand resources
 that is seconds. The writers below produce the same bytes for the values the synth holds (dicts
 with string keys, lists, strings, numbers, booleans, None) and hand anything else to the library
-itself. ``tests/disaggctl/synth/test_fast_paths.py`` compares them with the libraries on generated
-values (hypothesis) and on every shipped stack's synth.
+itself. ``tests/disaggctl/synth/test_render.py`` compares them with the libraries on generated
+values (hypothesis), ``test_fast_paths.py`` beside it on every shipped stack's synth.
 """
 
 from __future__ import annotations

@@ -1,7 +1,24 @@
 """Pulumi SDK mocks that record every resource: the basis of synth and of component tests.
 
 Outputs a real provider would compute (ids, ARNs, endpoints) are made up deterministically
-from the resource's type and name, so two runs record byte-identical results.
+from the resource's type and name, so two runs record byte-identical results. For a consumer's
+own tests (``tests/disaggctl/testing/test_mocks.py`` runs this)::
+
+    import pulumi
+    from disaggctl.testing.mocks import install_mocks
+
+    monitor = install_mocks("llm-team", "test")
+
+    @pulumi.runtime.test
+    def declare():
+        ModelStore("models", ModelStoreArgs(...))  # any components, as the program builds them
+
+    declare()
+    claims = [r for r in monitor.recorded.values() if r.type == "kubernetes:core/v1:PersistentVolumeClaim"]
+    assert claims[0].inputs["spec"]["accessModes"] == ["ReadWriteMany"]
+
+``install_mocks`` registers through the SDK's own path; the synth tool plugs its faster path in
+with ``monitor_type`` (``disaggctl.synth.fast_registration.install_fast_mocks``).
 """
 
 from __future__ import annotations

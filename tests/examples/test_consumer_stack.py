@@ -42,7 +42,7 @@ KUBECONFIG = {
 def _serving_conftest() -> Any:
     """tests/components/serving/conftest.py as a module (its CRD reference directory and strict schema)."""
     spec = importlib.util.spec_from_file_location(
-        "serving_conftest", PROJECT_DIR / "tests" / "serving" / "conftest.py"
+        "serving_conftest", PROJECT_DIR / "tests" / "components" / "serving" / "conftest.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -50,7 +50,7 @@ from components.serving.network_policies import (
 from components.serving.pulumi_options import check_input_str
 from components.serving.repository_config_maps import content_hash
 from components.serving.runtime_package import RuntimePackage, RuntimePackageArgs, runtime_volume
-from engines.llm_api import MODE_GROUPS, Mode
+from engines.llm_api import GROUP_KEYS, MODE_GROUPS, Mode
 
 TYPE_TOKEN = "disagg:serving:LlmApiDeployment"
 MAX_NAME_LENGTH = 63
@@ -211,7 +211,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
     router_url: str
 
     def __init__(self, name: str, args: LlmApiDeploymentArgs, opts: pulumi.ResourceOptions | None = None):
-        roles = sorted(args.workers, key=["workers", "prefill", "decode"].index)
+        roles = sorted(args.workers, key=GROUP_KEYS.index)
         names = role_names(name, roles)
         problems = name_problems(name, roles)
         if problems:

@@ -46,7 +46,7 @@ class LlmApiRouterArgs(BaseModel):
     image: str
     pool: NodePool
     workers_url: str | None = None
-    """Aggregated mode: ``dns://<workers headless service>:8000``."""
+    """Mode tensor-parallel: ``dns://<workers headless service>:8000``."""
     context_url: str | None = None
     """Prefill-decode mode: ``dns://<prefill headless service>:8000``."""
     generation_url: str | None = None
@@ -72,7 +72,7 @@ class LlmApiRouterArgs(BaseModel):
         disaggregated = self.context_url is not None and self.generation_url is not None
         if aggregated == disaggregated or (aggregated and (self.context_url or self.generation_url)):
             raise ValueError(
-                "router: give workers_url (aggregated) or both context_url and generation_url (prefill-decode)"
+                "router: give workers_url (tensor-parallel) or both context_url and generation_url (prefill-decode)"
             )
         if self.min_replicas > self.max_replicas:
             raise ValueError(

@@ -1,6 +1,6 @@
 """LlmApiWorkers: one role's GPU worker groups of the llmapi runtime, as one LeaderWorkerSet.
 
-Role ``workers`` (aggregated), or ``prefill`` (context) / ``decode`` (generation) in
+Group ``workers`` (mode tensor-parallel; server role aggregated), or ``prefill`` (context) / ``decode`` (generation) in
 prefill-decode mode: each role is its own LeaderWorkerSet with its own replicas, HPA, PDB,
 headless Service and LLM API YAML, so scaling one side never touches the other's objects.
 

@@ -33,7 +33,7 @@ recreates the whole group.
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -98,6 +98,7 @@ from components.serving.triton.model_repository import (
     orchestrator_repository,
     repository_files,
 )
+from engines.llm_api import GroupKey
 
 TYPE_TOKEN = "disagg:serving:TritonOrchestrator"
 COMPONENT = "orchestrator"
@@ -111,7 +112,7 @@ class TritonOrchestratorArgs(BaseModel):
 
     instance: str
     """Model deployment (``app.kubernetes.io/instance``)."""
-    role: Literal["workers", "prefill", "decode"]
+    role: GroupKey
     namespace: str
     repository: ModelRepositoryArgs
     """Rendered with ``orchestrator_repository``; ``engine_dir`` replaces its engine directory."""

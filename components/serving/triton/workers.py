@@ -26,7 +26,7 @@ minGroups/maxGroups; a PodDisruptionBudget lets at most one pod of the set be ev
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -55,6 +55,7 @@ from components.serving.resources import gpu_resources
 from components.serving.scaled_objects import pre_stop_sleep, scaled_object
 from components.serving.security import gpu_security_context, secure_pod_spec, tmp_mount, tmp_volume
 from components.serving.triton.orchestrator import executor_env
+from engines.llm_api import GroupKey
 
 TYPE_TOKEN = "disagg:serving:TensorParallelWorkers"
 COMPONENT = "executor"
@@ -85,7 +86,7 @@ class TensorParallelWorkersArgs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     instance: str
-    role: Literal["workers", "prefill", "decode"]
+    role: GroupKey
     namespace: str
     group: WorkerGroupConfig
     layout: GroupLayout

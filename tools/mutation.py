@@ -1,9 +1,11 @@
 """Mutation testing of the modules that decide what is refused and how requests flow.
 
-Why not mutmut: mutmut 3 rewrites every function of the package into trampolines in a copy of
-the tree and first runs the whole suite (4-8 minutes here) to map tests to functions; it cannot
-sample a bounded number of mutants per module nor run one module's test folder. This script does
-the small part we need, with no dependency beyond the standard library:
+Why not mutmut (pinned, as the issue allows): mutmut 3 mutates only code inside functions (not
+module-level facts such as the capacity leads or the byte tables), copies the package into
+``mutants/`` with trampolines and first runs the whole suite to map tests to functions (4-8
+minutes on two cores here). What is needed here is small: a bounded, reproducible sample per
+module, run against that module's own test folder, with a reviewed list of equivalent mutants.
+This script does that with the standard library only:
 
 * operator mutants found in the module's AST: flipped comparisons (``<`` ↔ ``<=``, ``==`` ↔
   ``!=``, ``in`` ↔ ``not in``, ``is`` ↔ ``is not``), arithmetic swaps (``+`` ↔ ``-``, ``*`` ↔

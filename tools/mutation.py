@@ -1,6 +1,6 @@
 """Mutation testing of the modules that decide what is refused and how requests flow.
 
-Why not mutmut (pinned, as the issue allows): mutmut 3 mutates only code inside functions (not
+Why not mutmut: mutmut 3 mutates only code inside functions (not
 module-level facts such as the capacity leads or the byte tables), copies the package into
 ``mutants/`` with trampolines and first runs the whole suite to map tests to functions (4-8
 minutes on two cores here). What is needed here is small: a bounded, reproducible sample per

@@ -134,6 +134,8 @@ def test_generation_request_carries_the_routers_request_id():
 def test_error_bodies_have_the_upstream_and_openai_shapes():
     assert protocol.upstream_error("bad") == {"object": "error", "message": "bad", "type": "BadRequestError",
                                               "param": None, "code": 400}
+    assert protocol.openai_error("bad body") == {  # what a malformed request gets: 400
+        "error": {"message": "bad body", "type": "invalid_request_error", "param": None, "code": 400}}
     assert protocol.openai_error("gone", "service_unavailable", 503, "model") == {
         "error": {"message": "gone", "type": "service_unavailable", "param": "model", "code": 503}}
 

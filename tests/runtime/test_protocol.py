@@ -158,6 +158,7 @@ def test_sse_parser_keeps_only_data_lines_and_waits_for_the_blank_line():
     parser = protocol.SSEParser()
     assert parser.feed(b": comment\nevent: x\ndata: {\"a\":1}\n") == []
     assert parser.feed(b"\ndata:  2 \n\n") == [b'{"a":1}', b"2"]
+    assert parser.feed(b"data:7\n\n") == [b"7"]  # the space after the colon is optional (SSE)
     assert list(protocol.iter_chunks(protocol.sse({"n": 1}) + protocol.DONE)) == [{"n": 1}]
 
 

@@ -161,3 +161,34 @@ def test_a_listening_worker_answers(cluster) -> None:
         router = cluster.router("--workers", f"static://127.0.0.1:{worker.port}", refresh=60)
         status, answer = post(router)
     assert status == 200 and answer["choices"] == [CHOICE]
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]"])
+def test_a_request_that_is_not_a_json_object_is_400_and_reaches_no_server(cluster, raw: bytes) -> None:
+    router, ctx, gen = context_router(cluster, lambda body: {"choices": [{**CHOICE, "disaggregated_params": PARAMS}]})
+    try:
+        status, body = http("POST", router.url + "/v1/completions", raw=raw, timeout=20)
+        assert status == 400, body
+        assert json.loads(body)["error"]["type"] == "invalid_request_error"
+        assert ctx.posts == gen.posts == 0
+    finally:
+        ctx.close()
+        gen.close()
+
+
+def test_a_router_without_both_disaggregated_pools_refuses_to_start() -> None:
+    """One line naming the flags, and a failing exit: no half-configured router serves."""
+    import subprocess
+    import sys
+
+    from tests.runtime.procs import REPO
+
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.router", "--host", "127.0.0.1", "--port", "0",
+         "--context", "static://127.0.0.1:9"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "runtime.router: give either --workers (aggregated) or both --context and --generation"
+    )

@@ -184,3 +184,9 @@ def test_finished_response_keeps_everything_but_the_handoff_params():
     assert done["choices"] == [{"index": 0, "text": "h", "finish_reason": "length"}]
     assert {k: v for k, v in done.items() if k != "choices"} == {k: v for k, v in CTX_RESPONSE.items() if k != "choices"}
     assert "disaggregated_params" in CTX_RESPONSE["choices"][0]
+
+
+def test_a_choice_without_an_index_streams_as_index_0():
+    for chat, body in ((True, {"message": {"content": "x"}}), (False, {"text": "x"})):
+        (chunk,) = protocol.iter_chunks(protocol.response_as_stream({"choices": [body]}, chat, include_usage=False))
+        assert chunk["choices"][0]["index"] == 0 and chunk["id"] is None

@@ -14,19 +14,25 @@ import pulumi_aws as aws
 from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
+from components.models.await_budget import model_preparation_deadline
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
+from components.serving.dashboards import deployment_dashboard
 from components.serving.llmapi.args import llmapi_deployment_args, stack_inputs
 from components.serving.llmapi.deployment import LlmApiDeployment
+from components.serving.llmapi.monitors import pod_monitors as llmapi_pod_monitors
+from components.serving.monitoring import DeploymentMonitoring
 from components.serving.runtime_package import installed_runtime_files
+from components.serving.secrets import StackSecrets, config_values, planned_secrets
 from components.serving.triton.args import engine_deployment_args
 from components.serving.triton.deployment import DisaggregatedDeployment
+from components.serving.triton.monitors import pod_monitors as triton_pod_monitors
 from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:
-    for warning in config.capacity_report().warnings:
+    for warning in config.deploy_warnings():
         pulumi.log.warn(warning)
     cluster_name = config.cluster.name
     if config.cluster.provider == "eks":
@@ -42,6 +48,10 @@ def main(config: StackConfig) -> None:
 
     store = ModelStore(f"{cluster_name}-store", handle=handle, namespace=config.namespace)
     platform = PlatformOperators(f"{cluster_name}-platform", handle=handle, config=config.platform)
+    secrets = StackSecrets(
+        f"{cluster_name}-secrets", planned_secrets(config), config_values(config), store.namespace,
+        opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store]),
+    )
 
     builds: dict[str, EngineBuild] = {}
     for key, pool_name in sorted(config.engine_pools().items()):
@@ -56,10 +66,11 @@ def main(config: StackConfig) -> None:
                 store_mount_path=store.mount_path,
                 hf_token_secret=config.hf_token_secret,
             ),
-            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )
 
     preparations: dict[str, ModelPreparation] = {}
+    fsx_throughput = config.cluster.eks.storage.throughput_per_unit if config.cluster.eks else None
     for key in config.used_models():
         preparations[key] = ModelPreparation(
             f"model-{key}",
@@ -72,14 +83,17 @@ def main(config: StackConfig) -> None:
                 store_mount_path=store.mount_path,
                 image=config.images.trtllm,
                 hf_token_secret=config.hf_token_secret,
+                active_deadline_seconds=model_preparation_deadline(
+                    config.models[key], store.storage, fsx_throughput
+                ),
             ),
-            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
+            opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )
 
     runtime_files = installed_runtime_files() if preparations else {}
     deployments: dict[str, DisaggregatedDeployment | LlmApiDeployment] = {}
     for deployment in config.deployments:
-        opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform])
+        opts = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets])
         if deployment.runtime == "llmapi":
             model_key = next(iter(deployment.worker_groups().values())).model
             assert model_key is not None  # validated: llmapi groups name a model
@@ -89,7 +103,7 @@ def main(config: StackConfig) -> None:
                     deployment,
                     namespace=store.namespace,
                     worker_image=config.images.trtllm,
-                    frontend_image=config.images.frontend,
+                    frontend_image=config.images.llmapi_tiers_image(),
                     model_dir=preparations[model_key].model_dir,
                     gpu_pools=handle.gpu_pools,
                     system_pool=handle.system_pool,
@@ -115,6 +129,20 @@ def main(config: StackConfig) -> None:
                     mount_path=store.mount_path,
                 ),
                 opts=opts,
+            )
+
+    if config.platform.monitoring.enabled:
+        for deployment in config.deployments:
+            runtime_monitors = llmapi_pod_monitors if deployment.runtime == "llmapi" else triton_pod_monitors
+            roles = list(deployment.worker_groups())
+            DeploymentMonitoring(
+                deployment.name,
+                store.namespace,
+                runtime_monitors(deployment.name, store.namespace),
+                deployment_dashboard(deployment.name, store.namespace, deployment.runtime, roles)
+                if config.platform.monitoring.grafana
+                else None,
+                opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform]),
             )
 
     pulumi.export("kubeconfig", pulumi.Output.secret(handle.kubeconfig))

@@ -1,7 +1,7 @@
 """Cost of the llmapi serving tiers (runtime.frontend + runtime.router) on this machine's CPU.
 
     python benchmarks/llmapi_serving_tiers.py --concurrency 8 --requests 64 --max-tokens 256 \
-        --tokens-per-second 200 [--mode aggregated|disaggregated] [--json out.json]
+        --tokens-per-second 200 [--mode aggregated|disaggregated] [--loops asyncio,uvloop] [--json out.json]
 
 Starts stand-ins (``runtime.standin``, pacing each stream at ``--tokens-per-second`` like a GPU
 decode step), a router and a frontend on 127.0.0.1, then runs the same streaming load twice:
@@ -10,8 +10,12 @@ prints:
 - streamed tokens per second per CPU core consumed by the frontend + router processes
   (their utime + stime from /proc over the tiers run);
 - time to first token and inter-token latency p50/p99 direct vs through the tiers, and the
-  difference ("added").
-The client runs in this process (aiohttp), parsing SSE per read; its CPU is not counted.
+  difference ("added");
+- the request path alone: added TTFT p50/p99 of ``--probe-requests`` 4-token requests at the same
+  concurrency, direct and through the tiers in alternating rounds (no long streams competing for
+  the CPU, so per-request costs such as connection setup show without the streaming load).
+The client runs in this process (aiohttp), parsing SSE per read; its CPU is not counted. Each
+event loop in ``--loops`` (the stock image's asyncio, uvloop) gets its own run of the servers.
 """
 
 from __future__ import annotations
@@ -98,8 +102,8 @@ async def load(url: str, model: str, requests: int, concurrency: int, max_tokens
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    cluster = Cluster()
+def run(args: argparse.Namespace, loop: str = "auto") -> dict[str, Any]:
+    cluster = Cluster(env={"RUNTIME_EVENT_LOOP": loop})
     try:
         model = "bench"
         if args.mode == "aggregated":
@@ -124,6 +128,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu0 = [cpu_seconds(p) for p in pids]
         tiers = asyncio.run(load(tiers_url, model, args.requests, args.concurrency, args.max_tokens))
         cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+        probe_direct, probe_tiers = Load(), Load()
+        probe_cpu = 0.0
+        for _ in range(4):
+            for url, acc in ((direct_url, probe_direct), (tiers_url, probe_tiers)):
+                before = sum(cpu_seconds(p) for p in pids)
+                got = asyncio.run(load(url, model, max(1, args.probe_requests // 4), args.concurrency, 4))
+                if acc is probe_tiers:
+                    probe_cpu += sum(cpu_seconds(p) for p in pids) - before
+                acc.ttft.extend(got.ttft)
     finally:
         cluster.close()
 
@@ -144,6 +157,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "itl_ms": {k: {"p50": ms(d.itl, 50), "p99": ms(d.itl, 99),
                        "mean": round(statistics.fmean(d.itl) * 1000, 3)} for k, d in runs},
     }
+    result["request_path_added_ttft_ms"] = {
+        q: round(pct(probe_tiers.ttft, p) * 1000 - pct(probe_direct.ttft, p) * 1000, 3)
+        for q, p in (("p50", 50), ("p99", 99))}
+    result["request_path_cpu_ms_per_request"] = round(probe_cpu / max(1, len(probe_tiers.ttft)) * 1000, 3)
     for key in ("itl_ms", "ttft_ms"):
         result["added_" + key] = {q: round(result[key]["tiers"][q] - result[key]["direct"][q], 3)
                                   for q in ("p50", "p99")}
@@ -158,22 +175,29 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--tokens-per-second", type=float, default=200.0,
                    help="decode pace of each stand-in stream (0 = as fast as it can)")
+    p.add_argument("--probe-requests", type=int, default=128, help="short requests of the request-path probe")
+    p.add_argument("--loops", default="asyncio,uvloop", help="event loops to run the tiers on, comma-separated")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
-    result = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    results = {}
     print(f"mode {args.mode}: {args.requests} requests x {args.max_tokens} tokens, concurrency "
           f"{args.concurrency}, stand-in pace {args.tokens_per_second} tok/s/stream")
-    print(f"tiers: {result['tokens_streamed']} tokens in {result['tiers_wall_s']} s = {result['tokens_per_s']} tok/s")
-    print(f"CPU frontend {result['cpu_s']['frontend']} s + router {result['cpu_s']['router']} s "
-          f"-> {result['tokens_per_cpu_core_s']} streamed tokens/s per core")
-    for name in ("ttft_ms", "itl_ms"):
-        d = result[name]
-        print(f"{name}: direct p50 {d['direct']['p50']} p99 {d['direct']['p99']} | "
-              f"tiers p50 {d['tiers']['p50']} p99 {d['tiers']['p99']}")
-    print(f"added inter-token latency: p50 {result['added_itl_ms']['p50']} ms, "
-          f"p99 {result['added_itl_ms']['p99']} ms; added TTFT p50 {result['added_ttft_ms']['p50']} ms")
+    for loop in args.loops.split(","):
+        result = results[loop] = run(args, loop)
+        print(f"[{loop}] tiers: {result['tokens_streamed']} tokens in {result['tiers_wall_s']} s = "
+              f"{result['tokens_per_s']} tok/s; CPU frontend {result['cpu_s']['frontend']} s + router "
+              f"{result['cpu_s']['router']} s -> {result['tokens_per_cpu_core_s']} streamed tokens/s per core")
+        for name in ("ttft_ms", "itl_ms"):
+            d = result[name]
+            print(f"[{loop}] {name}: direct p50 {d['direct']['p50']} p99 {d['direct']['p99']} | "
+                  f"tiers p50 {d['tiers']['p50']} p99 {d['tiers']['p99']}")
+        print(f"[{loop}] added TTFT p50 {result['added_ttft_ms']['p50']} ms, p99 {result['added_ttft_ms']['p99']} ms; "
+              f"added ITL p50 {result['added_itl_ms']['p50']} ms, p99 {result['added_itl_ms']['p99']} ms")
+        r = result["request_path_added_ttft_ms"]
+        print(f"[{loop}] request path alone (4-token requests): added TTFT p50 {r['p50']} ms, p99 {r['p99']} ms; "
+              f"frontend + router CPU {result['request_path_cpu_ms_per_request']} ms per request")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from disaggctl.plan.cli import add_plan_command
 from disaggctl.synth.diff import add_diff_commands
+from disaggctl.synth.first_apply import add_first_apply_command
 from disaggctl.verify.cli import add_verify_commands
 
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--project", default=".", help="project directory holding Pulumi.yaml (default .)")
     synth.set_defaults(func=_synth)
     add_diff_commands(commands)
+    add_first_apply_command(commands)
     add_plan_command(commands)
     add_verify_commands(commands)
     return parser

@@ -20,6 +20,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+KV_TRANSFER_TIMEOUT_MS = 60000
+"""``cache_transceiver_config.kv_transfer_timeout_ms`` rendered where the release has the option and
+the group sets none: upstream's own default since PR #12249 (``runtime/capabilities.py``)."""
+
 Role = Literal["aggregated", "context", "generation"]
 """What a worker group serves: whole requests, or the context/generation phase of
 prefill/decode disaggregation (upstream's ``--server_role`` CONTEXT/GENERATION)."""
@@ -57,6 +61,9 @@ class KvCacheOptions(_Options):
     dtype: KvCacheDtype = "auto"
     tokens_per_block: int = Field(default=32, ge=1)
     """Tokens per KV-cache block; both sides of prefill/decode must agree."""
+    event_buffer_max_size: int = Field(default=0, ge=0)
+    """KV-cache events kept for ``POST /kv_cache_events`` (0: none). Set by the deployment when its
+    router routes by KV-cache events (``orchestrator.routing``); rendered only when > 0."""
 
     @model_validator(mode="after")
     def _power_of_two(self) -> KvCacheOptions:
@@ -98,6 +105,11 @@ class CacheTransceiverOptions(_Options):
     backend: CacheTransceiverBackend = "UCX"
     max_tokens_in_buffer: int | None = Field(default=None, ge=1)
     """Pre-allocated transfer buffer in tokens; upstream recommends >= the longest prompt."""
+    kv_transfer_timeout_ms: int | None = Field(default=None, ge=1)
+    """How long a context server holds a request's KV blocks for the generation side to pull
+    them, and a generation server waits for them (ms). None: 60000 where the image's release has
+    the option (``runtime/capabilities.py`` row ``kv_transfer_timeout_ms``), left out of the YAML
+    elsewhere (upstream's strict options would refuse the key)."""
 
 
 class LlmApiOptions(_Options):
@@ -152,12 +164,14 @@ class LlmApiOptions(_Options):
         return graphs.max_batch_size if graphs.max_batch_size is not None else self.max_batch_size
 
 
-def llm_api_options(group_options: LlmApiOptions, *, role: Role) -> dict[str, Any]:
+def llm_api_options(group_options: LlmApiOptions, *, role: Role, kv_transfer_timeout: bool = False) -> dict[str, Any]:
     """The ``TorchLlmArgs`` keys (upstream snake_case) ``trtllm-serve`` is given for ``role``.
 
     Context and generation servers always carry a ``cache_transceiver_config`` (UCX unless
     configured): without one upstream creates no cache transceiver and cannot move KV cache.
-    Aggregated servers never do.
+    Aggregated servers never do. ``kv_transfer_timeout``: the image's release has
+    ``cache_transceiver_config.kv_transfer_timeout_ms`` (the capability table's row, read by the
+    caller): it is rendered, 60000 ms unless the group sets it.
     """
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
@@ -180,6 +194,7 @@ def llm_api_options(group_options: LlmApiOptions, *, role: Role) -> dict[str, An
                 "enable_block_reuse": kv.enable_block_reuse,
                 "dtype": kv.dtype,
                 "tokens_per_block": kv.tokens_per_block,
+                **({"event_buffer_max_size": kv.event_buffer_max_size} if kv.event_buffer_max_size else {}),
             },
             "enable_chunked_prefill": o.enable_chunked_prefill,
             "disable_overlap_scheduler": o.overlap_scheduler_disabled(role),
@@ -202,18 +217,26 @@ def llm_api_options(group_options: LlmApiOptions, *, role: Role) -> dict[str, An
         rendered_tc: dict[str, Any] = {"backend": transceiver.backend}
         if transceiver.max_tokens_in_buffer is not None:
             rendered_tc["max_tokens_in_buffer"] = transceiver.max_tokens_in_buffer
+        if kv_transfer_timeout:
+            rendered_tc["kv_transfer_timeout_ms"] = transceiver.kv_transfer_timeout_ms or KV_TRANSFER_TIMEOUT_MS
+        elif transceiver.kv_transfer_timeout_ms is not None:
+            raise ValueError(
+                f"cacheTransceiverConfig.kvTransferTimeoutMs: {transceiver.kv_transfer_timeout_ms} is not an option "
+                "of the image's TensorRT-LLM release (runtime/capabilities.py row kv_transfer_timeout_ms): remove it "
+                "or use a newer image"
+            )
         out["cache_transceiver_config"] = rendered_tc
     return out
 
 
-def llm_api_yaml(group_options: LlmApiOptions, *, role: Role) -> str:
+def llm_api_yaml(group_options: LlmApiOptions, *, role: Role, kv_transfer_timeout: bool = False) -> str:
     """:func:`llm_api_options` as the YAML file ``--extra_llm_api_options`` names.
 
     Written as block YAML with JSON-quoted scalars (valid YAML 1.1 and 1.2, read by upstream's
     ``yaml.safe_load``), keys in a fixed order, so the file is byte-stable for reviews.
     """
     header = f"# trtllm-serve --extra_llm_api_options, role {role} (generated)\n"
-    return header + "".join(_yaml_lines(llm_api_options(group_options, role=role), 0))
+    return header + "".join(_yaml_lines(llm_api_options(group_options, role=role, kv_transfer_timeout=kv_transfer_timeout), 0))
 
 
 def _yaml_lines(mapping: dict[str, Any], indent: int) -> list[str]:

@@ -1,26 +1,52 @@
 """What each TensorRT-LLM release generation offers the project: the one capability table.
 
 Every upstream interface the project relies on (request fields, metric names and the endpoint
-that serves them, LLM API option keys, cache-transceiver backends, endpoints) is a row here, per
-release generation, with the upstream file@tag/commit that proves it. Rendering (components),
-the router and the stand-in all read this table; none re-types a fact.
+that serves them, LLM API option keys, cache-transceiver backends and their environment,
+endpoints, CLI flags) is a row here, per release generation, with the upstream file@commit or
+PR that proves it (:data:`SOURCES`, one entry per field). Rendering (components), the router and
+the stand-in all read this table; none re-types a fact.
 
 It lives in ``runtime/`` because the serving processes are shipped alone (stdlib + aiohttp) and
 must agree with the components on the protocol; everything else may import it, it imports nothing.
 
-Where a release's source could not be read, the row says so and takes the conservative value
-(the feature is treated as absent).
+How the rows were proven (2026-12-02): the release branches (release/1.0, release/1.1,
+release/1.2) and the tags v1.2.0 / v1.2.1 could NOT be read here (the repository snapshot is
+over the size limit and the file index holds one, recent, version per file). A feature therefore
+counts as present in a release only when the PR that added it was merged before that release's
+branch left main (dates below); a feature merged around or after a branch point is treated as
+absent there (the conservative value). ``1.3`` is main as read (1.3.0rc line): each ``1.3`` fact
+is proven by the file@commit named in :data:`SOURCES`.
 
-SKELETON (2026-12-02): the rows below are placeholders pending the research of issue 20; every
-value is conservative until a source column proves otherwise.
+Branch points used: 1.2.0rc2 tagged 2025-11 (ai-dynamo/dynamo PR #4586 pins v1.2.0rc2),
+1.2.0rc4 published 2025-12 (NVIDIA/TensorRT-LLM issue #9752), 1.2.0rc6 2026-01-02 (dynamo PR
+#5138), 1.2.0rc8 on release/1.2 2026-01-12..15 (tensorrtllm_backend PR #837), 1.3.0rc1 on main
+2026-01-27.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 
 GENERATIONS: tuple[str, ...] = ("1.0", "1.1", "1.2", "1.3")
 """Release generations (major.minor) the project accepts; ``1.3`` stands for 1.3 rc / main."""
+
+TRANSCEIVER_BACKENDS = ("DEFAULT", "UCX", "NIXL", "MPI")
+"""``cache_transceiver_config.backend`` values the project renders (every generation)."""
+
+METRICS_ENDPOINT = "/prometheus/metrics"
+"""Where ``trtllm-serve`` serves Prometheus text (plain ``/metrics`` is JSON iteration stats)."""
+METRICS_OPTIONS = {"return_perf_metrics": True, "enable_iter_perf_stats": True}
+"""LLM API options without which no ``trtllm_*`` gauge is exported: ``return_perf_metrics`` mounts
+:data:`METRICS_ENDPOINT`, ``enable_iter_perf_stats`` feeds the iteration gauges."""
+REQUEST_GAUGES = ("trtllm_num_requests_running", "trtllm_num_requests_waiting")
+KV_CACHE_UTILIZATION_GAUGE = "trtllm_kv_cache_utilization"
+
+KV_TRANSFER_TIMEOUT_DEFAULT_MS = 60000
+"""``cache_transceiver_config.kv_transfer_timeout_ms`` default upstream since PR #12249."""
+
+SERVE_FLAGS = ("--host", "--port", "--backend", "--extra_llm_api_options", "--trust_remote_code")
+"""``trtllm-serve serve`` flags the project renders (tensorrt_llm/commands/serve.py)."""
 
 
 @dataclass(frozen=True)
@@ -35,20 +61,141 @@ class Capabilities:
     kv_cache_utilization_gauge: bool
     """``trtllm_kv_cache_utilization`` on ``/prometheus/metrics``."""
     kv_cache_events: bool
-    """``GET /kv_cache_events`` with ``kv_cache_config.event_buffer_max_size``."""
+    """``POST /kv_cache_events`` (the route is POST on every version seen: it pops the events it returns)
+    with ``kv_cache_config.event_buffer_max_size``."""
+    prometheus_endpoint: bool = False
+    """``/prometheus/metrics`` mounted when ``return_perf_metrics: true`` (latency histograms)."""
+    kv_transfer_timeout_default_ms: int | None = None
+    """Upstream's default of ``kv_transfer_timeout_ms`` (None: no timeout, context KV held until pulled)."""
+    transceiver_backends: tuple[str, ...] = TRANSCEIVER_BACKENDS
+    """``cache_transceiver_config.backend`` values accepted."""
+    nixl_backends: tuple[str, ...] = ("UCX",)
+    """NIXL transports ``TRTLLM_NIXL_KVCACHE_BACKEND`` selects (UCX only: the variable is absent)."""
+    nixl_plugins_dir_env: bool = False
+    """``NIXL_PLUGINS_DIR`` names where NIXL loads its backend plugins (LIBFABRIC from a custom image)."""
+    served_model_name_flag: bool = False
+    """``trtllm-serve --served_model_name`` (the project names the model in its own frontend instead)."""
+    serve_flags: tuple[str, ...] = SERVE_FLAGS
+    """The ``trtllm-serve serve`` flags the project renders, all accepted."""
+
+    def worker_metrics(self) -> tuple[str, ...]:
+        """The ``trtllm_*`` gauges a leader exports with :data:`METRICS_OPTIONS` on this generation."""
+        names: tuple[str, ...] = REQUEST_GAUGES if self.request_gauges else ()
+        return names + ((KV_CACHE_UTILIZATION_GAUGE,) if self.kv_cache_utilization_gauge else ())
+
+    def row(self, field: str) -> str:
+        """``<generation>.<field>`` and its source: what a refusal cites."""
+        return f"runtime/capabilities.py row {self.generation}.{field} ({SOURCES[field][self.generation]})"
+
+
+_UNREAD = "release branch not read here; "
+
+SOURCES: dict[str, dict[str, str]] = {
+    "disagg_request_id": {
+        "1.0": "absent: added by PR #10187, merged 2026-01-06",
+        "1.1": "absent: added by PR #10187, merged 2026-01-06",
+        "1.2": _UNREAD + "PR #10187 merged 2026-01-06, at the release/1.2 branch point (1.2.0rc6 2026-01-02, "
+        "rc8 2026-01-12): treated absent",
+        "1.3": "tensorrt_llm/disaggregated_params.py @01009a33a704 (disagg_request_id: Optional[int])",
+    },
+    "kv_transfer_timeout_ms": {
+        "1.0": _UNREAD + "the option's first PR (#6801, 2025-08) was closed unmerged: treated absent",
+        "1.1": _UNREAD + "treated absent",
+        "1.2": _UNREAD + "a 1.1/1.2-era llm_args.py copy has it (default None) but no release file was read: "
+        "treated absent",
+        "1.3": "tensorrt_llm/llmapi/llm_args.py @fcd3f3168280 CacheTransceiverConfig.kv_transfer_timeout_ms; "
+        "default 60000 ms since PR #12249 (2026-03)",
+    },
+    "kv_transfer_timeout_default_ms": {
+        "1.0": "no default (PR #12249 came 2026-03)",
+        "1.1": "no default (PR #12249 came 2026-03)",
+        "1.2": "no default (PR #12249 came 2026-03, after release/1.2)",
+        "1.3": "PR #12249 'BREAKING: Setting default value of KV cache transfer timeout to 60s' (2026-03-16)",
+    },
+    "request_gauges": {
+        "1.0": "absent: PR #12545 (2026-03-25)",
+        "1.1": "absent: PR #12545 (2026-03-25)",
+        "1.2": "absent: PR #12545 merged ~2026-03-25, after release/1.2 split",
+        "1.3": "PR #12545; tensorrt_llm/metrics/collector.py @050f80def8df",
+    },
+    "kv_cache_utilization_gauge": {
+        "1.0": "absent: PR #11243 (2026-02)",
+        "1.1": "absent: PR #11243 (2026-02)",
+        "1.2": "absent: PR #11243 opened 2026-02-03, after release/1.2 split",
+        "1.3": "PR #11243; tensorrt_llm/metrics/collector.py @050f80def8df",
+    },
+    "kv_cache_events": {
+        "1.0": _UNREAD + "treated absent",
+        "1.1": _UNREAD + "treated absent",
+        "1.2": _UNREAD + "treated absent",
+        "1.3": "tensorrt_llm/serve/openai_server.py @e7f7345e31e5 (POST /kv_cache_events); "
+        "kv_cache_config.event_buffer_max_size in tensorrt_llm/llmapi/llm_args.py @fcd3f3168280",
+    },
+    "prometheus_endpoint": {
+        "1.0": _UNREAD + "PR #5785 (2025-07) mounted it on main: treated absent",
+        "1.1": _UNREAD + "treated absent",
+        "1.2": _UNREAD + "treated absent",
+        "1.3": "tensorrt_llm/serve/openai_server.py @00057725d9a6 (mount_metrics at /prometheus/metrics with "
+        "return_perf_metrics)",
+    },
+    "transceiver_backends": {
+        g: "PR #5234 (2025-06, cacheTransceiverConfig.backend); docs/source/features/disagg-serving.md "
+        "@0434b982fa38: DEFAULT | UCX | NIXL | MPI"
+        for g in GENERATIONS
+    },
+    "nixl_backends": {
+        "1.0": "UCX only: TRTLLM_NIXL_KVCACHE_BACKEND came with PR #9075 (2025-11)",
+        "1.1": "UCX only: TRTLLM_NIXL_KVCACHE_BACKEND came with PR #9075 (2025-11)",
+        "1.2": "PRs #9075 (TRTLLM_NIXL_KVCACHE_BACKEND) and #9225 (LIBFABRIC), merged 2025-11 before 1.2.0rc4 "
+        "(issue #9752: 1.2.0rc4 carries NIXL LIBFABRIC support); unknown names fall back to UCX, a missing "
+        "plugin throws 'Failed to create NIXL backend'",
+        "1.3": "cpp/tensorrt_llm/executor/cache_transmission/nixl_utils/transferAgent.cpp (PR #9225); "
+        "docs/source/features/disagg-serving.md @0434b982fa38",
+    },
+    "nixl_plugins_dir_env": {
+        "1.0": "not needed (UCX only)",
+        "1.1": "not needed (UCX only)",
+        "1.2": "NIXL's own loader (NIXL_PLUGINS_DIR); disagg-serving.md @0434b982fa38: the release container "
+        "lacks the LIBFABRIC plugin",
+        "1.3": "docs/source/features/disagg-serving.md @0434b982fa38",
+    },
+    "served_model_name_flag": {
+        g: "not rendered: the project's frontend serves the deployment's name (served_model_name) and the "
+        "router speaks to trtllm-serve by URL"
+        for g in GENERATIONS
+    },
+    "serve_flags": {
+        g: "tensorrt_llm/commands/serve.py @00209af149e7: --host --port --backend --extra_llm_api_options "
+        "(alias of --config on main) --trust_remote_code; all present since 0.x"
+        for g in GENERATIONS
+    },
+}
+"""Field -> generation -> the proof (or why the conservative value was taken)."""
 
 
 _TABLE: dict[str, Capabilities] = {
-    g: Capabilities(
-        generation=g,
-        disagg_request_id=g == "1.3",
-        kv_transfer_timeout_ms=g == "1.3",
-        request_gauges=g == "1.3",
-        kv_cache_utilization_gauge=g == "1.3",
-        kv_cache_events=g == "1.3",
-    )
-    for g in GENERATIONS
+    "1.0": Capabilities(
+        generation="1.0", disagg_request_id=False, kv_transfer_timeout_ms=False, request_gauges=False,
+        kv_cache_utilization_gauge=False, kv_cache_events=False,
+    ),
+    "1.1": Capabilities(
+        generation="1.1", disagg_request_id=False, kv_transfer_timeout_ms=False, request_gauges=False,
+        kv_cache_utilization_gauge=False, kv_cache_events=False,
+    ),
+    "1.2": Capabilities(
+        generation="1.2", disagg_request_id=False, kv_transfer_timeout_ms=False, request_gauges=False,
+        kv_cache_utilization_gauge=False, kv_cache_events=False,
+        nixl_backends=("UCX", "LIBFABRIC"), nixl_plugins_dir_env=True,
+    ),
+    "1.3": Capabilities(
+        generation="1.3", disagg_request_id=True, kv_transfer_timeout_ms=True, request_gauges=True,
+        kv_cache_utilization_gauge=True, kv_cache_events=True, prometheus_endpoint=True,
+        kv_transfer_timeout_default_ms=KV_TRANSFER_TIMEOUT_DEFAULT_MS,
+        nixl_backends=("UCX", "LIBFABRIC"), nixl_plugins_dir_env=True,
+    ),
 }
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?(?:rc\d+)?(?:\.post\d+)?(?:\.dev\w*)?$")
 
 
 def capabilities(generation: str) -> Capabilities:
@@ -60,3 +207,25 @@ def capabilities(generation: str) -> Capabilities:
             f"TensorRT-LLM generation {generation!r} is not in the capability table; accepted: "
             f"{', '.join(GENERATIONS)}"
         ) from None
+
+
+def generation_of(version: str) -> str:
+    """The generation of a TensorRT-LLM version (``'1.2.1'`` -> ``'1.2'``, ``'1.3.0rc24'`` -> ``'1.3'``).
+
+    ValueError when the version is not one or its generation is not in the table."""
+    match = _VERSION.match(version.strip())
+    if match is None:
+        raise ValueError(f"{version!r} is not a TensorRT-LLM version (e.g. '1.2.1')")
+    generation = f"{int(match.group(1))}.{int(match.group(2))}"
+    capabilities(generation)
+    return generation
+
+
+def _check_sources() -> None:
+    """Every field but ``generation`` has a source for every generation (import-time guard)."""
+    for f in fields(Capabilities):
+        if f.name != "generation" and set(SOURCES.get(f.name, {})) != set(GENERATIONS):
+            raise AssertionError(f"capabilities: SOURCES[{f.name!r}] must name every generation")
+
+
+_check_sources()

@@ -12,11 +12,20 @@ refuses requests that cannot fit. OpenAI SSE streams from the router are relayed
 it as ``{"model_name", "model_version", "text_output"}``
 (triton-inference-server/server ``docs/protocol/extension_generate.md`` @0bd93bc80166).
 Errors use the OpenAI error object on ``/v1`` and ``{"error": msg}`` on ``/v2``.
+
+Hostile input (issue 21) is refused before any work: admission (``--max-inflight``, 429 with
+``Retry-After``), per-route body limits and read timeouts, JSON depth, strict types (``stream``
+is a boolean), token-id prompts checked against ``--max-seq-len`` and the vocabulary, and the
+parameters this tier cannot honour (:data:`UNSUPPORTED`: tools, logprobs, ...) refused with 400
+instead of silently dropped. Upstream 5xx text and internal addresses never reach a client: the
+client gets a request id, the log gets the detail. ``--router`` takes one or more URLs; a
+refused connection is retried on the next one (another router replica).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import hmac
 import json
@@ -27,13 +36,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from aiohttp import ClientSession, web
+from aiohttp import web
 
 from . import protocol
+from .limits import Admission, RejectedError, parse_json, read_body, request_id
 from .metrics import Registry
-from .serve import SHUTDOWN_TIMEOUT_S, client_session, run
+from .serve import Lifecycle, add_serving_flags, check_serving_flags, run
 from .tokenizer import Tokenizer, load_tokenizer
-from .upstream import Upstream, UpstreamError
+from .upstream import ConnectionPool, Timeouts, Upstream, UpstreamError, UpstreamTimeoutError
 
 log = logging.getLogger("runtime.frontend")
 TTFT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -44,12 +54,33 @@ KSERVE_PARAMETERS = frozenset({
     "skip_special_tokens", "include_stop_str_in_output", "logprobs", "n", "best_of", "use_beam_search",
 })
 """generate parameters passed to ``/v1/completions`` (upstream ``CompletionRequest`` fields)."""
+UNSUPPORTED = {
+    "tools": "tool calling is not supported by this deployment (the chat template is applied without tools)",
+    "tool_choice": "tool calling is not supported by this deployment",
+    "functions": "function calling is not supported by this deployment",
+    "function_call": "function calling is not supported by this deployment",
+    "parallel_tool_calls": "tool calling is not supported by this deployment",
+    "logprobs": "logprobs are not supported by this deployment",
+    "top_logprobs": "logprobs are not supported by this deployment",
+    "prompt_logprobs": "logprobs are not supported by this deployment",
+    "logit_bias": "logit_bias is not supported by this deployment",
+    "echo": "echo is not supported by this deployment",
+    "suffix": "suffix is not supported by this deployment",
+    "response_format": "response_format other than text is not supported by this deployment",
+    "best_of": "best_of is not supported by this deployment",
+    "use_beam_search": "beam search is not supported by this deployment",
+    "chat_template": "a request-supplied chat template is not supported (the model's template applies)",
+}
+"""Parameters refused with 400 when set to anything but their neutral value (:func:`check_params`)."""
+_NEUTRAL: tuple[Any, ...] = (None, False, 0, 1, [], {}, {"type": "text"})
+BODY_TIMEOUT_S = 30.0
 
 
 class RequestError(Exception):
     def __init__(self, message: str, status: int = 400, err_type: str = "invalid_request_error",
-                 param: str | None = None, code: Any = None) -> None:
+                 param: str | None = None, code: Any = None, retry_after: bool = False) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.status = status
         self.err_type = err_type
         self.param = param
@@ -72,30 +103,84 @@ def resolve_max_tokens(requested: Any, prompt_len: int, max_seq_len: int, defaul
     return requested
 
 
-def completion_prompt_ids(prompt: Any, tokenizer: Tokenizer) -> list[int]:
+def check_params(body: dict[str, Any]) -> None:
+    """400 for an unsupported parameter, or a wrongly typed one this tier reads."""
+    for key, why in UNSUPPORTED.items():
+        value = body.get(key)
+        if key == "best_of" and value == 1:
+            continue
+        if not any(value is n or (type(value) is type(n) and value == n) for n in _NEUTRAL):
+            raise RequestError(f"{key}: {why}; remove it from the request", param=key)
+    if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
+        raise RequestError(f"stream must be a boolean, got {type(body['stream']).__name__}", param="stream")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise RequestError("stream_options must be an object", param="stream_options")
+    n = body.get("n", 1)
+    if n is not None and (type(n) is not int or n != 1):
+        raise RequestError(f"n must be 1 (one choice per request), got {str(n)[:20]}", param="n")
+
+
+def check_ids(ids: list[Any], vocab_size: int, max_seq_len: int) -> list[int]:
+    """Token ids as given, or 400: integers within the vocabulary, fewer than ``max_seq_len``."""
+    if len(ids) >= max_seq_len:
+        raise RequestError(f"prompt has {len(ids)} token ids; max_seq_len {max_seq_len} leaves room for at most "
+                           f"{max_seq_len - 1}", param="prompt")
+    for i in ids:
+        if type(i) is not int or not 0 <= i < vocab_size:
+            raise RequestError(f"token id {str(i)[:24]} is not an integer in [0, {vocab_size}) (the vocabulary)",
+                               param="prompt")
+    return ids
+
+
+def completion_prompt_ids(prompt: Any, tokenizer: Tokenizer, vocab_size: int = 1 << 31,
+                          max_seq_len: int = 1 << 31) -> list[int]:
     """Token ids of a completions ``prompt`` (one string or one token-id list)."""
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
         prompt = prompt[0]
     if isinstance(prompt, str):
         if not prompt:
             raise RequestError("prompt must not be empty", param="prompt")
-        return tokenizer.encode(prompt)
+        try:
+            return tokenizer.encode(prompt)
+        except UnicodeError:
+            raise RequestError("prompt is not valid Unicode text (lone surrogate?)", param="prompt") from None
     if isinstance(prompt, list) and prompt and all(isinstance(i, int) and not isinstance(i, bool) for i in prompt):
-        return prompt
+        return check_ids(prompt, vocab_size, max_seq_len)
     raise RequestError("prompt must be one non-empty string or one list of token ids (batched prompts are "
                        "not supported: send one request per prompt)", param="prompt")
 
 
+def _vocab_size(tok: Tokenizer) -> int:
+    """The tokenizer's vocabulary size (256 for ``bytes``)."""
+    inner = getattr(tok, "_tok", None)
+    if inner is not None:
+        return len(inner)
+    return 256
+
+
 class Frontend:
     def __init__(self, router_url: str, model: str, tokenizer: Tokenizer, max_seq_len: int,
-                 default_max_tokens: int, request_timeout: float) -> None:
-        self.router = router_url.rstrip("/")
+                 default_max_tokens: int, timeouts: Timeouts | float | None = None,
+                 admission: Admission | None = None, lifecycle: Lifecycle | None = None,
+                 vocab_size: int | None = None, max_body_bytes: int | None = None,
+                 body_timeout: float = BODY_TIMEOUT_S) -> None:
+        self.routers = [u.strip().rstrip("/") for u in router_url.split(",") if u.strip()]
+        self.router = self.routers[0]
+        self._next_router = 0
         self.model = model
         self.tok = tokenizer
         self.max_seq_len = max_seq_len
         self.default_max_tokens = default_max_tokens
-        self.request_timeout = request_timeout
-        self.session: ClientSession | None = None
+        self.timeouts = timeouts if isinstance(timeouts, Timeouts) else Timeouts(total=timeouts or Timeouts().total)
+        self.admission = admission or Admission(1024)
+        self.lifecycle = lifecycle or Lifecycle()
+        self.vocab_size = vocab_size or _vocab_size(tokenizer)
+        # A token-id prompt of max_seq_len ids, ~12 bytes each, plus room for text and parameters.
+        self.max_body_bytes = max_body_bytes or max(1 << 20, 12 * max_seq_len + (256 << 10))
+        self.body_timeout = body_timeout
+        self.conns = ConnectionPool()
+        self.session: aiohttp.ClientSession | None = None
         reg = self.registry = Registry()
         self.m_inflight = reg.gauge("frontend_requests_in_flight", "Requests being served")
         self.m_requests = reg.counter("frontend_requests_total", "Requests answered, by route and status code")
@@ -108,23 +193,21 @@ class Frontend:
         self.m_inflight.set(0)
 
     async def start(self, app: web.Application) -> AsyncIterator[None]:
-        self.session = client_session(self.request_timeout)
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))  # readiness checks only
         yield
         await self.session.close()
+        self.conns.close()
 
     # --- helpers -------------------------------------------------------------------------
     def _error(self, exc: RequestError) -> web.Response:
         body = protocol.openai_error(str(exc), exc.err_type, exc.code, exc.param)
-        return web.json_response(body, status=exc.status)
+        return web.json_response(body, status=exc.status, headers={"Retry-After": "1"} if exc.retry_after else None)
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
         try:
-            body = json.loads(await request.read())
-        except ValueError as exc:
-            raise RequestError(f"Invalid JSON body: {exc}") from None
-        if not isinstance(body, dict):
-            raise RequestError("request body must be a JSON object")
-        return body
+            return await parse_json(await read_body(request, self.max_body_bytes, self.body_timeout))
+        except RejectedError as exc:
+            raise RequestError(str(exc), exc.status, exc.err_type) from None
 
     def _check_model(self, body: dict[str, Any]) -> None:
         model = body.get("model")
@@ -132,19 +215,41 @@ class Frontend:
             raise RequestError(f"The model `{str(model)[:80]}` does not exist; this endpoint serves `{self.model}`",
                                404, "invalid_request_error", "model", "model_not_found")
 
-    async def _post(self, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        assert self.session is not None
+    async def _open(self, path: str, body: dict[str, Any], stream: bool, rid: str, prompt_tokens: int) -> Upstream:
+        """The router's answer (status line and headers): a refused connection goes to the next
+        router URL; errors are sanitized (the log keeps the detail, with the request id)."""
         try:
-            return await self.session.post(self.router + path, data=protocol.dumps(body),
-                                           headers={"Content-Type": protocol.JSON_CONTENT_TYPE})
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise RequestError(f"no upstream: router {self.router} is unreachable ({exc})", 503,
-                               "service_unavailable") from None
+            raw = protocol.dumps(body)
+        except UnicodeError:
+            raise RequestError("request contains text that is not valid Unicode (lone surrogate?)") from None
+        headers = {"X-Request-Id": rid, "X-Prompt-Tokens": str(prompt_tokens)}
+        last: Exception | None = None
+        for _ in range(len(self.routers) + 1):
+            url = self.routers[self._next_router % len(self.routers)]
+            try:
+                up = await Upstream.open(self.conns, url, path, raw, self.timeouts, stream, headers)
+            except (OSError, asyncio.TimeoutError) as exc:
+                last = exc
+                self._next_router += 1  # the next attempt (and request) tries another replica
+                continue
+            except UpstreamTimeoutError as exc:
+                log.warning("request %s: router %s: %s", rid, url, exc)
+                raise RequestError(f"the model server timed out (request id {rid})", 504, "timeout") from None
+            except UpstreamError as exc:
+                log.warning("request %s: router %s: %s", rid, url, exc)
+                raise RequestError(f"the model server failed (request id {rid})", 502, "upstream_error") from None
+            if up.status != 200:
+                raise self._upstream_error(up.status, await up.read(), rid, up.retry_after)
+            return up
+        log.warning("request %s: no router accepted the connection: %s", rid, last)
+        raise RequestError(f"no model server available; retry shortly (request id {rid})", 503,
+                           "service_unavailable", retry_after=True)
 
     # --- OpenAI ------------------------------------------------------------------------------
     def prepare_completion(self, body: dict[str, Any]) -> dict[str, Any]:
         self._check_model(body)
-        ids = completion_prompt_ids(body.get("prompt"), self.tok)
+        check_params(body)
+        ids = completion_prompt_ids(body.get("prompt"), self.tok, self.vocab_size, self.max_seq_len)
         out = dict(body)
         out["model"] = self.model
         out["prompt"] = ids
@@ -155,13 +260,16 @@ class Frontend:
 
     def prepare_chat(self, body: dict[str, Any]) -> dict[str, Any]:
         self._check_model(body)
+        check_params(body)
+        if body.get("prompt_token_ids") is not None:
+            raise RequestError("prompt_token_ids is set by this tier; send messages", param="prompt_token_ids")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             raise RequestError("messages must be a non-empty list of message objects", param="messages")
         try:
             ids = self.tok.chat_ids(messages, bool(body.get("add_generation_prompt", True)))
-        except (ValueError, TypeError) as exc:
-            raise RequestError(f"messages: {exc}", param="messages") from None
+        except (ValueError, TypeError, UnicodeError, AttributeError) as exc:
+            raise RequestError(f"messages: {str(exc)[:200]}", param="messages") from None
         out = dict(body)
         requested = out.pop("max_completion_tokens", None)
         if requested is None:
@@ -180,22 +288,31 @@ class Frontend:
 
     async def _openai(self, request: web.Request, path: str, prepare: Any, chat: bool) -> web.StreamResponse:
         t0 = time.monotonic()
-        self.m_inflight.inc()
+        rid = request_id(request)
         status = 500
         try:
+            await self.admission.acquire()
+        except RejectedError as exc:
+            self.m_requests.inc(1, (("code", "429"), ("route", path)))
+            return web.json_response(protocol.openai_error(str(exc), exc.err_type, exc.status), status=exc.status,
+                                     headers=exc.headers)
+        self.m_inflight.inc()
+        try:
             body = prepare(await self._json(request))
+            tokens = len(body.get("prompt_token_ids") or body.get("prompt") or ())
             if body.get("stream"):
-                resp = await self._openai_stream(request, path, body, chat, t0)
+                resp = await self._openai_stream(request, path, body, chat, t0, rid, tokens)
                 status = resp.status
                 return resp
-            up = await self._post(path, body)
+            up = await self._open(path, body, False, rid, tokens)
+            status = up.status
             try:
-                status = up.status
-                if status != 200:
-                    return self._upstream_error(status, await up.read())
                 raw = await up.read()
-            finally:
-                up.release()
+            except UpstreamError as exc:
+                log.warning("request %s: %s", rid, exc)
+                kind = ("the model server timed out", 504, "timeout") if isinstance(exc, UpstreamTimeoutError) else \
+                    ("the model server failed", 502, "upstream_error")
+                raise RequestError(f"{kind[0]} (request id {rid})", kind[1], kind[2]) from None
             self.m_ttft.observe(time.monotonic() - t0)
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 self.m_output.inc(json.loads(raw)["usage"]["completion_tokens"])
@@ -204,26 +321,27 @@ class Frontend:
             status = exc.status
             return self._error(exc)
         finally:
+            self.admission.release()
             self.m_inflight.dec()
             self.m_requests.inc(1, (("code", str(status)), ("route", path)))
 
-    def _upstream_error(self, status: int, raw: bytes) -> web.Response:
-        err_type = "service_unavailable" if status == 503 else "upstream_error"
-        return self._error(RequestError(protocol.error_message(raw), status, err_type))
+    def _upstream_error(self, status: int, raw: bytes, rid: str, retry_after: str | None = None) -> RequestError:
+        """4xx messages (about the request) pass, trimmed; 5xx become a request id (logged)."""
+        message = protocol.error_message(raw)
+        if 400 <= status < 500:
+            return RequestError(message[:500], status, "rate_limit_exceeded" if status == 429 else "invalid_request_error",
+                                retry_after=status == 429)
+        log.warning("request %s: upstream %d: %s", rid, status, message[:300])
+        if status == 503:
+            return RequestError(f"no model server available; retry shortly (request id {rid})", 503,
+                                "service_unavailable", retry_after=True)
+        if status == 504:
+            return RequestError(f"the model server timed out (request id {rid})", 504, "timeout")
+        return RequestError(f"the model server failed (request id {rid})", 502, "upstream_error")
 
     async def _openai_stream(self, request: web.Request, path: str, body: dict[str, Any], chat: bool,
-                             t0: float) -> web.StreamResponse:
-        try:
-            up = await Upstream.open(self.router, path, protocol.dumps(body))
-        except (OSError, TimeoutError) as exc:
-            raise RequestError(f"no upstream: router {self.router} is unreachable ({exc})", 503,
-                               "service_unavailable") from None
-        except UpstreamError as exc:
-            raise RequestError(f"router {self.router}: {exc}", 502, "upstream_error") from None
-        if up.status != 200:
-            raw = await up.read()
-            raise RequestError(protocol.error_message(raw), up.status,
-                               "service_unavailable" if up.status == 503 else "upstream_error")
+                             t0: float, rid: str = "", tokens: int = 0) -> web.StreamResponse:
+        up = await self._open(path, body, True, rid, tokens)
         counter = _StreamCounter(t0, self.m_ttft, chat)
         try:
             return await up.relay(request, counter)
@@ -250,10 +368,13 @@ class Frontend:
     async def _router_ready(self) -> bool:
         assert self.session is not None
         try:
-            async with self.session.get(self.router + "/health", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                return r.status == 200
-        except (aiohttp.ClientError, OSError, TimeoutError):
-            return False
+            for url in self.routers:
+                async with self.session.get(url + "/health") as r:
+                    if r.status == 200:
+                        return True
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            pass
+        return False
 
     async def v2_live(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
@@ -298,67 +419,84 @@ class Frontend:
 
     async def _v2(self, request: web.Request, stream: bool) -> web.StreamResponse:
         t0 = time.monotonic()
+        rid = request_id(request)
         route = "/v2/generate_stream" if stream else "/v2/generate"
         status = 500
+        try:
+            await self.admission.acquire()
+        except RejectedError as exc:
+            self.m_requests.inc(1, (("code", "429"), ("route", route)))
+            return web.json_response({"error": str(exc)}, status=exc.status, headers=exc.headers)
         self.m_inflight.inc()
         try:
             name = self._v2_model(request)
             body = self.generate_to_completion(await self._json(request), stream)
-            up = await self._post("/v1/completions", body)
-            try:
-                status = up.status
-                if status != 200:
-                    return web.json_response({"error": protocol.error_message(await up.read())}, status=status)
-                head = {"model_name": name, "model_version": MODEL_VERSION}
-                if not stream:
+            up = await self._open("/v1/completions", body, stream, rid, len(body["prompt"]))
+            status = up.status
+            head = {"model_name": name, "model_version": MODEL_VERSION}
+            if not stream:
+                try:
                     resp = json.loads(await up.read())
-                    self.m_ttft.observe(time.monotonic() - t0)
-                    self.m_output.inc(resp.get("usage", {}).get("completion_tokens", 0))
-                    return web.json_response({**head, "text_output": resp["choices"][0]["text"]})
-                return await self._v2_stream(request, up, head, t0)
-            finally:
-                up.release()
+                except (UpstreamError, ValueError) as exc:
+                    log.warning("request %s: %s", rid, exc)
+                    raise RequestError(f"the model server failed (request id {rid})", 502, "upstream_error") from None
+                self.m_ttft.observe(time.monotonic() - t0)
+                self.m_output.inc(resp.get("usage", {}).get("completion_tokens", 0))
+                return web.json_response({**head, "text_output": resp["choices"][0]["text"]})
+            return await self._v2_stream(request, up, head, t0, rid)
         except RequestError as exc:
             status = exc.status
-            return web.json_response({"error": str(exc)}, status=exc.status)
+            return web.json_response({"error": str(exc)}, status=exc.status,
+                                     headers={"Retry-After": "1"} if exc.retry_after else None)
         finally:
+            self.admission.release()
             self.m_inflight.dec()
             self.m_requests.inc(1, (("code", str(status)), ("route", route)))
 
-    async def _v2_stream(self, request: web.Request, up: aiohttp.ClientResponse, head: dict[str, Any],
-                         t0: float) -> web.StreamResponse:
+    async def _v2_stream(self, request: web.Request, up: Upstream, head: dict[str, Any], t0: float,
+                         rid: str) -> web.StreamResponse:
         resp = web.StreamResponse(headers={**protocol.SSE_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"})
-        await resp.prepare(request)
         parser = protocol.SSEParser()
         first = True
         tokens = 0
-        async for data in up.content.iter_any():
-            out = []
-            for payload in parser.feed(data):
-                if payload == b"[DONE]":
-                    continue
-                chunk = json.loads(payload)
-                if "error" in chunk or chunk.get("object") == "error":
-                    out.append(protocol.sse({"error": protocol.error_message(payload)}))
-                    continue
-                for choice in chunk.get("choices", ()):
-                    tokens += 1
-                    item = {**head, "text_output": choice.get("text", "")}
-                    if choice.get("finish_reason"):
-                        item["finish_reason"] = choice["finish_reason"]
-                    out.append(protocol.sse(item))
-            if out:
-                if first:
-                    self.m_ttft.observe(time.monotonic() - t0)
-                    first = False
-                await resp.write(b"".join(out))
-        self.m_output.inc(tokens)
-        await resp.write_eof()
+        try:
+            await resp.prepare(request)
+            async for data in up.iter_body():
+                out = []
+                for payload in parser.feed(data):
+                    if payload == b"[DONE]":
+                        continue
+                    chunk = json.loads(payload)
+                    if "error" in chunk or chunk.get("object") == "error":
+                        log.warning("request %s: stream error event: %s", rid, protocol.error_message(payload)[:300])
+                        out.append(protocol.sse({"error": f"the model server failed mid-stream (request id {rid})"}))
+                        continue
+                    for choice in chunk.get("choices", ()):
+                        tokens += 1
+                        item = {**head, "text_output": choice.get("text", "")}
+                        if choice.get("finish_reason"):
+                            item["finish_reason"] = choice["finish_reason"]
+                        out.append(protocol.sse(item))
+                if out:
+                    if first:
+                        self.m_ttft.observe(time.monotonic() - t0)
+                        first = False
+                    await resp.write(b"".join(out))
+        except UpstreamError as exc:
+            log.warning("request %s: %s", rid, exc)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await resp.write(protocol.sse({"error": f"the model server failed mid-stream (request id {rid})"}))
+        finally:
+            up.close()
+            self.m_output.inc(tokens)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write_eof()
         return resp
 
     # --- status ------------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
-        return web.Response(status=200)
+        """200 while serving, 503 once draining (readiness off before the listener closes)."""
+        return web.Response(status=503 if self.lifecycle.draining else 200)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(text=self.registry.render(), headers={"Content-Type": self.registry.content_type})
@@ -398,7 +536,18 @@ async def _json_404(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPNotFound as exc:
         if exc.content_type == protocol.JSON_CONTENT_TYPE:
             raise
-        return web.json_response(protocol.openai_error(f"no route {request.path}", code=404), status=404)
+        return web.json_response(protocol.openai_error(f"no route {request.path[:100]}", code=404), status=404)
+    except web.HTTPException as exc:
+        return web.json_response(protocol.openai_error(exc.reason, code=exc.status), status=exc.status)
+    except asyncio.CancelledError:
+        raise
+    except ConnectionError:  # the client left (reading its body, writing to it): no one to answer
+        raise asyncio.CancelledError from None
+    except Exception:  # a bug: the client gets a request id, the log the traceback
+        rid = request_id(request)
+        log.exception("request %s: unexpected error", rid)
+        return web.json_response(protocol.openai_error(f"internal error (request id {rid})", "internal_error", 500),
+                                 status=500)
 
 
 AUTH_EXEMPT_PATHS = frozenset({"/health", "/metrics"})
@@ -421,7 +570,7 @@ def api_key_middleware(key: str, header: str) -> Any:
         if bearer:
             scheme, _, given = given.partition(" ")
             given = given.strip() if scheme.lower() == "bearer" else ""
-        if not hmac.compare_digest(given.encode(), expected):
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
             body = protocol.openai_error(f"missing or invalid API key in header {header!r}",
                                          "authentication_error", code=401)
             return web.json_response(body, status=401)
@@ -456,14 +605,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m runtime.frontend", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--router", required=True, help="http://<router service>:<port>")
+    p.add_argument("--router", required=True,
+                   help="http://<router service>:<port>[,http://...]: a refused connection tries the next")
     p.add_argument("--served-model-name", required=True)
     p.add_argument("--tokenizer", required=True, help="a model directory (needs transformers) or 'bytes'")
     p.add_argument("--max-seq-len", type=int, required=True)
     p.add_argument("--default-max-tokens", type=int, default=256)
-    p.add_argument("--request-timeout", type=float, default=3600.0, help="seconds per upstream request")
-    p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
-                   help="on SIGTERM, stop accepting and give streams in flight this long to finish")
+    p.add_argument("--vocab-size", type=int, help="token ids must be below this (default: the tokenizer's)")
+    p.add_argument("--max-body-bytes", type=int, help="request body limit (default: from --max-seq-len)")
+    add_serving_flags(p, max_inflight=1024)
     p.add_argument("--api-key-env", help="require the API key held by this environment variable")
     p.add_argument("--api-key-file", help="require the API key held in this file (a mounted Secret)")
     p.add_argument("--api-key-header", default="x-api-key",
@@ -494,17 +644,20 @@ def read_api_key(env_var: str | None, path: str | None = None) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
-    if a.shutdown_timeout <= 0:  # aiohttp reads 0 as "wait forever"
-        raise SystemExit(f"runtime.frontend: --shutdown-timeout {a.shutdown_timeout}: must be > 0")
+    timeouts = check_serving_flags("runtime.frontend", a)
     api_key = read_api_key(a.api_key_env, a.api_key_file)
     if a.max_seq_len < 2 or a.default_max_tokens < 1:
         raise SystemExit(f"runtime.frontend: --max-seq-len {a.max_seq_len} must be >= 2 and "
                          f"--default-max-tokens {a.default_max_tokens} >= 1")
-    if not a.router.startswith(("http://", "https://")):
-        raise SystemExit(f"runtime.frontend: --router {a.router[:80]!r}: expected http://host:port")
+    for url in a.router.split(","):
+        if not url.strip().startswith("http://"):
+            raise SystemExit(f"runtime.frontend: --router {url[:80]!r}: expected http://host:port")
+    lifecycle = Lifecycle()
     frontend = Frontend(a.router, a.served_model_name, load_tokenizer(a.tokenizer), a.max_seq_len,
-                        a.default_max_tokens, a.request_timeout)
-    run(make_app(frontend, api_key, a.api_key_header), a.host, a.port, a.shutdown_timeout)
+                        a.default_max_tokens, timeouts, Admission(a.max_inflight, a.max_queue, a.queue_timeout),
+                        lifecycle, a.vocab_size, a.max_body_bytes, a.body_timeout)
+    run(make_app(frontend, api_key, a.api_key_header), a.host, a.port, a.shutdown_timeout, lifecycle, a.drain_delay,
+        a.header_timeout)
 
 
 if __name__ == "__main__":

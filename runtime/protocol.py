@@ -13,12 +13,13 @@ Mirrors (read, not copied) NVIDIA/TensorRT-LLM:
   (``_get_ctx_request``: same request with ``disaggregated_params={request_type: context_only,
   disagg_request_id}``, ``stream: false``, no ``stream_options``; ``_get_gen_request``: the
   context choice's ``disaggregated_params`` switched to ``generation_only``, the prompt replaced
-  by the context response's ``prompt_token_ids``; ``_need_gen``: generation is skipped when the
-  context finish_reason is neither ``length`` nor ``not_finished``).
+  by the context response's ``prompt_token_ids``; ``_need_gen``: generation is skipped only when
+  the context finish_reason is neither ``length`` nor ``not_finished``), same on @00bb903d965f.
 
-One deliberate difference from upstream, in :func:`needs_generation`: a request asking for a
-single token is finished by the context server, so it is answered from the context response
-instead of paying a generation round trip.
+``disagg_request_id`` is sent only where the release's ``DisaggregatedParams`` has it
+(``runtime/capabilities.py``): the model forbids unknown fields. Generation is never skipped on
+any other ground: a context_only request that did not finish holds its KV blocks until a
+generation server pulls them.
 """
 
 from __future__ import annotations
@@ -103,16 +104,19 @@ def iter_chunks(stream_body: bytes) -> Iterator[Any]:
 
 # --- disaggregated handoff (context-first, as upstream's OpenAIDisaggregatedService) -----------
 
-def context_request(body: dict[str, Any], disagg_request_id: int) -> dict[str, Any]:
+def context_request(body: dict[str, Any], disagg_request_id: int, send_id: bool = True) -> dict[str, Any]:
     """The request a context server gets: same body, context_only, not streamed."""
     ctx = dict(body)
-    ctx["disaggregated_params"] = {"request_type": CONTEXT_ONLY, "disagg_request_id": disagg_request_id}
+    params: dict[str, Any] = {"request_type": CONTEXT_ONLY}
+    if send_id:
+        params["disagg_request_id"] = disagg_request_id
+    ctx["disaggregated_params"] = params
     ctx["stream"] = False
     ctx.pop("stream_options", None)
     return ctx
 
 
-def verify_context_response(resp: dict[str, Any]) -> dict[str, Any]:
+def verify_context_response(resp: dict[str, Any], require_id: bool = True) -> dict[str, Any]:
     """The context choice's disaggregated_params, or ValueError naming what is missing."""
     choices = resp.get("choices") or []
     if len(choices) != 1:
@@ -120,27 +124,27 @@ def verify_context_response(resp: dict[str, Any]) -> dict[str, Any]:
     params = choices[0].get("disaggregated_params")
     if not isinstance(params, dict):
         raise ValueError("Context server did not return disaggregated params")
-    for key in ("ctx_request_id", "disagg_request_id"):
+    for key in ("ctx_request_id", "disagg_request_id") if require_id else ("ctx_request_id",):
         if params.get(key) is None:
             raise ValueError(f"Invalid disaggregated params in context phase response: {key} is None")
     return params
 
 
-def needs_generation(ctx_resp: dict[str, Any], max_tokens: int | None) -> bool:
-    """Whether the generation server must continue (see the module docstring)."""
-    finish = ctx_resp["choices"][0].get("finish_reason")
-    if finish not in ("length", "not_finished"):
-        return False
-    return not (max_tokens is not None and max_tokens <= 1)
+def needs_generation(ctx_resp: dict[str, Any]) -> bool:
+    """Whether the generation server must continue: upstream's ``_need_gen`` (module docstring)."""
+    return ctx_resp["choices"][0].get("finish_reason") in ("length", "not_finished")
 
 
 def generation_request(body: dict[str, Any], ctx_resp: dict[str, Any], disagg_request_id: int,
-                       chat: bool) -> dict[str, Any]:
+                       chat: bool, send_id: bool = True) -> dict[str, Any]:
     """The request a generation server gets: the context params as generation_only + prompt ids."""
     gen = dict(body)
-    params = dict(verify_context_response(ctx_resp))
+    params = dict(verify_context_response(ctx_resp, send_id))
     params["request_type"] = GENERATION_ONLY
-    params["disagg_request_id"] = disagg_request_id
+    if send_id:
+        params["disagg_request_id"] = disagg_request_id
+    else:
+        params.pop("disagg_request_id", None)
     gen["disaggregated_params"] = params
     if chat:
         gen["prompt_token_ids"] = ctx_resp.get("prompt_token_ids")

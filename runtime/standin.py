@@ -15,6 +15,16 @@ generation server received what a context server produced for this very prompt.
 Metrics (``/prometheus/metrics`` and ``/metrics``) use upstream's names
 (``tensorrt_llm/metrics/collector.py`` @050f80def8df, labels ``model_name``, ``engine_type``) plus
 ``standin_*`` counters of the handoff.
+
+It speaks the protocol of ``--trtllm-version`` (``runtime/capabilities.py``): unknown
+``disaggregated_params`` fields are refused with 400 as upstream's ``DisaggregatedParams``
+(``extra="forbid"``) does. KV retention is modelled as upstream: a context_only request that did
+not finish holds ``ceil(prompt / KV_BLOCK_TOKENS)`` blocks until a generation server pulls them
+(the generation stand-in calls ``POST /standin/kv/pull`` on the issuing context server, standing
+in for the NIXL/UCX transfer) or, where the release has ``kv_transfer_timeout_ms``, until
+``--kv-transfer-timeout-ms`` passes; ``standin_kv_held_requests`` / ``standin_kv_held_blocks``
+show what is held, so tests see leaks. ``POST /standin/fault`` makes the next requests fail or
+stall (fault injection for tests).
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ from typing import Any
 from aiohttp import web
 
 from . import protocol
+from .capabilities import GENERATIONS, capabilities
+from .kv_cache_model import BlockCache
+from .kv_routing import TOKENS_PER_BLOCK
 from .metrics import Registry
 from .serve import run
 from .tokenizer import ByteTokenizer
@@ -41,6 +54,11 @@ from .tokenizer import ByteTokenizer
 ROLES = ("aggregated", "context", "generation")
 DEFAULT_MAX_TOKENS = 32
 KV_SLOTS = 64
+KV_BLOCK_TOKENS = 32
+DISAGG_FIELDS = ("request_type", "first_gen_tokens", "ctx_request_id", "encoded_opaque_state", "draft_tokens")
+"""``DisaggregatedParams`` fields every accepted release has; ``disagg_request_id`` per the table."""
+WORKER_ERROR = "CUDA error: an illegal memory access was encountered (worker 10.1.2.3:8001)"
+"""The text an injected 5xx carries: worker text that must never reach a client."""
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
 """Upstream's default ``time_to_first_token_buckets``."""
@@ -83,8 +101,21 @@ def verify_state(secret: bytes, token: str | None) -> dict[str, Any]:
 
 
 class StandIn:
-    def __init__(self, role: str, model: str, tokens_per_second: float, secret: bytes, server_id: str) -> None:
+    def __init__(self, role: str, model: str, tokens_per_second: float, secret: bytes, server_id: str,
+                 generation: str = "1.2", kv_transfer_timeout_ms: int = 60000,
+                 cache: BlockCache | None = None, prefill_tokens_per_second: float = 0.0) -> None:
         self.role = role
+        self.cache = cache
+        """Reusable KV blocks (``--kv-cache-blocks``); None: no reuse is modelled."""
+        self.prefill_tps = prefill_tokens_per_second
+        self._prefill_lock = asyncio.Lock()
+        """One prefill at a time, as one GPU group runs one context batch at a time."""
+        self.caps = capabilities(generation)
+        self.disagg_fields = DISAGG_FIELDS + (("disagg_request_id",) if self.caps.disagg_request_id else ())
+        self.kv_timeout = kv_transfer_timeout_ms / 1000 if self.caps.kv_transfer_timeout_ms else None
+        self.held: dict[int, tuple[int, asyncio.TimerHandle | None]] = {}
+        self.fault: dict[str, Any] = {}
+        self.session: Any = None
         self.model = model
         self.tps = tokens_per_second
         self.secret = secret
@@ -108,10 +139,82 @@ class StandIn:
         self.refused = reg.counter("standin_refused_total", "requests refused (bad request or wrong role)")
         self.pretokenized = reg.counter("standin_pretokenized_requests_total",
                                         "requests whose prompt arrived as token ids (prompt_token_ids or an id list)")
+        self.held_requests = reg.gauge("standin_kv_held_requests", "context_only requests whose KV blocks are held")
+        self.held_blocks = reg.gauge("standin_kv_held_blocks", "KV blocks held for generation servers to pull")
+        self.released = reg.counter("standin_kv_released_total", "Held KV released, by reason (pulled, timeout)")
+        self.cancelled = reg.counter("standin_cancelled_total", "Requests whose client left before the end")
+        self.faults = reg.counter("standin_faults_injected_total", "Requests failed or stalled on purpose")
+        self.prefill_computed = reg.counter("standin_prefill_tokens_computed_total",
+                                            "prompt tokens prefilled (not found in the reusable KV cache)")
+        self.prefill_reused = reg.counter("standin_prefill_tokens_reused_total",
+                                          "prompt tokens whose KV blocks were reused from the cache")
         for g in (self.running, self.waiting, self.kv_util):
             g.set(0, labels)
-        for c in (self.success, self.refused, self.pretokenized, self.handoffs_out):
+        for c in (self.success, self.refused, self.pretokenized, self.handoffs_out, self.cancelled,
+                  self.prefill_computed, self.prefill_reused):
             c.inc(0, labels)
+        self.held_requests.set(0)
+        self.held_blocks.set(0)
+        for reason in ("pulled", "timeout"):
+            self.released.inc(0, (("reason", reason),))
+
+    # --- KV retention ----------------------------------------------------------------------
+    def hold(self, ctx_id: int, prompt_len: int) -> None:
+        blocks = -(-prompt_len // KV_BLOCK_TOKENS)
+        timer = None
+        if self.kv_timeout is not None:
+            timer = asyncio.get_running_loop().call_later(self.kv_timeout, self.release, ctx_id, "timeout")
+        self.held[ctx_id] = (blocks, timer)
+        self.held_requests.inc(1)
+        self.held_blocks.inc(blocks)
+
+    def release(self, ctx_id: int, reason: str) -> bool:
+        entry = self.held.pop(ctx_id, None)
+        if entry is None:
+            return False
+        blocks, timer = entry
+        if timer is not None:
+            timer.cancel()
+        self.held_requests.dec(1)
+        self.held_blocks.dec(blocks)
+        self.released.inc(1, (("reason", reason),))
+        return True
+
+    async def kv_pull(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        ok = self.release(int(body.get("ctx_request_id", -1)), "pulled")
+        return web.json_response({"pulled": ok}, status=200 if ok else 404)
+
+    async def pull_from(self, server: str, ctx_id: int) -> bool:
+        """The transfer a generation server makes from the context server that holds the KV."""
+        import aiohttp
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        try:
+            async with self.session.post(f"http://{server}/standin/kv/pull", json={"ctx_request_id": ctx_id}) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            return False
+
+    async def set_fault(self, request: web.Request) -> web.Response:
+        """``{"status": 500|null, "delay_s": s, "count": n}``: the next n requests wait delay_s, then
+        fail with status (when given)."""
+        self.fault = dict(json.loads(await request.read()))
+        return web.json_response(self.fault)
+
+    async def _inject(self) -> web.Response | None:
+        f = self.fault
+        if not f or f.get("count", 0) <= 0:
+            return None
+        f["count"] -= 1
+        self.faults.inc(1)
+        if f.get("delay_s"):
+            await asyncio.sleep(float(f["delay_s"]))
+        if f.get("status"):
+            return web.json_response(protocol.upstream_error(WORKER_ERROR, "InternalServerError", f["status"]),
+                                     status=int(f["status"]))
+        return None
 
     # --- request parsing -------------------------------------------------------------------
     def prompt_ids(self, body: dict[str, Any], chat: bool) -> list[int]:
@@ -140,6 +243,14 @@ class StandIn:
             if dp is not None:
                 raise BadRequestError("disaggregated_params sent to an aggregated server")
             return "aggregated", None
+        extra = sorted(set(dp) - set(self.disagg_fields)) if isinstance(dp, dict) else []
+        if extra:
+            raise BadRequestError(f"disaggregated_params.{extra[0]}: Extra inputs are not permitted "
+                                  f"(TensorRT-LLM {self.caps.generation})")
+        if self.role == "generation" and dp is None:
+            # upstream's generation servers are full trtllm-serve instances: a request without
+            # disaggregated_params is served locally (conditional disaggregation sends these)
+            return "aggregated", None
         if self.role == "context":
             if rtype != protocol.CONTEXT_ONLY:
                 raise BadRequestError(f"this is a context server: disaggregated_params.request_type must be "
@@ -163,7 +274,20 @@ class StandIn:
         return await self.handle(request, chat=True)
 
     async def handle(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        try:
+            return await self._handle(request, chat)
+        except asyncio.CancelledError:
+            self.cancelled.inc(1, self.labels)
+            raise
+        except ConnectionError:  # the client left while we wrote: as upstream, abort quietly
+            self.cancelled.inc(1, self.labels)
+            raise asyncio.CancelledError from None
+
+    async def _handle(self, request: web.Request, chat: bool) -> web.StreamResponse:
         t0 = time.monotonic()
+        injected = await self._inject()
+        if injected is not None:
+            return injected
         try:
             try:
                 body = json.loads(await request.read())
@@ -191,10 +315,16 @@ class StandIn:
         self._kv()
         self.prompt_tokens.inc(len(ids), self.labels)
         try:
+            if kind != protocol.GENERATION_ONLY:
+                await self.prefill(ids)
             if kind == protocol.CONTEXT_ONLY:
                 return self.context_response(body, ids, chat, stop_ids, t0)
             first = None
             if state is not None:
+                if not await self.pull_from(str(state.get("server")), int(state["ctx_request_id"])):
+                    return web.json_response(protocol.upstream_error(
+                        f"KV cache transfer failed: context request {state['ctx_request_id']} is not held by "
+                        f"{state.get('server')}", "InternalServerError", 500), status=500)
                 first = list(body["disaggregated_params"]["first_gen_tokens"])
                 self.handoffs_in.inc(1, (("ctx_server", str(state.get("server"))),))
             if body.get("stream"):
@@ -203,6 +333,26 @@ class StandIn:
         finally:
             self.running.dec(1, self.labels)
             self._kv()
+
+    async def prefill(self, ids: list[int]) -> None:
+        """The context phase: reuse the cached prefix, compute the rest at ``--prefill-tokens-per-second``
+        (one prefill at a time), then store the prompt's blocks (emitting KV-cache events)."""
+        if self.cache is None and self.prefill_tps <= 0:
+            self.prefill_computed.inc(len(ids), self.labels)
+            return
+        async with self._prefill_lock:
+            reused = self.cache.lookup(ids) if self.cache is not None else 0
+            computed = len(ids) - reused
+            if self.prefill_tps > 0 and computed:
+                await asyncio.sleep(computed / self.prefill_tps)
+            if self.cache is not None:
+                self.cache.store(ids)
+        self.prefill_computed.inc(computed, self.labels)
+        self.prefill_reused.inc(reused, self.labels)
+
+    async def kv_cache_events(self, request: web.Request) -> web.Response:
+        """``POST /kv_cache_events``: the queued events, handed out once (upstream's route)."""
+        return web.json_response(self.cache.drain() if self.cache is not None else [])
 
     def _kv(self) -> None:
         """KV-cache utilization as if each running request held 1/``KV_SLOTS`` of the cache."""
@@ -241,8 +391,11 @@ class StandIn:
         state = sign_state(self.secret, {"server": self.server_id, "ctx_request_id": ctx_id,
                                          "prompt": _prompt_digest(ids), "first": first})
         params = {"request_type": protocol.CONTEXT_ONLY, "first_gen_tokens": first, "ctx_request_id": ctx_id,
-                  "encoded_opaque_state": state, "draft_tokens": None,
-                  "disagg_request_id": dp_in.get("disagg_request_id", ctx_id)}
+                  "encoded_opaque_state": state, "draft_tokens": None}
+        if self.caps.disagg_request_id:
+            params["disagg_request_id"] = dp_in.get("disagg_request_id", ctx_id)
+        if finish in ("length", "not_finished"):
+            self.hold(ctx_id, len(ids))  # finished requests free their KV at once
         usage = {"prompt_tokens": len(ids), "completion_tokens": len(toks), "total_tokens": len(ids) + len(toks)}
         rid, created = self._ids(chat)
         out = self._body(chat, rid, created, "".join(map(token_text, toks)), finish, stop_reason, usage,
@@ -323,6 +476,9 @@ def make_app(standin: StandIn) -> web.Application:
     app.router.add_post("/v1/chat/completions", standin.chat)
     app.router.add_get("/metrics", standin.metrics)
     app.router.add_get("/prometheus/metrics", standin.metrics)
+    app.router.add_post("/kv_cache_events", standin.kv_cache_events)
+    app.router.add_post("/standin/kv/pull", standin.kv_pull)
+    app.router.add_post("/standin/fault", standin.set_fault)
     return app
 
 
@@ -336,12 +492,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="per-request decode pace when streaming; 0 = as fast as the event loop allows")
     p.add_argument("--secret", default=os.environ.get("STANDIN_SECRET", "disagg-standin"),
                    help="HMAC key of encoded_opaque_state, shared by context and generation stand-ins")
+    p.add_argument("--trtllm-version", choices=GENERATIONS, default="1.2",
+                   help="the TensorRT-LLM release generation whose protocol to speak")
+    p.add_argument("--kv-transfer-timeout-ms", type=int, default=60000,
+                   help="context KV released after this long unless pulled (releases that have the option)")
+    p.add_argument("--kv-cache-blocks", type=int, default=0,
+                   help="model a reusable KV cache of this many blocks (LRU, KV-cache events); 0 = none")
+    p.add_argument("--tokens-per-block", type=int, default=TOKENS_PER_BLOCK)
+    p.add_argument("--kv-event-buffer", type=int, default=1024,
+                   help="kv_cache_config.event_buffer_max_size: events kept until polled (0 = no events)")
+    p.add_argument("--prefill-tokens-per-second", type=float, default=0.0,
+                   help="context-phase pace for uncached prompt tokens, one prefill at a time; 0 = instant")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
-    standin = StandIn(a.role, a.model_name, a.tokens_per_second, a.secret.encode(), f"{a.host}:{a.port}")
+    cache = (BlockCache(a.kv_cache_blocks, a.tokens_per_block, a.kv_event_buffer)
+             if a.kv_cache_blocks > 0 else None)
+    standin = StandIn(a.role, a.model_name, a.tokens_per_second, a.secret.encode(), f"{a.host}:{a.port}",
+                      a.trtllm_version, a.kv_transfer_timeout_ms, cache, a.prefill_tokens_per_second)
     run(make_app(standin), a.host, a.port)
 
 

@@ -12,8 +12,9 @@ What it declares, in dependency order:
   (``API``): the identity running ``pulumi up`` is admin, and every ``adminPrincipalArns`` entry
   gets ``AmazonEKSClusterAdminPolicy``;
 * the core add-ons, managed by EKS (``bootstrapSelfManagedAddons`` is off, so nothing is
-  installed twice): vpc-cni, kube-proxy and eks-pod-identity-agent before any node, coredns and
-  the storage CSI driver once the system nodes exist;
+  installed twice): vpc-cni (NetworkPolicy enforcement on: :mod:`~components.cluster.aws_addons`),
+  kube-proxy and eks-pod-identity-agent before any node, coredns and the storage CSI driver once
+  the system nodes exist;
 * the CPU system node group (label ``disagg.dev/pool=system``) and one
   :class:`~components.cluster.aws_node_pool.AwsGpuNodePool` per GPU pool; the EFA interfaces of all
   GPU nodes share one security group that allows all traffic to and from itself (EFA requires it);
@@ -38,6 +39,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.cluster import aws_iam
+from components.cluster.aws_addons import vpc_cni_configuration
 from components.cluster.aws_karpenter import KarpenterAws, KarpenterAwsArgs
 from components.cluster.aws_network import AwsNetwork, AwsNetworkArgs
 from components.cluster.aws_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs, StrInput, placement_group_for
@@ -338,7 +340,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-lb-controller-role-policy",
             role=lb_role.name,
-            policy=aws_iam.load_balancer_controller_policy(args.region),
+            policy=aws_iam.load_balancer_controller_policy(),
             opts=child,
         )
 
@@ -456,11 +458,13 @@ class AwsGpuCluster(pulumi.ComponentResource):
     def _addon(
         self, addon: str, role_arn: pulumi.Output[str] | None = None, depends_on: list[pulumi.Resource] | None = None
     ) -> aws.eks.Addon:
+        configuration = vpc_cni_configuration(self._args.network_policy) if addon == "vpc-cni" else {}
         return aws.eks.Addon(
             f"{self._name}-{addon}",
             cluster_name=self._cluster.name,
             addon_name=addon,
             addon_version=self._args.addon_versions.get(addon),
+            configuration_values=json.dumps(configuration, sort_keys=True) if configuration else None,
             service_account_role_arn=role_arn,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",

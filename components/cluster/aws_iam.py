@@ -354,16 +354,13 @@ LOAD_BALANCER_CONTROLLER_POLICY_FILE = (
 )
 
 
-def load_balancer_controller_policy(region: str) -> str:
-    """Upstream's AWS Load Balancer Controller policy, scoped to ``region`` (IAM calls excepted)."""
+def load_balancer_controller_policy() -> str:
+    """Upstream's AWS Load Balancer Controller policy, unchanged (kubernetes-sigs/aws-load-balancer-controller
+    ``docs/install/iam_policy.json`` @11eb202c97e4, v3.5.0, the pinned chart's app version).
+
+    Not scoped to the cluster's region: an ``aws:RequestedRegion`` condition would deny the calls
+    that do not go to it: ``iam:ListServerCertificates``/``iam:GetServerCertificate`` (IAM is
+    global) and ``shield:*`` (Shield Advanced is served from us-east-1), which the controller makes
+    for HTTPS listeners and Shield-protected load balancers."""
     document = json.loads(LOAD_BALANCER_CONTROLLER_POLICY_FILE.read_text())
-    statements = []
-    for statement in document["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        scoped = dict(statement)
-        if not all(action.startswith("iam:") for action in actions):
-            condition = {key: dict(value) for key, value in statement.get("Condition", {}).items()}
-            condition.setdefault("StringEquals", {})["aws:RequestedRegion"] = region
-            scoped["Condition"] = condition
-        statements.append(scoped)
-    return _document(statements)
+    return _document(document["Statement"])

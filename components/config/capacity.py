@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from components.config.cluster import EksConfig, GpuNodePoolConfig
+from engines.catalog import MODELS
 
 NAMESPACE = "disagg"
 GIB = 2**30
@@ -449,8 +450,6 @@ def storage_zone(eks: EksConfig) -> str:
 
 def _memory(config: Any, report: CapacityReport) -> None:
     """Leader pods (engine runtime: the orchestrator container) ask for the memory their ranks use."""
-    from engines.catalog import MODELS
-
     pools = config.cluster.node_pools()
     for index, deployment in enumerate(config.deployments):
         orchestrator = deployment.orchestrator

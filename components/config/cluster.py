@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config.base import ConfigModel, check_dns_label
 from components.config.instance_types import GpuArch, InstanceType, lookup_instance_type
+from components.config.limits import EKS_DEFAULT_KUBERNETES_VERSION
 from components.config.scheduling import Fabric, NodePool, Toleration
 
 GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
@@ -315,13 +316,24 @@ class EksConfig(ConfigModel):
     """A new EKS cluster: VPC, control plane, system node group, GPU node pools, storage."""
 
     region: str
-    kubernetes_version: str = "1.33"
+    kubernetes_version: str = EKS_DEFAULT_KUBERNETES_VERSION
+    """Kubernetes minor version (quoted): pick one in EKS standard support (``limits.EKS_VERSION_SUPPORT``;
+    a warning when it is within 60 days of extended support or in it)."""
     vpc_cidr: str = "10.0.0.0/16"
     availability_zones: list[str] = Field(min_length=2, max_length=6)
     endpoint_private_access: bool = True
-    endpoint_public_access: bool = False
+    endpoint_public_access: bool = True
+    """The program running ``pulumi up`` reaches the API server it creates through this endpoint
+    (see ``deployerAccess``); it is open only to ``publicAccessCidrs``."""
     public_access_cidrs: list[str] = []
-    """CIDRs allowed to reach a public endpoint; required when it is public."""
+    """CIDRs allowed to reach a public endpoint (required when it is public): the egress CIDRs of
+    the machines running ``pulumi up`` and kubectl, e.g. ``"$(curl -s https://checkip.amazonaws.com)/32"``."""
+    deployer_access: Literal["public-endpoint", "in-vpc"] = "public-endpoint"
+    """How the program running ``pulumi up`` reaches the cluster's API server. ``public-endpoint``:
+    through the public endpoint, from ``publicAccessCidrs`` (the only way on a first run: the VPC
+    is created by this stack, so nothing runs inside it yet). ``in-vpc``: from inside the VPC (a
+    runner in it, or VPN/peering/Transit Gateway into it), which allows a private-only endpoint
+    once the cluster exists (README, "Deploying for real")."""
     admin_principal_arns: list[str] = []
     """IAM roles/users given cluster-admin through EKS access entries (the identity running
     ``pulumi up`` is admin already: do not list it again)."""
@@ -331,6 +343,9 @@ class EksConfig(ConfigModel):
     system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
     gpu_node_pools: list[GpuNodePoolConfig] = []
     storage: StorageConfig = StorageConfig()
+    network_policy: bool = True
+    """Enforce the stack's NetworkPolicies (vpc-cni ``enableNetworkPolicy``); false leaves them
+    declared but inert (a warning)."""
     addon_versions: dict[str, str] = {}
     """EKS add-on name -> pinned version (``aws eks describe-addon-versions``); an add-on not
     listed gets EKS's default for the Kubernetes version when it is created."""
@@ -354,7 +369,7 @@ class EksConfig(ConfigModel):
     def _version(cls, version: str) -> str:
         if not re.fullmatch(r"1\.\d{2}", version):
             raise ValueError(
-                f"kubernetesVersion '{version}' must be a pinned minor version such as \"1.33\" "
+                f"kubernetesVersion '{version}' must be a pinned minor version such as \"1.35\" "
                 "(quoted in YAML)"
             )
         return version
@@ -415,12 +430,59 @@ class EksConfig(ConfigModel):
                 "the API endpoint is neither private nor public: enable endpointPrivateAccess "
                 "or endpointPublicAccess"
             )
+        if self.deployer_access == "public-endpoint" and not self.endpoint_public_access:
+            raise ValueError(
+                "endpointPublicAccess is false, but deployerAccess is public-endpoint: pulumi up could "
+                "not reach the API server it creates (the VPC is new; nothing runs inside it): set "
+                "endpointPublicAccess: true with publicAccessCidrs: [<your egress CIDR>], or "
+                "deployerAccess: in-vpc when pulumi up runs inside the VPC"
+            )
+        if self.deployer_access == "in-vpc" and not self.endpoint_private_access:
+            raise ValueError(
+                "deployerAccess is in-vpc, but endpointPrivateAccess is false: pulumi up inside the VPC "
+                "reaches the API server only through the private endpoint: set endpointPrivateAccess: true"
+            )
         if self.endpoint_public_access and not self.public_access_cidrs:
             raise ValueError(
                 "endpointPublicAccess needs publicAccessCidrs (the API would be open to the "
-                "internet): list the CIDRs allowed, or set endpointPublicAccess: false"
+                "internet): list the egress CIDRs of the machines running pulumi up and kubectl"
             )
         return self
+
+
+VPC_CNI_MIN_NETWORK_POLICY = (1, 14, 0)
+"""First VPC CNI release with the network policy agent (amazon-vpc-cni-k8s v1.14.0,
+docs/network-policy-faq.md; configuration: components/cluster/aws_addons.py)."""
+
+
+def vpc_cni_version_problem(version: str | None, network_policy: bool) -> str | None:
+    """Why a pinned vpc-cni add-on version cannot enforce NetworkPolicies, or None."""
+    if not network_policy or version is None:
+        return None  # EKS's default for every supported Kubernetes version is newer than v1.14
+    match = re.match(r"v(\d+)\.(\d+)\.(\d+)", version)
+    if match and tuple(int(g) for g in match.groups()) < VPC_CNI_MIN_NETWORK_POLICY:
+        return (
+            f"cluster.eks.addonVersions.vpc-cni: '{version}' predates network policy support "
+            "(v1.14.0): pin v1.14.0-eksbuild.1 or later, or remove the pin"
+        )
+    return None
+
+
+Cni = Literal[
+    "calico", "cilium", "antrea", "kube-router", "weave", "vpc-cni-network-policy", "vpc-cni", "flannel", "unknown"
+]
+CNI_ENFORCES_NETWORK_POLICY: dict[str, bool | None] = {
+    "calico": True,
+    "cilium": True,
+    "antrea": True,
+    "kube-router": True,
+    "weave": True,
+    "vpc-cni-network-policy": True,  # Amazon VPC CNI >= v1.14 with enableNetworkPolicy "true"
+    "vpc-cni": False,  # its default: enableNetworkPolicy "false"
+    "flannel": False,  # no policy engine (flannel-io/flannel README: pair it with Calico, i.e. Canal)
+    "unknown": None,
+}
+"""Whether each CNI enforces Kubernetes NetworkPolicies (None: not known)."""
 
 
 class ExistingPoolConfig(ConfigModel):
@@ -458,6 +520,10 @@ class ExistingClusterConfig(ConfigModel):
     """An existing ReadWriteMany StorageClass (NFS, Lustre, Weka, …) for weights and engines."""
     storage_size_gib: int = Field(default=2000, ge=100)
     gpu_pools: list[ExistingPoolConfig] = Field(min_length=1)
+    cni: Cni = "unknown"
+    """The cluster's CNI plugin: whether the stack's NetworkPolicies are enforced follows from it
+    (:data:`CNI_ENFORCES_NETWORK_POLICY`); a CNI that does not enforce them is refused, unknown
+    is a warning."""
     load_balancer_services: bool | None = None
     """Whether the cluster implements Services of type LoadBalancer (a cloud controller, MetalLB,
     …); this stack installs none there. None: unknown (a warning when a frontend asks for one)."""
@@ -537,3 +603,20 @@ class ClusterConfig(ConfigModel):
             assert self.existing is not None
             selector = dict(self.existing.system_node_selector)
         return NodePool(name="system", gpus_per_node=0, gpu_memory_gib=0, node_selector=selector)
+
+
+def network_policy_warnings(cluster: ClusterConfig) -> list[str]:
+    """NetworkPolicies that may not be enforced (one line each; declared, not refused)."""
+    eks, existing = cluster.eks, cluster.existing
+    if eks is not None and not eks.network_policy:
+        return [
+            "disagg:cluster.eks.networkPolicy is false: the stack's NetworkPolicies are declared "
+            "but the VPC CNI does not enforce them (every pod can reach every other)"
+        ]
+    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is None:
+        return [
+            "disagg:cluster.existing.cni is unknown: the stack's NetworkPolicies are enforced only "
+            "if the cluster's CNI enforces them: declare it (calico, cilium, antrea, "
+            "vpc-cni-network-policy, …)"
+        ]
+    return []

@@ -10,8 +10,11 @@ from components.config.base import ConfigModel, check_dns_label
 from components.config.images import (
     DEFAULT_TRITON_TRTLLM_IMAGE,
     DEFAULT_TRTLLM_IMAGE,
+    ImageFeature,
     Runtime,
     parse_version,
+    trtllm_capabilities,
+    trtllm_generation,
 )
 from components.config.workload import WorkloadConfig
 from engines.llm_api import LlmApiOptions, Mode
@@ -50,6 +53,70 @@ class FrontendConfig(ConfigModel):
         return self
 
 
+class RoutingConfig(ConfigModel):
+    """The router's choice of a worker group (``python -m runtime.router``; llmapi runtime)."""
+
+    policy: Literal["least-outstanding", "kv-aware"] = "least-outstanding"
+    """least-outstanding: fewest requests outstanding (upstream's ``load_balancing`` router).
+    kv-aware: least cost in tokens — the prompt tokens an endpoint would prefill (those not in its KV
+    cache, known from the workers' KV-cache events or approximated) times ``overlapWeight``, plus the
+    tokens queued on it times ``loadWeight``; the context side where the prefix lives, the generation
+    side by load (``runtime/kv_routing.py``)."""
+    overlap_weight: float = Field(default=2.0, ge=0)
+    """kv-aware: weight of the prompt tokens an endpoint would have to prefill (0: ignore the cache)."""
+    load_weight: float = Field(default=1.0, ge=0)
+    """kv-aware: weight of the tokens already queued on an endpoint."""
+    kv_events: Literal["auto", "on", "off"] = "auto"
+    """kv-aware: read the workers' ``/kv_cache_events`` (rendering ``kv_cache_config.event_buffer_max_size``).
+    auto: where the image's TensorRT-LLM generation is proven to serve them (``runtime/capabilities.py``),
+    else approximate from the router's own decisions; on: refused on an image not proven to."""
+    event_buffer_max_size: int = Field(default=1024, ge=1)
+    """kv-aware with events: events each worker keeps until the router polls them."""
+    max_local_prefill_tokens: int | None = Field(default=None, ge=0)
+    """prefill-decode, kv-aware: a prompt with at most this many uncached tokens on the chosen
+    generation server is prefilled there (upstream's ``conditional_disagg_config.max_local_prefill_length``);
+    None: always disaggregate."""
+
+    @model_validator(mode="after")
+    def _kv_only(self) -> RoutingConfig:
+        if self.policy != "kv-aware" and self.max_local_prefill_tokens is not None:
+            raise ValueError(
+                f"orchestrator.routing.maxLocalPrefillTokens {self.max_local_prefill_tokens} needs policy kv-aware "
+                f"(got {self.policy!r}): set orchestrator.routing.policy: kv-aware or remove it"
+            )
+        return self
+
+
+def serves_kv_events(reference: str, declared_version: str | None) -> bool:
+    """Whether the capability table proves ``POST /kv_cache_events`` for the image's generation."""
+    caps = trtllm_capabilities(reference, declared_version)
+    return caps is not None and caps.kv_cache_events
+
+
+def routing_problems(deployment: ModelDeploymentConfig, images: ImagesConfig) -> list[str]:
+    """Refusals of ``orchestrator.routing`` against the deployment's servers and image, one line each
+    (relative to the deployment)."""
+    routing = deployment.orchestrator.routing
+    if routing.policy != "kv-aware" or deployment.runtime != "llmapi":
+        return []
+    problems = []
+    groups = deployment.worker_groups()
+    holder = "prefill" if "prefill" in groups else "workers"
+    if holder in groups and not groups[holder].llm_api.kv_cache_config.enable_block_reuse:
+        problems.append(
+            f"{holder}.llmApi.kvCacheConfig.enableBlockReuse is false, but orchestrator.routing.policy is "
+            "kv-aware: without block reuse no prefix is ever cached; enable block reuse or route least-outstanding"
+        )
+    if routing.kv_events == "on" and not serves_kv_events(images.trtllm, images.trtllm_version):
+        generation = trtllm_generation(images.trtllm, images.trtllm_version) or "unknown"
+        problems.append(
+            f"orchestrator.routing.kvEvents is 'on', but TensorRT-LLM {generation} ({images.trtllm}) is not proven to "
+            "serve /kv_cache_events (runtime/capabilities.py, row kv_cache_events): set kvEvents: auto (the router "
+            "then approximates from its own decisions)"
+        )
+    return problems
+
+
 class OrchestratorConfig(ConfigModel):
     """The tier between frontend and workers. Runtime 'engine': Triton with the TRT-LLM backend
     in orchestrator mode; runtime 'llmapi': the router (``python -m runtime.router``)."""
@@ -60,6 +127,27 @@ class OrchestratorConfig(ConfigModel):
     the router's autoscaler never goes below it."""
     max_replicas: int | None = Field(default=None, ge=1)
     """Most router replicas the autoscaler may run (llmapi); None: twice ``replicas``."""
+    routing: RoutingConfig = RoutingConfig()
+    """How the router (llmapi) picks a worker group leader."""
+    routing_policy: Literal["least-outstanding-requests", "round-robin"] | None = None
+    """Deprecated: ``routing.policy``. 'least-outstanding-requests' is read as ``routing.policy:
+    least-outstanding`` (with a warning); 'round-robin' was accepted but never implemented and is refused."""
+
+    @model_validator(mode="after")
+    def _deprecated_routing_policy(self) -> OrchestratorConfig:
+        if self.routing_policy == "round-robin":
+            raise ValueError(
+                "orchestrator.routingPolicy 'round-robin' was never implemented by the router: remove it, or set "
+                "orchestrator.routing.policy to least-outstanding or kv-aware"
+            )
+        return self
+
+    def deprecations(self) -> list[str]:
+        """Keys still read under an old name, one line each (printed as warnings)."""
+        if self.routing_policy is not None:
+            return ["orchestrator.routingPolicy is deprecated: it is read as orchestrator.routing.policy "
+                    "'least-outstanding'; write that instead"]
+        return []
     max_queue_delay_microseconds: int = Field(default=1000, ge=0)
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
     enable_kv_cache_reuse: bool = True
@@ -218,12 +306,30 @@ class ImagesConfig(ConfigModel):
     (``/usr/sbin/sshd``) in it: mpirun starts the remote ranks over ssh."""
     triton_trtllm_version: str | None = None
     """TensorRT-LLM version of ``tritonTrtllm`` when the compatibility table cannot place its tag."""
+    trtllm_features: tuple[ImageFeature, ...] = ()
+    """What ``trtllm`` carries beyond the release it is built FROM: ``nixl-libfabric`` (the
+    project's worker image, ``images/worker/Dockerfile``). Prefill/decode over NIXL on an EFA pool
+    needs it; the stock ``nvcr.io/nvidia/tensorrt-llm/release`` image never carries it."""
+    nixl_plugins_dir: str | None = None
+    """Where ``trtllm`` keeps NIXL's plugins (rendered as ``NIXL_PLUGINS_DIR`` on EFA prefill/decode
+    groups); None: the image's own ``NIXL_PLUGINS_DIR`` (``images/worker/Dockerfile`` sets it)."""
     frontend: str | None = None
     """Image of the CPU tiers (llmapi: frontend and router; engine: the Triton frontend); None: the
     runtime's image (``trtllm`` for llmapi, ``tritonTrtllm`` for engine). Another image needs
     Python with aiohttp and ``transformers`` (llmapi; with ``uvloop`` the relays cost about half
     the CPU per token: ``benchmarks/llmapi_serving_tiers.py``) or Triton's python backend, numpy
     and ``transformers`` (engine)."""
+
+    tiers: str | None = None
+    """Image of the llmapi CPU tiers (frontend and router): the project's ``images/tiers/Dockerfile``
+    (its ``runtime`` package's dependencies with uvloop, non-root). None: ``frontend``, else
+    ``trtllm``. The engine runtime's Triton frontend never uses it."""
+    tiers_features: tuple[ImageFeature, ...] = ()
+    """What ``tiers`` carries: ``uvloop`` (``images/tiers/Dockerfile``)."""
+
+    def llmapi_tiers_image(self) -> str | None:
+        """The llmapi frontend's and router's image (None: the workers' image)."""
+        return self.tiers or self.frontend
 
     def frontend_image(self, runtime: Runtime = "engine") -> str:
         """The frontend's image for a deployment of ``runtime``."""

@@ -18,12 +18,17 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from runtime.capabilities import Capabilities, capabilities, generation_of
+
 Runtime = Literal["llmapi", "engine"]
 
 DEFAULT_TRTLLM_IMAGE = "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
 """The latest TensorRT-LLM release (not a release candidate) found upstream: 1.2.1, the version
 tritonserver 26.05 ships (triton-inference-server/server issue #8805, May 2026); main is at
 1.3.0rc21-rc24 (README badge, GitHub releases page), whose release containers are pre-releases."""
+DEFAULT_GENERATION = generation_of(DEFAULT_TRTLLM_IMAGE.rsplit(":", 1)[1])
+"""Capability-table generation of :data:`DEFAULT_TRTLLM_IMAGE` ('1.2'): what is rendered for
+when a caller names none."""
 DEFAULT_TRITON_TRTLLM_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
 """Triton 25.10 with TensorRT-LLM 1.0.0, the version the engine-build flags were checked against."""
 
@@ -191,3 +196,42 @@ def check_runtime_image(
             f"({why}): {fix}"
         ]
     return []
+
+
+ImageFeature = Literal["nixl-libfabric", "uvloop"]
+"""What an image carries beyond its base, as the stack declares it (``images.trtllmFeatures``,
+``images.frontendFeatures``): ``nixl-libfabric`` -- libfabric and NIXL's LIBFABRIC plugin, with
+``NIXL_PLUGINS_DIR`` pointing at it (``images/worker/Dockerfile``); ``uvloop`` -- the CPU tiers'
+event loop (``images/tiers/Dockerfile``)."""
+
+STOCK_TRTLLM_REPOSITORY = "nvidia/tensorrt-llm/release"
+"""NGC's release image: it never carries libfabric nor NIXL's LIBFABRIC plugin (upstream
+docs/source/features/disagg-serving.md @0434b982fa38), nor uvloop."""
+
+
+def is_stock_trtllm(image: ImageRef) -> bool:
+    """``nvcr.io/nvidia/tensorrt-llm/release:*``: the image as NVIDIA ships it."""
+    return image.registry == "nvcr.io" and image.repository == STOCK_TRTLLM_REPOSITORY
+
+
+def trtllm_generation(reference: str, declared_version: str | None) -> str | None:
+    """The capability-table generation (``'1.2'``) of an llmapi image: the declared version wins
+    over the tag; None when neither tells or the generation is not in the table."""
+    version = declared_version
+    if version is None:
+        try:
+            version = trtllm_version_of(parse_image(reference))
+        except ValueError:
+            return None
+    if version is None:
+        return None
+    try:
+        return generation_of(version)
+    except ValueError:
+        return None
+
+
+def trtllm_capabilities(reference: str, declared_version: str | None) -> Capabilities | None:
+    """The capability row of an llmapi image (None: its generation is unknown, refused elsewhere)."""
+    generation = trtllm_generation(reference, declared_version)
+    return capabilities(generation) if generation is not None else None

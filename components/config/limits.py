@@ -7,6 +7,7 @@ them fails at apply time (or never fits), so it is refused up front instead.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 # -- AWS regions and zones ---------------------------------------------------------------------
 
@@ -53,10 +54,51 @@ def zone_problem(zone: str, region: str) -> str | None:
 
 # -- EKS -----------------------------------------------------------------------------------------
 
-EKS_KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35")
-"""Kubernetes minor versions EKS has released (standard or extended support). Source: EKS User
-Guide, "Understand the Kubernetes version lifecycle on EKS"
-(https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html)."""
+EKS_VERSION_SUPPORT: dict[str, tuple[date, date]] = {
+    "1.29": (date(2025, 3, 23), date(2026, 3, 23)),
+    "1.30": (date(2025, 7, 23), date(2026, 7, 23)),
+    "1.31": (date(2025, 11, 26), date(2026, 11, 26)),
+    "1.32": (date(2026, 3, 23), date(2027, 3, 23)),
+    "1.33": (date(2026, 7, 29), date(2027, 7, 29)),
+    "1.34": (date(2026, 12, 2), date(2027, 12, 2)),
+    "1.35": (date(2027, 3, 27), date(2028, 3, 27)),
+}
+"""Kubernetes minor version -> (end of standard support, end of extended support) on EKS: 14
+months of standard support from the EKS release, then 12 of extended support at an extra price
+per cluster hour. Source: EKS User Guide, "Understand the Kubernetes version lifecycle on EKS",
+Amazon EKS Kubernetes release calendar
+(https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html), as read offline in
+2026 (1.36 is released but its dates were not readable here: add the row from the calendar)."""
+EKS_KUBERNETES_VERSIONS = tuple(EKS_VERSION_SUPPORT)
+"""Kubernetes minor versions EKS offers (standard or extended support)."""
+EKS_DEFAULT_KUBERNETES_VERSION = "1.35"
+"""In standard support until 2027-03-27 (1.34's ends on 2026-12-02)."""
+EXTENDED_SUPPORT_WARNING_DAYS = 60
+
+
+def eks_version_warning(version: str, today: date) -> str | None:
+    """A warning when ``version`` is in EKS extended support on ``today`` or enters it within
+    EXTENDED_SUPPORT_WARNING_DAYS; None otherwise (and for versions not in the table)."""
+    if version not in EKS_VERSION_SUPPORT:
+        return None
+    standard_end, extended_end = EKS_VERSION_SUPPORT[version]
+    newest = max(EKS_VERSION_SUPPORT, key=lambda v: EKS_VERSION_SUPPORT[v][0])
+    if today >= standard_end:
+        return (
+            f"Kubernetes {version} is in EKS extended support since {standard_end} (an extra price per "
+            f"cluster hour; auto-upgraded after {extended_end}): set kubernetesVersion \"{newest}\""
+        )
+    days = (standard_end - today).days
+    if days <= EXTENDED_SUPPORT_WARNING_DAYS:
+        target = (
+            f'"{newest}"' if newest != version
+            else "the next minor version EKS releases (add its row to limits.EKS_VERSION_SUPPORT)"
+        )
+        return (
+            f"Kubernetes {version} leaves EKS standard support on {standard_end} ({days} days; extended "
+            f"support costs extra per cluster hour): plan the upgrade to {target}"
+        )
+    return None
 
 EKS_MANAGED_NODE_GROUPS_PER_CLUSTER = 30
 EKS_NODES_PER_MANAGED_NODE_GROUP = 450

@@ -17,7 +17,9 @@ from components.config.errors import ConfigError, shown
 from components.config.stack import NAMESPACE, StackConfig
 from components.config.validation import check_stack
 
-__all__ = ["OFFLINE_SECRET", "ConfigError", "load_from_pulumi", "load_stack_config", "parse_raw_config"]
+__all__ = [
+    "OFFLINE_RENDER_KEY", "OFFLINE_SECRET", "ConfigError", "load_from_pulumi", "load_stack_config", "parse_raw_config",
+]
 
 PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi", "random", "tls", "command")
 """Config namespaces of providers: passed through unread."""
@@ -46,7 +48,7 @@ def parse_raw_config(raw: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
             problems.append(f"{full_key}: unknown key{_suggest(key, known)}")
             continue
         value = raw[full_key]
-        if isinstance(value, str) and value[:1] in "{[":
+        if isinstance(value, str) and value[:1] in "{[" and value != OFFLINE_SECRET:  # "[secret]" is a string
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as err:
@@ -114,8 +116,18 @@ def _scrub(problems: list[str], raw: Mapping[str, str], secret_keys: frozenset[s
     return problems
 
 
+OFFLINE_RENDER_KEY = f"{NAMESPACE}:offlineRender"
+"""Set to ``"true"`` by ``python -m disaggctl synth`` only (a stack file holding it is refused
+there): the program renders offline, so placeholders (:meth:`StackConfig.deploy_blockers`) are
+warnings instead of stopping it."""
+
+
 def load_from_pulumi() -> StackConfig:
-    """Read this stack's configuration from the running Pulumi program (call once)."""
+    """Read this stack's configuration from the running Pulumi program (call once).
+
+    On a real update (not ``pulumi preview``, not the offline synth) the placeholders a deploy
+    cannot go on with are refused here, before anything is declared."""
+    import pulumi
     from pulumi.runtime import config as runtime_config
     from pulumi.runtime import get_config_env, get_config_secret_keys_env, is_config_secret
 
@@ -124,8 +136,13 @@ def load_from_pulumi() -> StackConfig:
     # (unprefixed) map the engine fills. Secrecy goes through the public ``is_config_secret``.
     raw = dict(get_config_env())
     raw.update(runtime_config.CONFIG.get())
+    offline = raw.pop(OFFLINE_RENDER_KEY, None) == "true"
     secret_keys = set(get_config_secret_keys_env()) | {key for key in raw if is_config_secret(key)}
-    return load_stack_config(raw, secret_keys)
+    config = load_stack_config(raw, secret_keys)
+    blockers = config.deploy_blockers()
+    if blockers and not offline and not pulumi.runtime.is_dry_run():
+        raise ConfigError(blockers)
+    return config
 
 
 def _describe(error: Mapping[str, Any]) -> str:

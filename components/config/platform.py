@@ -2,7 +2,7 @@
 
 Chart versions are released versions (see tests/components/platform/data/SOURCES.md for where each was
 confirmed): GPU Operator v26.7.0, Network Operator 26.4.1, aws-efa-k8s-device-plugin v0.5.30,
-lws 0.10.0, prometheus-adapter 5.3.0.
+lws 0.10.0, prometheus-adapter 5.3.0, kube-prometheus-stack 88.5.3, metrics-server 3.13.0.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ class GpuOperatorConfig(ConfigModel):
     mig_strategy: Literal["none", "single", "mixed"] = "none"
     """How MIG devices are advertised; "none" also leaves the MIG manager out."""
     dcgm_exporter: bool = True
-    service_monitor: bool = False
-    """Create a Prometheus Operator ServiceMonitor for DCGM (needs its CRDs on the cluster)."""
+    service_monitor: bool | None = None
+    """Create a Prometheus Operator ServiceMonitor for DCGM (needs its CRDs on the cluster);
+    default: on when ``monitoring`` installs the Prometheus Operator."""
     gpudirect_rdma: bool | None = None
     """GPUDirect RDMA (nvidia-peermem via the driver container); default: on for InfiniBand/RoCE."""
     nfd: bool = True
@@ -209,9 +210,10 @@ class MetricsAdapterConfig(ConfigModel):
     """Prometheus Adapter serving the Triton/TRT-LLM custom metrics the tiers' HPAs scale on."""
 
     enabled: bool = False
-    """Off by default: it needs a Prometheus that scrapes the Triton pods."""
-    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
-    """Prometheus the adapter queries: scheme, host, optional port and path."""
+    """Off by default: KEDA is the scaler of choice (both read the Prometheus of ``monitoring``)."""
+    prometheus_url: str | None = None
+    """Prometheus the adapter queries: scheme, host, optional port and path; default: the one
+    ``monitoring`` installs."""
     chart: ChartConfig = ChartConfig(
         chart="prometheus-adapter",
         repository="https://prometheus-community.github.io/helm-charts",
@@ -220,8 +222,8 @@ class MetricsAdapterConfig(ConfigModel):
 
     @field_validator("prometheus_url")
     @classmethod
-    def _url(cls, url: str) -> str:
-        return check_prometheus_url(url)
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else check_prometheus_url(url)
 
 
 class KarpenterConfig(ConfigModel):
@@ -254,16 +256,16 @@ class KedaConfig(ConfigModel):
     """KEDA: event-driven autoscaling of the serving tiers on Prometheus queries."""
 
     enabled: bool = False
-    """Off by default: it needs a Prometheus that scrapes the serving pods."""
-    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
-    """Prometheus the ScaledObjects' triggers query."""
+    """Off by default: it needs a Prometheus that scrapes the serving pods (``monitoring``)."""
+    prometheus_url: str | None = None
+    """Prometheus the ScaledObjects' triggers query; default: the one ``monitoring`` installs."""
     chart: ChartConfig = ChartConfig(chart="keda", repository="https://kedacore.github.io/charts", version="2.20.2")
     namespace: str = "keda"
 
     @field_validator("prometheus_url")
     @classmethod
-    def _url(cls, url: str) -> str:
-        return check_prometheus_url(url)
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else check_prometheus_url(url)
 
     @field_validator("namespace")
     @classmethod
@@ -281,6 +283,57 @@ class LoadBalancerControllerConfig(ConfigModel):
         chart="aws-load-balancer-controller", repository="https://aws.github.io/eks-charts", version="3.5.0"
     )
 
+class MonitoringConfig(ConfigModel):
+    """The Prometheus the scalers query and the Grafana operators open: kube-prometheus-stack
+    (Prometheus Operator, Prometheus, Grafana with its dashboard sidecar, kube-state-metrics,
+    node exporter) in its own namespace. Why in-cluster rather than Amazon Managed Service for
+    Prometheus: docs/monitoring.md."""
+
+    enabled: bool = True
+    """Off only when the cluster already runs a Prometheus Operator stack: then set
+    ``keda.prometheusUrl`` (and its PodMonitors/ServiceMonitors must be selected by that Prometheus)."""
+    chart: ChartConfig = ChartConfig(
+        chart="kube-prometheus-stack",
+        repository="https://prometheus-community.github.io/helm-charts",
+        version="88.5.3",
+    )
+    namespace: str = "monitoring"
+    """Namespace of Prometheus and Grafana; the serving NetworkPolicies admit scrapes from it."""
+    retention: str = "15d"
+    """How long Prometheus keeps samples (``prometheusSpec.retention``)."""
+    grafana: bool = True
+    """Grafana with the dashboards of every deployment (ConfigMaps labelled ``grafana_dashboard``)."""
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        return check_dns_label(namespace, "platform.monitoring.namespace")
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, retention: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]*(ms|s|m|h|d|w|y)", retention):
+            raise ValueError(
+                f"platform.monitoring.retention '{retention}' is not a Prometheus duration: use e.g. 15d"
+            )
+        return retention
+
+    def prometheus_url(self) -> str:
+        """The Prometheus Operator's governing Service of the Prometheus it runs in ``namespace``
+        (``prometheus-operated``, port 9090: ``governingServiceName`` in prometheus-operator
+        pkg/prometheus/server/statefulset.go @v0.93.0)."""
+        return f"http://prometheus-operated.{self.namespace}.svc:9090"
+
+
+class MetricsServerConfig(ConfigModel):
+    """metrics-server: the resource metrics API (``kubectl top``, CPU triggers and HPAs)."""
+
+    enabled: bool = True
+    """Off when the cluster already runs one (a second registration of v1beta1.metrics.k8s.io fails)."""
+    chart: ChartConfig = ChartConfig(
+        chart="metrics-server", repository="https://kubernetes-sigs.github.io/metrics-server", version="3.13.0"
+    )
+
 
 class PlatformConfig(ConfigModel):
     """Operators installed on the cluster; the defaults are right for every supported fabric."""
@@ -293,6 +346,8 @@ class PlatformConfig(ConfigModel):
     karpenter: KarpenterConfig = KarpenterConfig()
     keda: KedaConfig = KedaConfig()
     load_balancer_controller: LoadBalancerControllerConfig = LoadBalancerControllerConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    metrics_server: MetricsServerConfig = MetricsServerConfig()
     namespace: str = "gpu-platform"
     """Namespace of the operators (LWS keeps its own, lws-system)."""
     security: SecurityConfig = SecurityConfig()
@@ -309,9 +364,34 @@ class PlatformConfig(ConfigModel):
             )
         return namespace
 
+    def keda_prometheus_url(self) -> str | None:
+        """What KEDA's triggers query: ``keda.prometheusUrl``, else the Prometheus of ``monitoring``
+        (None when neither is there: validation refuses KEDA then)."""
+        if self.keda.prometheus_url is not None:
+            return self.keda.prometheus_url
+        return self.monitoring.prometheus_url() if self.monitoring.enabled else None
+
+    def adapter_prometheus_url(self) -> str | None:
+        """What Prometheus Adapter queries: ``metricsAdapter.prometheusUrl``, else ``monitoring``'s."""
+        if self.metrics_adapter.prometheus_url is not None:
+            return self.metrics_adapter.prometheus_url
+        return self.monitoring.prometheus_url() if self.monitoring.enabled else None
+
+    def dcgm_service_monitor(self) -> bool:
+        """Whether the GPU Operator creates the DCGM exporter's ServiceMonitor."""
+        gpu = self.gpu_operator
+        if gpu.service_monitor is not None:
+            return gpu.service_monitor
+        return gpu.dcgm_exporter and self.monitoring.enabled
+
     def components_for(self, fabric: Fabric) -> list[str]:
         """Names of the operators installed on a cluster with ``fabric``, in install order."""
-        names = ["gpu-operator"]
+        names = []
+        if self.monitoring.enabled:
+            names.append("monitoring")
+        if self.metrics_server.enabled:
+            names.append("metrics-server")
+        names.append("gpu-operator")
         if fabric in RDMA_FABRICS:
             names.append("network-operator")
         if fabric == "efa":
@@ -325,6 +405,26 @@ class PlatformConfig(ConfigModel):
         """Settings that contradict the cluster (one message each)."""
         problems: list[str] = []
         gpu = self.gpu_operator
+        if self.keda.enabled and self.keda_prometheus_url() is None:
+            problems.append(
+                "keda.enabled is true but no Prometheus is there to query (monitoring.enabled is false "
+                "and keda.prometheusUrl is unset): enable monitoring or set keda.prometheusUrl"
+            )
+        if self.metrics_adapter.enabled and self.adapter_prometheus_url() is None:
+            problems.append(
+                "metricsAdapter.enabled is true but no Prometheus is there to query (monitoring.enabled "
+                "is false and metricsAdapter.prometheusUrl is unset): enable monitoring or set the URL"
+            )
+        if gpu.service_monitor and not self.monitoring.enabled:
+            problems.append(
+                "gpuOperator.serviceMonitor is true but monitoring.enabled is false: the ServiceMonitor "
+                "CRD may not exist; drop serviceMonitor or keep monitoring (its chart brings the CRDs)"
+            )
+        if self.monitoring.enabled and self.monitoring.namespace in (self.namespace, LWS_NAMESPACE):
+            problems.append(
+                f"monitoring.namespace '{self.monitoring.namespace}' is shared with another platform "
+                "component: use a namespace of its own, e.g. monitoring"
+            )
         if gpu.gpudirect_rdma and fabric not in RDMA_FABRICS:
             problems.append(
                 f"gpuOperator.gpudirectRdma is true but the cluster's fabric is '{fabric}' "

@@ -13,9 +13,19 @@ from decimal import Decimal, InvalidOperation
 
 from components.config import limits
 from components.config.base import OFFLINE_SECRET
-from components.config.cluster import EksConfig, ExistingClusterConfig
+from components.config.cluster import (
+    CNI_ENFORCES_NETWORK_POLICY,
+    EksConfig,
+    ExistingClusterConfig,
+    vpc_cni_version_problem,
+)
 from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
-from components.config.security import public_cidr_problem, secret_name_problem
+from components.config.security import (
+    DEPLOYER_CIDR_PLACEHOLDER,
+    mpi_ssh_secret_name,
+    public_cidr_problem,
+    secret_name_problem,
+)
 from components.config.stack import NAMESPACE, StackConfig
 from components.config.subnets import plan_subnets
 
@@ -135,7 +145,23 @@ def check_stack(config: StackConfig, secret_keys: frozenset[str] = frozenset()) 
         problems += _eks(config.cluster.eks)
     if config.cluster.existing is not None:
         problems += _existing(config.cluster.existing)
+    problems += _network_policy(config)
     return problems
+
+
+def _network_policy(config: StackConfig) -> list[str]:
+    """A cluster whose CNI cannot enforce the stack's NetworkPolicies (they would do nothing)."""
+    eks, existing = config.cluster.eks, config.cluster.existing
+    if eks is not None:
+        problem = vpc_cni_version_problem(eks.addon_versions.get("vpc-cni"), eks.network_policy)
+        return [f"{NAMESPACE}:{problem}"] if problem else []
+    if existing is not None and CNI_ENFORCES_NETWORK_POLICY[existing.cni] is False:
+        return [
+            f"{NAMESPACE}:cluster.existing.cni: '{existing.cni}' does not enforce NetworkPolicies, so the "
+            "stack's tier isolation would do nothing: enable policy enforcement in the CNI (e.g. "
+            "vpc-cni-network-policy, Calico, Cilium) and declare it"
+        ]
+    return []
 
 
 def _names(config: StackConfig) -> list[str]:
@@ -177,7 +203,7 @@ def _images(config: StackConfig) -> list[str]:
     allow = config.platform.security.allow_mutable_image_tags
     problems = []
     images = config.images
-    for key, image in (("trtllm", images.trtllm), ("tritonTrtllm", images.triton_trtllm), ("frontend", images.frontend)):
+    for key, image in (("trtllm", images.trtllm), ("tritonTrtllm", images.triton_trtllm), ("frontend", images.frontend), ("tiers", images.tiers)):
         if image is not None:
             problem = image_problem(f"{NAMESPACE}:images.{key}", image, allow)
             if problem:
@@ -197,6 +223,32 @@ def _secrets(config: StackConfig, secret_keys: frozenset[str]) -> list[str]:
                     "--from-literal=HF_TOKEN=<token>",
                 ).replace("put <name> here", "set hfTokenSecret: hf-token")
             )
+    for key, value in (("hfToken", config.hf_token), ("tritonAdminKey", config.triton_admin_key),
+                       ("apiKeys", config.api_keys or None)):
+        if value is not None and f"{NAMESPACE}:{key}" not in secret_keys:
+            problems.append(
+                f"{NAMESPACE}:{key}: the value is in the stack file in plain text (value hidden): remove "
+                f"it, rotate the credential, and store it encrypted: pulumi config set --secret "
+                + (f"--path '{key}.<deployment>' <key>" if key == "apiKeys" else f"{key} <value>")
+            )
+    if config.hf_token is not None and config.hf_token_secret is None:
+        problems.append(
+            f"{NAMESPACE}:hfToken is set but hfTokenSecret is null (no Secret to create): set "
+            "hfTokenSecret: hf-token or drop hfToken"
+        )
+    public = config.platform.security.public_frontends
+    for deployment in sorted(config.api_keys):
+        if deployment not in public:
+            problems.append(
+                f"{NAMESPACE}:apiKeys.{deployment}: '{deployment}' has no publicFrontends entry (its "
+                "auth.key names the Secret to create): add the entry or drop the key"
+            )
+    if config.triton_admin_key is not None and not config.platform.security.triton_restricted_apis.enabled:
+        problems.append(
+            f"{NAMESPACE}:tritonAdminKey is set but platform.security.tritonRestrictedApis.enabled is "
+            "false (nothing reads it): drop tritonAdminKey or enable the restriction"
+        )
+    problems += _created_secret_names(config)
     existing = config.cluster.existing
     if existing is not None and is_kubeconfig_text(existing.kubeconfig) and f"{NAMESPACE}:cluster" not in secret_keys:
         problems.append(
@@ -205,6 +257,29 @@ def _secrets(config: StackConfig, secret_keys: frozenset[str]) -> list[str]:
             "set --secret --path 'cluster.existing.kubeconfig' \"$(cat kubeconfig)\""
         )
     return problems
+
+
+def _created_secret_names(config: StackConfig) -> list[str]:
+    """Two settings that would make the stack create the same Secret (one line per name)."""
+    created: dict[str, list[str]] = {}
+    if config.hf_token is not None and config.hf_token_secret is not None:
+        created.setdefault(config.hf_token_secret, []).append("hfToken")
+    public = config.platform.security.public_frontends
+    for deployment in sorted(set(config.api_keys) & set(public)):
+        created.setdefault(public[deployment].auth.key.secret_name, []).append(f"apiKeys.{deployment}")
+    restricted = config.platform.security.triton_restricted_apis
+    if config.triton_admin_key is not None and restricted.enabled:
+        created.setdefault(restricted.key.secret_name, []).append("tritonAdminKey")
+    if config.mpi_ssh_keys == "generate":
+        for served in config.deployments:
+            if any(g.pods_per_group > 1 for g in served.worker_groups().values()):
+                created.setdefault(mpi_ssh_secret_name(served.name), []).append(f"mpiSshKeys ({served.name})")
+    return [
+        f"{NAMESPACE}:{' and '.join(sources)}: both would create the Secret '{name}': give each its own "
+        "secretName"
+        for name, sources in sorted(created.items())
+        if len(sources) > 1
+    ]
 
 
 def _pool_capacity(config: StackConfig) -> dict[str, tuple[int, int]]:
@@ -317,7 +392,7 @@ def _eks(eks: EksConfig) -> list[str]:
                 f"{limits.EKS_PUBLIC_ACCESS_CIDRS}: merge ranges"
             )
         for index, cidr in enumerate(eks.public_access_cidrs):
-            problem = public_cidr_problem(cidr)
+            problem = None if cidr == DEPLOYER_CIDR_PLACEHOLDER else public_cidr_problem(cidr)
             if problem:
                 problems.append(f"{where}.publicAccessCidrs[{index}]: {problem}")
     zones = eks.availability_zones

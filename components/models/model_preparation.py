@@ -72,7 +72,9 @@ class ModelPreparationArgs(BaseModel):
     memory: str = "8Gi"
     backoff_limit: int = Field(default=2, ge=0)
     active_deadline_seconds: int = Field(default=3 * 3600, ge=600)
-    """A 70B checkpoint is ~140 GB; this bounds a stalled download."""
+    """Bounds a stalled download; size it from the checkpoint and the store
+    (:func:`components.models.await_budget.model_preparation_deadline`): Pulumi waits this long
+    plus a margin (``customTimeouts``)."""
     wait_for_completion: bool = True
     """Await the Job in ``pulumi up``; False sets ``pulumi.com/skipAwait``."""
 

@@ -12,14 +12,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 import engines
+from components.models.await_budget import job_await_seconds
 from components.models.job_pods import job_network_policy
 
 CODE_MOUNT = "/opt/disagg"
 """Where a store Job's code ConfigMap is mounted (its PYTHONPATH and working directory)."""
 _ENGINES_DIR = Path(engines.__file__).parent
-
-AWAIT_MARGIN_S = 900
-"""How much longer than the Job's activeDeadlineSeconds Pulumi waits for it (scheduling, pulls)."""
 
 
 def engines_code_files(*modules: str) -> dict[str, str]:
@@ -79,7 +77,7 @@ def declare_store_job(
         opts=pulumi.ResourceOptions(
             parent=parent,
             depends_on=[config_map, network_policy],
-            custom_timeouts=pulumi.CustomTimeouts(create=f"{active_deadline_seconds + AWAIT_MARGIN_S}s"),
+            custom_timeouts=pulumi.CustomTimeouts(create=f"{job_await_seconds(active_deadline_seconds)}s"),
         ),
     )
     job_name = job.metadata.apply(lambda meta: cast(str, meta.name))

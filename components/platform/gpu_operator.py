@@ -73,7 +73,7 @@ def gpu_operator_values(
         "devicePlugin": {"enabled": gpu.device_plugin},
         "dcgmExporter": {
             "enabled": gpu.dcgm_exporter,
-            "serviceMonitor": {"enabled": gpu.service_monitor},
+            "serviceMonitor": {"enabled": config.dcgm_service_monitor(), "honorLabels": True},
         },
         "mig": {"strategy": gpu.mig_strategy},
         "migManager": {"enabled": gpu.mig_strategy != "none"},

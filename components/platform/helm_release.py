@@ -1,7 +1,8 @@
 """The one way this project installs a Helm chart: :class:`ChartComponent`, which owns the release.
 
 Every chart component (GPU Operator, Network Operator, EFA device plugin, LeaderWorkerSet,
-Prometheus Adapter, Karpenter, KEDA, AWS Load Balancer Controller) subclasses it and keeps only
+Prometheus Adapter, Karpenter, KEDA, AWS Load Balancer Controller, kube-prometheus-stack,
+metrics-server) subclasses it and keeps only
 its chart, its values function and its checks (plus, where the chart needs them, the resources
 the release waits for and those that need the release: a namespace, custom resources of the
 chart's CRDs). OCI charts carry their registry in the chart reference; classic repositories are

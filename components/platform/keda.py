@@ -1,9 +1,12 @@
 """KEDA: the controller (Helm, pinned) and pure ScaledObject builders for the serving tiers.
 
 Worker groups scale as a whole: the ScaledObject targets the LeaderWorkerSet's ``scale``
-subresource (``replicas`` = groups), and its Prometheus triggers read the TensorRT-LLM gauges the
-group leaders export (``trtllm_num_requests_waiting``, ``trtllm_kv_cache_utilization``:
-NVIDIA/TensorRT-LLM ``tensorrt_llm/metrics/collector.py`` @050f80def8df). The frontend Deployment
+subresource (``replicas`` = groups). llmapi groups scale on the router's per-pool gauges
+(``router_outstanding_requests``, ``router_outstanding_prompt_tokens``: the router sees every
+request on every release) and, only where ``runtime/capabilities.py`` proves them for the image,
+on the leaders' own gauges (``trtllm_num_requests_waiting``, ``trtllm_kv_cache_utilization``:
+``tensorrt_llm/metrics/collector.py`` @050f80def8df, TensorRT-LLM 1.3); engine-runtime groups on
+Triton's TensorRT-LLM backend metrics. The frontend Deployment
 scales on its requests in flight (and CPU). Scale-in never cuts a stream: the HPA behaviour
 removes one replica per ``drain_seconds`` (:func:`components.config.capacity.stream_drain_seconds`),
 the same time the pods' preStop drain and termination grace give the longest request.
@@ -46,6 +49,16 @@ TRITON_KV_BLOCKS = "nv_trt_llm_kv_cache_block_metrics"
 
 POLLING_INTERVAL_S = 15
 
+ROUTER_OUTSTANDING_REQUESTS = "router_outstanding_requests"
+"""Gauge the router exports per pool (``workers`` | ``context`` | ``generation``): requests sent to
+the pool and not yet answered. The router sees every request, on every TensorRT-LLM release."""
+ROUTER_OUTSTANDING_PROMPT_TOKENS = "router_outstanding_prompt_tokens"
+"""Gauge the router exports per pool: prompt tokens of the requests outstanding there."""
+ROUTER_METRICS = (ROUTER_OUTSTANDING_REQUESTS, ROUTER_OUTSTANDING_PROMPT_TOKENS, ROUTER_IN_FLIGHT)
+"""Every router gauge a scaler or a drain may query (``runtime/router.py`` exports them)."""
+ROUTER_POOLS = {"workers": "workers", "prefill": "context", "decode": "generation"}
+"""Worker-group role -> the router's ``pool`` label."""
+
 
 def lws_leader_pod_pattern(lws_name: str) -> str:
     """Prometheus regex of a LeaderWorkerSet's leader pods: ``<name>-<group>`` (workers are
@@ -75,6 +88,11 @@ def kv_cache_query(namespace: str, pod_pattern: str) -> str:
 def in_flight_query(namespace: str, pod_pattern: str, metric: str = FRONTEND_IN_FLIGHT) -> str:
     """Requests in flight on all replicas of a CPU tier (AverageValue: per replica)."""
     return f"sum({metric}{{{_selector(namespace, pod_pattern)}}})"
+
+
+def router_pool_query(namespace: str, router_pod_pattern: str, pool: str, metric: str) -> str:
+    """A router gauge of one pool, summed over the router replicas of one deployment."""
+    return f'sum({metric}{{{_selector(namespace, router_pod_pattern)},pool="{pool}"}})'
 
 
 def triton_waiting_query(namespace: str, pod_pattern: str) -> str:
@@ -199,6 +217,80 @@ def lws_scaled_object(
                 "Value",
             ),
         ],
+        drain_seconds,
+        labels,
+    )
+
+
+def router_scaled_triggers(
+    namespace: str,
+    router_deployment: str,
+    role: str,
+    prometheus_url: str,
+    target_outstanding_requests: float,
+    target_outstanding_prompt_tokens: float | None,
+) -> list[dict]:
+    """Triggers of one llmapi role from the router's gauges (AverageValue: per group): requests
+    outstanding on the role's pool and, for context groups, their queued prompt tokens."""
+    pods, pool = deployment_pod_pattern(router_deployment), ROUTER_POOLS[role]
+    triggers = [
+        prometheus_trigger(
+            "outstanding-requests",
+            prometheus_url,
+            router_pool_query(namespace, pods, pool, ROUTER_OUTSTANDING_REQUESTS),
+            target_outstanding_requests,
+            "AverageValue",
+        )
+    ]
+    if target_outstanding_prompt_tokens is not None:
+        triggers.append(
+            prometheus_trigger(
+                "outstanding-prompt-tokens",
+                prometheus_url,
+                router_pool_query(namespace, pods, pool, ROUTER_OUTSTANDING_PROMPT_TOKENS),
+                target_outstanding_prompt_tokens,
+                "AverageValue",
+            )
+        )
+    return triggers
+
+
+def llmapi_scaled_object(
+    name: str,
+    namespace: str,
+    lws_name: str,
+    min_groups: int,
+    max_groups: int,
+    prometheus_url: str,
+    router_triggers: list[dict],
+    worker_gauges: bool,
+    target_waiting_requests: float,
+    target_kv_cache_utilization: float,
+    drain_seconds: int,
+    labels: dict[str, str] | None = None,
+) -> dict:
+    """ScaledObject of an llmapi role: the router's triggers always; the leaders' own gauges
+    (waiting requests, KV-cache use) only where the capability table proves them."""
+    triggers = list(router_triggers)
+    if worker_gauges:
+        pods = lws_leader_pod_pattern(lws_name)
+        triggers += [
+            prometheus_trigger(
+                "waiting-requests", prometheus_url, waiting_requests_query(namespace, pods),
+                target_waiting_requests, "AverageValue",
+            ),
+            prometheus_trigger(
+                "kv-cache-utilization", prometheus_url, kv_cache_query(namespace, pods),
+                target_kv_cache_utilization, "Value",
+            ),
+        ]  # fmt: skip
+    return _scaled_object(
+        name,
+        namespace,
+        {"apiVersion": LWS_API_VERSION, "kind": LWS_KIND, "name": lws_name},
+        min_groups,
+        max_groups,
+        triggers,
         drain_seconds,
         labels,
     )

@@ -3,7 +3,7 @@
 Without it, a Service of type LoadBalancer with ``aws-load-balancer-type: external`` gets no load
 balancer at all (the in-tree controller ignores it). Installed from the eks-charts repository
 (chart 3.5.0 = controller v3.5.0) in kube-system, its service account bound to the IRSA role the
-cluster layer created with upstream's IAM policy scoped to the region
+cluster layer created with upstream's IAM policy, unchanged
 (:func:`components.cluster.aws_iam.load_balancer_controller_policy`).
 
 :func:`nlb_service_annotations` is what a Service must carry for the controller to reconcile it

@@ -27,10 +27,16 @@ def prometheus_location(url: str) -> dict:
     return {"url": f"{parts.scheme}://{parts.hostname}", "port": port, "path": parts.path.rstrip("/")}
 
 
-def metrics_adapter_values(config: MetricsAdapterConfig, system_pool: NodePool | None = None) -> dict:
-    """Helm values of the prometheus-adapter chart."""
+def metrics_adapter_values(
+    config: MetricsAdapterConfig, system_pool: NodePool | None = None, prometheus_url: str | None = None
+) -> dict:
+    """Helm values of the prometheus-adapter chart; ``prometheus_url``: where the Prometheus is
+    when ``config`` names none (``PlatformConfig.adapter_prometheus_url``)."""
+    url = config.prometheus_url or prometheus_url
+    if url is None:
+        raise ValueError("platform.metricsAdapter.prometheusUrl is unset and monitoring is off: set one of them")
     values: dict = {
-        "prometheus": prometheus_location(config.prometheus_url),
+        "prometheus": prometheus_location(url),
         "rules": {"default": False, "custom": [rule.to_values() for rule in adapter_rules()]},
     }
     selector = system_node_selector(system_pool)
@@ -49,4 +55,4 @@ class MetricsAdapter(ChartComponent):
         return config.metrics_adapter.chart
 
     def chart_values(self, handle: ClusterHandle, config: PlatformConfig) -> dict:
-        return metrics_adapter_values(config.metrics_adapter, handle.system_pool)
+        return metrics_adapter_values(config.metrics_adapter, handle.system_pool, config.adapter_prometheus_url())

@@ -1,6 +1,9 @@
 """PlatformOperators: the operators every stack needs, chosen by the cluster's fabric.
 
 =====================  ====================================================================
+monitoring.enabled     kube-prometheus-stack (Prometheus Operator and CRDs, Prometheus,
+                         Grafana): first, so the DCGM ServiceMonitor's CRD exists (default on)
+metricsServer.enabled  metrics-server (the resource metrics API; default on)
 always                 NVIDIA GPU Operator, LeaderWorkerSet controller
 InfiniBand / RoCE      + NVIDIA Network Operator and its NicClusterPolicy
 EFA (AWS)              + AWS EFA device plugin
@@ -30,6 +33,8 @@ from components.platform.keda import Keda
 from components.platform.leader_worker_set import LeaderWorkerSet
 from components.platform.load_balancer_controller import AwsLoadBalancerController, should_install
 from components.platform.metrics_adapter import MetricsAdapter
+from components.platform.metrics_server import MetricsServer
+from components.platform.monitoring import Monitoring
 from components.platform.network_operator import NetworkOperator
 
 TYPE_TOKEN = "disagg:platform:PlatformOperators"
@@ -48,6 +53,8 @@ class PlatformOperators(pulumi.ComponentResource):
     releases: list[pulumi.CustomResource]
     """The Helm releases (and the NicClusterPolicy), in install order: for ``depends_on``."""
     namespace: str
+    monitoring: Monitoring | None
+    metrics_server: MetricsServer | None
     gpu_operator: GpuOperator
     network_operator: NetworkOperator | None
     efa_device_plugin: EfaDevicePlugin | None
@@ -87,8 +94,20 @@ class PlatformOperators(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.releases = []
 
+        self.monitoring = None
+        crds: list[pulumi.Resource] = []
+        if "monitoring" in self.installed:
+            self.monitoring = Monitoring(f"{name}-monitoring", handle, config, opts=child)
+            self.releases.append(self.monitoring.release)
+            crds.append(self.monitoring.release)
+
+        self.metrics_server = None
+        if "metrics-server" in self.installed:
+            self.metrics_server = MetricsServer(f"{name}-metrics-server", handle, config, opts=child)
+            self.releases.append(self.metrics_server.release)
+
         self.gpu_operator = GpuOperator(
-            f"{name}-gpu-operator", handle, config, depends_on=[namespace], opts=child
+            f"{name}-gpu-operator", handle, config, depends_on=[namespace, *crds], opts=child
         )
         self.releases.append(self.gpu_operator.release)
 

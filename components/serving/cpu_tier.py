@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from components.config.scheduling import NodePool
+from components.models.await_budget import cpu_tier_await_seconds
 from components.serving.labels import metadata
 from components.serving.pods import env_list, node_selector, tolerations
 from components.serving.runtime_package import HASH_ANNOTATION, PYTHON_PATH, runtime_mount
@@ -26,6 +27,12 @@ from components.serving.security import (
 PORT = 8000
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
+STARTUP_PERIOD_S, STARTUP_FAILURES = 5, 60
+READY_PERIOD_S, READY_FAILURES = 5, 3
+AWAIT_S = cpu_tier_await_seconds(STARTUP_PERIOD_S * STARTUP_FAILURES, READY_PERIOD_S * READY_FAILURES)
+"""``customTimeouts`` (create and update) of a tier's Deployment: pulumi-kubernetes waits for
+its rollout (provider/pkg/await/deployment.go @94977969d641), 10 minutes by default, and a new node
+first pulls the TensorRT-LLM image the tiers run on."""
 
 
 def prometheus_annotations(port: int, path: str) -> dict[str, str]:
@@ -63,7 +70,11 @@ class CpuTier:
     termination_grace_period_s: int = 60
     live_path: str = HEALTH_PATH
     """Path of the startup and liveness probes: the router's ``/health`` is 503 until a worker
-    group is ready (readiness), so its liveness reads ``/live``, or loading models would restart it."""
+    group is ready, so its liveness reads ``/live``, or loading models would restart it."""
+    ready_path: str = HEALTH_PATH
+    """Path of the readiness probe. Readiness means "able to take requests": the router's is
+    ``/live`` (it answers 503 itself while no worker is healthy), so that neither its Service nor
+    ``pulumi up`` waits for GPU workers (which may wait for a Capacity Block)."""
     pre_stop_s: int = 0
     """Seconds the pod keeps serving after it starts terminating, before SIGTERM (0: none)."""
 
@@ -81,8 +92,8 @@ def cpu_deployment_manifest(tier: CpuTier) -> dict:
             "requests": {"cpu": tier.cpu, "memory": tier.memory},
             "limits": {"cpu": tier.cpu, "memory": tier.memory},
         },
-        "startupProbe": health_probe(period=5, failure_threshold=60, path=tier.live_path),
-        "readinessProbe": health_probe(period=5, failure_threshold=3),
+        "startupProbe": health_probe(period=STARTUP_PERIOD_S, failure_threshold=STARTUP_FAILURES, path=tier.live_path),
+        "readinessProbe": health_probe(period=READY_PERIOD_S, failure_threshold=READY_FAILURES, path=tier.ready_path),
         "livenessProbe": health_probe(period=10, failure_threshold=6, path=tier.live_path),
         "volumeMounts": [runtime_mount(), tmp_mount(), *tier.extra_mounts],
         "securityContext": container_security_context(),

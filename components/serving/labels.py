@@ -17,7 +17,11 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 LWS_EXCLUSIVE_TOPOLOGY = "leaderworkerset.sigs.k8s.io/exclusive-topology"
 
 
-def labels(instance: str, component: str, role: str | None = None, app: str = "triton") -> dict[str, str]:
+ENGINE_APP = "triton"
+"""``app.kubernetes.io/name`` of the engine runtime's pods (the default of :func:`labels`)."""
+
+
+def labels(instance: str, component: str, role: str | None = None, app: str = ENGINE_APP) -> dict[str, str]:
     """Standard labels of one serving component's objects (also their pod selectors); ``app`` is
     the runtime: 'triton' (engine) or 'llmapi'."""
     out = {

@@ -10,7 +10,9 @@ worker pod itself into its sshd_config as ``SetEnv`` (server-side, not client-co
 leader pins the host key (``StrictHostKeyChecking yes`` against a ``known_hosts`` built from the
 Secret), so a pod impersonating a worker cannot receive the ranks.
 
-Create the Secret once per deployment (``secret_create_commands``)::
+The stack generates the Secret (:mod:`components.serving.secrets`: two ED25519 keys from pulumi-tls,
+kept encrypted in the stack's state). With ``mpiSshKeys: existing`` it reads one made outside the
+stack instead (``secret_create_commands``)::
 
     ssh-keygen -q -t ed25519 -N "" -f id_ed25519 && ssh-keygen -q -t ed25519 -N "" -f ssh_host_ed25519_key
     kubectl -n <ns> create secret generic <name> --from-file=id_ed25519 --from-file=id_ed25519.pub \

@@ -136,8 +136,10 @@ def worker_tier(
     metrics_ports: Sequence[int],
     kv_peers: Sequence[Mapping[str, str]],
     monitoring_namespaces: Sequence[str],
+    extra_egress: Sequence[dict] = (),
 ) -> TierPolicy:
-    """A LeaderWorkerSet's pods: callers on the serving port, own group and KV peers on any port."""
+    """A LeaderWorkerSet's pods: callers on the serving port, own group and KV peers on any port
+    (``extra_egress``: e.g. the drain's Prometheus queries, :func:`prometheus_egress`)."""
     peers = [pods_peer(own_set), *[pods_peer(p) for p in kv_peers]]
     return TierPolicy(
         name=name,
@@ -147,8 +149,22 @@ def worker_tier(
             rule(peers, None),
             *metrics_ingress(monitoring_namespaces, *metrics_ports),
         ],
-        egress=[rule(peers, None)],
+        egress=[rule(peers, None), *extra_egress],
     )
+
+
+def prometheus_egress(prometheus_url: str, monitoring_namespaces: Sequence[str]) -> list[dict]:
+    """Egress to the Prometheus at ``prometheus_url``: its namespace when the URL names a cluster
+    Service (``<svc>.<namespace>.svc[...]``), else the monitoring namespaces; its port (the scheme's default if none)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(prometheus_url)
+    labels = (parts.hostname or "").split(".")
+    namespaces = [labels[1]] if len(labels) >= 3 and labels[2] == "svc" else list(monitoring_namespaces)
+    if not namespaces:
+        return []
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return [rule([namespaces_peer(namespaces)], tcp_ports(port))]
 
 
 TYPE_TOKEN = "disagg:serving:NetworkPolicies"

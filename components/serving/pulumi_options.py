@@ -50,3 +50,8 @@ def child_options(
     deps = [*inherited, *depends_on]
     return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=deps or None, **extra)
 
+
+
+def await_timeouts(seconds: int) -> pulumi.CustomTimeouts:
+    """``customTimeouts`` for a resource pulumi-kubernetes awaits on create and update."""
+    return pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")

@@ -27,6 +27,19 @@ STATIC_KINDS = ("s3-mountpoint",)
 """Storage kinds with one pre-created PersistentVolume named like the storage class."""
 PROVISION_TIMEOUT = "30m"
 """A new FSx for Lustre file system takes 5-15 minutes before the claim is Bound."""
+WAIT_FOR_BOUND = {"pulumi.com/waitFor": "jsonpath={.status.phase}=Bound"}
+"""pulumi-kubernetes' own claim await gives up after a fixed 5 minutes whatever the resource's
+timeout (``untilCoreV1PersistentVolumeClaimReady``: ``WatchUntil(pvcReady, 5*time.Minute)``,
+provider/pkg/await/awaiters.go @94977969d641); a ``pulumi.com/waitFor`` condition replaces it and
+runs under the resource's ``customTimeouts`` (provider/pkg/await/await.go ``Creation``,
+provider/pkg/metadata/overrides.go ``ReadyCondition``). Only for dynamically provisioned FSx
+(its StorageClass binds Immediately): a WaitForFirstConsumer class of an existing cluster leaves
+the claim Pending until a pod uses it, which the built-in await accepts."""
+
+
+def claim_annotations(storage: SharedStorage) -> dict[str, str]:
+    """Annotations of the store's claim: wait for Bound under PROVISION_TIMEOUT on FSx."""
+    return dict(WAIT_FOR_BOUND) if storage.kind == "fsx-lustre" else {}
 
 
 def claim_spec(storage: SharedStorage) -> dict[str, Any]:
@@ -48,6 +61,8 @@ class ModelStore(pulumi.ComponentResource):
     """Name of the namespace (plain string, known at plan time)."""
     claim_name: str
     mount_path: str
+    storage: SharedStorage
+    """The cluster's shared storage the claim is made on."""
     namespace_resource: k8s.core.v1.Namespace
     claim: k8s.core.v1.PersistentVolumeClaim
 
@@ -69,7 +84,7 @@ class ModelStore(pulumi.ComponentResource):
         check_dns_label(namespace, "namespace")
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.namespace, self.claim_name, self.mount_path = namespace, claim_name, mount_path
-        storage = handle.storage
+        storage = self.storage = handle.storage
 
         self.namespace_resource = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -82,6 +97,7 @@ class ModelStore(pulumi.ComponentResource):
                 name=claim_name,
                 namespace=self.namespace_resource.metadata.name,
                 labels={"app.kubernetes.io/part-of": "disagg-inference", "disagg.dev/storage-kind": storage.kind},
+                annotations=claim_annotations(storage) or None,
             ),
             spec=cast(Any, claim_spec(storage)),
             opts=pulumi.ResourceOptions(

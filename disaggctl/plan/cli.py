@@ -2,9 +2,10 @@
 
 For each candidate pool, NVIDIA AIConfigurator (behind :mod:`disaggctl.plan.perf_model`) sweeps
 aggregated and prefill/decode layouts for the model, the typical input/output lengths and the
-TTFT/TPOT targets. Here each candidate is only filtered (pool GPU memory, SLO, GPU and dollar
-budget), scaled to the target request rate or concurrency (whole copies of AIConfigurator's
-unit), priced, and the best tokens/s/GPU is written as the deployment's layout and prediction.
+TTFT/TPOT targets. Here each role of a candidate is scaled to the target request rate or
+concurrency (groups = what the rate needs), packed onto whole nodes and priced by the one cost
+model (:mod:`disaggctl.plan.cost`, the capacity check's packing), filtered (pool GPU memory, SLO,
+the pool's free nodes, budget), and the cheapest $/Mtok at the target rate is the pick.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig, typical
 from engines.llm_api import GROUP_KEYS
 
+from .cost import (
+    Cost,
+    GroupShape,
+    PoolSpec,
+    deployment_cost,
+    group_shapes,
+    pool_specs,
+    render_cost_text,
+    target_tokens_per_second,
+    usd_per_million_tokens,
+)
 from .perf_model import (
     MODELS,
     SYSTEMS,
@@ -34,7 +46,7 @@ from .perf_model import (
     RecordedModel,
     SearchRequest,
 )
-from .pricing import PriceError, dollars_per_million_tokens, pool_price
+from .pricing import check_offered
 
 NAMESPACE = "disagg"
 
@@ -45,9 +57,15 @@ class PoolOption:
 
     name: str
     instance_type: str
-    max_gpus: int
+    supply_nodes: int
+    """Nodes the pool holds for this deployment: capacity.pool_supply (a fixed managed node group
+    holds desiredSize) less what the stack's other deployments take there at their maxGroups."""
     capacity_type: str = "on-demand"
     reservation_id: str | None = None
+
+    @property
+    def max_gpus(self) -> int:
+        return self.supply_nodes * self.gpus_per_node
 
     @property
     def gpus_per_node(self) -> int:
@@ -61,6 +79,10 @@ class PoolOption:
     def gpu_memory_gib(self) -> int:
         return lookup_instance_type(self.instance_type).gpu_memory_gib
 
+    def spec(self) -> PoolSpec:
+        return PoolSpec(self.name, self.instance_type, self.capacity_type, self.reservation_id,
+                        supply_nodes=self.supply_nodes, ceiling_nodes=self.supply_nodes)
+
 
 @dataclass
 class Option:
@@ -70,7 +92,6 @@ class Option:
     mode: str
     roles: dict[str, dict[str, Any]]
     """role -> tp, pp, batch_size, max_num_tokens, groups"""
-    copies: int
     gpus: int
     tokens_per_s_per_gpu: float
     tokens_per_s_per_user: float
@@ -80,7 +101,13 @@ class Option:
     concurrency: int
     source: str
     usd_per_hour: float | None = None
+    """Whole nodes at the target rate (the cost model)."""
     usd_per_million_tokens: float | None = None
+    """At the target rate: what the tokens the workload asks for cost."""
+    nodes: int = 0
+    max_nodes: int = 0
+    max_usd_per_hour: float | None = None
+    cost: Cost | None = None
     rejected: list[str] = field(default_factory=list)
 
     @property
@@ -97,30 +124,47 @@ def _round_up(value: int, step: int) -> int:
     return max(step, math.ceil(value / step) * step)
 
 
+def pods_and_gpus(tp: int, pp: int, gpus_per_node: int) -> tuple[int, int]:
+    """(podsPerGroup, gpusPerPod) of a tp×pp group: one pod when it fits a node, else whole nodes."""
+    world = tp * pp
+    return (1, world) if world <= gpus_per_node else (math.ceil(world / gpus_per_node), gpus_per_node)
+
+
+def role_groups(workers: int, unit: float, target: float) -> int:
+    """Groups of a role the target needs: AIConfigurator's ``workers`` per ``unit`` (requests/s or
+    requests in flight), scaled to ``target`` and rounded up (each role on its own)."""
+    return max(1, math.ceil(workers * target / unit - 1e-9))
+
+
 def size_options(
-    answer: Mapping[str, Any], pool: PoolOption, workload: WorkloadConfig, pricing: PricingConfig
+    answer: Mapping[str, Any],
+    pool: PoolOption,
+    workload: WorkloadConfig,
+    pricing: PricingConfig,
+    region: str | None = None,
+    headroom: Mapping[str, float] | None = None,
 ) -> list[Option]:
-    """AIConfigurator's candidates on ``pool``, scaled to the workload's target and priced. Pure."""
+    """AIConfigurator's candidates on ``pool``, each role scaled to the workload's target rate,
+    packed onto whole nodes with the capacity check's packing and priced. ``headroom``: role ->
+    maxGroups/groups of the stack's deployment (kept when writing; checked here at its maximum). Pure."""
     isl = typical(workload.input_tokens)
     slo, budget = workload.slo, workload.budget
+    headroom = headroom or {}
     database = answer["database"]
     source = f"{answer['engine']}, {database['system']} {database['backend']} {database['version']}"
-    try:
-        price = pool_price(
-            pool.instance_type, capacity_type=pool.capacity_type, reservation_id=pool.reservation_id, pricing=pricing
-        )
-    except PriceError:
-        price = None
+    spec = pool.spec()
     options: list[Option] = []
     for c in answer["candidates"]:
         if workload.request_rate is not None:
-            copies = math.ceil(workload.request_rate / c["request_rate"] - 1e-9)
+            unit, target = float(c["request_rate"]), workload.request_rate
         elif workload.concurrency is not None:
-            copies = math.ceil(workload.concurrency / c["concurrency"])
+            unit, target = float(c["concurrency"]), float(workload.concurrency)
         else:
-            copies = 1
+            unit = target = 1.0
         roles: dict[str, dict[str, Any]] = {}
+        shapes: list[GroupShape] = []
         rejected: list[str] = []
+        scale = math.inf
         for role, r in c["roles"].items():
             if role == "workers":
                 tokens = _round_up(int(r["max_num_tokens"]), 512)
@@ -128,41 +172,55 @@ def size_options(
                 tokens = _round_up(int(r["batch_size"]) * isl, 512)
             else:
                 tokens = _round_up(int(r["batch_size"]), 256)
+            groups = role_groups(int(r["workers"]), unit, target)
+            scale = min(scale, groups / int(r["workers"]))
             roles[role] = {
                 "tp": int(r["tp"]),
                 "pp": int(r["pp"]),
                 "batch_size": int(r["batch_size"]),
                 "max_num_tokens": tokens,
-                "groups": int(r["workers"]) * copies,
+                "groups": groups,
             }
+            pods, per_pod = pods_and_gpus(int(r["tp"]), int(r["pp"]), pool.gpus_per_node)
+            max_groups = max(groups, math.ceil(groups * headroom.get(role, 1.0) - 1e-9))
+            shapes.append(GroupShape(role, pool.name, groups, max_groups, pods, per_pod))
             if r["memory_gib"] > pool.gpu_memory_gib:
                 rejected.append(f"{role} needs {r['memory_gib']:.0f} GiB per GPU, {pool.gpu_model} has {pool.gpu_memory_gib}")
-        gpus = int(c["gpus"]) * copies
+        cost = deployment_cost(shapes, {pool.name: spec}, region, pricing)
+        gpus = cost.gpus
         option = Option(
             pool=pool,
             mode="tensor-parallel" if c["mode"] == "aggregated" else "prefill-decode",
             roles=roles,
-            copies=copies,
             gpus=gpus,
             tokens_per_s_per_gpu=float(c["tokens_per_s_per_gpu"]),
             tokens_per_s_per_user=float(c["tokens_per_s_per_user"]),
             ttft_ms=float(c["ttft_ms"]),
             tpot_ms=float(c["tpot_ms"]),
-            requests_per_second=round(float(c["request_rate"]) * copies, 3),
-            concurrency=int(c["concurrency"]) * copies,
+            requests_per_second=round(float(c["request_rate"]) * scale, 3),
+            concurrency=math.floor(int(c["concurrency"]) * scale + 1e-9),
             source=source,
+            usd_per_hour=cost.usd_per_hour,
+            nodes=cost.nodes,
+            max_nodes=cost.max_nodes,
+            max_usd_per_hour=cost.max_usd_per_hour,
+            cost=cost,
         )
-        if price is not None:
-            option.usd_per_hour = gpus * price.usd_per_gpu_hour
-            option.usd_per_million_tokens = dollars_per_million_tokens(
-                option.usd_per_hour, option.tokens_per_s_per_gpu * gpus
-            )
+        option.usd_per_million_tokens = usd_per_million_tokens(
+            cost.usd_per_hour, target_tokens_per_second(workload, option.tokens_per_s_per_user)
+        )
         if option.ttft_ms > slo.ttft_ms:
             rejected.append(f"TTFT {option.ttft_ms:.0f} > {slo.ttft_ms:g} ms")
         if option.tpot_ms > slo.tpot_ms:
             rejected.append(f"TPOT {option.tpot_ms:.1f} > {slo.tpot_ms:g} ms")
-        if gpus > pool.max_gpus:
-            rejected.append(f"{gpus} GPUs > pool's {pool.max_gpus}")
+        refusal = check_offered(pool.instance_type, region, pricing)
+        if refusal:
+            rejected.append(f"{pool.instance_type} is not offered in {region}")
+        elif cost.usd_per_hour is None:
+            rejected.append("no price: " + "; ".join(cost.problems))
+        if cost.max_nodes > pool.supply_nodes:
+            at = "at maxGroups " if cost.max_nodes > cost.nodes else ""
+            rejected.append(f"{cost.max_nodes} nodes {at}> pool's {pool.supply_nodes}")
         if budget.max_gpus is not None and gpus > budget.max_gpus:
             rejected.append(f"{gpus} GPUs > budget {budget.max_gpus}")
         over_budget = budget.max_dollars_per_hour is not None and option.usd_per_hour is not None
@@ -174,10 +232,19 @@ def size_options(
 
 
 def rank(options: list[Option]) -> list[Option]:
-    """Feasible options first, by tokens/s/GPU (then fewer GPUs, lower cost), then the rejected."""
+    """Options meeting the SLO first, cheapest $/Mtok at the target rate first (unpriced last; then
+    more tokens/s/GPU, fewer GPUs), then the rejected in the same order."""
     return sorted(
         options,
-        key=lambda o: (bool(o.rejected), -o.tokens_per_s_per_gpu, o.gpus, o.usd_per_hour or 0.0, o.pool.name, o.layout),
+        key=lambda o: (
+            bool(o.rejected),
+            o.usd_per_million_tokens is None,
+            o.usd_per_million_tokens or 0.0,
+            -o.tokens_per_s_per_gpu,
+            o.gpus,
+            o.pool.name,
+            o.layout,
+        ),
     )
 
 
@@ -188,6 +255,8 @@ def search(
     perf: PerformanceModel,
     pricing: PricingConfig,
     progress: Callable[[str], None] = lambda line: None,
+    region: str | None = None,
+    headroom: Mapping[str, float] | None = None,
 ) -> list[Option]:
     """Every candidate on every pool, ranked; ``progress`` gets a line per pool searched."""
     options: list[Option] = []
@@ -198,6 +267,9 @@ def search(
             progress(f"{prefix}: skipped, AIConfigurator has no system for {pool.gpu_model}")
             continue
         total = pool.max_gpus
+        if total <= 0:
+            progress(f"{prefix}: skipped, no free nodes (the stack's other deployments fill it)")
+            continue
         if workload.budget.max_gpus is not None:
             total = min(total, workload.budget.max_gpus)
         request = SearchRequest(
@@ -216,7 +288,7 @@ def search(
         except PerformanceModelError as err:
             progress(f"{prefix}: failed: {err}")
             continue
-        found = size_options(answer, pool, workload, pricing)
+        found = size_options(answer, pool, workload, pricing, region, headroom)
         feasible = sum(1 for o in found if not o.rejected)
         progress(f"{prefix}: {len(found)} layouts, {feasible} meet the SLO ({time.monotonic() - started:.1f} s)")
         options += found
@@ -224,7 +296,8 @@ def search(
 
 
 def render_table(options: list[Option], limit: int = 20) -> str:
-    header = ("pool", "mode", "layout", "GPUs", "tok/s/GPU", "tok/s/user", "TTFT ms", "TPOT ms", "$/hour", "$/Mtok", "note")
+    header = ("pool", "mode", "layout", "GPUs", "nodes", "tok/s/GPU", "tok/s/user", "TTFT ms", "TPOT ms", "$/hour",
+              "max $/hour", "$/Mtok", "note")
     rows = [header]
     for o in options[:limit]:
         rows.append((
@@ -232,11 +305,13 @@ def render_table(options: list[Option], limit: int = 20) -> str:
             "agg" if o.mode == "tensor-parallel" else "p/d",
             o.layout,
             str(o.gpus),
+            str(o.nodes) + (f"-{o.max_nodes}" if o.max_nodes != o.nodes else ""),
             f"{o.tokens_per_s_per_gpu:.1f}",
             f"{o.tokens_per_s_per_user:.1f}",
             f"{o.ttft_ms:.0f}",
             f"{o.tpot_ms:.1f}",
             "-" if o.usd_per_hour is None else f"{o.usd_per_hour:.2f}",
+            "-" if o.max_usd_per_hour is None else f"{o.max_usd_per_hour:.2f}",
             "-" if o.usd_per_million_tokens is None else f"{o.usd_per_million_tokens:.3f}",
             "; ".join(o.rejected) or "meets SLO",
         ))
@@ -246,9 +321,7 @@ def render_table(options: list[Option], limit: int = 20) -> str:
 
 def group_stanza(option: Option, role: str, base_group: Mapping[str, Any]) -> dict[str, Any]:
     r = option.roles[role]
-    world = r["tp"] * r["pp"]
-    per_node = option.pool.gpus_per_node
-    pods, per_pod = (1, world) if world <= per_node else (world // per_node, per_node)
+    pods, per_pod = pods_and_gpus(r["tp"], r["pp"], option.pool.gpus_per_node)
     group: dict[str, Any] = {k: base_group[k] for k in ("model", "engine") if k in base_group}
     group.update({
         "pool": option.pool.name,
@@ -314,18 +387,32 @@ def _model_of(config: Mapping[str, Any], group: Mapping[str, Any]) -> tuple[str,
     return str(engine.get("model")), str(engine.get("quantization", "none"))
 
 
-def stack_pools(config: Mapping[str, Any]) -> dict[str, PoolOption]:
-    pools = ((config.get(f"{NAMESPACE}:cluster") or {}).get("eks") or {}).get("gpuNodePools") or []
+def stack_pools(config: Mapping[str, Any], planning: str | None = None) -> dict[str, PoolOption]:
+    """Every GPU pool of the stack, with the nodes left for deployment ``planning``: the pool's
+    supply (capacity.pool_supply) less the other deployments' nodes at their maxGroups."""
+    specs = pool_specs(config.get(f"{NAMESPACE}:cluster") or {})
+    used: dict[str, int] = {}
+    for deployment in config.get(f"{NAMESPACE}:deployments") or []:
+        if planning is None or deployment.get("name") == planning:
+            continue
+        for shape in group_shapes(deployment, specs):
+            if shape.pool in specs:
+                used[shape.pool] = used.get(shape.pool, 0) + shape.nodes(specs[shape.pool].gpus_per_node, shape.max_groups)
     return {
-        p["name"]: PoolOption(
-            name=p["name"],
-            instance_type=p["instanceType"],
-            max_gpus=int(p.get("maxSize", 2)) * lookup_instance_type(p["instanceType"]).gpus,
-            capacity_type=p.get("capacityType", "on-demand"),
-            reservation_id=p.get("capacityReservationId"),
-        )
-        for p in pools
+        name: PoolOption(name, spec.instance_type, max(0, spec.supply_nodes - used.get(name, 0)),
+                         spec.capacity_type, spec.reservation_id)
+        for name, spec in specs.items()
     }
+
+
+def headroom_of(deployment: Mapping[str, Any]) -> dict[str, float]:
+    """Role -> maxGroups / groups of the deployment as it is (kept by ``--write``)."""
+    out: dict[str, float] = {}
+    for role in GROUP_KEYS:
+        group = deployment.get(role)
+        if isinstance(group, dict) and group.get("maxGroups"):
+            out[role] = int(group["maxGroups"]) / max(1, int(group.get("groups", 1)))
+    return out
 
 
 def _run_plan(args: argparse.Namespace) -> int:
@@ -361,36 +448,56 @@ def _run_plan(args: argparse.Namespace) -> int:
     if model_path is None:
         print(f"plan: no AIConfigurator model for '{model}' ({quantization}): add it to disaggctl/plan/perf_model.py MODELS", file=sys.stderr)
         return 2
-    pools_in_stack = stack_pools(config)
-    names = args.pools.split(",") if args.pools else sorted({str(g.get("pool")) for g in (deployment.get(r) for r in GROUP_KEYS) if isinstance(g, dict)})
-    pools = [pools_in_stack[n] for n in names if n in pools_in_stack]
+    region = ((config.get(f"{NAMESPACE}:cluster") or {}).get("eks") or {}).get("region")
+    pools_in_stack = stack_pools(config, planning=args.deployment)
+    names = args.pools.split(",") if args.pools else sorted(pools_in_stack)
+    unknown = [n for n in names if n not in pools_in_stack]
+    if unknown:
+        print(f"plan: --pools {','.join(unknown)}: not a pool of {path.name} (pools: {', '.join(sorted(pools_in_stack)) or 'none'})",
+              file=sys.stderr)
+        return 2
+    pools = [pools_in_stack[n] for n in names]
     for instance_type in args.instance_types.split(",") if args.instance_types else []:
-        pools.append(PoolOption(name=instance_type, instance_type=instance_type, max_gpus=args.max_gpus))
+        per_node = lookup_instance_type(instance_type).gpus
+        pools.append(PoolOption(instance_type, instance_type, max(1, math.ceil(args.max_gpus / per_node))))
     perf: PerformanceModel = RecordedModel(Path(args.recorded)) if args.recorded else AIConfiguratorModel(args.aic_python, Path(args.record) if args.record else None)
     print(f"plan {args.deployment}: {model} ({quantization}) as {model_path}; {typical(workload.input_tokens)} in / "
           f"{typical(workload.output_tokens)} out; TTFT <= {workload.slo.ttft_ms:g} ms, TPOT <= {workload.slo.tpot_ms:g} ms "
-          f"(p{workload.slo.percentile})", flush=True)
-    options = search(model_path, workload, pools, perf, pricing, progress=lambda line: print(line, file=sys.stderr, flush=True))
+          f"(p{workload.slo.percentile}); pools {', '.join(p.name for p in pools)}; ranked by $/Mtok at the target rate",
+          flush=True)
+    options = search(model_path, workload, pools, perf, pricing, progress=lambda line: print(line, file=sys.stderr, flush=True),
+                     region=region, headroom=headroom_of(deployment))
     if not options:
         print("plan: no candidate layouts: see the lines above", file=sys.stderr)
         return 1
     print(render_table(options, args.top), end="")
     best = options[0]
+    if args.plot:
+        from .plot import draw_frontier
+
+        draw_frontier(options, workload, best if not best.rejected else None, Path(args.plot))
+        print(f"drew the frontier to {args.plot}")
     if best.rejected:
         print(f"plan: no layout meets the SLO and budget (closest: {best.layout} on {best.pool.name}: {'; '.join(best.rejected)})", file=sys.stderr)
         return 1
+    if best.cost is not None:
+        print("cost of the pick (whole nodes; max: every group at maxGroups)")
+        print(render_cost_text(best.cost.rows, indent="  "), end="")
     stanza = deployment_stanza(deployment, workload, best)
     text = yaml.safe_dump([stanza], sort_keys=False, default_flow_style=False, width=100)
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote the stanza to {args.out}")
     if args.write:
-        deployments[index] = stanza
-        path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100))
-        print(f"updated deployment '{args.deployment}' in {path} (comments in the file are not kept)")
+        from .stack_edit import write_layout
+
+        path.write_text(write_layout(path.read_text(), args.deployment, stanza))
+        print(f"updated the layout and prediction of deployment '{args.deployment}' in {path} (everything else kept)")
     if not args.out and not args.write:
         print(text, end="")
     print(json.dumps({"best": {"pool": best.pool.name, "mode": best.mode, "layout": best.layout, "gpus": best.gpus,
+                               "nodes": best.nodes, "usd_per_hour": None if best.usd_per_hour is None else round(best.usd_per_hour, 2),
+                               "usd_per_million_tokens": None if best.usd_per_million_tokens is None else round(best.usd_per_million_tokens, 4),
                                "tokens_per_s_per_gpu": round(best.tokens_per_s_per_gpu, 1)}}))
     return 0
 
@@ -400,12 +507,13 @@ def add_plan_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--stack", required=True, help="reads Pulumi.<stack>.yaml")
     cmd.add_argument("--deployment", required=True, help="deployment name (its workload: section is the target)")
     cmd.add_argument("--project", default=".")
-    cmd.add_argument("--pools", help="comma-separated stack pools to compare (default: the deployment's pools)")
+    cmd.add_argument("--pools", help="comma-separated stack pools to compare (default: every GPU pool of the stack)")
     cmd.add_argument("--instance-types", help="also compare these AWS instance types, e.g. g6e.48xlarge,p5.48xlarge")
     cmd.add_argument("--max-gpus", type=int, default=16, help="GPUs available on each --instance-types candidate")
     cmd.add_argument("--top", type=int, default=20, help="rows in the comparison table")
-    cmd.add_argument("--write", action="store_true", help="replace the deployment in the stack file")
+    cmd.add_argument("--write", action="store_true", help="edit the deployment's layout and prediction in the stack file in place")
     cmd.add_argument("--out", help="write the deployment stanza (YAML list item) to this file")
+    cmd.add_argument("--plot", metavar="FILE", help="draw the Pareto frontier to FILE (.png or .svg)")
     cmd.add_argument("--aic-python", help="interpreter with aiconfigurator (default $DISAGG_AIC_PYTHON or .venv-plan/bin/python)")
     cmd.add_argument("--record", metavar="DIR", help="keep each AIConfigurator answer in DIR (test fixtures)")
     cmd.add_argument("--recorded", metavar="DIR", help="replay answers recorded in DIR instead of running AIConfigurator")

@@ -20,7 +20,18 @@ from components.config.instance_types import lookup_instance_type
 from components.config.workload import PricingConfig, WorkloadConfig
 from engines.llm_api import GROUP_KEYS
 
-from .pricing import PriceError, dollars_per_million_tokens, pool_price
+from .cost import (
+    CostRow,
+    deployment_cost,
+    group_shapes,
+    pool_costs,
+    pool_spec,
+    render_cost_text,
+    row_from_json,
+    target_tokens_per_second,
+    usd_per_million_tokens,
+)
+from .pricing import check_offered
 
 NAMESPACE = "disagg"
 
@@ -53,6 +64,14 @@ class Forecast:
     slo_tpot_ms: float | None = None
     slo_percentile: int | None = None
     usd_per_million_tokens: float | None = None
+    """At the target rate (requestRate × outputTokens): what the tokens asked for cost."""
+    target_tokens_per_s: float | None = None
+    nodes: int = 0
+    """Whole nodes at the configured groups (the capacity check's packing)."""
+    max_nodes: int = 0
+    """Whole nodes with every group at maxGroups."""
+    max_usd_per_hour: float | None = None
+    cost_rows: list[dict[str, Any]] = field(default_factory=list)
     prediction_source: str | None = None
     status: str = "no workload declared"
     problems: list[str] = field(default_factory=list)
@@ -61,7 +80,8 @@ class Forecast:
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("refuse")
-        for key in ("usd_per_hour", "usd_per_million_tokens", "tokens_per_s_per_gpu", "tokens_per_s_per_user"):
+        for key in ("usd_per_hour", "max_usd_per_hour", "usd_per_million_tokens", "target_tokens_per_s",
+                    "tokens_per_s_per_gpu", "tokens_per_s_per_user"):
             if out[key] is not None:
                 out[key] = round(out[key], 3)
         return out
@@ -122,6 +142,10 @@ def stack_forecasts(raw: Mapping[str, str]) -> tuple[list[Forecast], list[str]]:
     except ValidationError as err:
         problems += [_problem(("pricing", *e["loc"]), e) for e in err.errors()]
         pricing = PricingConfig()
+    for index, pool in enumerate((cluster.get("eks") or {}).get("gpuNodePools") or []):
+        refusal = check_offered(str(pool.get("instanceType")), region, pricing) if isinstance(pool, dict) else None
+        if refusal:
+            problems.append(f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}].instanceType: {refusal}")
     out: list[Forecast] = []
     for index, deployment in enumerate(deployments if isinstance(deployments, list) else []):
         workload = None
@@ -133,6 +157,26 @@ def stack_forecasts(raw: Mapping[str, str]) -> tuple[list[Forecast], list[str]]:
                 continue
         out.append(forecast(deployment, workload, engines, pools, pricing, region, index))
     return out, problems
+
+
+def stack_pool_costs(raw: Mapping[str, str], forecasts: list[Forecast]) -> list[CostRow]:
+    """Each GPU pool of the stack: the deployments' whole nodes there, and the pool at its ceiling."""
+    cluster = _json_value(raw, "cluster", {})
+    specs = {n: pool_spec(p) for n, p in _pools(cluster).items() if p.get("instanceType")}
+    if not specs:
+        return []
+    try:
+        pricing = PricingConfig.model_validate(_json_value(raw, "pricing", {}))
+    except ValidationError:
+        pricing = PricingConfig()
+    nodes: dict[str, int] = {}
+    gpus: dict[str, int] = {}
+    for f in forecasts:
+        for row in f.cost_rows:
+            nodes[row["pool"]] = nodes.get(row["pool"], 0) + row["nodes"]
+            gpus[row["pool"]] = gpus.get(row["pool"], 0) + row["gpus"]
+    region = (cluster.get("eks") or {}).get("region")
+    return list(pool_costs(specs, nodes, gpus, region, pricing).rows)
 
 
 def _problem(loc: tuple[Any, ...], error: Mapping[str, Any]) -> str:
@@ -153,36 +197,21 @@ def forecast(
     name = str(deployment.get("name"))
     where = f"{NAMESPACE}:deployments[{index}]"
     layouts = role_layouts(deployment, engines, pools)
-    gpus = sum(lay.groups * lay.gpus_per_group for lay in layouts.values())
-    cost: float | None = 0.0
-    bases: set[str] = set()
-    for lay in layouts.values():
-        pool = pools.get(lay.pool)
-        if not pool or not pool.get("instanceType"):
-            cost, bases = None, {"no price: pool has no AWS instance type"}
-            break
-        try:
-            price = pool_price(
-                pool["instanceType"],
-                capacity_type=pool.get("capacityType", "on-demand"),
-                reservation_id=pool.get("capacityReservationId"),
-                region=region,
-                pricing=pricing,
-            )
-        except PriceError as err:
-            cost, bases = None, {str(err)}
-            break
-        assert cost is not None
-        cost += lay.groups * lay.gpus_per_group * price.usd_per_gpu_hour
-        bases.add(price.basis)
+    specs = {n: pool_spec(p) for n, p in pools.items() if p.get("instanceType")}
+    cost = deployment_cost(group_shapes(deployment, specs), specs, region, pricing)
     result = Forecast(
         deployment=name,
         mode=str(deployment.get("mode", "tensor-parallel")),
         pools=",".join(sorted({lay.pool for lay in layouts.values()})),
-        gpus=gpus,
-        usd_per_hour=cost,
-        price_basis="; ".join(sorted(bases)),
+        gpus=sum(lay.groups * lay.gpus_per_group for lay in layouts.values()),
+        usd_per_hour=cost.usd_per_hour,
+        price_basis="; ".join(sorted({r.basis for r in cost.rows} | set(cost.problems))),
+        nodes=cost.nodes,
+        max_nodes=cost.max_nodes,
+        max_usd_per_hour=cost.max_usd_per_hour,
+        cost_rows=[r.as_json() for r in cost.rows],
     )
+    gpus = result.gpus
     if workload is None:
         return result
     slo = workload.slo
@@ -198,10 +227,8 @@ def forecast(
         result.tokens_per_s_per_user = prediction.tokens_per_second_per_user
         result.ttft_ms, result.tpot_ms = prediction.ttft_ms, prediction.tpot_ms
         result.prediction_source = prediction.source
-        if cost is not None and gpus:
-            result.usd_per_million_tokens = dollars_per_million_tokens(
-                cost, prediction.tokens_per_second_per_gpu * gpus
-            )
+        result.target_tokens_per_s = target_tokens_per_second(workload, prediction.tokens_per_second_per_user)
+        result.usd_per_million_tokens = usd_per_million_tokens(cost.usd_per_hour, result.target_tokens_per_s)
         problems += _stale(where, prediction, layouts, pools, fix)
         if prediction.ttft_ms > slo.ttft_ms:
             problems.append(
@@ -231,10 +258,11 @@ def forecast(
             f"{where}.workload.budget.maxGpus: {budget.max_gpus}, but the layout uses {gpus} GPUs: "
             "lower groups or raise maxGpus"
         )
-    if budget.max_dollars_per_hour is not None and cost is not None and cost > budget.max_dollars_per_hour:
+    hourly = cost.usd_per_hour
+    if budget.max_dollars_per_hour is not None and hourly is not None and hourly > budget.max_dollars_per_hour:
         problems.append(
             f"{where}.workload.budget.maxDollarsPerHour: {budget.max_dollars_per_hour:g}, but the layout "
-            f"costs ${cost:.2f}/hour: lower groups or raise maxDollarsPerHour"
+            f"costs ${hourly:.2f}/hour ({cost.nodes} whole nodes): lower groups or raise maxDollarsPerHour"
         )
     result.problems = problems
     if problems:
@@ -282,15 +310,17 @@ def _stale(
     return problems
 
 
-def render_forecasts(forecasts: list[Forecast]) -> str:
-    """The table synth appends to summary.txt and prints."""
-    if not forecasts:
+def render_forecasts(forecasts: list[Forecast], pools: list[CostRow] | None = None) -> str:
+    """The tables synth puts at the top of summary.txt and prints: each deployment (whole nodes,
+    $/hour expected and at maxGroups, $/Mtok at its target rate), then each pool's cost rows."""
+    if not forecasts and not pools:
         return ""
 
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    header = ("deployment", "GPUs", "$/hour", "tok/s/GPU", "tok/s/user", "TTFT ms", "TPOT ms", "$/Mtok", "status")
+    header = ("deployment", "GPUs", "nodes", "$/hour", "max $/hour", "tok/s/GPU", "tok/s/user", "TTFT ms", "TPOT ms",
+              "$/Mtok", "status")
     rows = [header]
     for f in forecasts:
         slo_ttft = f" (≤{f.slo_ttft_ms:g})" if f.slo_ttft_ms is not None else ""
@@ -298,7 +328,9 @@ def render_forecasts(forecasts: list[Forecast]) -> str:
         rows.append((
             f.deployment,
             str(f.gpus),
+            f"{f.nodes}" + (f"-{f.max_nodes}" if f.max_nodes != f.nodes else ""),
             num(f.usd_per_hour, ".2f"),
+            num(f.max_usd_per_hour, ".2f"),
             num(f.tokens_per_s_per_gpu, ".1f"),
             num(f.tokens_per_s_per_user, ".1f"),
             num(f.ttft_ms, ".0f") + slo_ttft,
@@ -307,9 +339,17 @@ def render_forecasts(forecasts: list[Forecast]) -> str:
             f.status,
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["", "deployments (predicted at the declared SLO)"]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = ["", "deployments (predicted at the declared SLO; $ for whole nodes, $/Mtok at the target rate)"]
+    if forecasts:
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for f in forecasts:
         lines += [f"  {f.deployment}: price {f.price_basis}"] if f.price_basis else []
         lines += [f"  {f.deployment}: {p}" for p in f.problems]
+    if pools:
+        lines += ["", "GPU pools (nodes: the deployments' whole nodes; max: the pool at maxSize or its block)"]
+        lines += render_cost_text(pools).rstrip("\n").splitlines()
     return "\n".join(lines) + "\n\n"
+
+
+def pool_rows_from_json(rows: list[dict[str, Any]]) -> list[CostRow]:
+    return [row_from_json(r) for r in rows]

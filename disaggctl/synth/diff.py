@@ -15,9 +15,51 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from disaggctl.plan.cost import CostRow, render_cost_markdown, render_cost_text, row_from_json
+
 COMMENT_MARKER = "<!-- disagg-synth-diff -->"
 """First line of the PR comment; the workflow finds and updates its previous comment by it."""
 GITHUB_COMMENT_LIMIT = 65_536
+
+
+@dataclass(frozen=True)
+class OptionChange:
+    """One resource option that differs between base and head (None: not set on that side)."""
+
+    resource: str
+    """``<type dir>/<name>`` of the resource file."""
+    option: str
+    old: object
+    new: object
+
+
+def _options(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    options = document.get("options") if isinstance(document, dict) else None
+    return options if isinstance(options, dict) else {}
+
+
+def option_changes(rel: str, old: Path | None, new: Path | None) -> list[OptionChange]:
+    """The resource options that differ between two versions of a ``resources/…json`` file
+    (a resource added with options, or removed with them, counts as a change from/to unset)."""
+    if not rel.startswith("resources/") or not rel.endswith(".json"):
+        return []
+    before, after = _options(old), _options(new)
+    resource = rel.removeprefix("resources/").removesuffix(".json")
+    return [
+        OptionChange(resource, key, before.get(key), after.get(key))
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+
+
+def _option_value(value: object) -> str:
+    return "unset" if value is None else json.dumps(value, sort_keys=True)
 
 
 @dataclass
@@ -35,6 +77,11 @@ class StackDiff:
     base_forecasts: dict[str, dict] = field(default_factory=dict)
     head_forecasts: dict[str, dict] = field(default_factory=dict)
     """Deployment -> forecast (outputs.json ``deploymentForecasts``: GPUs, $/hour, tokens/s/GPU)."""
+    option_changes: list[OptionChange] = field(default_factory=list)
+    """Resource options (customTimeouts, protect, retainOnDelete, …) that differ, per resource."""
+    base_pools: dict[str, dict] = field(default_factory=dict)
+    head_pools: dict[str, dict] = field(default_factory=dict)
+    """Pool -> cost row (outputs.json ``gpuPoolCosts``: disaggctl.cost.CostRow)."""
 
     @property
     def is_empty(self) -> bool:
@@ -57,6 +104,7 @@ def diff_stack(stack: str, base: Path, head: Path) -> StackDiff:
     """Compare one stack's synth directories (either may be missing: a new or deleted stack)."""
     result = StackDiff(stack, base_missing=not base.is_dir(), head_missing=not head.is_dir())
     result.base_forecasts, result.head_forecasts = _forecasts(base), _forecasts(head)
+    result.base_pools, result.head_pools = _forecasts(base, POOL_COSTS_KEY), _forecasts(head, POOL_COSTS_KEY)
     base_files, head_files = _files(base), _files(head)
     for rel in sorted(set(base_files) | set(head_files)):
         old, new = base_files.get(rel), head_files.get(rel)
@@ -74,18 +122,20 @@ def diff_stack(stack: str, base: Path, head: Path) -> StackDiff:
             tofile=f"b/{stack}/{rel}" if new else "/dev/null",
         )
         result.patches[rel] = "".join(line if line.endswith("\n") else line + "\n" for line in patch)
+        result.option_changes += option_changes(rel, old, new)
     return result
 
 
 FORECASTS_KEY = "deploymentForecasts"
+POOL_COSTS_KEY = "gpuPoolCosts"
 
 
-def _forecasts(root: Path) -> dict[str, dict]:
+def _forecasts(root: Path, key: str = FORECASTS_KEY) -> dict[str, dict]:
     try:
         outputs = json.loads((root / "outputs.json").read_text())
     except (OSError, ValueError):
         return {}
-    value = outputs.get(FORECASTS_KEY) if isinstance(outputs, dict) else None
+    value = outputs.get(key) if isinstance(outputs, dict) else None
     return value if isinstance(value, dict) else {}
 
 
@@ -94,40 +144,57 @@ def _signed(value: float, fmt: str, unit: str = "", prefix: str = "") -> str:
     return f"{sign}{prefix}{format(abs(value), fmt)}{unit}"
 
 
-def capacity_rows(diff: StackDiff) -> list[tuple[str, str, str, str, str]]:
-    """Per deployment: name, GPUs, $/hour, tokens/s/GPU (head, or base if removed), change base→head."""
-    rows = []
+def _delta(old: dict | None, new: dict | None, key: str) -> float | None:
+    """new − old of a dollar figure (a side that is missing counts 0; None when a side is unpriced)."""
+    a = 0.0 if old is None else old.get(key)
+    b = 0.0 if new is None else new.get(key)
+    return None if a is None or b is None else float(b) - float(a)
+
+
+def _dollars(value: float | None) -> str:
+    return "unpriced" if value is None else _signed(value, ",.2f", "/hour", "$") if abs(value) >= 0.005 else "±$0.00/hour"
+
+
+def capacity_rows(diff: StackDiff) -> list[tuple[str, ...]]:
+    """Per deployment: name, GPUs, nodes, $/hour, max $/hour, $/Mtok, tokens/s/GPU (head, or base
+    if removed), change base→head."""
+    rows: list[tuple[str, ...]] = []
     for name in sorted(set(diff.base_forecasts) | set(diff.head_forecasts)):
         old, new = diff.base_forecasts.get(name), diff.head_forecasts.get(name)
         shown = new or old or {}
-        gpus, cost, tps = shown.get("gpus"), shown.get("usd_per_hour"), shown.get("tokens_per_s_per_gpu")
+        nodes, max_nodes = shown.get("nodes"), shown.get("max_nodes")
         cells = (
-            str(gpus) if gpus is not None else "-",
-            f"{cost:,.2f}" if cost is not None else "-",
-            f"{tps:,.1f}" if tps is not None else "-",
+            _num(shown.get("gpus"), "d"),
+            "-" if nodes is None else f"{nodes}" + (f"-{max_nodes}" if max_nodes not in (None, nodes) else ""),
+            _num(shown.get("usd_per_hour"), ",.2f"),
+            _num(shown.get("max_usd_per_hour"), ",.2f"),
+            _num(shown.get("usd_per_million_tokens"), ",.3f"),
+            _num(shown.get("tokens_per_s_per_gpu"), ",.1f"),
         )
         rows.append((name, *cells, _change(old, new)))
     return rows
 
 
+def _num(value: float | int | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
 def _change(old: dict | None, new: dict | None) -> str:
     if old is None and new is None:
         return ""
+    expected, worst = _delta(old, new, "usd_per_hour"), _delta(old, new, "max_usd_per_hour")
+    money = f"expected {_dollars(expected)}, worst case {_dollars(worst)}"
     if old is None:
         assert new is not None
-        cost = new.get("usd_per_hour")
-        return f"new: adds {new.get('gpus', 0)} GPUs" + (f", +${cost:,.2f}/hour" if cost is not None else "")
+        return f"new: adds {new.get('gpus', 0)} GPUs, {money}"
     if new is None:
-        cost = old.get("usd_per_hour")
-        return f"removed: frees {old.get('gpus', 0)} GPUs" + (f", −${cost:,.2f}/hour" if cost is not None else "")
+        return f"removed: frees {old.get('gpus', 0)} GPUs, {money}"
     parts = []
     gpus = (new.get("gpus") or 0) - (old.get("gpus") or 0)
     if gpus:
         parts.append(f"{'adds' if gpus > 0 else 'frees'} {abs(gpus)} GPUs")
-    if new.get("usd_per_hour") is not None and old.get("usd_per_hour") is not None:
-        cost = new["usd_per_hour"] - old["usd_per_hour"]
-        if abs(cost) >= 0.005:
-            parts.append(_signed(cost, ",.2f", "/hour", "$"))
+    if any(v is None or abs(v) >= 0.005 for v in (expected, worst)):
+        parts.append(money)
     a, b = old.get("tokens_per_s_per_gpu"), new.get("tokens_per_s_per_gpu")
     if a and b and abs(b - a) / a >= 0.0005:
         parts.append(_signed((b - a) / a * 100, ".1f", "% tokens/s/GPU"))
@@ -138,38 +205,99 @@ def _change(old: dict | None, new: dict | None) -> str:
     return ", ".join(parts) or "no change"
 
 
+def pool_changes(diff: StackDiff) -> list[tuple[CostRow, str]]:
+    """Each pool (head's row, or base's if removed) and its change: nodes, price, $/hour expected
+    and at the pool's ceiling (maxSize or its block)."""
+    out = []
+    for name in sorted(set(diff.base_pools) | set(diff.head_pools)):
+        old, new = diff.base_pools.get(name), diff.head_pools.get(name)
+        row = row_from_json(new or old or {})
+        money = f"expected {_dollars(_delta(old, new, 'usd_per_hour'))}, worst case {_dollars(_delta(old, new, 'max_usd_per_hour'))}"
+        if old is None:
+            out.append((row, f"new pool: {money}"))
+            continue
+        if new is None:
+            out.append((row, f"removed pool: {money}"))
+            continue
+        parts = []
+        for key, label in (("instance_type", "instance"), ("kind", "bought as"), ("usd_per_node_hour", "$/node-hour"),
+                           ("nodes", "nodes"), ("max_nodes", "max nodes")):
+            if old.get(key) != new.get(key):
+                parts.append(f"{label} {old.get(key)} → {new.get(key)}")
+        expected, worst = _delta(old, new, "usd_per_hour"), _delta(old, new, "max_usd_per_hour")
+        if parts or any(v is None or abs(v) >= 0.005 for v in (expected, worst)):
+            parts.append(money)
+        out.append((row, ", ".join(parts) or "no change"))
+    return out
+
+
 def stack_totals(diff: StackDiff) -> str:
-    """"This PR adds 16 GPUs, +$65.54/hour" for one stack (empty when GPUs and cost are unchanged)."""
+    """"This PR adds 16 GPUs, expected +$65.54/hour, worst case +$131.09/hour" for one stack: the
+    pools' whole nodes (the deployments' figures where a side has no pool rows); empty when nothing changes."""
 
-    def total(forecasts: dict[str, dict], key: str) -> float:
-        return sum(float(f.get(key) or 0) for f in forecasts.values())
+    def total(rows: dict[str, dict], key: str) -> float | None:
+        values = [f.get(key) for f in rows.values()]
+        return None if any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
 
-    gpus = total(diff.head_forecasts, "gpus") - total(diff.base_forecasts, "gpus")
-    cost = total(diff.head_forecasts, "usd_per_hour") - total(diff.base_forecasts, "usd_per_hour")
-    parts = []
-    if gpus:
-        parts.append(f"{'adds' if gpus > 0 else 'frees'} {abs(int(gpus))} GPUs")
-    if abs(cost) >= 0.005:
-        parts.append(_signed(cost, ",.2f", "/hour", "$"))
+    gpus = (total(diff.head_forecasts, "gpus") or 0) - (total(diff.base_forecasts, "gpus") or 0)
+    base_rows = diff.base_pools or diff.base_forecasts
+    head_rows = diff.head_pools or diff.head_forecasts
+    money = []
+    for key, label in (("usd_per_hour", "expected"), ("max_usd_per_hour", "worst case")):
+        a, b = total(base_rows, key), total(head_rows, key)
+        change = None if a is None or b is None else b - a
+        if change is None or abs(change) >= 0.005:
+            money.append(f"{label} {_dollars(change)}")
+    parts = [f"{'adds' if gpus > 0 else 'frees'} {abs(int(gpus))} GPUs"] if gpus else []
+    parts += money
     return "This PR " + ", ".join(parts) if parts else ""
 
 
+CAPACITY_HEADER = ("deployment", "GPUs", "nodes", "$/hour", "max $/hour", "$/Mtok", "tokens/s/GPU", "change base→head")
+
+
 def render_capacity(diffs: list[StackDiff]) -> list[str]:
-    """Markdown lines: GPUs, cost and predicted throughput per deployment, with base→head change."""
+    """Markdown lines per stack: the change in one line, each deployment (whole nodes, $/hour
+    expected and at maxGroups, $/Mtok at its target rate) and each pool's cost rows with their change."""
     lines: list[str] = []
     for d in diffs:
         rows = capacity_rows(d)
-        if not rows:
+        pools = pool_changes(d)
+        if not rows and not pools:
             continue
-        changed = [f"`{r[0]}` {r[4]}" for r in rows if r[4] and r[4] != "no change"]
+        changed = [f"`{r[0]}` {r[-1]}" for r in rows if r[-1] and r[-1] != "no change"]
+        changed += [f"pool `{row.pool}` {change}" for row, change in pools if change != "no change"]
         totals = stack_totals(d)
-        if changed:
+        if changed or totals:
             lines.append(f"**`{d.stack}`**: " + (f"{totals} ({'; '.join(changed)})." if totals else f"{'; '.join(changed)}."))
-        else:
+        elif d.is_empty:
             lines.append(f"**`{d.stack}`**: no change in GPUs, cost or predicted throughput.")
-        lines += ["", "| deployment | GPUs | $/hour | tokens/s/GPU | change base→head |", "|---|---:|---:|---:|---|"]
-        lines += [f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} |" for r in rows]
+        else:
+            lines.append(f"**`{d.stack}`**: cost unchanged (expected ±$0.00/hour, worst case ±$0.00/hour); "
+                         "predicted throughput unchanged.")
+        if rows:
+            lines += ["", "| " + " | ".join(CAPACITY_HEADER) + " |", "|---|" + "---:|" * 6 + "---|"]
+            lines += ["| `" + r[0] + "` | " + " | ".join(r[1:]) + " |" for r in rows]
+        if pools:
+            header, rule, *body = render_cost_markdown([row for row, _ in pools]).splitlines()
+            lines += ["", header + " change base→head |", rule + "---|"]
+            lines += [f"{line} {change} |" for line, (_, change) in zip(body, pools, strict=True)]
         lines.append("")
+    return lines
+
+
+def render_capacity_text(diffs: list[StackDiff]) -> list[str]:
+    """The same as :func:`render_capacity` for a terminal."""
+    lines: list[str] = []
+    for d in diffs:
+        rows, pools = capacity_rows(d), pool_changes(d)
+        totals = stack_totals(d)
+        if totals:
+            lines.append(f"  {totals}")
+        lines += [f"  {r[0]}: {r[-1]}" for r in rows if r[-1] and r[-1] != "no change"]
+        lines += [f"  pool {row.pool}: {change}" for row, change in pools if change != "no change"]
+        if pools:
+            lines += render_cost_text([row for row, _ in pools], indent="    ").rstrip("\n").splitlines()
     return lines
 
 
@@ -193,7 +321,7 @@ def _kind(rel: str) -> str:
 def render_markdown(diffs: list[StackDiff], limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
     """The PR comment: a summary per stack, then diffs until ``limit`` characters."""
     out = [COMMENT_MARKER, "## Synth preview", ""]
-    if all(d.is_empty for d in diffs):
+    if all(d.is_empty for d in diffs) and not any(stack_totals(d) for d in diffs):
         out.append("No resource or manifest changes in " + ", ".join(f"`{d.stack}`" for d in diffs) + ".")
         return "\n".join(out) + "\n"
     capacity = render_capacity(diffs)
@@ -204,6 +332,14 @@ def render_markdown(diffs: list[StackDiff], limit: int = GITHUB_COMMENT_LIMIT - 
         note = " (new stack)" if d.base_missing else " (stack removed)" if d.head_missing else ""
         out.append(f"| `{d.stack}`{note} | {len(d.added)} | {len(d.removed)} | {len(d.changed)} |")
     out.append("")
+    options = [(d.stack, c) for d in diffs for c in d.option_changes]
+    if options:
+        out += ["### Resource options", "", "| stack | resource | option | base | head |", "|---|---|---|---|---|"]
+        out += [
+            f"| `{stack}` | `{c.resource}` | `{c.option}` | `{_option_value(c.old)}` | `{_option_value(c.new)}` |"
+            for stack, c in options
+        ]
+        out.append("")
     body: list[str] = []
     omitted = 0
     for d in diffs:
@@ -237,7 +373,11 @@ def render_text(diffs: list[StackDiff]) -> str:
             f"stack {d.stack}: {len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed"
         )
         lines += [f"  + {p}" for p in d.added] + [f"  - {p}" for p in d.removed] + [f"  ~ {p}" for p in d.changed]
-        lines += [f"  {name}: {r4}" for name, _, _, _, r4 in capacity_rows(d) if r4 and r4 != "no change"]
+        lines += render_capacity_text([d])
+        lines += [
+            f"  option {c.resource} {c.option}: {_option_value(c.old)} -> {_option_value(c.new)}"
+            for c in d.option_changes
+        ]
     patches = "".join(d.patches[rel] for d in diffs for rel in d.added + d.removed + d.changed)
     return "\n".join(lines) + "\n" + patches
 

@@ -35,7 +35,8 @@ recording the shipped stacks both ways and comparing every resource, output and 
 reading typed output properties back both ways.
 
 Pulumi SDK internals used (pinned ``pulumi==3.272.0`` in requirements.txt): ``runtime.resource``
-(``resource_output``, ``prepare_resource``, ``_get_rpc_manager``), ``runtime.rpc``
+(``resource_output``, ``prepare_resource``, ``_get_rpc_manager``, ``_create_custom_timeouts``,
+``_translate_ignore_changes``, ``_translate_replace_on_changes``), ``runtime.rpc``
 (``serialize_properties``, ``deserialize_properties``, ``translate_output_properties``,
 ``resolve_properties``, ``resolve_outputs_due_to_exception``, ``_expand_dependencies``,
 ``_add_dependency``, ``declare_dependency``, ``contains_unknowns``, ``_Path``,
@@ -63,7 +64,13 @@ from pulumi.runtime import known_types, rpc, settings
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, Mocks
 
-from disaggctl.testing.mocks import RecordedResource, RecordingMonitor, install_mocks, whole_numbers
+from disaggctl.testing.mocks import (
+    RecordedResource,
+    RecordingMonitor,
+    install_mocks,
+    recorded_options,
+    whole_numbers,
+)
 
 if TYPE_CHECKING:
     from pulumi.resource import Resource, ResourceOptions
@@ -276,6 +283,27 @@ def _check_options(ty: str, name: str, opts: ResourceOptions) -> None:
         )
 
 
+def _recorded_options(res: Resource, typ: type | None, opts: ResourceOptions, prepared: Any) -> dict[str, Any]:
+    """The options ``register_resource`` would send in its request, as the monitor records them
+    from one (``mocks.request_options``): the same SDK translations of property names."""
+
+    timeouts: dict[str, str] | None = None
+    if opts.custom_timeouts is not None:
+        request = sdk_resource._create_custom_timeouts(opts.custom_timeouts)
+        timeouts = {"create": request.create, "update": request.update, "delete": request.delete}
+    aliases = prepared.aliases if prepared.supports_alias_specs else [a.urn for a in prepared.aliases]
+    return recorded_options(
+        protect=opts.protect,
+        retain_on_delete=opts.retain_on_delete,
+        delete_before_replace=opts.delete_before_replace,
+        custom_timeouts=timeouts,
+        ignore_changes=sdk_resource._translate_ignore_changes(res, typ, opts.ignore_changes),
+        replace_on_changes=sdk_resource._translate_replace_on_changes(res, typ, opts.replace_on_changes),
+        aliases=list(aliases),
+        deleted_with=prepared.deleted_with_urn,
+    )
+
+
 def register_resource(
     res: Resource,
     ty: str,
@@ -316,7 +344,8 @@ def register_resource(
                 dependencies |= set(await rpc._expand_dependencies(deps, res))
             inputs = wire if wire is not None else rpc.deserialize_properties(prepared.serialized_props)
             urn, rid, state = monitor.register_prepared(
-                ty, name, custom, prepared, inputs, options.import_ or "", dependencies
+                ty, name, custom, prepared, inputs, options.import_ or "", dependencies,
+                _recorded_options(res, typ, options, prepared),
             )
         except Exception as exn:
             rpc.resolve_outputs_due_to_exception(resolvers, exn)
@@ -621,6 +650,7 @@ class FastRecordingMonitor(RecordingMonitor):
         inputs: dict[str, Any],
         import_id: str,
         dependencies: set[str],
+        options: dict[str, Any] | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
         """What :meth:`RegisterResource` does, for a registration the fast path prepared
         (``disaggctl.synth.fast_registration``): the URN, the mocks' id and their state as the SDK would
@@ -643,6 +673,7 @@ class FastRecordingMonitor(RecordingMonitor):
             provider=provider,
             inputs=whole_numbers(inputs),
             dependencies=sorted(dependencies),
+            options=options or {},
         ))
         return urn, rid or "", wire_state(state)
 

@@ -4,7 +4,8 @@ Output (deterministic: sorted, no timestamps, made-up ids derived from names):
   tree.txt                      the resource tree (type and name, children indented)
   summary.txt                   resources counted by type
   outputs.json                  stack outputs (secrets masked)
-  resources/<type>/<name>.json  every resource: type, name, parent, provider, inputs
+  resources/<type>/<name>.json  every resource: type, name, parent, provider, dependencies, inputs,
+                                and the resource options set (customTimeouts, protect, retainOnDelete, …)
   manifests/<ns>/<kind>-<name>.yaml  every Kubernetes object (and Helm release) as YAML
 """
 
@@ -36,8 +37,10 @@ except ImportError:  # not on Windows: the pipe keeps its default size
     fcntl = None  # type: ignore[assignment]
 
 from components.config.base import OFFLINE_SECRET
+from components.config.loader import OFFLINE_RENDER_KEY
 from components.config.stack_file import read_stack_file
-from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts
+from disaggctl.plan.cost import CostRow
+from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts, stack_pool_costs
 from disaggctl.synth.fast_registration import install_fast_mocks
 from disaggctl.synth.render import to_json, to_manifest_yaml
 from disaggctl.testing.mocks import RecordedResource, RecordingMonitor
@@ -57,6 +60,8 @@ class SynthResult:
     """What each deployment should deliver (disaggctl.plan.forecast), from its workload and prediction."""
     warnings: list[str] = field(default_factory=list)
     """``pulumi.log.warn`` messages of the program (capacity warnings), printed by the CLI."""
+    pool_costs: list[CostRow] = field(default_factory=list)
+    """Each GPU pool's whole nodes and $/hour, expected and at its ceiling (disaggctl.plan.cost)."""
 
     def counts(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)
@@ -81,6 +86,8 @@ def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str
             secret_keys.append(full_key)
         value = _mask_secrets(value)
         raw[full_key] = value if isinstance(value, str) else json.dumps(value)
+    if OFFLINE_RENDER_KEY in raw:
+        raise SynthError(f"{stack_file.name}: {OFFLINE_RENDER_KEY} is set by disaggctl synth only: remove it")
     return project, raw, sorted(secret_keys)
 
 
@@ -123,6 +130,7 @@ def run_program(
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
     forecasts = check_forecasts(raw)
+    raw[OFFLINE_RENDER_KEY] = "true"  # placeholders render with a warning (load_from_pulumi)
     monitor: RecordingMonitor = install_fast_mocks(project, stack, fast_registration=fast_registration)
     monitor.on_record = on_record
     runtime_config.set_all_config(raw, secret_keys)
@@ -143,7 +151,8 @@ def run_program(
         resources = list(monitor.recorded.values())
         if mask_secrets:
             resources = [replace(r, inputs=mask_secret_inputs(r.inputs)) for r in resources]
-    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts, list(monitor.warnings))
+    return SynthResult(sorted(resources, key=lambda r: r.urn), outputs, forecasts, list(monitor.warnings),
+                       stack_pool_costs(raw, forecasts))
 
 
 def mask_secret_inputs(value: Any) -> Any:
@@ -277,12 +286,14 @@ def _write_summary_files(result: SynthResult, out_dir: Path, files: _FileWriter)
     outputs = dict(result.outputs)
     if result.forecasts:
         outputs[FORECASTS_KEY] = {f.deployment: f.as_json() for f in result.forecasts}
+    if result.pool_costs:
+        outputs[POOL_COSTS_KEY] = {r.pool: r.as_json() for r in result.pool_costs}
     files.write(out_dir / "outputs.json", _json(outputs))
 
 
 def _write_resource_files(resource: RecordedResource, out_dir: Path, files: _FileWriter) -> None:
     files.write(out_dir / "resources" / _safe(resource.type) / f"{_safe(resource.name)}.json",
-                _json(_resource_document(resource)))
+                _json(resource_document(resource)))
     manifest = kubernetes_manifest(resource)
     if manifest is not None:
         namespace = (manifest.get("metadata") or {}).get("namespace") or "_cluster"
@@ -459,11 +470,13 @@ def render_tree(resources: list[RecordedResource]) -> str:
 
 FORECASTS_KEY = "deploymentForecasts"
 """Key in outputs.json holding each deployment's forecast (not a Pulumi stack output)."""
+POOL_COSTS_KEY = "gpuPoolCosts"
+"""Key in outputs.json holding each GPU pool's cost row (disaggctl.plan.cost.CostRow)."""
 
 
 def render_result_summary(result: SynthResult) -> str:
     """summary.txt: the deployment forecasts, then resources counted by type (last line: total)."""
-    return render_forecasts(result.forecasts).lstrip("\n") + render_summary(result.counts())
+    return render_forecasts(result.forecasts, result.pool_costs).lstrip("\n") + render_summary(result.counts())
 
 
 def render_summary(counts: Counter[str]) -> str:
@@ -503,7 +516,9 @@ def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any] | None:
     return manifest
 
 
-def _resource_document(resource: RecordedResource) -> dict[str, Any]:
+def resource_document(resource: RecordedResource) -> dict[str, Any]:
+    """What `resources/<type>/<name>.json` holds for one resource (also what the first-apply
+    check reads, `disaggctl.synth.first_apply`)."""
     return {
         "type": resource.type,
         "name": resource.name,
@@ -512,6 +527,7 @@ def _resource_document(resource: RecordedResource) -> dict[str, Any]:
         "provider": resource.provider.split("::")[-2] if resource.provider else "",
         "dependsOn": [d.rsplit("::", 1)[-1] for d in resource.dependencies],
         "inputs": resource.inputs,
+        **({"options": resource.options} if resource.options else {}),
     }
 
 

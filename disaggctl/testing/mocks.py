@@ -47,10 +47,88 @@ class RecordedResource:
     provider: str
     inputs: dict[str, Any]
     dependencies: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    """Resource options the engine would act on, only those set (see :func:`recorded_options`)."""
 
     @property
     def parent_name(self) -> str:
         return self.parent.rsplit("::", 1)[-1] if self.parent else ""
+
+
+RECORDED_OPTIONS = (
+    "protect", "retainOnDelete", "deleteBeforeReplace", "customTimeouts", "ignoreChanges",
+    "replaceOnChanges", "aliases", "deletedWith",
+)
+"""Resource options recorded per resource (``dependsOn`` is recorded beside them already)."""
+
+
+def recorded_options(
+    *,
+    protect: bool | None = None,
+    retain_on_delete: bool | None = None,
+    delete_before_replace: bool | None = None,
+    custom_timeouts: dict[str, str] | None = None,
+    ignore_changes: list[str] | None = None,
+    replace_on_changes: list[str] | None = None,
+    aliases: list[Any] | None = None,
+    deleted_with: str | None = None,
+) -> dict[str, Any]:
+    """The options a registration carries, in the engine's names, only those that change what the
+    engine does (unset, false and empty are left out, so a resource without options records ``{}``).
+
+    ``aliases`` are the SDK's ``alias_pb2.Alias`` messages (a URN, or a spec: name, type, parent).
+    """
+    options: dict[str, Any] = {}
+    if protect:
+        options["protect"] = True
+    if retain_on_delete:
+        options["retainOnDelete"] = True
+    if delete_before_replace:
+        options["deleteBeforeReplace"] = True
+    timeouts = {k: v for k, v in (custom_timeouts or {}).items() if v}
+    if timeouts:
+        options["customTimeouts"] = dict(sorted(timeouts.items()))
+    if ignore_changes:
+        options["ignoreChanges"] = sorted(ignore_changes)
+    if replace_on_changes:
+        options["replaceOnChanges"] = sorted(replace_on_changes)
+    rendered = [_alias_text(alias) for alias in aliases or []]
+    if rendered:
+        options["aliases"] = sorted(rendered)
+    if deleted_with:
+        options["deletedWith"] = deleted_with.rsplit("::", 1)[-1]
+    return options
+
+
+def _alias_text(alias: Any) -> str:
+    """An alias as one line: its URN, or ``name=… type=… parent=…`` of its spec."""
+    if isinstance(alias, str):
+        return alias
+    if alias.WhichOneof("alias") == "urn":
+        return alias.urn
+    spec = alias.spec
+    parts = [f"{key}={value}" for key, value in (
+        ("name", spec.name), ("type", spec.type), ("stack", spec.stack), ("project", spec.project),
+        ("parent", spec.parentUrn.rsplit("::", 1)[-1] if spec.parentUrn else ""),
+    ) if value]
+    if spec.noParent:
+        parts.append("noParent")
+    return " ".join(parts)
+
+
+def request_options(request: Any) -> dict[str, Any]:
+    """:func:`recorded_options` of a ``RegisterResourceRequest`` (the SDK's own registration)."""
+    timeouts = request.customTimeouts
+    return recorded_options(
+        protect=request.protect,
+        retain_on_delete=request.retainOnDelete,
+        delete_before_replace=request.deleteBeforeReplace,
+        custom_timeouts={"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
+        ignore_changes=list(request.ignoreChanges),
+        replace_on_changes=list(request.replaceOnChanges),
+        aliases=[*request.aliases, *request.aliasURNs],
+        deleted_with=request.deletedWith,
+    )
 
 
 def _fake_id(typ: str, name: str) -> str:
@@ -93,6 +171,15 @@ class OfflineMocks(Mocks):
             metadata = dict(state.get("metadata") or {})
             metadata.setdefault("name", args.name)
             state["metadata"] = metadata
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            # placeholders in the provider's output shapes, not keys: synth masks them anyway
+            digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
+            algorithm = str(args.inputs.get("algorithm", "RSA")).lower()
+            state.setdefault("privateKeyOpenssh", f"-----BEGIN OPENSSH PRIVATE KEY-----\nmock-{digest}\n-----END OPENSSH PRIVATE KEY-----\n")
+            state.setdefault("publicKeyOpenssh", f"ssh-{algorithm} mock-{digest[:43]}\n")
+            state.setdefault("privateKeyPem", f"-----BEGIN PRIVATE KEY-----\nmock-{digest}\n-----END PRIVATE KEY-----\n")
+            state.setdefault("publicKeyPem", f"-----BEGIN PUBLIC KEY-----\nmock-{digest[:43]}\n-----END PUBLIC KEY-----\n")
+            state.setdefault("publicKeyFingerprintSha256", f"SHA256:mock{digest[:39]}")
         if args.typ == "kubernetes:helm.sh/v3:Release":
             state.setdefault("status", {"name": args.inputs.get("name", args.name), "status": "deployed"})
         return rid, state
@@ -193,6 +280,7 @@ class RecordingMonitor(MockMonitor):
                 provider=request.provider,
                 inputs=whole_numbers(inputs),
                 dependencies=sorted(request.dependencies),
+                options=request_options(request),
             ))
         return response
 

@@ -402,6 +402,80 @@ def _run_fabric_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_kv_render(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from .fabric import Toleration, manifests_yaml
+    from .kv_fabric import KvFabricCheckSpec, render_kv_fabric_check, spec_for_deployment
+
+    overrides: dict = {}
+    for key in ("name", "namespace", "block_bytes", "max_blocks", "efa_interfaces", "rdma_resource"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    try:
+        if args.stack is not None:
+            from components.config.errors import ConfigError
+
+            from .kv_fabric import load_stack
+
+            if args.deployment is None:
+                _err("fabric-check kv-render: --stack needs --deployment (a prefill-decode deployment)")
+                return EXIT_USAGE
+            try:
+                config = load_stack(args.project, args.stack)
+            except (ConfigError, OSError, ValueError) as err:
+                _err(f"fabric-check kv-render: stack {args.stack}: {err}")
+                return EXIT_USAGE
+            spec = spec_for_deployment(config, args.deployment, args.image, **overrides)
+        else:
+            if args.fabric is None:
+                _err("fabric-check kv-render: give --stack and --deployment, or --fabric")
+                return EXIT_USAGE
+            spec = KvFabricCheckSpec(
+                image=args.image, fabric=args.fabric, gpus_per_pod=args.gpus_per_pod,
+                tolerations=tuple(Toleration(key=k) for k in args.toleration), **overrides,
+            )  # fmt: skip
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors())
+        _err(f"fabric-check kv-render: {problems}")
+        return EXIT_USAGE
+    except ValueError as err:
+        _err(f"fabric-check kv-render: {err}")
+        return EXIT_USAGE
+    print(manifests_yaml(render_kv_fabric_check(spec)), end="")
+    return EXIT_OK
+
+
+def _run_kv_parse(args: argparse.Namespace) -> int:
+    from .kv_fabric import kv_fabric_problems, parse_nixlbench_log, render_summary
+
+    try:
+        text = sys.stdin.read() if args.logfile == "-" else Path(args.logfile).read_text(errors="replace")
+    except OSError as err:
+        _err(f"fabric-check kv-parse: cannot read {args.logfile}: {err.strerror}")
+        return EXIT_USAGE
+    result = parse_nixlbench_log(text)
+    problems = kv_fabric_problems(
+        result, expect_backend=args.expect_backend, min_bandwidth_gbps=args.min_bw, block_bytes=args.block_bytes
+    )
+    if args.json:
+        report = {
+            "backend": result.backend, "expected": args.expect_backend, "ok": not problems, "problems": problems,
+            "nodes": result.nodes, "peak_gbps": result.peak_gbps,
+            "rows": [{"block_bytes": r.block_bytes, "batch": r.batch, "gbps": r.bandwidth_gbps,
+                      "avg_latency_us": r.avg_latency_us} for r in result.rows],
+        }  # fmt: skip
+        print(json.dumps(report, sort_keys=True, indent=2))
+    else:
+        print(render_summary(result), end="")
+    if problems:
+        for p in problems:
+            _err(f"fabric-check: FAIL: {p}")
+        return EXIT_FAILED
+    print(f"fabric-check: PASS (KV transfer over {result.backend}, peak {result.peak_gbps:.2f} GB/s)")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------ wiring
 def add_verify_commands(subparsers) -> None:
     """Register ``verify`` and ``fabric-check {parse,render}`` on an argparse subparsers object.
@@ -453,7 +527,10 @@ def add_verify_commands(subparsers) -> None:
                       help="also fail when a measured percentile exceeds the planner's prediction by more than PCT%%")
     v.set_defaults(func=_run_verify)
 
-    f = subparsers.add_parser("fabric-check", help="NCCL all_reduce_perf across two GPU nodes: render, parse")
+    f = subparsers.add_parser(
+        "fabric-check",
+        help="NCCL all_reduce_perf (render, parse) and the KV-transfer path (kv-render, kv-parse) across two GPU nodes",
+    )
     fsub = f.add_subparsers(dest="fabric_command", required=True)
     p = fsub.add_parser(
         "parse",
@@ -488,6 +565,42 @@ def add_verify_commands(subparsers) -> None:
     r.add_argument("--max-bytes", default="4G")
     r.add_argument("--no-ssh-secret", action="store_true", help="do not generate the ssh key Secret")
     r.set_defaults(func=_run_fabric_render)
+
+    k = fsub.add_parser(
+        "kv-render",
+        help="print the KV-transfer check (etcd + two nixlbench pods) YAML for kubectl apply",
+        description="Moves KV-cache-sized blocks GPU to GPU between two pods over the workers' NIXL backend "
+        "(LIBFABRIC on EFA, UCX on InfiniBand/RoCE) with upstream's nixlbench. --stack/--deployment take the "
+        "fabric, the per-pod EFA share, the KV block size and the backend from a prefill-decode deployment.",
+    )
+    k.add_argument("--image", required=True, help="worker image with nixlbench (images/kv-fabric-check/Dockerfile)")
+    k.add_argument("--stack", help="read the deployment from Pulumi.STACK.yaml")
+    k.add_argument("--deployment", help="the prefill-decode deployment whose KV path is checked")
+    k.add_argument("--project", default=".", help="directory of the Pulumi.<stack>.yaml files (default .)")
+    k.add_argument("--fabric", choices=["efa", "infiniband", "roce"], help="without --stack")
+    k.add_argument("--name")
+    k.add_argument("--namespace")
+    k.add_argument("--gpus-per-pod", type=int, default=1)
+    k.add_argument("--efa-interfaces", type=int, help="vpc.amazonaws.com/efa per pod (EFA)")
+    k.add_argument("--rdma-resource", help="RDMA extended resource (IB/RoCE)")
+    k.add_argument("--toleration", action="append", default=[], metavar="KEY", help="tolerate taint KEY (Exists)")
+    k.add_argument("--block-bytes", type=int, help="bytes of one KV-cache block per rank")
+    k.add_argument("--max-blocks", type=int, help="blocks moved at once, at most (the longest prompt)")
+    k.set_defaults(func=_run_kv_render)
+
+    kp = fsub.add_parser(
+        "kv-parse",
+        help="parse the KV-transfer check's nixlbench log: backend, nodes, bandwidth",
+        description="Reads `kubectl logs -l batch.kubernetes.io/job-name=NAME --prefix --tail=-1`. Fails (exit 1) on "
+        "another backend than expected, both pods on one node, NIXL errors, an unfinished run, or bandwidth under "
+        "--min-bw.",
+    )
+    kp.add_argument("logfile", metavar="LOGFILE", help="log file, or - for stdin")
+    kp.add_argument("--expect-backend", default="LIBFABRIC", choices=["LIBFABRIC", "UCX"])
+    kp.add_argument("--min-bw", type=float, metavar="GBPS", help="minimum peak KV-transfer bandwidth (GB/s)")
+    kp.add_argument("--block-bytes", type=int, help="require rows of this KV block size")
+    kp.add_argument("--json", action="store_true")
+    kp.set_defaults(func=_run_kv_parse)
 
 
 def build_parser(prog: str = "python -m disaggctl.verify") -> argparse.ArgumentParser:

@@ -29,15 +29,21 @@ from components.config.cluster import ExistingClusterConfig, ExistingPoolConfig
 from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.config.scheduling import NodePool
+from components.config.security import mpi_ssh_secret_name
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
+from components.serving.dashboards import deployment_dashboard
 from components.serving.llmapi.deployment import (
     LlmApiDeployment,
     LlmApiDeploymentArgs,
     TierSpec,
     WorkerGroupSpec,
 )
+from components.serving.llmapi.monitors import pod_monitors
+from components.serving.monitoring import DeploymentMonitoring
+from components.serving.mpi_ssh import SECRET_KEYS
 from components.serving.runtime_package import installed_runtime_files
+from components.serving.secrets import HF_TOKEN_KEY, PlannedSecret, StackSecrets
 from components.storage.model_store import ModelStore
 from engines.llm_api import GROUP_ROLES, CacheTransceiverOptions, LlmApiOptions, llm_api_yaml
 from engines.llm_api_checks import check_group, check_prefill_decode
@@ -47,7 +53,8 @@ LLAMA_70B = ModelSourceConfig(
     revision="1605565b47bb9346c5515c34102e054115b4f98b",  # meta-llama/Llama-3.1-70B-Instruct
 )
 HF_TOKEN_SECRET = "hf-token"
-"""Llama is gated: the preparation Job reads ``HF_TOKEN`` from this Secret (README.md)."""
+"""Llama is gated: the preparation Job reads ``HF_TOKEN`` from this Secret, which the stack creates
+from the ``hfToken`` config secret (README.md)."""
 
 LONG_CONTEXT = LlmApiOptions(
     tensor_parallel_size=8,
@@ -150,7 +157,17 @@ def main() -> None:
     handle = ExistingCluster("onprem", onprem).handle
     platform = PlatformOperators("onprem-platform", handle=handle, config=PlatformConfig())
     store = ModelStore("team-store", handle=handle, namespace=settings.get("namespace") or "team-chat")
-    after_store = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform])
+    # the Secrets the pods read, made by the program: the Hugging Face token from the config secret
+    # (unset: an hf-token Secret made outside the stack), the multi-node group's SSH keys generated
+    hf_token = settings.get_secret("hfToken")
+    planned = [PlannedSecret(mpi_ssh_secret_name("long-context"), SECRET_KEYS, "generated", "long-context")]
+    if hf_token is not None:
+        planned.insert(0, PlannedSecret(HF_TOKEN_SECRET, (HF_TOKEN_KEY,), "hfToken"))
+    secrets = StackSecrets(
+        "team-secrets", planned, {HF_TOKEN_SECRET: hf_token} if hf_token is not None else {}, store.namespace,
+        opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store]),
+    )
+    after_store = pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets])
     model = ModelPreparation(
         "llama-70b",
         ModelPreparationArgs(
@@ -199,6 +216,14 @@ def main() -> None:
         "long-context": serve("long-context", long_context_groups, LONG_CONTEXT.max_seq_len),
         "chat": serve("chat", chat_groups, min(PREFILL.max_seq_len, DECODE.max_seq_len), "prefill-decode"),
     }
+    for name, groups in (("long-context", long_context_groups), ("chat", chat_groups)):
+        DeploymentMonitoring(  # the platform's Prometheus scrapes it, Grafana shows its dashboard
+            name,
+            store.namespace,
+            pod_monitors(name, store.namespace),
+            deployment_dashboard(name, store.namespace, "llmapi", list(groups)),
+            opts=after_store,
+        )
     pulumi.export("modelLocation", model.model_dir)
     pulumi.export("frontendEndpoints", {name: d.frontend_endpoint for name, d in deployments.items()})
     pulumi.export("routerUrls", {name: d.router_url for name, d in deployments.items()})

@@ -297,3 +297,14 @@ def test_a_group_the_model_cannot_split_is_refused_before_any_resource(consumer,
         "'llama-3.1-70b-instruct': use one of 1, 2, 4, 8, 16, 32, 64\n"
     ) in run.stdout + run.stderr
     assert not out.exists()
+
+
+def test_the_multi_node_ssh_keys_are_generated_by_the_stack_and_masked(synth: Path) -> None:
+    """The Secret the groups mount above is declared by the stack from two generated ED25519
+    keys; its data never reaches the synth output."""
+    secret = manifest(synth, "secret", "team-secrets-long-context-mpi-ssh")
+    assert secret["metadata"]["name"] == "long-context-mpi-ssh"
+    assert secret["stringData"] == "[secret]"
+    summary = (synth / "summary.txt").read_text()
+    assert any(line.split() == ["tls:index/privateKey:PrivateKey", "2"] for line in summary.splitlines())
+    assert "PRIVATE KEY" not in "".join(p.read_text() for p in synth.rglob("*") if p.is_file())

@@ -104,13 +104,14 @@ class Cluster:
             p.wait_http(ready_path)
         return p
 
-    def standin(self, role: str = "aggregated", model: str = "llama", tps: float = 0.0) -> Proc:
+    def standin(self, role: str = "aggregated", model: str = "llama", tps: float = 0.0,
+                extra: tuple[str, ...] = ()) -> Proc:
         return self._start("runtime.standin", ["--host", "127.0.0.1", "--role", role, "--model-name", model,
-                                               "--tokens-per-second", str(tps)], "/health")
+                                               "--tokens-per-second", str(tps), *extra], "/health")
 
     def router(self, *args: str, refresh: float = 0.3) -> Proc:
-        return self._start("runtime.router", ["--host", "127.0.0.1", *args, "--refresh-seconds", str(refresh)],
-                           "/live")
+        return self._start("runtime.router", ["--host", "127.0.0.1", "--drain-delay", "0", *args,
+                                              "--refresh-seconds", str(refresh)], "/live")
 
     def frontend(self, router_url: str, model: str = "llama", max_seq_len: int = 256,
                  default_max_tokens: int = 16, extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
@@ -118,7 +119,8 @@ class Cluster:
         return self._start("runtime.frontend", ["--host", "127.0.0.1", "--router", router_url,
                                                 "--served-model-name", model, "--tokenizer", "bytes",
                                                 "--max-seq-len", str(max_seq_len),
-                                                "--default-max-tokens", str(default_max_tokens), *extra],
+                                                "--default-max-tokens", str(default_max_tokens), "--drain-delay", "0",
+                                                *extra],
                            "/health" if ready else None, env)
 
     def endpoints_file(self, name: str, procs: list[Proc]) -> Path:

@@ -59,11 +59,16 @@ def test_non_streamed_completion(client):
     assert resp.choices[0].text == "kvkvk" and resp.usage.completion_tokens == 5
 
 
-def test_single_token_request_is_answered_by_the_context_server(chain, client):
+def test_single_token_request_still_goes_to_generation_and_frees_the_context_kv(chain, client):
+    # Upstream never skips generation for max_tokens=1: the context server holds the KV until
+    # a generation server pulls it (issue 20 item 4).
     before = metrics(chain["gen1"].url + "/metrics")[f"trtllm_request_success_total{LABELS}"]
     chunks = list(client.completions.create(model=MODEL, prompt="one", max_tokens=1, stream=True))
     assert [c.choices[0].text for c in chunks if c.choices] == ["o"]
-    assert metrics(chain["gen1"].url + "/metrics")[f"trtllm_request_success_total{LABELS}"] == before
+    assert metrics(chain["gen1"].url + "/metrics")[f"trtllm_request_success_total{LABELS}"] == before + 1
+    ctx = metrics(chain["ctx"].url + "/metrics")
+    assert ctx["standin_kv_held_requests"] == 0 and ctx["standin_kv_held_blocks"] == 0
+    assert ctx['standin_kv_released_total{reason="pulled"}'] >= 1
 
 
 def test_stop_on_the_first_token_finishes_at_the_context_server(client):
@@ -72,19 +77,29 @@ def test_stop_on_the_first_token_finishes_at_the_context_server(client):
     assert resp.choices[0].finish_reason == "stop" and resp.choices[0].text == ""
 
 
-def test_generation_server_refuses_requests_without_context_params(chain):
-    url = chain["gen1"].url + "/v1/completions"
-    status, body = http("POST", url, {"model": MODEL, "prompt": "direct", "max_tokens": 4})
-    assert status == 400
-    err = json.loads(body)
-    assert err["object"] == "error" and err["code"] == 400
-    assert "request_type must be 'generation_only'" in err["message"]
+def test_generation_server_prefills_a_request_without_context_params_itself(chain):
+    """Upstream's generation servers are whole trtllm-serve instances: a plain request is served
+    locally (what conditional disaggregation relies on), its prompt prefilled there."""
+    key = f"standin_prefill_tokens_computed_total{LABELS}"
+    before = metrics(chain["gen1"].url + "/metrics")[key]
+    status, body = http("POST", chain["gen1"].url + "/v1/completions", {"model": MODEL, "prompt": "direct",
+                                                                       "max_tokens": 4})
+    assert status == 200 and json.loads(body)["choices"][0]["text"] == "dire"
+    assert metrics(chain["gen1"].url + "/metrics")[key] == before + len("direct")
+
+
+def test_the_router_never_has_a_generation_server_prefill_by_default(chain, client):
+    key = f"standin_prefill_tokens_computed_total{LABELS}"
+    before = metrics(chain["gen1"].url + "/metrics")[key]
+    for _ in range(3):
+        client.completions.create(model=MODEL, prompt="routed through context", max_tokens=4)
+    assert metrics(chain["gen1"].url + "/metrics")[key] == before
 
 
 def test_generation_server_refuses_forged_opaque_state(chain):
     ctx_status, ctx_body = http("POST", chain["ctx"].url + "/v1/completions", {
         "model": MODEL, "prompt": "forge", "max_tokens": 4,
-        "disaggregated_params": {"request_type": "context_only", "disagg_request_id": 1}})
+        "disaggregated_params": {"request_type": "context_only"}})
     assert ctx_status == 200
     ctx = json.loads(ctx_body)
     params = {**ctx["choices"][0]["disaggregated_params"], "request_type": "generation_only"}

@@ -41,6 +41,11 @@ def test_a_wrong_key_is_refused_on_every_api_route(guarded) -> None:
         assert status == 401, path
 
 
+def test_a_non_utf8_key_is_a_401_not_a_500(guarded) -> None:
+    status, body = completion(guarded.url, {"x-api-key": "\xff"})
+    assert status == 401 and body["error"]["type"] == "authentication_error"
+
+
 def test_the_key_opens_the_api(guarded) -> None:
     status, body = completion(guarded.url, {"x-api-key": KEY})
     assert status == 200

@@ -48,11 +48,11 @@ def test_generation_request_for_chat_sets_prompt_token_ids():
     assert gen["messages"] == body["messages"]
 
 
-@pytest.mark.parametrize(("finish", "max_tokens", "expected"), [
-    ("length", 5, True), ("not_finished", None, True), ("stop", 5, False), ("length", 1, False)])
-def test_needs_generation(finish, max_tokens, expected):
+@pytest.mark.parametrize(("finish", "expected"), [
+    ("length", True), ("not_finished", True), ("stop", False), (None, False)])
+def test_needs_generation_only_skips_a_finished_context_phase_like_upstream(finish, expected):
     resp = {"choices": [{**CTX_RESPONSE["choices"][0], "finish_reason": finish}]}
-    assert protocol.needs_generation(resp, max_tokens) is expected
+    assert protocol.needs_generation(resp) is expected
 
 
 def test_verify_context_response_names_the_missing_field():

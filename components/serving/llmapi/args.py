@@ -11,16 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
-from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig
+from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig, serves_kv_events
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml
+from runtime.capabilities import capabilities
 
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
     """What ``deployment`` takes from the rest of the stack (``config``: a StackConfig): KEDA, the
-    drain of its longest stream, its groups' host memory, and its public exposure."""
+    drain of its longest stream, its groups' host memory, its public exposure, and the namespace
+    Prometheus scrapes from."""
     pools = config.cluster.node_pools()
     memory: dict[str, int] = {}
     for role, group in deployment.worker_groups().items():
@@ -32,10 +35,14 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     public = config.platform.security.public_frontends.get(deployment.name)
     exposed = not deployment.frontend.internal_load_balancer
     return {
-        "keda_prometheus_url": config.platform.keda.prometheus_url if config.platform.keda.enabled else None,
+        "keda_prometheus_url": config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
+        "monitoring_namespaces": (config.platform.monitoring.namespace,),
+        "trtllm_generation": config.trtllm_generation(),
+        "nixl_plugins_dir": config.images.nixl_plugins_dir,
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
+        "kv_events": routes_by_kv_events(deployment, config.images.trtllm, config.images.trtllm_version),
         "api_key": (
             ApiKeySpec(header=public.auth.header, secret_name=public.auth.key.secret_name, secret_key=public.auth.key.secret_key)
             if public is not None and exposed
@@ -44,16 +51,39 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
     }
 
 
-def worker_group_spec(role: str, group: WorkerGroupConfig, pool: NodePool, memory_gib: int | None = None) -> WorkerGroupSpec:
-    """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role and,
-    when known, the host memory its ranks use (/dev/shm included)."""
+def routes_by_kv_events(deployment: ModelDeploymentConfig, trtllm_image: str, declared_version: str | None) -> bool:
+    """Whether the router polls the workers' KV-cache events: kv-aware routing with ``kvEvents`` on, or
+    auto on an image the capability table proves (``on`` on any other image was refused by the loader)."""
+    routing = deployment.orchestrator.routing
+    if routing.policy != "kv-aware" or routing.kv_events == "off":
+        return False
+    return routing.kv_events == "on" or serves_kv_events(trtllm_image, declared_version)
+
+
+def worker_group_spec(
+    role: str,
+    group: WorkerGroupConfig,
+    pool: NodePool,
+    memory_gib: int | None = None,
+    generation: str = DEFAULT_GENERATION,
+    event_buffer_max_size: int = 0,
+) -> WorkerGroupSpec:
+    """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role (with a
+    KV-cache event buffer when the router reads the events) and, when known, the host memory its
+    ranks use (/dev/shm included)."""
     sized: dict[str, Any] = {"memory": f"{memory_gib}Gi", "memory_includes_shm": True} if memory_gib is not None else {}
+    options = group.llm_api
+    if event_buffer_max_size and not options.kv_cache_config.event_buffer_max_size:
+        kv = options.kv_cache_config.model_copy(update={"event_buffer_max_size": event_buffer_max_size})
+        options = options.model_copy(update={"kv_cache_config": kv})
     return WorkerGroupSpec(
         **sized,
         pool=pool,
         pods_per_group=group.pods_per_group,
         gpus_per_pod=group.gpus_per_pod or pool.gpus_per_node,
-        llm_api_yaml=llm_api_yaml(group.llm_api, role=GROUP_ROLES[role]),
+        llm_api_yaml=llm_api_yaml(
+            options, role=GROUP_ROLES[role], kv_transfer_timeout=capabilities(generation).kv_transfer_timeout_ms
+        ),
         groups=group.groups,
         min_groups=group.min_groups,
         max_groups=group.max_groups,
@@ -82,12 +112,24 @@ def llmapi_deployment_args(
     drain_seconds: int = 60,
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
+    monitoring_namespaces: tuple[str, ...] = ("monitoring",),
+    trtllm_generation: str = DEFAULT_GENERATION,
+    nixl_plugins_dir: str | None = None,
+    kv_events: bool = False,
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
     The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
     groups = deployment.worker_groups()
     memory = group_memory_gib or {}
-    workers = {role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role)) for role, g in groups.items()}
+    routing = deployment.orchestrator.routing
+    # the servers where prefixes live publish events (upstream's generation path publishes none)
+    events = {role: routing.event_buffer_max_size if kv_events and role in ("workers", "prefill") else 0
+              for role in groups}
+    workers = {
+        role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role), trtllm_generation, events[role])
+        for role, g in groups.items()
+    }
+    holder = groups.get("prefill") or groups.get("workers")
     frontend, orchestrator = deployment.frontend, deployment.orchestrator
     frontend_resources = deployment.frontend_resources()
     frontend_tier = TierSpec(
@@ -132,4 +174,10 @@ def llmapi_deployment_args(
         keda_prometheus_url=keda_prometheus_url,
         drain_seconds=drain_seconds,
         api_key=api_key,
+        monitoring_namespaces=monitoring_namespaces,
+        trtllm_generation=trtllm_generation,
+        nixl_plugins_dir=nixl_plugins_dir,
+        routing=routing,
+        kv_events=kv_events,
+        tokens_per_block=holder.llm_api.kv_cache_config.tokens_per_block if holder is not None else 32,
     )

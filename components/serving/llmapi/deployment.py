@@ -21,7 +21,10 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.config.deployment import RoutingConfig
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
+from components.config.security import mpi_ssh_secret_name
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
 from components.serving.llmapi.frontend import (
@@ -36,6 +39,7 @@ from components.serving.llmapi.workers import (
     LlmApiWorkersArgs,
     discovery_url,
     leader_labels,
+    uses_router_drain,
 )
 from components.serving.network_policies import (
     NetworkPolicies,
@@ -43,6 +47,7 @@ from components.serving.network_policies import (
     TierPolicy,
     metrics_ingress,
     pods_peer,
+    prometheus_egress,
     rule,
     tcp_ports,
     worker_tier,
@@ -127,11 +132,19 @@ class LlmApiDeploymentArgs(BaseModel):
     drain_seconds: int = Field(default=60, ge=0)
     """The longest stream of this deployment (``capacity.deployment_drain_seconds``)."""
     api_key: ApiKeySpec | None = None
+    routing: RoutingConfig = RoutingConfig()
+    """How the router picks a group (``orchestrator.routing``)."""
+    kv_events: bool = False
+    """kv-aware: the router polls the workers' KV-cache events (their YAML carries the event buffer)."""
+    tokens_per_block: int = Field(default=32, ge=1)
+    """The prefix-holding servers' ``kv_cache_config.tokens_per_block``."""
     """The frontend's client key (a public frontend needs it)."""
     trust_remote_code: bool = False
     mpi_ssh_secret: str | None = None
     """Secret with the SSH keys of multi-node groups; None: ``<name>-mpi-ssh``."""
     nixl_plugins_dir: str | None = None
+    trtllm_generation: str = DEFAULT_GENERATION
+    """Capability-table generation of ``worker_image`` (``StackConfig.trtllm_generation``)."""
     network_policies: bool = True
     monitoring_namespaces: tuple[str, ...] = ("monitoring",)
     """Namespaces whose pods may scrape the metrics ports (Prometheus)."""
@@ -171,7 +184,7 @@ def name_problems(name: str, roles: list[str]) -> list[str]:
 
 
 def llmapi_network_tiers(
-    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...]
+    name: str, roles: list[str], monitoring_namespaces: tuple[str, ...], drain_prometheus_url: str | None = None
 ) -> list[TierPolicy]:
     """The allow policies of an llmapi deployment (see :mod:`components.serving.network_policies`)."""
     frontend, router = frontend_pod_labels(name), router_pod_labels(name)
@@ -193,8 +206,10 @@ def llmapi_network_tiers(
     ]
     for role in roles:
         kv_peers = [sets[other] for other in roles if other != role]
+        # the preStop drain asks Prometheus for the routers' view where the release has no gauges
+        drain = prometheus_egress(drain_prometheus_url, monitoring_namespaces) if drain_prometheus_url else []
         tiers.append(
-            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces)
+            worker_tier(f"{name}-{role}", sets[role], router, [PORT], [PORT], kv_peers, monitoring_namespaces, drain)
         )
     return tiers
 
@@ -216,7 +231,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
         problems = name_problems(name, roles)
         if problems:
             raise ValueError("; ".join(problems))
-        ssh_secret = args.mpi_ssh_secret or f"{name}-mpi-ssh"
+        ssh_secret = args.mpi_ssh_secret or mpi_ssh_secret_name(name)
         try:
             runtime_args = RuntimePackageArgs(instance=name, namespace=args.namespace, files=args.runtime_files)
             worker_args = {
@@ -248,6 +263,8 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     nixl_plugins_dir=args.nixl_plugins_dir,
                     drain_seconds=args.drain_seconds,
                     keda_prometheus_url=args.keda_prometheus_url,
+                    trtllm_generation=args.trtllm_generation,
+                    router_deployment=f"{name}-router",
                 )
                 for role, spec in args.workers.items()
             }
@@ -271,6 +288,10 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 target_cpu_utilization=tier.target_cpu_utilization,
                 drain_seconds=args.drain_seconds,
                 keda_prometheus_url=args.keda_prometheus_url,
+                trtllm_generation=args.trtllm_generation,
+                routing=args.routing,
+                kv_events=args.kv_events,
+                tokens_per_block=args.tokens_per_block,
             )
             tier = args.frontend
             frontend_args = LlmApiFrontendArgs(
@@ -322,7 +343,12 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 NetworkPoliciesArgs(
                     instance=name,
                     namespace=args.namespace,
-                    tiers=tuple(llmapi_network_tiers(name, roles, args.monitoring_namespaces)),
+                    tiers=tuple(
+                        llmapi_network_tiers(
+                            name, roles, args.monitoring_namespaces,
+                            args.keda_prometheus_url if uses_router_drain(next(iter(worker_args.values()))) else None,
+                        )
+                    ),  # fmt: skip
                     storage_cidrs=args.storage_cidrs,
                 ),
                 child(),

@@ -18,9 +18,11 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.config.scheduling import NodePool
+from components.models.await_budget import service_await_seconds
 from components.platform.keda import deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
 from components.serving.cpu_tier import (
+    AWAIT_S,
     PORT,
     CpuTier,
     cpu_deployment_manifest,
@@ -36,7 +38,7 @@ from components.serving.load_balancer import (
     service_host,
 )
 from components.serving.pods import mount, storage_volume
-from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
+from components.serving.pulumi_options import await_timeouts, check_input_str, child_options, k8s_provider
 from components.serving.scaled_objects import scaled_object
 from components.serving.security import key_mounts, key_path, key_volumes
 
@@ -238,11 +240,14 @@ class LlmApiFrontend(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=meta,
             spec=manifest.apply(lambda m: m["spec"]),
-            opts=child(ignore_changes=["spec.replicas"]),
+            opts=child(ignore_changes=["spec.replicas"], custom_timeouts=await_timeouts(AWAIT_S)),
         )
         service = frontend_service_manifest(name, args)
         self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child()
+            f"{name}-service",
+            metadata=service["metadata"],
+            spec=service["spec"],
+            opts=child(custom_timeouts=await_timeouts(service_await_seconds(AWAIT_S, True))),
         )
         hpa = frontend_hpa_manifest(name, args)
         self.hpa = None

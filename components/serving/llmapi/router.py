@@ -13,10 +13,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.config.deployment import RoutingConfig
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
+from components.models.await_budget import service_await_seconds
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
 from components.serving.cpu_tier import (
+    AWAIT_S,
     PORT,
     CpuTier,
     cpu_deployment_manifest,
@@ -26,11 +30,16 @@ from components.serving.cpu_tier import (
 from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.labels import labels
 from components.serving.load_balancer import service_host
-from components.serving.pulumi_options import child_options, k8s_provider
+from components.serving.pulumi_options import await_timeouts, child_options, k8s_provider
 from components.serving.scaled_objects import scaled_object
+from runtime.capabilities import capabilities
 
 LIVE_PATH = "/live"
-"""Always 200 while the router process runs (``runtime/router.py``); ``/health`` is readiness."""
+"""Always 200 while the router process runs (``runtime/router.py``): the liveness probe."""
+READY_PATH = "/ready"
+"""200 once the router's discovery has run and while it is not draining (``runtime/router.py``
+``Router.ready``): able to route. No healthy worker keeps it ready (clients get 503 from the router);
+``/health`` (every pool has an available endpoint) is for operators."""
 TYPE_TOKEN = "disagg:serving:LlmApiRouter"
 COMPONENT = "router"
 APP = "llmapi"
@@ -52,6 +61,12 @@ class LlmApiRouterArgs(BaseModel):
     generation_url: str | None = None
     """Prefill-decode mode: ``dns://<decode headless service>:8000``."""
     refresh_seconds: int = Field(default=2, ge=1)
+    routing: RoutingConfig = RoutingConfig()
+    kv_events: bool = False
+    """kv-aware: poll the workers' ``/kv_cache_events`` (the image serves them and the workers
+    render ``event_buffer_max_size``); False: the router approximates from its own decisions."""
+    tokens_per_block: int = Field(default=32, ge=1)
+    """The workers' ``kv_cache_config.tokens_per_block`` (block keys must agree)."""
     runtime_volume: dict
     runtime_hash: str
     cpu: str = "2"
@@ -65,6 +80,9 @@ class LlmApiRouterArgs(BaseModel):
     """Scale with a KEDA ScaledObject (requests outstanding and CPU) instead of a CPU HPA."""
     target_in_flight: float = Field(default=128, gt=0)
     """Requests outstanding per router replica above which KEDA adds one."""
+    trtllm_generation: str = DEFAULT_GENERATION
+    """Capability-table generation of the workers' image: the protocol the router speaks
+    (``--trtllm-version``; ``runtime/capabilities.py``)."""
 
     @model_validator(mode="after")
     def _checks(self) -> LlmApiRouterArgs:
@@ -79,6 +97,7 @@ class LlmApiRouterArgs(BaseModel):
                 f"orchestrator.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
                 "raise maxReplicas or lower minReplicas"
             )
+        capabilities(self.trtllm_generation)  # ValueError naming the accepted generations
         return self
 
 
@@ -93,7 +112,24 @@ def router_command(args: LlmApiRouterArgs) -> list[str]:
         argv += ["--workers", args.workers_url]
     else:
         argv += ["--context", str(args.context_url), "--generation", str(args.generation_url)]
-    return argv + ["--refresh-seconds", str(args.refresh_seconds), "--shutdown-timeout", str(args.drain_seconds)]
+    argv += [
+        "--refresh-seconds", str(args.refresh_seconds),
+        "--shutdown-timeout", str(args.drain_seconds),
+        "--trtllm-version", args.trtllm_generation,
+    ]  # fmt: skip
+    return argv + routing_flags(args.routing, args.kv_events, args.tokens_per_block)
+
+
+def routing_flags(routing: RoutingConfig, kv_events: bool, tokens_per_block: int) -> list[str]:
+    """The router's routing flags (none for least-outstanding, its default)."""
+    if routing.policy != "kv-aware":
+        return []
+    flags = ["--routing", "kv-aware", "--kv-events", "on" if kv_events else "off",
+             "--kv-overlap-weight", f"{routing.overlap_weight:g}", "--kv-load-weight", f"{routing.load_weight:g}",
+             "--tokens-per-block", str(tokens_per_block)]
+    if routing.max_local_prefill_tokens is not None:
+        flags += ["--max-local-prefill-tokens", str(routing.max_local_prefill_tokens)]
+    return flags
 
 
 def router_url(name: str, namespace: str) -> str:
@@ -116,6 +152,7 @@ def router_deployment_manifest(name: str, args: LlmApiRouterArgs) -> dict:
             runtime_volume=args.runtime_volume,
             runtime_hash=args.runtime_hash,
             live_path=LIVE_PATH,
+            ready_path=READY_PATH,
             termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
             pre_stop_s=ENDPOINT_REMOVAL_S,
         )
@@ -157,11 +194,14 @@ class LlmApiRouter(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
-            opts=child(ignore_changes=["spec.replicas"]),
+            opts=child(ignore_changes=["spec.replicas"], custom_timeouts=await_timeouts(AWAIT_S)),
         )
         service = cpu_service_manifest(name, args.namespace, pod_labels)
         self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child()
+            f"{name}-service",
+            metadata=service["metadata"],
+            spec=service["spec"],
+            opts=child(custom_timeouts=await_timeouts(service_await_seconds(AWAIT_S, False))),
         )
         scaled = router_scaled_object_manifest(name, args)
         self.hpa, self.scaled_object = None, None

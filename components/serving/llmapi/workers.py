@@ -16,9 +16,12 @@ rank per GPU across the group's pods, each rank ``trtllm-llmapi-launch trtllm-se
 
 A headless Service selects only the leaders (``leaderworkerset.sigs.k8s.io/worker-index: "0"``)
 and only when ready: the router resolves it (``dns://<service>:8000``) to find the groups.
-Leaders serve ``/health`` and, with ``return_perf_metrics: true`` in the YAML, Prometheus text on
-``/prometheus/metrics`` (tensorrt_llm/serve/openai_server.py @00057725d9a6), which the HPA reads
-through the metrics adapter (``llmapi_kv_cache_utilization``, ``llmapi_requests_waiting``).
+Leaders serve ``/health`` and, where the capability table (``runtime/capabilities.py``) proves it
+for the image's generation (1.3), Prometheus text on ``/prometheus/metrics`` with
+``return_perf_metrics: true`` (tensorrt_llm/serve/openai_server.py @00057725d9a6): only there do
+scalers and the preStop drain read the leaders' own ``trtllm_*`` gauges. Elsewhere KEDA scales
+the groups on the router's per-pool gauges and the drain asks Prometheus for the routers' view
+of the leader (or sleeps the worst case without Prometheus).
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.platform.autoscaling_metrics import LLMAPI_KV_CACHE_UTILIZATION, LLMAPI_WAITING_REQUESTS
-from components.platform.keda import lws_scaled_object
+from components.platform.keda import ROUTER_POOLS, llmapi_scaled_object, router_scaled_triggers
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
 from components.serving.cpu_tier import health_probe, prometheus_annotations
 from components.serving.drain import ENDPOINT_REMOVAL_S, worker_grace_seconds
@@ -75,7 +79,13 @@ from components.serving.probes import tcp_probe
 from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
 from components.serving.repository_config_maps import content_hash
 from components.serving.resources import gpu_resources
-from components.serving.scaled_objects import pre_stop_drain, scaled_object
+from components.serving.scaled_objects import (
+    pre_stop_drain,
+    pre_stop_router_drain,
+    pre_stop_sleep,
+    router_drain_query,
+    scaled_object,
+)
 from components.serving.security import (
     WRITABLE_ENV,
     gpu_security_context,
@@ -85,6 +95,7 @@ from components.serving.security import (
 )
 from engines.llm_api import GROUP_ROLES, GroupKey
 from engines.llm_api_checks import kv_transfer_problem
+from runtime.capabilities import METRICS_OPTIONS, Capabilities, capabilities
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -161,6 +172,18 @@ class LlmApiWorkersArgs(BaseModel):
     nixl_plugins_dir: str | None = None
     """Directory holding NIXL's LIBFABRIC plugin (EFA prefill-decode; the release image lacks it)."""
     read_only_root_filesystem: bool = True
+    trtllm_generation: str = DEFAULT_GENERATION
+    """Capability-table generation of ``image`` (``runtime.capabilities``): which metrics the
+    leaders export, hence what the scalers and the drain read."""
+    router_deployment: str | None = None
+    """The router Deployment of this model (``<instance>-router``): scalers and the drain read its
+    per-pool gauges. None: ``<instance>-router``."""
+    target_outstanding_requests: float | None = Field(default=None, gt=0)
+    """Requests outstanding per group (router gauge) above which KEDA adds a group; None: the
+    group's maxBatchSize plus targetWaitingRequests (a full batch and the accepted queue)."""
+    target_outstanding_prompt_tokens: float | None = Field(default=None, gt=0)
+    """Context groups: prompt tokens outstanding per group above which KEDA adds one; None: two
+    forward passes (2 × maxNumTokens)."""
 
     @field_validator("model_dir")
     @classmethod
@@ -188,6 +211,14 @@ class LlmApiWorkersArgs(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities(self.trtllm_generation)
+
+    @property
+    def router_name(self) -> str:
+        return self.router_deployment or f"{self.instance}-router"
 
     @property
     def layout(self) -> GroupLayout:
@@ -248,10 +279,18 @@ def llm_api_yaml_problems(args: LlmApiWorkersArgs) -> list[str]:
                 problems.append(f"{where}.cacheTransceiverConfig.backend: {backend!r} on pool '{args.pool.name}': {problem}")
     elif "cache_transceiver_config" in options:
         problems.append(f"{where}.cacheTransceiverConfig is for prefill-decode groups only: remove it")
-    if args.autoscaling and not (options.get("return_perf_metrics") and options.get("enable_iter_perf_stats")):
+    caps = capabilities(args.trtllm_generation)
+    if args.autoscaling and args.keda_prometheus_url is None and not caps.request_gauges:
         problems.append(
-            f"{where}: autoscaling reads trtllm_kv_cache_utilization / trtllm_num_requests_waiting, which "
-            "trtllm-serve exports only with return_perf_metrics: true and enable_iter_perf_stats: true: set both"
+            f"{args.role}.autoscaling: without KEDA the HPA reads the leaders' trtllm_* gauges, which TensorRT-LLM "
+            f"{caps.generation} does not export ({caps.row('request_gauges')}): enable platform.keda (it scales "
+            "on the router's gauges) or disable autoscaling"
+        )
+    uses_gauges = caps.worker_metrics() and (args.autoscaling or caps.request_gauges)
+    if uses_gauges and not all(options.get(k) == v for k, v in METRICS_OPTIONS.items()):
+        problems.append(
+            f"{where}: the scalers and the drain read {', '.join(caps.worker_metrics())}, which trtllm-serve "
+            "exports only with return_perf_metrics: true and enable_iter_perf_stats: true: set both"
         )
     return problems
 
@@ -351,6 +390,34 @@ def group_resources(args: LlmApiWorkersArgs) -> dict:
     return gpu_resources(args.pool, args.gpus_per_pod, args.cpu, args.memory, shm)
 
 
+POD_IP_ENV = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+"""The leader's address as the router names it (its endpoint label), for the router-view drain."""
+
+
+def uses_router_drain(args: LlmApiWorkersArgs) -> bool:
+    """The drain asks Prometheus for the router's view (no request gauges on this generation)."""
+    return not args.capabilities.request_gauges and args.keda_prometheus_url is not None
+
+
+def drain_lifecycle(args: LlmApiWorkersArgs, metrics_host: str, leader_host: str) -> dict:
+    """The preStop drain of a group pod, on the best signal the image's generation has:
+
+    * the leader's own request gauges where the capability table proves them (``request_gauges``);
+    * otherwise the routers' ``router_endpoint_inflight`` for this leader, through Prometheus
+      (KEDA's ``prometheusUrl``);
+    * otherwise (no Prometheus) the worst case: sleep the endpoint removal plus the longest stream.
+
+    ``metrics_host``/``leader_host``: how this pod reaches the leader and how it names it for the
+    router's query (``{VAR}`` reads the environment)."""
+    if args.capabilities.request_gauges:
+        return pre_stop_drain(f"http://{metrics_host}:{PORT}{METRICS_PATH}", ENDPOINT_REMOVAL_S, args.drain_seconds)
+    if uses_router_drain(args):
+        assert args.keda_prometheus_url is not None
+        query = router_drain_query(args.namespace, args.router_name, ROUTER_POOLS[args.role], PORT)
+        return pre_stop_router_drain(args.keda_prometheus_url, query, leader_host, ENDPOINT_REMOVAL_S, args.drain_seconds)
+    return pre_stop_sleep(ENDPOINT_REMOVAL_S + args.drain_seconds)
+
+
 def _pod_spec(args: LlmApiWorkersArgs, container: dict, volumes: list[dict], grace: int) -> dict:
     return secure_pod_spec(
         {
@@ -373,11 +440,11 @@ def leader_pod_template(args: LlmApiWorkersArgs, model_dir: str, config_map: str
         "name": "trtllm-serve",
         "image": args.image,
         "command": ["/bin/bash", "-c", leader_script(args, model_dir, env)],
-        "env": env_list(env),
+        "env": env_list(env) + ([POD_IP_ENV] if uses_router_drain(args) else []),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "resources": group_resources(args),
-        # drains its own streams: polls its gauges instead of sleeping the worst case
-        "lifecycle": pre_stop_drain(f"http://127.0.0.1:{PORT}{METRICS_PATH}", ENDPOINT_REMOVAL_S, args.drain_seconds),
+        # drains its own streams instead of sleeping the worst case, where a signal exists
+        "lifecycle": drain_lifecycle(args, "127.0.0.1", "{POD_IP}"),
         "startupProbe": health_probe(period=period, failure_threshold=args.startup_timeout_s // period),
         "readinessProbe": health_probe(period=10, failure_threshold=3),
         "livenessProbe": health_probe(period=15, failure_threshold=8),
@@ -385,7 +452,8 @@ def leader_pod_template(args: LlmApiWorkersArgs, model_dir: str, config_map: str
         "securityContext": gpu_security_context(args.pool, args.read_only_root_filesystem),
     }
     annotations = {
-        **prometheus_annotations(PORT, METRICS_PATH),
+        # scraped only where the release is proven to serve it (a 404 scrape target otherwise)
+        **(prometheus_annotations(PORT, METRICS_PATH) if args.capabilities.prometheus_endpoint else {}),
         CONFIG_HASH_ANNOTATION: content_hash({"llm_api.yaml": args.llm_api_yaml}),
     }
     return {
@@ -407,9 +475,7 @@ def worker_pod_template(args: LlmApiWorkersArgs, config_map: str) -> dict:
         "resources": group_resources(args),
         # the ranks on this pod serve the leader's streams: they stay while the leader drains
         # (LWS gives every pod the leader's address)
-        "lifecycle": pre_stop_drain(
-            f"http://{{LWS_LEADER_ADDRESS}}:{PORT}{METRICS_PATH}", ENDPOINT_REMOVAL_S, args.drain_seconds
-        ),
+        "lifecycle": drain_lifecycle(args, "{LWS_LEADER_ADDRESS}", "{LWS_LEADER_ADDRESS}"),
         "startupProbe": tcp_probe("ssh", period=5, failure_threshold=args.startup_timeout_s // 5),
         "readinessProbe": tcp_probe("ssh", period=10, failure_threshold=3),
         "livenessProbe": tcp_probe("ssh", period=20, failure_threshold=3),
@@ -482,10 +548,19 @@ def workers_scaled_object_manifest(name: str, args: LlmApiWorkersArgs) -> dict |
     """KEDA ScaledObject on the LWS scale subresource (None: no autoscaling, or no KEDA)."""
     if not args.autoscaling or args.keda_prometheus_url is None:
         return None
-    return lws_scaled_object(
-        name, args.namespace, name, min_groups(args), max_groups(args), args.keda_prometheus_url,
-        args.target_waiting_requests, args.target_kv_cache_utilization, args.drain_seconds,
-        set_labels(args.instance, args.role),
+    options = args.options()
+    outstanding = args.target_outstanding_requests or int(options.get("max_batch_size", 1)) + args.target_waiting_requests
+    prompt_tokens = None
+    if args.role == "prefill":
+        prompt_tokens = args.target_outstanding_prompt_tokens or 2 * int(options.get("max_num_tokens", 8192))
+    triggers = router_scaled_triggers(
+        args.namespace, args.router_name, args.role, args.keda_prometheus_url, outstanding, prompt_tokens
+    )
+    caps = args.capabilities
+    return llmapi_scaled_object(
+        name, args.namespace, name, min_groups(args), max_groups(args), args.keda_prometheus_url, triggers,
+        caps.request_gauges and caps.kv_cache_utilization_gauge, args.target_waiting_requests,
+        args.target_kv_cache_utilization, args.drain_seconds, set_labels(args.instance, args.role),
     )  # fmt: skip
 
 

@@ -39,7 +39,8 @@ def engine_deployment_args(
         claim_name=claim_name,
         mount_path=mount_path,
         custom_metrics=platform.metrics_adapter.enabled,
-        keda_prometheus_url=platform.keda.prometheus_url if platform.keda.enabled else None,
+        keda_prometheus_url=platform.keda_prometheus_url() if platform.keda.enabled else None,
         drain_seconds=deployment_drain_seconds(config, deployment),
         security=platform.security,
+        monitoring_namespaces=(platform.monitoring.namespace,),
     )

@@ -58,7 +58,12 @@ from components.config.deployment import (
     WorkerGroupConfig,
 )
 from components.config.scheduling import NodePool
-from components.config.security import SecurityConfig, frontend_auth_args, triton_restricted_api_args
+from components.config.security import (
+    SecurityConfig,
+    frontend_auth_args,
+    mpi_ssh_secret_name,
+    triton_restricted_api_args,
+)
 from components.serving.group_layout import GroupLayout, group_layout
 from components.serving.labels import LWS_NAME_LABEL, labels
 from components.serving.network_policies import (
@@ -504,7 +509,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                     mount_path=args.mount_path,
                     shm_size=rp.group.shm_size,
                     kv_cache_transfer=disaggregated,
-                    mpi_ssh_secret=args.mpi_ssh_secret or f"{name}-mpi-ssh",
+                    mpi_ssh_secret=args.mpi_ssh_secret or mpi_ssh_secret_name(name),
                     drain_seconds=args.drain_seconds,
                     restricted_api_args=restricted,
                     secret_keys=admin_env,
@@ -528,7 +533,7 @@ class DisaggregatedDeployment(pulumi.ComponentResource):
                     claim_name=args.claim_name,
                     mount_path=args.mount_path,
                     kv_cache_transfer=disaggregated,
-                    mpi_ssh_secret=args.mpi_ssh_secret or f"{name}-mpi-ssh",
+                    mpi_ssh_secret=args.mpi_ssh_secret or mpi_ssh_secret_name(name),
                     placement_key=default_placement_key(rp.pool, rp.layout),
                     keda_prometheus_url=args.keda_prometheus_url,
                     drain_seconds=args.drain_seconds,

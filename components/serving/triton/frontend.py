@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from components.config.deployment import FrontendConfig
 from components.config.scheduling import NodePool
+from components.models.await_budget import cpu_tier_await_seconds, service_await_seconds
 from components.platform.autoscaling_metrics import QUEUE_TIME_MS
 from components.platform.keda import TRITON_PENDING, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest, pods_metric
@@ -55,7 +56,7 @@ from components.serving.pods import (
     triton_ports,
 )
 from components.serving.probes import http_probe
-from components.serving.pulumi_options import check_input_str, child_options, k8s_provider
+from components.serving.pulumi_options import await_timeouts, check_input_str, child_options, k8s_provider
 from components.serving.repository_config_maps import (
     RepositoryConfigMap,
     config_map_data,
@@ -84,6 +85,11 @@ from components.serving.triton.model_repository import (
 )
 
 TYPE_TOKEN = "disagg:serving:TritonFrontend"
+STARTUP_PERIOD_S, STARTUP_FAILURES = 5, 120
+READY_PERIOD_S, READY_FAILURES = 5, 3
+AWAIT_S = cpu_tier_await_seconds(STARTUP_PERIOD_S * STARTUP_FAILURES, READY_PERIOD_S * READY_FAILURES)
+"""Startup probe: Triton loads the ensemble, tokenizers and BLS proxy within 10 minutes; the
+Deployment's ``customTimeouts`` add a first image pull to that window."""
 COMPONENT = "frontend"
 
 
@@ -246,8 +252,8 @@ def frontend_deployment_manifest(
             "requests": resources,
             "limits": {"cpu": resources["cpu"], "memory": memory_limit(resources["memory"], args.shm_size)},
         },
-        "startupProbe": http_probe(READY_PATH, period=5, failure_threshold=120),
-        "readinessProbe": http_probe(READY_PATH, period=5, failure_threshold=3),
+        "startupProbe": http_probe(READY_PATH, period=STARTUP_PERIOD_S, failure_threshold=STARTUP_FAILURES),
+        "readinessProbe": http_probe(READY_PATH, period=READY_PERIOD_S, failure_threshold=READY_FAILURES),
         "livenessProbe": http_probe(LIVE_PATH, period=10, failure_threshold=6),
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
@@ -410,11 +416,18 @@ class TritonFrontend(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=cast(Any, metadata(name, args.namespace, frontend_pod_labels(args))),
             spec=deployment.apply(lambda d: d["spec"]),
-            opts=child(depends_on=self.config_maps, ignore_changes=["spec.replicas"]),
+            opts=child(
+                depends_on=self.config_maps,
+                ignore_changes=["spec.replicas"],
+                custom_timeouts=await_timeouts(AWAIT_S),
+            ),
         )
         service = frontend_service_manifest(name, args)
         self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child()
+            f"{name}-service",
+            metadata=service["metadata"],
+            spec=service["spec"],
+            opts=child(custom_timeouts=await_timeouts(service_await_seconds(AWAIT_S, True))),
         )
         scaled = frontend_scaled_object_manifest(name, args)
         self.hpa, self.scaled_object = None, None

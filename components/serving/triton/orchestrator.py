@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.config.deployment import ResourcesConfig
 from components.config.scheduling import NodePool
+from components.models.await_budget import SKIP_AWAIT
 from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.fabric_env import fabric_env, kv_transfer_env
 from components.serving.group_layout import GroupLayout
@@ -324,10 +325,12 @@ def leader_pod_template(
 def orchestrator_service_manifest(name: str, args: TritonOrchestratorArgs) -> dict:
     """ClusterIP Service over the group leaders only (worker pods run no Triton endpoint)."""
     selector = {**leader_labels(args.instance, args.role), LWS_WORKER_INDEX_LABEL: "0"}
+    # skipAwait: the leaders are GPU pods (GPU nodes, engine loading, perhaps a Capacity Block
+    # that has not started); pulumi up must not wait for them through this Service.
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(name, args.namespace, leader_labels(args.instance, args.role)),
+        "metadata": metadata(name, args.namespace, leader_labels(args.instance, args.role), SKIP_AWAIT),
         "spec": {
             "type": "ClusterIP",
             "selector": selector,

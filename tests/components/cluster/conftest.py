@@ -36,6 +36,7 @@ def _eks(**overrides: Any) -> EksConfig:
         "region": "us-east-2",
         "availabilityZones": ["us-east-2a", "us-east-2b", "us-east-2c"],
         "vpcCidr": "10.60.0.0/16",
+        "publicAccessCidrs": ["100.20.0.0/16"],  # the deployer's egress range (public, not documentation)
     }
     return EksConfig.model_validate({**fields, **overrides})
 

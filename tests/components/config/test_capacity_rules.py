@@ -64,6 +64,10 @@ def before_capacity_sections() -> dict:
     sections["disagg:cluster"]["eks"]["gpuNodePools"] = copy.deepcopy(BEFORE["cluster"]["gpuNodePools"])
     sections["disagg:cluster"]["eks"]["systemNodeGroup"] = copy.deepcopy(BEFORE["cluster"]["systemNodeGroup"])
     sections["disagg:platform"] = copy.deepcopy(BEFORE["platform"])
+    # its platform scaled through the metrics adapter's HPA, which reads the leaders' trtllm_* gauges:
+    # proven on TensorRT-LLM 1.3 only (runtime/capabilities.py), so the workers are declared 1.3 here
+    # and only the capacity rules speak
+    sections["disagg:images"] = {**sections["disagg:images"], "trtllmVersion": "1.3.0rc24"}
     return sections
 
 
@@ -115,7 +119,7 @@ def test_committed_prod_has_no_problem_and_says_what_it_warns(proposed_prod) -> 
     report = check_capacity(proposed_prod, now=BEFORE_BLOCK)
     assert report.problems == []
     assert len(report.warnings) == 3
-    assert report.warnings[0].startswith("disagg:deployments[0].prefill.minGroups: 12 group(s) on pool 'h100' stay Pending")
+    assert report.warnings[0].startswith("disagg:deployments[0].prefill.minGroups: 10 group(s) on pool 'h100' stay Pending")
     assert report.warnings[1].startswith("disagg:deployments[0].decode.minGroups: 2 group(s) on pool 'h100' stay Pending")
     assert report.warnings[2].startswith(f"{H200}.availabilityZone: pool 'h200' is in us-east-2b but the FSx")
 

@@ -118,7 +118,21 @@ CASES = [
         "public endpoint without CIDRs",
         eks_edit(publicAccessCidrs=[]),
         f"{EKS}: endpointPublicAccess needs publicAccessCidrs (the API would be open to the internet): list "
-        "the CIDRs allowed, or set endpointPublicAccess: false",
+        "the egress CIDRs of the machines running pulumi up and kubectl",
+    ),
+    (
+        "private-only endpoint the deployer cannot reach",
+        eks_edit(endpointPublicAccess=False, publicAccessCidrs=[]),
+        f"{EKS}: endpointPublicAccess is false, but deployerAccess is public-endpoint: pulumi up could not "
+        "reach the API server it creates (the VPC is new; nothing runs inside it): set endpointPublicAccess: "
+        "true with publicAccessCidrs: [<your egress CIDR>], or deployerAccess: in-vpc when pulumi up runs "
+        "inside the VPC",
+    ),
+    (
+        "in-VPC deployer without the private endpoint",
+        eks_edit(deployerAccess="in-vpc", endpointPrivateAccess=False),
+        f"{EKS}: deployerAccess is in-vpc, but endpointPrivateAccess is false: pulumi up inside the VPC "
+        "reaches the API server only through the private endpoint: set endpointPrivateAccess: true",
     ),
     (
         "FSx size that is not a valid capacity",
@@ -137,7 +151,7 @@ CASES = [
         "unpinned Kubernetes version",
         eks_edit(kubernetesVersion="latest"),
         f"{EKS}.kubernetesVersion: kubernetesVersion 'latest' must be a pinned minor version such as "
-        '"1.33" (quoted in YAML)',
+        '"1.35" (quoted in YAML)',
     ),
     (
         "add-on version that is not an EKS build",

@@ -170,7 +170,7 @@ CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         [
             f"{D0}.workers.autoscaling.enabled: worker groups scale on Triton metrics, which need KEDA or a "
             "metrics adapter, but disagg:platform.keda.enabled and disagg:platform.metricsAdapter.enabled are "
-            "false: enable KEDA (with prometheusUrl) or set autoscaling.enabled: false"
+            "false: enable KEDA (it queries the stack's Prometheus) or set autoscaling.enabled: false"
         ],
     ),
     (

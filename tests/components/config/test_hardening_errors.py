@@ -103,9 +103,23 @@ CASES: list[tuple[str, Callable[[dict[str, str]], Any], str]] = [
         "disagg:cluster.eks.publicAccessCidrs[0]: '0.0.0.0/0' opens the endpoint to the whole internet: list the client networks instead",
     ),
     (
+        "documentation range in the API's access list",
+        eks(lambda e: e.update(publicAccessCidrs=["203.0.113.0/24"])),
+        "disagg:cluster.eks.publicAccessCidrs[0]: '203.0.113.0/24' is a documentation range (RFC 5737), which "
+        "no client has: put the egress CIDRs of the clients (or of the machine running pulumi up) here",
+    ),
+    (
+        "documentation range inside a frontend's access list",
+        lambda raw: raw.__setitem__("disagg:platform", '{"security": {"publicFrontends": {"llama-8b": '
+                                    '{"sourceRanges": ["192.0.2.16/28"], "auth": {"key": {"secretName": "k"}}}}}}'),
+        "disagg:platform.security.publicFrontends.llama-8b.sourceRanges: sourceRanges: '192.0.2.16/28' is a "
+        "documentation range (RFC 5737), which no client has: put the egress CIDRs of the clients (or of the "
+        "machine running pulumi up) here",
+    ),
+    (
         "publicAccessCidrs entry is not a CIDR",
         eks(lambda e: e.update(publicAccessCidrs=["office"])),
-        "disagg:cluster.eks.publicAccessCidrs[0]: 'office' is not a CIDR such as 203.0.113.0/24 (address bits beyond the prefix must be 0): fix it",
+        "disagg:cluster.eks.publicAccessCidrs[0]: 'office' is not an IPv4 CIDR such as 52.94.0.0/22 (address bits beyond the prefix must be 0): fix it",
     ),
     (
         "VPC too small for its subnets",
@@ -223,12 +237,12 @@ def test_mutable_tags_pass_when_explicitly_allowed(dev_config) -> None:
 
 def test_an_internet_facing_frontend_with_opt_in_loads(dev_config) -> None:
     deployment(lambda d: d["frontend"].update(internalLoadBalancer=False))(dev_config.raw)
-    public = {"llama-8b": {"sourceRanges": ["198.51.100.0/24"], "auth": {"key": {"secretName": "llama-api-key"}}}}
+    public = {"llama-8b": {"sourceRanges": ["100.20.0.0/24"], "auth": {"key": {"secretName": "llama-api-key"}}}}
     put(dev_config.raw, "platform", {"security": {"publicFrontends": public}})
     config = load_stack_config(dev_config.raw)
     opt_in = config.platform.security.public_frontends["llama-8b"]
     assert (opt_in.source_ranges, opt_in.auth.header, opt_in.auth.key.secret_name) == (
-        ["198.51.100.0/24"], "x-api-key", "llama-api-key",
+        ["100.20.0.0/24"], "x-api-key", "llama-api-key",
     )
 
 

@@ -44,7 +44,10 @@ def model(**values: Any) -> Callable[[Any], None]:
 
 
 def images(**values: Any) -> Callable[[Any], None]:
-    return lambda config: config.set("images", values)
+    """Set image keys over the stack's own (prod names its worker and tiers images)."""
+    return lambda config: config.set(
+        "images", {**(config.section("images") if "disagg:images" in config.raw else {}), **values}
+    )
 
 
 DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
@@ -466,7 +469,7 @@ def test_llmapi_autoscaling_needs_keda_or_a_metrics_adapter(dev_config) -> None:
     assert problems_of(dev_config) == [
         f"{D0}.workers.autoscaling.enabled: worker groups scale on trtllm-serve metrics, which need KEDA or a "
         "metrics adapter, but disagg:platform.keda.enabled and disagg:platform.metricsAdapter.enabled are "
-        "false: enable KEDA (with prometheusUrl) or set autoscaling.enabled: false"
+        "false: enable KEDA (it queries the stack's Prometheus) or set autoscaling.enabled: false"
     ]
 
 

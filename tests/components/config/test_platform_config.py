@@ -72,10 +72,10 @@ def test_chart_repository_must_be_a_url():
 @pytest.mark.parametrize(
     ("fabric", "expected"),
     [
-        ("efa", ["gpu-operator", "efa-device-plugin", "leader-worker-set"]),
-        ("infiniband", ["gpu-operator", "network-operator", "leader-worker-set"]),
-        ("roce", ["gpu-operator", "network-operator", "leader-worker-set"]),
-        ("none", ["gpu-operator", "leader-worker-set"]),
+        ("efa", ["monitoring", "metrics-server", "gpu-operator", "efa-device-plugin", "leader-worker-set"]),
+        ("infiniband", ["monitoring", "metrics-server", "gpu-operator", "network-operator", "leader-worker-set"]),
+        ("roce", ["monitoring", "metrics-server", "gpu-operator", "network-operator", "leader-worker-set"]),
+        ("none", ["monitoring", "metrics-server", "gpu-operator", "leader-worker-set"]),
     ],
 )
 def test_components_follow_the_fabric(fabric, expected):
@@ -84,7 +84,9 @@ def test_components_follow_the_fabric(fabric, expected):
 
 def test_metrics_adapter_is_off_by_default_and_last_when_enabled():
     config = PlatformConfig.model_validate({"metricsAdapter": {"enabled": True}})
-    assert config.components_for("none") == ["gpu-operator", "leader-worker-set", "metrics-adapter"]
+    assert config.components_for("none") == [
+        "monitoring", "metrics-server", "gpu-operator", "leader-worker-set", "metrics-adapter",
+    ]  # fmt: skip
     assert "metrics-adapter" not in PlatformConfig().components_for("efa")
 
 

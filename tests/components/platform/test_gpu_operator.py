@@ -64,16 +64,20 @@ def test_host_mofed_unless_the_network_operator_deploys_the_driver():
     assert values_for("infiniband", "existing", config)["driver"]["rdma"]["useHostMofed"] is False
 
 
-def test_device_plugin_and_dcgm_exporter_without_service_monitor_by_default():
+def test_dcgm_service_monitor_follows_monitoring_and_keeps_the_gpu_pods_labels():
+    """The DCGM exporter labels each GPU's series with the namespace and pod using it; honorLabels
+    keeps those (instead of the exporter pod's) so per-tier GPU queries select on them."""
     values = values_for("efa", "eks")
     assert values["devicePlugin"] == {"enabled": True}
-    assert values["dcgmExporter"] == {"enabled": True, "serviceMonitor": {"enabled": False}}
+    assert values["dcgmExporter"] == {"enabled": True, "serviceMonitor": {"enabled": True, "honorLabels": True}}
+    without = PlatformConfig.model_validate({"monitoring": {"enabled": False}})
+    assert values_for("efa", "eks", without)["dcgmExporter"]["serviceMonitor"]["enabled"] is False
 
 
 def test_service_monitor_and_mig_strategy_from_config():
-    config = PlatformConfig.model_validate({"gpuOperator": {"serviceMonitor": True, "migStrategy": "single"}})
+    config = PlatformConfig.model_validate({"gpuOperator": {"serviceMonitor": False, "migStrategy": "single"}})
     values = values_for("efa", "eks", config)
-    assert values["dcgmExporter"]["serviceMonitor"] == {"enabled": True}
+    assert values["dcgmExporter"]["serviceMonitor"] == {"enabled": False, "honorLabels": True}
     assert values["mig"] == {"strategy": "single"}
     assert values["migManager"] == {"enabled": True}
     assert values_for("efa", "eks")["migManager"] == {"enabled": False}

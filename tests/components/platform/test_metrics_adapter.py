@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config.platform import MetricsAdapterConfig
+from components.config.platform import MetricsAdapterConfig, PlatformConfig
 from components.platform.autoscaling_metrics import (
     KV_CACHE_UTILIZATION,
     LLMAPI_KV_CACHE_UTILIZATION,
@@ -15,9 +15,11 @@ from components.platform.autoscaling_metrics import (
 )
 from components.platform.metrics_adapter import metrics_adapter_values, prometheus_location
 
+PROM = PlatformConfig().monitoring.prometheus_url()
+
 
 def test_rules_are_the_shared_autoscaling_rules():
-    rules = metrics_adapter_values(MetricsAdapterConfig(enabled=True))["rules"]
+    rules = metrics_adapter_values(MetricsAdapterConfig(enabled=True), None, PROM)["rules"]
     assert rules["default"] is False
     assert rules["custom"] == [rule.to_values() for rule in adapter_rules()]
     assert [r["name"]["as"] for r in rules["custom"]] == [
@@ -49,11 +51,19 @@ def test_prometheus_url_splits_into_the_chart_fields(url, expected):
 
 
 def test_adapter_runs_on_the_system_pool(clusters):
-    values = metrics_adapter_values(MetricsAdapterConfig(enabled=True), clusters.system_pool)
+    values = metrics_adapter_values(MetricsAdapterConfig(enabled=True), clusters.system_pool, PROM)
     assert values["nodeSelector"] == {"disagg.dev/pool": "system"}
 
 
 def test_every_value_set_exists_in_the_upstream_chart(upstream, clusters):
     table = upstream.key_table("prometheus-adapter-5.3.0.values-keys.json")
-    values = metrics_adapter_values(MetricsAdapterConfig(enabled=True), clusters.system_pool)
+    values = metrics_adapter_values(MetricsAdapterConfig(enabled=True), clusters.system_pool, PROM)
     assert upstream.unknown_values(values, table) == []
+
+
+def test_the_adapter_defaults_to_the_stacks_prometheus_and_an_explicit_url_wins():
+    assert PlatformConfig().adapter_prometheus_url() == "http://prometheus-operated.monitoring.svc:9090"
+    values = metrics_adapter_values(MetricsAdapterConfig(enabled=True), None, PROM)
+    assert values["prometheus"] == {"url": "http://prometheus-operated.monitoring.svc", "port": 9090, "path": ""}
+    explicit = MetricsAdapterConfig(enabled=True, prometheus_url="https://prom.example.internal/api")
+    assert metrics_adapter_values(explicit, None, PROM)["prometheus"]["url"] == "https://prom.example.internal"

@@ -12,6 +12,8 @@ from disaggctl.synth.program import SynthResult, write_synth
 
 RELEASES = "kubernetes:helm.sh/v3:Release"
 NIC_POLICY = "kubernetes:mellanox.com/v1alpha1:NicClusterPolicy"
+ALWAYS = {"kube-prometheus-stack", "metrics-server", "gpu-operator", "lws"}
+"""Releases of every cluster (monitoring and metrics-server are on by default)."""
 
 
 def deploy(mocks, clusters, fabric, platform=None, config=None, name="llm-platform"):
@@ -25,10 +27,10 @@ def deploy(mocks, clusters, fabric, platform=None, config=None, name="llm-platfo
 @pytest.mark.parametrize(
     ("fabric", "releases"),
     [
-        ("efa", {"gpu-operator", "aws-efa-k8s-device-plugin", "lws"}),
-        ("infiniband", {"gpu-operator", "network-operator", "lws"}),
-        ("roce", {"gpu-operator", "network-operator", "lws"}),
-        ("none", {"gpu-operator", "lws"}),
+        ("efa", {*ALWAYS, "aws-efa-k8s-device-plugin"}),
+        ("infiniband", {*ALWAYS, "network-operator"}),
+        ("roce", {*ALWAYS, "network-operator"}),
+        ("none", ALWAYS),
     ],
 )
 def test_releases_follow_the_fabric(mocks, clusters, fabric, releases):
@@ -42,8 +44,12 @@ def test_installed_and_releases_in_install_order(mocks, clusters):
     config = PlatformConfig.model_validate({"metricsAdapter": {"enabled": True}})
     out = deploy(mocks, clusters, "infiniband", config=config)
     platform = out.result
-    assert platform.installed == ["gpu-operator", "network-operator", "leader-worker-set", "metrics-adapter"]
+    assert platform.installed == [
+        "monitoring", "metrics-server", "gpu-operator", "network-operator", "leader-worker-set", "metrics-adapter",
+    ]  # fmt: skip
     assert [r._name for r in platform.releases] == [
+        "llm-platform-monitoring-release",
+        "llm-platform-metrics-server-release",
         "llm-platform-gpu-operator-release",
         "llm-platform-network-operator-release",
         "llm-platform-network-operator-nic-cluster-policy",
@@ -88,6 +94,8 @@ def test_chart_versions_are_pinned_from_config(mocks, clusters):
     releases = deploy(mocks, clusters, "efa", config=config).releases()
     versions = {name: (r.inputs["chart"], r.inputs["version"]) for name, r in releases.items()}
     assert versions == {
+        "kube-prometheus-stack": ("kube-prometheus-stack", "88.5.3"),
+        "metrics-server": ("metrics-server", "3.13.0"),
         "gpu-operator": ("gpu-operator", "v26.3.3"),
         "aws-efa-k8s-device-plugin": ("aws-efa-k8s-device-plugin", "v0.5.30"),
         "lws": ("oci://registry.k8s.io/lws/charts/lws", "0.9.0"),
@@ -99,6 +107,7 @@ def test_chart_versions_are_pinned_from_config(mocks, clusters):
 def test_default_versions_for_an_infiniband_cluster(mocks, clusters):
     releases = deploy(mocks, clusters, "infiniband").releases()
     assert {name: r.inputs["version"] for name, r in releases.items()} == {
+        "kube-prometheus-stack": "88.5.3", "metrics-server": "3.13.0",
         "gpu-operator": "v26.7.0", "network-operator": "26.4.1", "lws": "0.10.0",
     }
 
@@ -128,12 +137,23 @@ def test_namespaces(mocks, clusters):
             "name": "lws-system",
             "labels": {"app.kubernetes.io/part-of": "disagg-inference"},
         },
+        "llm-platform-monitoring-namespace": {
+            "name": "monitoring",
+            "labels": {
+                "app.kubernetes.io/part-of": "disagg-inference",
+                "pod-security.kubernetes.io/enforce": "privileged",
+            },
+        },
     }
     releases = out.releases()
     assert {n: r.inputs["namespace"] for n, r in releases.items()} == {
+        "kube-prometheus-stack": "monitoring", "metrics-server": "kube-system",
         "gpu-operator": "gpu-platform", "aws-efa-k8s-device-plugin": "gpu-platform", "lws": "lws-system",
     }
-    assert releases["gpu-operator"].dependencies == [out.named("llm-platform-namespace").urn]
+    # the DCGM ServiceMonitor needs the monitoring.coreos.com CRDs the stack's chart brings
+    assert releases["gpu-operator"].dependencies == sorted(
+        [out.named("llm-platform-namespace").urn, releases["kube-prometheus-stack"].urn]
+    )
     assert releases["lws"].dependencies == [out.named("llm-platform-leader-worker-set-namespace").urn]
 
 
@@ -156,6 +176,11 @@ def test_component_tree_names_and_types(mocks, clusters):
     assert tree == {
         ("disagg:platform:PlatformOperators", "llm-platform", "disagg-test"),
         ("kubernetes:core/v1:Namespace", "llm-platform-namespace", "llm-platform"),
+        ("disagg:platform:Monitoring", "llm-platform-monitoring", "llm-platform"),
+        ("kubernetes:core/v1:Namespace", "llm-platform-monitoring-namespace", "llm-platform-monitoring"),
+        (RELEASES, "llm-platform-monitoring-release", "llm-platform-monitoring"),
+        ("disagg:platform:MetricsServer", "llm-platform-metrics-server", "llm-platform"),
+        (RELEASES, "llm-platform-metrics-server-release", "llm-platform-metrics-server"),
         ("disagg:platform:GpuOperator", "llm-platform-gpu-operator", "llm-platform"),
         (RELEASES, "llm-platform-gpu-operator-release", "llm-platform-gpu-operator"),
         ("disagg:platform:NetworkOperator", "llm-platform-network-operator", "llm-platform"),

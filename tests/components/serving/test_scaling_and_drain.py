@@ -96,7 +96,7 @@ def test_keda_replaces_the_worker_hpa_and_matches_the_crd(llmapi_workers_args) -
 
 
 def test_without_keda_the_hpa_path_stays(llmapi_workers_args) -> None:
-    args = llmapi_workers_args(autoscaling=True, min_groups=1, max_groups=3)
+    args = llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", min_groups=1, max_groups=3)
     assert workers_scaled_object_manifest("llama-workers", args) is None
     assert workers_hpa_manifest("llama-workers", args)["kind"] == "HorizontalPodAutoscaler"
     assert frontend_scaled_object_manifest("f", frontend()) is None
@@ -143,7 +143,8 @@ def test_cpu_tiers_drain_their_longest_stream() -> None:
 
 
 def test_worker_pods_stay_until_the_router_dropped_them_and_their_streams_ended(llmapi_workers_args, lws_errors) -> None:
-    args = llmapi_workers_args(pods=2, gpus=8, pool=H100, drain_seconds=92)
+    # 1.3 proves trtllm_num_requests_{running,waiting} (runtime/capabilities.py): the pods poll them
+    args = llmapi_workers_args(pods=2, gpus=8, pool=H100, drain_seconds=92, trtllm_generation="1.3")
     lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
     assert lws_errors(lws) == []
     urls = {
@@ -156,6 +157,31 @@ def test_worker_pods_stay_until_the_router_dropped_them_and_their_streams_ended(
             "preStop": {"exec": {"command": drain_command(url, 10, 92)}}
         }
         assert spec["terminationGracePeriodSeconds"] == 10 + 92 + 15
+
+
+def test_without_request_gauges_the_drain_asks_prometheus_for_the_routers_view(llmapi_workers_args, lws_errors) -> None:
+    args = llmapi_workers_args(pods=2, gpus=8, pool=H100, drain_seconds=92, keda_prometheus_url=PROM)
+    lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
+    assert lws_errors(lws) == []
+    query = (
+        'sum(router_endpoint_inflight{namespace="llm",pod=~"llama-router-[a-z0-9]+-[a-z0-9]+",pool="workers",'
+        'endpoint=~"(https?://)?@IP@:8000/?"})'
+    )
+    hosts = {"leaderTemplate": "{POD_IP}", "workerTemplate": "{LWS_LEADER_ADDRESS}"}
+    for template, host in hosts.items():
+        container = lws["spec"]["leaderWorkerTemplate"][template]["spec"]["containers"][0]
+        command = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert command[3:] == [PROM, query, "10", "92", host]
+        assert "trtllm_" not in " ".join(command)
+    leader_env = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]["env"]
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in leader_env
+
+
+def test_without_request_gauges_nor_prometheus_the_pods_sleep_the_worst_case(llmapi_workers_args) -> None:
+    args = llmapi_workers_args(drain_seconds=92)
+    lws = leader_worker_set_manifest("llama-workers", args, "/models/m")
+    container = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 10 + 92}}}
 
 
 def test_triton_tiers_drain_through_exit_timeout(frontend_args, orchestrator_args) -> None:
@@ -212,10 +238,10 @@ def test_public_llmapi_frontend_takes_its_ranges_and_key_from_public_frontends()
         update={"frontend": dev.deployments[0].frontend.model_copy(update={"internal_load_balancer": False})}
     )
     security = SecurityConfig.model_validate({"publicFrontends": {"llama-8b": {
-        "sourceRanges": ["198.51.100.0/24"], "auth": {"header": "x-api-key", "key": {"secretName": "llama-key"}}}}})
+        "sourceRanges": ["100.20.0.0/24"], "auth": {"header": "x-api-key", "key": {"secretName": "llama-key"}}}}})
     config = dev.model_copy(update={"platform": dev.platform.model_copy(update={"security": security})})
     inputs = stack_inputs(config, deployment)
-    assert inputs["load_balancer_source_ranges"] == ("198.51.100.0/24",)
+    assert inputs["load_balancer_source_ranges"] == ("100.20.0.0/24",)
     assert inputs["api_key"] == ApiKeySpec(header="x-api-key", secret_name="llama-key", secret_key="key")
 
 
@@ -233,13 +259,13 @@ def test_triton_restricts_admin_apis_everywhere_and_inference_on_a_public_fronte
         update={"frontend": deployment.frontend.model_copy(update={"internal_load_balancer": False})}
     )
     security = SecurityConfig.model_validate({"publicFrontends": {"llama-8b-engine": {
-        "sourceRanges": ["203.0.113.0/24"], "auth": {"key": {"secretName": "engine-key"}}}}})
+        "sourceRanges": ["100.30.0.0/24"], "auth": {"key": {"secretName": "engine-key"}}}}})
     args, env, ranges = triton_security(security, public, frontend=True)
     assert args[2:] == (
         "--http-restricted-api=inference,metadata:x-api-key=$(FRONTEND_API_KEY)",
         "--grpc-restricted-protocol=inference,metadata:x-api-key=$(FRONTEND_API_KEY)",
     )
-    assert env["FRONTEND_API_KEY"] == ("engine-key", "key") and ranges == ("203.0.113.0/24",)
+    assert env["FRONTEND_API_KEY"] == ("engine-key", "key") and ranges == ("100.30.0.0/24",)
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])

@@ -85,3 +85,15 @@ def test_no_shared_storage_is_refused(declare) -> None:
 def test_bad_namespace_is_refused(declare) -> None:
     with pytest.raises(ValueError, match="namespace 'LLM_Serving' must be lowercase letters"):
         declare(lambda: ModelStore("s", handle(FSX), "LLM_Serving"))
+
+
+def test_fsx_claim_waits_for_bound_under_its_own_timeout(declare) -> None:
+    """pulumi-kubernetes' built-in claim await stops after 5 minutes whatever the timeout; on FSx
+    (a new file system, Immediate binding) the claim waits for Bound through pulumi.com/waitFor,
+    which runs under customTimeouts (30m). Other kinds keep the built-in await."""
+    _, declared = declare(lambda: ModelStore("llm-test-store", handle(FSX), "llm-serving"))
+    claim = declared.one("kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim.inputs["metadata"]["annotations"] == {"pulumi.com/waitFor": "jsonpath={.status.phase}=Bound"}
+    assert claim.options == {"customTimeouts": {"create": "30m"}}
+    _, declared = declare(lambda: ModelStore("llm-test-store", handle(S3), "llm-serving"))
+    assert "annotations" not in declared.one("kubernetes:core/v1:PersistentVolumeClaim").inputs["metadata"]

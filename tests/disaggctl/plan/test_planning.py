@@ -58,10 +58,12 @@ def test_length_distribution_max_below_mean() -> None:
 def test_capacity_block_priced_from_config_else_on_demand_with_a_note() -> None:
     priced = pool_price("p5.48xlarge", capacity_type="capacity-block", reservation_id="cr-1",
                         pricing=PricingConfig(capacity_blocks={"cr-1": 31.46}))
-    assert (priced.usd_per_instance_hour, priced.basis) == (31.46, "capacity block cr-1")
-    fallback = pool_price("p5.48xlarge", capacity_type="capacity-block", reservation_id="cr-1")
-    assert fallback.usd_per_instance_hour == 98.32
-    assert "set disagg:pricing.capacityBlocks.cr-1" in fallback.basis
+    assert (priced.usd_per_instance_hour, priced.kind) == (31.46, "capacity block")
+    assert priced.basis == "capacity block cr-1: disagg:pricing.capacityBlocks"
+    fallback = pool_price("p5.48xlarge", capacity_type="capacity-block", reservation_id="cr-1", region="us-east-2")
+    assert (fallback.usd_per_instance_hour, fallback.kind) == (55.04, "capacity block")
+    assert fallback.basis.startswith("no Capacity Block price, priced on-demand us-east-2 2026-12")
+    assert fallback.basis.endswith("set disagg:pricing.capacityBlocks.cr-1")
 
 
 def plan(stack: str, index: int) -> tuple[dict, list]:
@@ -70,7 +72,7 @@ def plan(stack: str, index: int) -> tuple[dict, list]:
     workload = WorkloadConfig.model_validate(deployment["workload"])
     group = next(deployment[r] for r in ("workers", "prefill", "decode") if r in deployment)
     model_path = MODELS[_model_of(config, group)]
-    pools = [stack_pools(config)[group["pool"]]]
+    pools = [stack_pools(config, planning=deployment["name"])[group["pool"]]]
     return deployment, search(model_path, workload, pools, RECORDED, PricingConfig())
 
 
@@ -79,7 +81,7 @@ def test_plan_llama_8b_on_a100_picks_two_tp2_groups() -> None:
     best = options[0]
     assert (best.mode, best.layout, best.gpus) == ("tensor-parallel", "2x tp2 bs64", 4)
     assert round(best.tokens_per_s_per_gpu, 1) == 1241.2
-    assert round(best.usd_per_hour, 2) == round(4 * 32.7726 / 8, 2)
+    assert (best.nodes, best.usd_per_hour) == (1, 21.96)  # one whole p4d.24xlarge bills whole
     stanza = deployment_stanza({"name": "llama-8b", "workers": {"model": "llama-8b"}}, WorkloadConfig.model_validate(WORKLOAD_8B), best)
     assert stanza["workers"] == {
         "model": "llama-8b", "pool": "a100", "groups": 2, "podsPerGroup": 1, "gpusPerPod": 2,
@@ -91,7 +93,8 @@ def test_plan_llama_8b_on_a100_picks_two_tp2_groups() -> None:
 def test_plan_rejects_layouts_over_the_pool_and_the_a100_40gb_memory() -> None:
     _, options = plan("prod", 1)
     assert options[0].layout == "d:5x tp2 bs128 + p:22x tp1 bs1" and not options[0].rejected
-    assert "64 GPUs > pool's 32" in options[1].rejected
+    assert "38 GPUs > budget 32" in options[1].rejected
+    assert "6 nodes > pool's 5" in options[2].rejected
 
 
 @pytest.mark.parametrize(("stack", "index"), [("dev", 0), ("prod", 0), ("prod", 1)])
@@ -171,7 +174,7 @@ def test_forecast_refuses_a_layout_that_misses_the_slo_and_one_changed_after_pla
         "disagg:deployments[0].workload.slo.tpotMs: 20 ms p90, but the layout is predicted at 24.5 ms on pool a100: "
         "run `python -m disaggctl plan --stack <stack> --deployment llama-8b`, or use a faster pool, or relax tpotMs",
     ]
-    assert "llama-8b    6     24.58" in render_forecasts([forecast])
+    assert "llama-8b    6     1      21.96   21.96" in render_forecasts([forecast])
 
 
 def stack_copy(tmp_path: Path, on_breach: str) -> Path:
@@ -201,15 +204,15 @@ def test_synth_warns_and_reports_the_forecast_in_summary_console_and_outputs(tmp
     run = synth(stack_copy(tmp_path, "warn"), tmp_path / "out")
     assert run.returncode == 0, run.stderr[-2000:]
     summary = (tmp_path / "out" / "summary.txt").read_text()
-    assert summary.startswith("deployments (predicted at the declared SLO)\n")
+    assert summary.startswith("deployments (predicted at the declared SLO; $ for whole nodes, $/Mtok at the target rate)\n")
     row = next(line for line in summary.splitlines() if line.startswith("llama-8b "))
-    assert row.split()[:8] == ["llama-8b", "4", "16.39", "1241.2", "40.9", "506", "(≤100)", "24.5"]
+    assert row.split()[:9] == ["llama-8b", "4", "1", "21.96", "21.96", "1241.2", "40.9", "506", "(≤100)"]
     assert "WARNING: misses its SLO or budget" in row
     assert summary in run.stdout
     assert "warning: disagg:deployments[0].workload.slo.ttftMs: 100 ms p90" in run.stderr
     forecast = json.loads((tmp_path / "out" / "outputs.json").read_text())["deploymentForecasts"]["llama-8b"]
-    assert (forecast["gpus"], forecast["usd_per_hour"], forecast["tokens_per_s_per_gpu"]) == (4, 16.386, 1241.19)
-    assert forecast["price_basis"] == "on-demand 2025-05-01"
+    assert (forecast["gpus"], forecast["nodes"], forecast["usd_per_hour"], forecast["tokens_per_s_per_gpu"]) == (4, 1, 21.96, 1241.19)
+    assert forecast["price_basis"].startswith("on-demand us-west-2 2026-12")
 
 
 def test_plan_cli_writes_the_stanza_into_the_stack_file(tmp_path: Path, capsys) -> None:
@@ -223,9 +226,9 @@ def test_plan_cli_writes_the_stanza_into_the_stack_file(tmp_path: Path, capsys) 
                  "--recorded", str(DATA / "aic"), "--write"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "[1/1] a100 (p4d.24xlarge, A100-SXM4-40GB): 8 layouts, 8 meet the SLO" in err
+    assert "[1/1] a100 (p4d.24xlarge, A100-SXM4-40GB): 7 layouts, 4 meet the SLO" in err
     header = out.splitlines()[1].split()
-    assert header[:6] == ["pool", "mode", "layout", "GPUs", "tok/s/GPU", "tok/s/user"] and "$/Mtok" in header
+    assert header[:7] == ["pool", "mode", "layout", "GPUs", "nodes", "tok/s/GPU", "tok/s/user"] and "$/Mtok" in header
     written = yaml.safe_load((tmp_path / "Pulumi.dev.yaml").read_text())["config"]
     deployment = written["disagg:deployments"][0]
     assert deployment["frontend"] == doc["config"]["disagg:deployments"][0]["frontend"]  # kept

@@ -102,31 +102,63 @@ def test_cli_exit_code_and_output_file(trees, tmp_path: Path, capsys) -> None:
     assert "run synth first" in capsys.readouterr().out
 
 
-def forecast(gpus: int, usd: float, tps: float | None, status: str = "meets SLO p90") -> dict:
-    return {"gpus": gpus, "usd_per_hour": usd, "tokens_per_s_per_gpu": tps, "status": status}
+def forecast(gpus: int, usd: float, tps: float | None, status: str = "meets SLO p90", worst: float | None = None) -> dict:
+    return {"gpus": gpus, "usd_per_hour": usd, "max_usd_per_hour": usd if worst is None else worst,
+            "tokens_per_s_per_gpu": tps, "status": status}
 
 
 def test_comment_shows_gpu_cost_and_throughput_change_per_deployment(tmp_path: Path) -> None:
     import json
 
-    base_out = {"deploymentForecasts": {"llama-8b": forecast(4, 16.39, 1241.19), "old": forecast(8, 32.77, None)}}
-    head_out = {"deploymentForecasts": {"llama-8b": forecast(20, 81.93, 1089.17), "llama-70b-pd": forecast(32, 339.2, 640.72)}}
+    base_out = {"deploymentForecasts": {"llama-8b": forecast(4, 21.96, 1241.19), "old": forecast(8, 21.96, None)}}
+    head_out = {"deploymentForecasts": {"llama-8b": forecast(20, 65.88, 1089.17, worst=87.84),
+                                        "llama-70b-pd": forecast(32, 253.2, 640.72)}}
     write(tmp_path / "base" / "dev", {**BASE, "outputs.json": json.dumps(base_out)})
     write(tmp_path / "head" / "dev", {**HEAD, "outputs.json": json.dumps(head_out)})
     comment = render_markdown(diff_roots(tmp_path / "base", tmp_path / "head"))
-    assert "| `llama-8b` | 20 | 81.93 | 1,089.2 | adds 16 GPUs, +$65.54/hour, −12.2% tokens/s/GPU |" in comment
-    assert "| `llama-70b-pd` | 32 | 339.20 | 640.7 | new: adds 32 GPUs, +$339.20/hour |" in comment
-    assert "| `old` | 8 | 32.77 | - | removed: frees 8 GPUs, −$32.77/hour |" in comment
+    assert ("| `llama-8b` | 20 | - | 65.88 | 87.84 | - | 1,089.2 | adds 16 GPUs, expected +$43.92/hour, "
+            "worst case +$65.88/hour, −12.2% tokens/s/GPU |") in comment
+    assert ("| `llama-70b-pd` | 32 | - | 253.20 | 253.20 | - | 640.7 | new: adds 32 GPUs, expected +$253.20/hour, "
+            "worst case +$253.20/hour |") in comment
+    assert "| `old` | 8 | - | 21.96 | 21.96 | - | - | removed: frees 8 GPUs, expected −$21.96/hour, worst case −$21.96/hour |" in comment
     assert comment.index("### GPUs, cost and predicted throughput") < comment.index("### `dev`")
 
 
 def test_headline_sums_the_stack_and_text_format_lists_changes(tmp_path: Path) -> None:
     import json
 
-    base_out = {"deploymentForecasts": {"llama-8b": forecast(4, 16.39, 1241.19)}}
-    head_out = {"deploymentForecasts": {"llama-8b": forecast(20, 81.93, 1089.17), "new": forecast(8, 32.77, 900.0)}}
+    base_out = {"deploymentForecasts": {"llama-8b": forecast(4, 21.96, 1241.19)}}
+    head_out = {"deploymentForecasts": {"llama-8b": forecast(20, 65.88, 1089.17), "new": forecast(8, 21.96, 900.0)}}
     write(tmp_path / "base" / "dev", {**BASE, "outputs.json": json.dumps(base_out)})
     write(tmp_path / "head" / "dev", {**HEAD, "outputs.json": json.dumps(head_out)})
     diffs = diff_roots(tmp_path / "base", tmp_path / "head")
-    assert "**`dev`**: This PR adds 24 GPUs, +$98.31/hour (`llama-8b` adds 16 GPUs" in render_markdown(diffs)
-    assert "  llama-8b: adds 16 GPUs, +$65.54/hour, −12.2% tokens/s/GPU\n" in render_text(diffs)
+    assert ("**`dev`**: This PR adds 24 GPUs, expected +$65.88/hour, worst case +$65.88/hour (`llama-8b` adds 16 GPUs"
+            in render_markdown(diffs))
+    assert "  llama-8b: adds 16 GPUs, expected +$43.92/hour, worst case +$43.92/hour, −12.2% tokens/s/GPU\n" in render_text(diffs)
+
+
+
+def test_resource_option_changes_are_listed_per_resource(tmp_path: Path) -> None:
+    """A changed customTimeouts, a retainOnDelete added and a protect removed are each one row
+    (markdown) / one line (text), with base and head values; unchanged options are not listed."""
+    job = "resources/kubernetes_batch_v1_Job/model-job.json"
+    claim = "resources/kubernetes_core_v1_PersistentVolumeClaim/claim.json"
+    base = write(tmp_path / "base" / "dev", {
+        job: '{"inputs": {}, "options": {"customTimeouts": {"create": "10m"}, "protect": true}}\n',
+        claim: '{"inputs": {}}\n',
+    })
+    head = write(tmp_path / "head" / "dev", {
+        job: '{"inputs": {}, "options": {"customTimeouts": {"create": "45m"}, "protect": true}}\n',
+        claim: '{"inputs": {}, "options": {"retainOnDelete": true}}\n',
+    })
+    diff = diff_stack("dev", base, head)
+    rows = [(c.resource, c.option, c.old, c.new) for c in diff.option_changes]
+    assert rows == [
+        ("kubernetes_batch_v1_Job/model-job", "customTimeouts", {"create": "10m"}, {"create": "45m"}),
+        ("kubernetes_core_v1_PersistentVolumeClaim/claim", "retainOnDelete", None, True),
+    ]
+    markdown = render_markdown([diff])
+    assert "### Resource options" in markdown
+    assert '| `dev` | `kubernetes_batch_v1_Job/model-job` | `customTimeouts` | `{"create": "10m"}` | `{"create": "45m"}` |' in markdown
+    assert "| `dev` | `kubernetes_core_v1_PersistentVolumeClaim/claim` | `retainOnDelete` | `unset` | `true` |" in markdown
+    assert "option kubernetes_core_v1_PersistentVolumeClaim/claim retainOnDelete: unset -> true" in render_text([diff])

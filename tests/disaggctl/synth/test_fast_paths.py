@@ -23,7 +23,7 @@ import yaml
 
 from disaggctl.synth import fast_registration
 from disaggctl.synth.fast_registration import install_fast_mocks
-from disaggctl.synth.program import SynthResult, _resource_document, kubernetes_manifest, run_program
+from disaggctl.synth.program import SynthResult, kubernetes_manifest, resource_document, run_program
 from disaggctl.synth.render import ManifestDumper, to_json, to_manifest_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
@@ -154,7 +154,44 @@ def _record(program, fast: bool) -> dict:
 
     _sync_await(run_pulumi_func(program))
     fast_registration.install(True)
-    return {urn: (r.type, r.parent, r.inputs, r.dependencies) for urn, r in monitor.recorded.items()}
+    return {urn: (r.type, r.parent, r.inputs, r.dependencies, r.options) for urn, r in monitor.recorded.items()}
+
+
+def test_resource_options_are_recorded_alike_on_both_paths() -> None:
+    """customTimeouts, protect (inherited from the parent), retainOnDelete, ignoreChanges and
+    replaceOnChanges (translated to the engine's names), deleteBeforeReplace, aliases and
+    deletedWith are recorded from the SDK's request and from the fast path's options alike."""
+    import pulumi_kubernetes as k8s
+
+    class Group(pulumi.ComponentResource):
+        def __init__(self, name: str, opts: pulumi.ResourceOptions) -> None:
+            super().__init__("test:index:Group", name, None, opts)
+            self.job = k8s.batch.v1.Job(
+                f"{name}-job", metadata={"name": "j"}, spec={"template": {"spec": {"containers": []}}},
+                opts=pulumi.ResourceOptions(
+                    parent=self, custom_timeouts=pulumi.CustomTimeouts(create="45m", update="30m"),
+                    retain_on_delete=True, ignore_changes=["spec"], replace_on_changes=["metadata.name"],
+                    delete_before_replace=True, aliases=[pulumi.Alias(name="old-job")],
+                ),
+            )
+            self.register_outputs({})
+
+    def program() -> None:
+        group = Group("g", pulumi.ResourceOptions(protect=True))
+        k8s.core.v1.ConfigMap("plain", metadata={"name": "plain"}, data={"a": "1"},
+                              opts=pulumi.ResourceOptions(deleted_with=group.job))
+
+    fast, sdk = _record(program, True), _record(program, False)
+    assert fast == sdk
+    options = {urn.rsplit("::", 1)[-1]: record[4] for urn, record in fast.items()}
+    assert options["g-job"] == {
+        "protect": True, "retainOnDelete": True, "deleteBeforeReplace": True,
+        "customTimeouts": {"create": "45m", "update": "30m"}, "ignoreChanges": ["spec"],
+        "replaceOnChanges": ["metadata.name"], "aliases": [options["g-job"]["aliases"][0]],
+    }
+    assert "old-job" in options["g-job"]["aliases"][0]
+    assert options["g"] == {"protect": True}
+    assert options["plain"] == {"deletedWith": "g-job"}
 
 
 def test_outputs_and_secrets_take_the_sdks_serialization() -> None:
@@ -187,7 +224,7 @@ def test_outputs_and_secrets_take_the_sdks_serialization() -> None:
 @pytest.mark.parametrize("stack", [*SHIPPED_STACKS, CONSUMER])
 def test_every_shipped_document_renders_as_the_libraries_do(recorded: dict, stack: str) -> None:
     for resource in recorded[stack, True].resources:
-        document = _resource_document(resource)
+        document = resource_document(resource)
         assert to_json(document) == json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
         manifest = kubernetes_manifest(resource)
         if manifest is not None:

@@ -83,3 +83,27 @@ def test_a_plaintext_kubeconfig_fails_synth_without_echoing_it(tmp_path: Path) -
     assert "pulumi config set --secret --path 'cluster.existing.kubeconfig'" in result.stderr
     assert TOKEN not in result.stderr + result.stdout
     assert not out.exists()
+
+
+def test_config_secrets_become_secrets_that_synth_masks(tmp_path: Path) -> None:
+    """``pulumi config set --secret hfToken …`` is all a gated model needs: the program creates
+    the hf-token Secret, and the synth output holds no value of it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", project)
+    shutil.copy(PROJECT_DIR / "__main__.py", project)
+    stack = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
+    ciphertext = "v1:Q0lQSEVSVEVYVC1OT1QtQS1UT0tFTg==:c2VjcmV0LWhmLXRva2VuLWNpcGhlcnRleHQ="
+    stack["config"]["disagg:hfToken"] = {"secure": ciphertext}
+    (project / "Pulumi.onprem.yaml").write_text(yaml.safe_dump(stack))
+    out = tmp_path / "out"
+    result = synth(project, out)
+    assert result.returncode == 0, result.stderr
+    secret = out / "resources/kubernetes_core_v1_Secret/llm-dev-secrets-hf-token.json"
+    recorded = yaml.safe_load(secret.read_text())
+    assert recorded["inputs"]["metadata"] == {
+        "name": "hf-token", "namespace": "llm-dev",
+        "labels": {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "disagg-inference"},
+    }  # fmt: skip
+    assert recorded["inputs"]["stringData"] == "[secret]"
+    assert not any(ciphertext in p.read_text() for p in out.rglob("*") if p.is_file())

@@ -86,7 +86,8 @@ def test_aggregated_tree(mocks):
 
 @pulumi.runtime.test
 def test_prefill_decode_roles_scale_on_their_own(mocks):
-    deployment = create("llama-pd", args("prefill-decode"))
+    # the HPA path reads the leaders' gauges: proven on 1.3 only (runtime/capabilities.py)
+    deployment = create("llama-pd", args("prefill-decode", trtllm_generation="1.3"))
 
     def check(_):
         recorded = {r.name: r for r in mocks.recorded.values()}
@@ -106,6 +107,11 @@ def test_prefill_decode_roles_scale_on_their_own(mocks):
         assert not any("decode" in n for n in prefill_objects)
 
     return settle(deployment, check)
+
+
+def test_hpa_autoscaling_is_refused_where_the_release_exports_no_gauges():
+    with pytest.raises(ValueError, match=r"without KEDA .* TensorRT-LLM 1\.2 does not export .*row 1\.2\.request_gauges"):
+        create("llama-pd", args("prefill-decode", trtllm_generation="1.2"))
 
 
 def test_roles_must_match_the_mode():

@@ -68,12 +68,18 @@ def test_router_command_lines_for_both_modes():
     assert router_command(router()) == [
         "python3", "-m", "runtime.router", "--host", "0.0.0.0", "--port", "8000",
         "--workers", "dns://llama-workers-leaders.llm.svc.cluster.local:8000", "--refresh-seconds", "2",
-        "--shutdown-timeout", "60",
+        "--shutdown-timeout", "60", "--trtllm-version", "1.2",
     ]  # fmt: skip
-    pd = router(workers_url=None, context_url="dns://c:8000", generation_url="dns://g:8000")
+    pd = router(workers_url=None, context_url="dns://c:8000", generation_url="dns://g:8000", trtllm_generation="1.3")
     assert router_command(pd)[7:] == [
         "--context", "dns://c:8000", "--generation", "dns://g:8000", "--refresh-seconds", "2", "--shutdown-timeout", "60",
+        "--trtllm-version", "1.3",
     ]  # fmt: skip
+
+
+def test_router_refuses_a_generation_outside_the_capability_table():
+    with pytest.raises(ValidationError, match="generation '0.9' is not in the capability table; accepted: 1.0, 1.1, 1.2, 1.3"):
+        router(trtllm_generation="0.9")
     assert router_url("llama-router", "llm") == "http://llama-router.llm.svc.cluster.local:8000"
 
 
@@ -97,13 +103,16 @@ def test_tier_pods_mount_the_runtime_package_and_probe_health(k8s_errors):
     assert k8s_errors(router_deployment_manifest("llama-router", router())) == []
 
 
-def test_router_liveness_reads_live_so_loading_workers_do_not_restart_it():
+def test_router_readiness_is_ready_so_it_is_ready_without_workers():
+    """Readiness means able to route: with no healthy worker the router answers clients 503 itself
+    (runtime/router.py; tests/runtime/test_kv_routing_chain.py runs it without workers), so neither its
+    pod nor pulumi up waits for GPU workers; /ready turns 503 while it drains, and its /health (503
+    until every pool has a healthy endpoint) stays for operators."""
     (c,) = router_deployment_manifest("llama-router", router())["spec"]["template"]["spec"]["containers"]
-    assert c["readinessProbe"]["httpGet"]["path"] == "/health"  # 503 until a worker group is ready
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert c["livenessProbe"]["httpGet"]["path"] == "/live"
-    assert c["startupProbe"]["httpGet"]["path"] == "/live"
     source = (Path(__file__).resolve().parents[4] / "runtime" / "router.py").read_text()
-    assert 'add_get("/live", router.live)' in source
+    assert 'add_get("/live", router.live)' in source and 'add_get("/ready", router.ready)' in source
 
 
 def test_frontend_service_is_an_internal_nlb_by_default(k8s_errors):

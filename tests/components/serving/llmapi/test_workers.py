@@ -177,14 +177,15 @@ def test_group_gpus_must_match_the_parallelism(llmapi_workers_args):
 
 def test_autoscaling_needs_the_perf_metrics(llmapi_workers_args):
     with pytest.raises(ValidationError, match="return_perf_metrics: true and enable_iter_perf_stats: true"):
-        llmapi_workers_args(autoscaling=True, llm_api_yaml="tensor_parallel_size: 4\n")
+        llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", llm_api_yaml="tensor_parallel_size: 4\n")
 
 
 # ---- pods, LWS, Service, HPA, PDB -----------------------------------------------------------
 
 
 def test_leader_probes_health_and_is_scraped_on_prometheus_metrics(llmapi_workers_args):
-    template = leader_pod_template(llmapi_workers_args(startup_timeout_s=1200), MODEL, "cm")
+    # scraped where the endpoint is proven: 1.3 (tests/components/serving/test_capability_rendering.py)
+    template = leader_pod_template(llmapi_workers_args(startup_timeout_s=1200, trtllm_generation="1.3"), MODEL, "cm")
     c = template["spec"]["containers"][0]
     assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 1200
@@ -230,7 +231,7 @@ def test_headless_service_selects_ready_leaders_of_its_set(llmapi_workers_args):
 
 
 def test_hpa_scales_the_set_on_trtllm_serve_metrics(llmapi_workers_args):
-    args = llmapi_workers_args(autoscaling=True, groups=2, min_groups=1, max_groups=6, target_kv_cache_utilization=0.7)
+    args = llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", groups=2, min_groups=1, max_groups=6, target_kv_cache_utilization=0.7)
     spec = workers_hpa_manifest("llama-workers", args)["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": "llama-workers"}
     assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 6)
@@ -240,7 +241,7 @@ def test_hpa_scales_the_set_on_trtllm_serve_metrics(llmapi_workers_args):
 
 
 def test_pdb_and_hpa_validate_as_kubernetes_objects(llmapi_workers_args, k8s_errors):
-    args = llmapi_workers_args(autoscaling=True, groups=2, max_groups=4)
+    args = llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", groups=2, max_groups=4)
     for manifest in (workers_hpa_manifest("w", args), workers_pdb_manifest("w", args), headless_service_manifest("w", args)):
         assert k8s_errors(manifest) == []
 
@@ -264,7 +265,7 @@ def test_a_broken_pdb_hpa_or_service_is_reported(llmapi_workers_args, k8s_errors
 def test_component_creates_yaml_lws_service_hpa_pdb(mocks, llmapi_workers_args):
     provider = k8s.Provider("k8s", kubeconfig="{}")
     args = llmapi_workers_args(
-        role="decode", gpus=8, pool=H100, autoscaling=True, groups=2, max_groups=3,
+        role="decode", gpus=8, pool=H100, autoscaling=True, trtllm_generation="1.3", groups=2, max_groups=3,
         model_dir=pulumi.Output.from_input("/models/models/llama/def"),
     )  # fmt: skip
     workers = LlmApiWorkers("llama-decode", args, pulumi.ResourceOptions(provider=provider))

@@ -26,6 +26,8 @@ def test_the_engine_deployment_gets_its_engines_drain_and_platform(cluster_facto
     assert args.engines == {role: config.engines[g.engine] for role, g in groups.items() if g.engine}
     assert args.engine_dirs == {role: f"/models/engines/{g.engine}" for role, g in groups.items() if g.engine}
     assert args.drain_seconds == deployment_drain_seconds(config, deployment)
-    assert args.keda_prometheus_url == (config.platform.keda.prometheus_url if config.platform.keda.enabled else None)
+    # prod enables KEDA without a URL: it queries the Prometheus the stack installs
+    assert args.keda_prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
+    assert args.monitoring_namespaces == ("monitoring",)
     assert args.custom_metrics == config.platform.metrics_adapter.enabled
     assert args.security == config.platform.security

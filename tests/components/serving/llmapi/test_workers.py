@@ -248,7 +248,7 @@ def test_pdb_and_hpa_validate_as_kubernetes_objects(llmapi_workers_args, k8s_err
 
 def test_a_broken_pdb_hpa_or_service_is_reported(llmapi_workers_args, k8s_errors):
     """The twin of the test above: the same check reports each object broken."""
-    args = llmapi_workers_args(autoscaling=True, groups=2, max_groups=4)
+    args = llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", groups=2, max_groups=4)
     assert k8s_errors(broken(workers_hpa_manifest("w", args), "spec/maxReplicas", "four")) == [
         "spec/maxReplicas: 'four' is not of type 'integer'"
     ]

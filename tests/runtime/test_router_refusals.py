@@ -16,6 +16,8 @@ import pytest
 from tests.runtime.procs import http
 
 CHOICE = {"index": 0, "text": "h", "finish_reason": "length"}
+TRUNCATED = {"truncated": True}
+"""A reply the scripted server cuts off after half its body."""
 PARAMS = {"request_type": "context_only", "first_gen_tokens": [104], "ctx_request_id": 7,
           "encoded_opaque_state": "abc", "draft_tokens": None, "disagg_request_id": 1}
 
@@ -41,6 +43,17 @@ class Upstream:
                 if answer is None:
                     self.close_connection = True
                     self.connection.close()
+                    return
+                if answer == TRUNCATED:  # headers and half the body, then the connection closes
+                    data = json.dumps({"choices": [CHOICE]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
                     return
                 self._send(200, answer)
 
@@ -118,6 +131,18 @@ def test_a_malformed_context_response_is_502_and_generation_never_called(cluster
 
 def test_a_context_server_hanging_up_is_502(cluster) -> None:
     router, ctx, gen = context_router(cluster, lambda body: None)
+    try:
+        status, error = post(router)
+        assert status == 502, error
+        assert "context server" in message(error)
+        assert gen.posts == 0
+    finally:
+        ctx.close()
+        gen.close()
+
+
+def test_a_context_response_cut_off_mid_body_is_502(cluster) -> None:
+    router, ctx, gen = context_router(cluster, lambda body: TRUNCATED)
     try:
         status, error = post(router)
         assert status == 502, error

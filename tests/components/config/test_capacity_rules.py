@@ -645,3 +645,14 @@ def test_the_longest_output_leaves_one_prompt_token() -> None:
         return max_output_tokens(config, config.deployments[1])
 
     assert (longest(2), longest(16384)) == (1, 16383)
+
+
+def test_a_deployment_whose_engines_are_unknown_gets_the_shortest_output() -> None:
+    """No maxSeqLen to read (the engine is not declared: refused by the stack check): one token."""
+
+    def edit(sections):
+        sections["disagg:deployments"][2]["workers"]["engine"] = "undeclared"
+
+    config = load_tolerant(edit)
+    assert config.deployments[2].runtime == "engine"
+    assert max_output_tokens(config, config.deployments[2]) == 1

@@ -18,7 +18,7 @@ This script does that with the standard library only:
   (the working tree is never touched), then the module's test paths run there with
   ``pytest -x`` under a timeout: a failure or a timeout kills the mutant;
 * a baseline run of the unmutated (unparsed) module must pass first, else nothing is scored;
-* mutants listed in ``tools/mutation-equivalent.txt`` (module, scope, source line, mutation, and why the
+* mutants listed in ``tools/mutation-equivalent.txt`` (module, scope, source line, mutation and its column, and why the
   change cannot alter behaviour) are left out of the score: score = killed / (total - equivalent).
 
 Usage (from the repository root, with the project's venv)::
@@ -90,14 +90,16 @@ class Mutant:
     index: int
     """Position in the module's site list (the walk order of the AST)."""
     line: int
+    col: int
+    """Column of the changed node: tells apart two equal changes on one line."""
     scope: str
     """The enclosing function or class (``_efa_share``, ``CapacityBlockConfig._ordered``)."""
     source_line: str
     description: str
 
     def key(self) -> str:
-        """Stable across edits elsewhere in the file: module | scope | source line | change."""
-        return f"{self.module} | {self.scope} | {self.source_line} | {self.description}"
+        """Stable across edits elsewhere in the file: module | scope | source line | change @ col N."""
+        return f"{self.module} | {self.scope} | {self.source_line} | {self.description} @ col {self.col}"
 
 
 def _skip_nodes(tree: ast.Module) -> set[int]:
@@ -234,7 +236,7 @@ def mutants(module: str, root: Path = ROOT) -> tuple[ast.Module, list[str], list
     scopes = _scopes(tree)
     found = [
         Mutant(
-            module, i, getattr(node, "lineno", 0), scopes[id(node)] or "<module>",
+            module, i, getattr(node, "lineno", 0), getattr(node, "col_offset", 0), scopes[id(node)] or "<module>",
             lines[getattr(node, "lineno", 1) - 1].strip(), description,
         )
         for i, (node, _, description) in enumerate(_sites(tree, lines))
@@ -251,7 +253,7 @@ def sample(found: list[Mutant], size: int, seed: int) -> list[Mutant]:
 
 
 def load_equivalent(path: Path = EQUIVALENT_FILE) -> set[str]:
-    """Keys of mutants judged equivalent: ``module | scope | source line | change | why`` per line."""
+    """Keys of mutants judged equivalent: ``module | scope | source line | change @ col N | why`` per line."""
     if not path.exists():
         return set()
     keys = set()
@@ -259,7 +261,7 @@ def load_equivalent(path: Path = EQUIVALENT_FILE) -> set[str]:
         if raw.strip() and not raw.lstrip().startswith("#"):
             parts = [p.strip() for p in raw.split(" | ")]
             if len(parts) < 5 or not parts[4]:
-                raise SystemExit(f"{path}: '{raw}' needs five fields: module | scope | source line | change | why")
+                raise SystemExit(f"{path}: '{raw}' needs five fields: module | scope | source line | change @ col N | why")
             keys.add(" | ".join(parts[:4]))
     return keys
 
@@ -365,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             found = [m for m in found if not only_lines or m.line in only_lines]
             for mutant in sample(found, args.sample, args.seed):
                 mark = " (equivalent)" if mutant.key() in equivalent else ""
-                print(f"{module}:{mutant.line} ({mutant.scope}): {mutant.description}: {mutant.source_line}{mark}")
+                print(f"{module}:{mutant.line}:{mutant.col} ({mutant.scope}): {mutant.description}: {mutant.source_line}{mark}")
         return 0
 
     results: dict[str, tuple[int, int, int]] = {}

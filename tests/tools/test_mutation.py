@@ -87,7 +87,7 @@ def test_equivalent_mutants_are_left_out(tmp_path: Path, capsys: pytest.CaptureF
     """Listed mutants are neither run nor scored (all listed here: only the baseline runs)."""
     project = write_project(tmp_path)
     keys = {m.key() for m in mutation.mutants("m.py", project)[2]}
-    assert "m.py | refuse | if x > LIMIT and not x % 2: | > -> >=" in keys
+    assert "m.py | refuse | if x > LIMIT and not x % 2: | > -> >= @ col 7" in keys
     assert mutation.run_module("m.py", ("test_m.py",), project, 0, 0, keys, 60) == (0, 0, 11)
     out = capsys.readouterr().out
     assert out.count("EQUIVALENT m.py:") == 11 and "KILLED" not in out and "SURVIVED" not in out
@@ -102,7 +102,7 @@ def test_every_listed_equivalent_mutant_still_exists() -> None:
 
 def test_equivalent_entries_need_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "equivalent.txt"
-    path.write_text("m.py | refuse | if x: | 2 -> 1 |\n")
+    path.write_text("m.py | refuse | if x: | 2 -> 1 @ col 4 |\n")
     with pytest.raises(SystemExit, match="needs five fields"):
         mutation.load_equivalent(path)
 

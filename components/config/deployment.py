@@ -16,6 +16,7 @@ from components.config.images import (
     trtllm_capabilities,
     trtllm_generation,
 )
+from components.config.serving_tiers import ServingTiersConfig
 from components.config.workload import WorkloadConfig
 from engines.llm_api import LlmApiOptions, Mode
 
@@ -227,6 +228,9 @@ class ModelDeploymentConfig(ConfigModel):
     workload: WorkloadConfig | None = None
     """What the deployment must deliver (lengths, rate, TTFT/TPOT SLO, budget) and what the planner
     predicted for its layout; synth forecasts GPUs, cost and throughput from it (``disaggctl plan``)."""
+    serving: ServingTiersConfig = ServingTiersConfig()
+    """Runtime 'llmapi': timeouts, admission and drain delay of the frontend and router processes;
+    what is unset is derived from ``workload`` (``components/config/serving_tiers.py``)."""
 
     @model_validator(mode="after")
     def _groups_match_mode(self) -> ModelDeploymentConfig:
@@ -248,6 +252,15 @@ class ModelDeploymentConfig(ConfigModel):
                     "mode 'prefill-decode' uses 'prefill' and 'decode', not 'workers': "
                     "move the settings there or set mode: tensor-parallel"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _serving_is_llmapi(self) -> ModelDeploymentConfig:
+        if self.runtime != "llmapi" and self.serving.model_fields_set:
+            raise ValueError(
+                f"serving is set, but runtime is '{self.runtime}': the serving keys configure the llmapi "
+                "frontend and router processes; remove serving or set runtime: llmapi"
+            )
         return self
 
     @field_validator("name")

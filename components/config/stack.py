@@ -28,6 +28,7 @@ from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.config.scheduling import Fabric, NodePool
 from components.config.security import DEPLOYER_CIDR_PLACEHOLDER
+from components.config.serving_tiers import deployment_tiers, tier_problems
 from components.config.workload import PricingConfig
 from engines import llm_api_checks
 from engines.catalog import MODELS
@@ -223,6 +224,9 @@ class StackConfig(ConfigModel):
                 )
             seen.add(deployment.name)
             problems += [f"{where}.{p}" for p in routing_problems(deployment, self.images)]
+            if deployment.runtime == "llmapi":
+                tiers = deployment_tiers(self, deployment)
+                problems += [f"{where}.{p}" for p in tier_problems(deployment.serving, tiers, self.platform.keda.enabled)]
             if deployment.runtime == "engine":
                 problems += self._check_engine_deployment(where, deployment, pools)
             else:

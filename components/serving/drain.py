@@ -15,10 +15,12 @@ PROCESS_EXIT_S = 15
 """Grace left after the drain for the process to exit (closing connections, MPI teardown)."""
 
 
-def cpu_tier_grace_seconds(drain_seconds: int) -> int:
+def cpu_tier_grace_seconds(drain_seconds: int, drain_delay_s: int = 0) -> int:
     """terminationGracePeriodSeconds of a frontend or router pod: the preStop wait for endpoint
-    removal, the drain of its streams (the process's shutdown timeout), then the exit."""
-    return ENDPOINT_REMOVAL_S + drain_seconds + PROCESS_EXIT_S
+    removal, the process's readiness-off delay after SIGTERM (``--drain-delay``; 0 by default, the
+    preStop wait already took the pod out of the endpoints), the drain of its streams (the process's
+    ``--shutdown-timeout``), then the exit."""
+    return ENDPOINT_REMOVAL_S + drain_delay_s + drain_seconds + PROCESS_EXIT_S
 
 
 def worker_prestop_seconds(drain_seconds: int) -> int:

@@ -14,6 +14,7 @@ from components.config.capacity import deployment_drain_seconds, llmapi_group_me
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig, serves_kv_events
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
+from components.config.serving_tiers import TierSettings, deployment_tiers
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
 from engines.llm_api import GROUP_ROLES, llm_api_yaml
@@ -22,8 +23,8 @@ from runtime.capabilities import capabilities
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
     """What ``deployment`` takes from the rest of the stack (``config``: a StackConfig): KEDA, the
-    drain of its longest stream, its groups' host memory, its public exposure, and the namespace
-    Prometheus scrapes from."""
+    drain of its longest stream, its groups' host memory, its public exposure, the namespace
+    Prometheus scrapes from, and its tiers' timeouts and admission (derived from its workload where unset)."""
     pools = config.cluster.node_pools()
     memory: dict[str, int] = {}
     for role, group in deployment.worker_groups().items():
@@ -42,6 +43,7 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
         "drain_seconds": deployment_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
+        "tiers": deployment_tiers(config, deployment),
         "kv_events": routes_by_kv_events(deployment, config.images.trtllm, config.images.trtllm_version),
         "api_key": (
             ApiKeySpec(header=public.auth.header, secret_name=public.auth.key.secret_name, secret_key=public.auth.key.secret_key)
@@ -116,6 +118,7 @@ def llmapi_deployment_args(
     trtllm_generation: str = DEFAULT_GENERATION,
     nixl_plugins_dir: str | None = None,
     kv_events: bool = False,
+    tiers: dict[str, TierSettings] | None = None,
 ) -> LlmApiDeploymentArgs:
     """The args of ``deployment`` (runtime llmapi); config was validated, so lookups succeed.
     The keyword arguments after ``custom_metrics`` are :func:`stack_inputs`."""
@@ -179,5 +182,6 @@ def llmapi_deployment_args(
         nixl_plugins_dir=nixl_plugins_dir,
         routing=routing,
         kv_events=kv_events,
+        tiers=tiers or {},
         tokens_per_block=holder.llm_api.kv_cache_config.tokens_per_block if holder is not None else 32,
     )

@@ -25,6 +25,7 @@ from components.config.deployment import RoutingConfig
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
 from components.config.security import mpi_ssh_secret_name
+from components.config.serving_tiers import TierSettings
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
 from components.serving.llmapi.frontend import (
@@ -132,13 +133,16 @@ class LlmApiDeploymentArgs(BaseModel):
     drain_seconds: int = Field(default=60, ge=0)
     """The longest stream of this deployment (``capacity.deployment_drain_seconds``)."""
     api_key: ApiKeySpec | None = None
+    """The frontend's client key (a public frontend needs it)."""
     routing: RoutingConfig = RoutingConfig()
     """How the router picks a group (``orchestrator.routing``)."""
     kv_events: bool = False
     """kv-aware: the router polls the workers' KV-cache events (their YAML carries the event buffer)."""
     tokens_per_block: int = Field(default=32, ge=1)
     """The prefix-holding servers' ``kv_cache_config.tokens_per_block``."""
-    """The frontend's client key (a public frontend needs it)."""
+    tiers: dict[str, TierSettings] = {}
+    """``{"frontend": ..., "router": ...}`` (``serving_tiers.resolve_tiers``); a tier not given runs
+    its process's defaults."""
     trust_remote_code: bool = False
     mpi_ssh_secret: str | None = None
     """Secret with the SSH keys of multi-node groups; None: ``<name>-mpi-ssh``."""
@@ -158,6 +162,8 @@ class LlmApiDeploymentArgs(BaseModel):
         problems = []
         if roles != expected:
             problems.append(f"mode {self.mode} needs worker groups {expected}, got {roles}: pass one entry per role")
+        if set(self.tiers) - {"frontend", "router"}:
+            problems.append(f"tiers: {sorted(self.tiers)} has keys other than 'frontend' and 'router': remove them")
         for role, spec in self.workers.items():
             if spec.autoscaling and not self.custom_metrics and self.keda_prometheus_url is None:
                 problems.append(
@@ -292,6 +298,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 routing=args.routing,
                 kv_events=args.kv_events,
                 tokens_per_block=args.tokens_per_block,
+                serving=args.tiers.get("router"),
             )
             tier = args.frontend
             frontend_args = LlmApiFrontendArgs(
@@ -320,6 +327,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
                 api_key=args.api_key,
                 drain_seconds=args.drain_seconds,
                 keda_prometheus_url=args.keda_prometheus_url,
+                serving=args.tiers.get("frontend"),
             )
         except ValidationError as err:
             messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())

@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.config.scheduling import NodePool
+from components.config.serving_tiers import KEDA_IN_FLIGHT_TARGET, TierSettings
 from components.models.await_budget import service_await_seconds
 from components.platform.keda import deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
@@ -31,6 +32,7 @@ from components.serving.cpu_tier import (
 )
 from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.labels import labels
+from components.serving.llmapi.tier_flags import grace_drain_delay, serving_flags
 from components.serving.load_balancer import (
     exposure_problem,
     load_balancer_annotations,
@@ -99,8 +101,10 @@ class LlmApiFrontendArgs(BaseModel):
     """The longest stream (``capacity.stream_drain_seconds``): the process's shutdown timeout."""
     keda_prometheus_url: str | None = None
     """Scale with a KEDA ScaledObject (requests in flight and CPU) instead of a CPU HPA."""
-    target_in_flight: float = Field(default=64, gt=0)
+    target_in_flight: float = Field(default=KEDA_IN_FLIGHT_TARGET["frontend"], gt=0)
     """Requests in flight per replica above which KEDA adds one."""
+    serving: TierSettings | None = None
+    """Timeouts, admission and drain delay (``serving_tiers.resolve_tiers``); None: the process's defaults."""
 
     @field_validator("tokenizer")
     @classmethod
@@ -113,6 +117,14 @@ class LlmApiFrontendArgs(BaseModel):
             raise ValueError(
                 f"frontend.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
                 "raise maxReplicas or lower minReplicas"
+            )
+        if self.keda_prometheus_url is not None and self.serving is not None and (
+            self.serving.max_inflight <= self.target_in_flight
+        ):
+            raise ValueError(
+                f"serving.admission.frontendMaxInflight {self.serving.max_inflight} is not above the frontend's KEDA target of "
+                f"{self.target_in_flight:g} requests in flight per replica: it would refuse requests before KEDA "
+                "scales out; raise frontendMaxInflight"
             )
         problem = exposure_problem(self.service_type, self.public, self.load_balancer_source_ranges)
         if problem is not None:
@@ -141,7 +153,7 @@ def frontend_command(args: LlmApiFrontendArgs, tokenizer: str) -> list[str]:
         "--max-seq-len", str(args.max_seq_len),
         "--default-max-tokens", str(args.default_max_tokens),
         "--shutdown-timeout", str(args.drain_seconds),
-    ] + (
+    ] + serving_flags(args.serving) + (
         ["--api-key-file", key_path(API_KEY_VAR), "--api-key-header", args.api_key.header]
         if args.api_key is not None
         else []
@@ -172,7 +184,7 @@ def frontend_tier(name: str, args: LlmApiFrontendArgs, tokenizer: str) -> CpuTie
         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
         extra_volumes=volumes,
         extra_mounts=mounts,
-        termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
+        termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds, grace_drain_delay(args.serving)),
         pre_stop_s=ENDPOINT_REMOVAL_S,
     )
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from components.config.deployment import RoutingConfig
 from components.config.images import DEFAULT_GENERATION
 from components.config.scheduling import NodePool
+from components.config.serving_tiers import KEDA_IN_FLIGHT_TARGET, TierSettings
 from components.models.await_budget import service_await_seconds
 from components.platform.keda import ROUTER_IN_FLIGHT, deployment_scaled_object
 from components.serving.autoscaling import pod_disruption_budget_manifest
@@ -29,6 +30,7 @@ from components.serving.cpu_tier import (
 )
 from components.serving.drain import ENDPOINT_REMOVAL_S, cpu_tier_grace_seconds
 from components.serving.labels import labels
+from components.serving.llmapi.tier_flags import grace_drain_delay, serving_flags
 from components.serving.load_balancer import service_host
 from components.serving.pulumi_options import await_timeouts, child_options, k8s_provider
 from components.serving.scaled_objects import scaled_object
@@ -78,11 +80,13 @@ class LlmApiRouterArgs(BaseModel):
     """The longest stream (``capacity.stream_drain_seconds``): the process's shutdown timeout."""
     keda_prometheus_url: str | None = None
     """Scale with a KEDA ScaledObject (requests outstanding and CPU) instead of a CPU HPA."""
-    target_in_flight: float = Field(default=128, gt=0)
+    target_in_flight: float = Field(default=KEDA_IN_FLIGHT_TARGET["router"], gt=0)
     """Requests outstanding per router replica above which KEDA adds one."""
     trtllm_generation: str = DEFAULT_GENERATION
     """Capability-table generation of the workers' image: the protocol the router speaks
     (``--trtllm-version``; ``runtime/capabilities.py``)."""
+    serving: TierSettings | None = None
+    """Timeouts, admission and drain delay (``serving_tiers.resolve_tiers``); None: the process's defaults."""
 
     @model_validator(mode="after")
     def _checks(self) -> LlmApiRouterArgs:
@@ -96,6 +100,14 @@ class LlmApiRouterArgs(BaseModel):
             raise ValueError(
                 f"orchestrator.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
                 "raise maxReplicas or lower minReplicas"
+            )
+        if self.keda_prometheus_url is not None and self.serving is not None and (
+            self.serving.max_inflight <= self.target_in_flight
+        ):
+            raise ValueError(
+                f"serving.admission.routerMaxInflight {self.serving.max_inflight} is not above the router's KEDA target of "
+                f"{self.target_in_flight:g} requests in flight per replica: it would refuse requests before KEDA "
+                "scales out; raise routerMaxInflight"
             )
         capabilities(self.trtllm_generation)  # ValueError naming the accepted generations
         return self
@@ -117,7 +129,7 @@ def router_command(args: LlmApiRouterArgs) -> list[str]:
         "--shutdown-timeout", str(args.drain_seconds),
         "--trtllm-version", args.trtllm_generation,
     ]  # fmt: skip
-    return argv + routing_flags(args.routing, args.kv_events, args.tokens_per_block)
+    return argv + routing_flags(args.routing, args.kv_events, args.tokens_per_block) + serving_flags(args.serving)
 
 
 def routing_flags(routing: RoutingConfig, kv_events: bool, tokens_per_block: int) -> list[str]:
@@ -153,7 +165,7 @@ def router_deployment_manifest(name: str, args: LlmApiRouterArgs) -> dict:
             runtime_hash=args.runtime_hash,
             live_path=LIVE_PATH,
             ready_path=READY_PATH,
-            termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds),
+            termination_grace_period_s=cpu_tier_grace_seconds(args.drain_seconds, grace_drain_delay(args.serving)),
             pre_stop_s=ENDPOINT_REMOVAL_S,
         )
     )

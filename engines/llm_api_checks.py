@@ -48,6 +48,8 @@ WEIGHT_BYTES: dict[str, float] = {"none": 2.0, "fp8": 1.0, "nvfp4": 0.5 + 1 / 16
 16-element block. Embeddings and the LM head stay 16-bit in ModelOpt checkpoints."""
 MIN_SM: dict[str, int] = {"none": 80, "fp8": 89, "nvfp4": 100}
 """Lowest compute capability (× 10) running each weight precision."""
+ARCH_OF_SM: dict[int, str] = {80: "Ampere (sm80+)", 89: "Ada/Hopper (sm89+)", 100: "Blackwell (sm100)"}
+"""How a refusal names the GPUs a minimum compute capability of MIN_SM asks for."""
 KV_BYTES: dict[str, float] = {"fp8": 1.0, "nvfp4": 0.5 + 1 / 16, "float16": 2.0, "bfloat16": 2.0}
 TRANSFER_BACKENDS = ("UCX", "NIXL")
 """Cache transceiver backends that move KV cache between separately started servers."""
@@ -218,15 +220,15 @@ def check_precision(options: LlmApiOptions, quantization: str, gpu_arch: str | i
     problems: list[str] = []
     need = MIN_SM[quantization]
     if sm < need:
-        arch = "Blackwell (sm100)" if need >= 100 else "Ada/Hopper (sm89+)"
+        other = {"nvfp4": "use quantization fp8 on Hopper or", "fp8": "use quantization none or"}.get(quantization, "use")
         problems.append(
-            f"model.quantization: '{quantization}' weights need {arch}, not {where}: use quantization "
-            f"{'fp8 on Hopper' if quantization == 'nvfp4' else 'none'} or a pool with newer GPUs"
+            f"model.quantization: '{quantization}' weights need {ARCH_OF_SM[need]}, not {where}: {other} "
+            "a pool with newer GPUs"
         )
     dtype = options.kv_cache_config.dtype
     kv_need = {"fp8": 89, "nvfp4": 100}.get(dtype)
     if kv_need is not None and sm < kv_need:
-        arch = "Blackwell (sm100)" if kv_need >= 100 else "Ada/Hopper (sm89+)"
+        arch = ARCH_OF_SM[kv_need]
         problems.append(
             f"llmApi.kvCacheConfig.dtype: '{dtype}' needs {arch}, not {where}: use dtype: auto"
             + (" or fp8" if dtype == "nvfp4" and sm >= 89 else "")

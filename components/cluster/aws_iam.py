@@ -65,12 +65,6 @@ def access_policy_arn(policy: str, partition: str = "aws") -> str:
     return f"arn:{partition}:eks::aws:cluster-access-policy/{policy}"
 
 
-def node_policy_arns(partition: str = "aws", ssm: bool = True) -> list[str]:
-    """Managed policies of the node role."""
-    names = [*NODE_POLICIES, *([NODE_SSM_POLICY] if ssm else [])]
-    return [managed_policy_arn(name, partition) for name in names]
-
-
 def service_trust_policy(service: str) -> str:
     """Trust policy letting an AWS service (``eks.amazonaws.com``, ``ec2.amazonaws.com``) assume a role."""
     return _document(

@@ -174,23 +174,6 @@ def llmapi_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int |
     )
 
 
-def engine_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int | None:
-    """Memory of an engine-runtime group pod (the orchestrator container, and each worker pod):
-    as :func:`llmapi_group_memory_gib`, for the engine's dtype, quantization and world size."""
-    engine = config.engines.get(group.engine or "")
-    model = MODELS.get(engine.model) if engine is not None else None
-    shm = quantity_gib(group.shm_size)
-    if engine is None or model is None or shm is None:
-        return None
-    return host_memory_request_gib(
-        model.param_count,
-        weight_bytes_per_param(engine.dtype, engine.quantization),
-        engine.world_size,
-        gpus_per_pod,
-        shm,
-    )
-
-
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 _FACTORS = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
@@ -474,7 +457,7 @@ def _memory(config: Any, report: CapacityReport) -> None:
     for index, deployment in enumerate(config.deployments):
         orchestrator = deployment.orchestrator
         if deployment.runtime != "engine" or "resources" not in orchestrator.model_fields_set:
-            continue  # sized by engine_group_memory_gib / llmapi_group_memory_gib, not by the stack
+            continue  # sized by the serving components (host_memory_request_gib), not by the stack
         resources = getattr(orchestrator, "resources", None)
         memory = quantity_gib(getattr(resources, "memory", "")) if resources is not None else None
         for role, group in deployment.worker_groups().items():

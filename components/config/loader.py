@@ -186,7 +186,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     """The camelCase keys accepted at ``loc`` (best effort; empty when unknown)."""
     annotation: Any = StackConfig
     for part in loc:
-        annotation = _unwrap(annotation, dict_value=not isinstance(part, int))
+        annotation = _unwrap(annotation)
         if isinstance(part, int):
             continue
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -198,13 +198,13 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
             annotation = field.annotation
         elif typing.get_origin(annotation) is dict:
             annotation = typing.get_args(annotation)[1]
-    annotation = _unwrap(annotation, dict_value=True)
+    annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [f.alias or n for n, f in annotation.model_fields.items()]
     return []
 
 
-def _unwrap(annotation: Any, dict_value: bool) -> Any:
+def _unwrap(annotation: Any) -> Any:
     """Strip Optional/list wrappers to reach the model class."""
     while True:
         origin = typing.get_origin(annotation)

@@ -336,11 +336,6 @@ def deployment_scaled_object(
     )
 
 
-def scaled_object_max(scaled_object: dict) -> int:
-    """The most replicas a ScaledObject will ever ask for."""
-    return int(scaled_object["spec"]["maxReplicaCount"])
-
-
 def keda_values(handle: ClusterHandle) -> dict:
     """Helm values of the keda chart: operator, metrics server and webhooks on the system pool.
 

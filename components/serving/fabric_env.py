@@ -49,10 +49,6 @@ UCX_RDMA_TRANSPORTS = "ib,cuda_copy,cuda_ipc,sm,self"
 plugin gives the pod), GPU memory copies, shared memory inside the pod. No ``tcp``: a pod whose
 RDMA device is missing fails to connect instead of silently moving KV caches over TCP."""
 
-KvTransferBackend = str
-"""``cache_transceiver_config.backend`` of the LLM API YAML: DEFAULT, UCX, NIXL or MPI."""
-
-
 def kv_transfer_env(pool: NodePool, backend: str, nixl_plugins_dir: str | None = None) -> dict[str, str]:
     """Environment of a context or generation group for its KV-cache transceiver (see SOURCES).
 

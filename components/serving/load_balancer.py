@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components.platform.load_balancer_controller import LB_SCHEME, nlb_service_annotations
+from components.platform.load_balancer_controller import nlb_service_annotations
 
-AWS_LB_SCHEME = LB_SCHEME
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 
 

@@ -18,10 +18,18 @@ from components.cluster.aws_node_pool import capacity_block_schedule, node_group
 from components.config import ConfigError, StackConfig, load_stack_config
 from components.config.capacity import (
     GroupDemand,
+    PoolSupply,
     check_capacity,
+    cpu_quantity,
     efa_interfaces_per_pod,
+    group_demands,
     host_memory_request_gib,
+    llmapi_group_memory_gib,
+    max_output_tokens,
     nodes_needed,
+    pool_supply,
+    quantity_gib,
+    storage_zone,
     stream_drain_seconds,
     weight_bytes_per_param,
 )
@@ -472,3 +480,179 @@ def test_the_stack_report_checks_the_drain_against_the_block(prod) -> None:
         "cluster.eks.gpuNodePools[1].availabilityZone",
     ]
     assert "the serving pods drain for 1679s" in warnings[2]
+
+
+# --- the smallest configs that break the remaining rules -------------------------------------
+
+
+def test_drain_margin_that_leaves_no_time_in_the_block_is_refused() -> None:
+    """A one-hour block: EC2 terminates from 30 minutes before the end (EC2 User Guide, "Capacity
+    Blocks for ML"), so a 30-minute drain margin scales the group in at the very start."""
+    hour = {"start": "2026-12-01T11:30:00Z", "end": "2026-12-01T12:30:00Z", "instance_count": 1}
+    assert CapacityBlockConfig(**hour, drain_margin_minutes=29).scale_in_at() == datetime(2026, 12, 1, 11, 31, tzinfo=timezone.utc)
+    with pytest.raises(ValidationError) as caught:
+        CapacityBlockConfig(**hour, drain_margin_minutes=30)
+    assert (
+        "capacityBlock drainMarginMinutes 30 leaves no time in the block (the pool would scale in before it "
+        "scales out): lower drainMarginMinutes"
+    ) in str(caught.value)
+
+
+def test_drain_margin_is_zero_or_more_minutes() -> None:
+    assert CapacityBlockConfig.model_validate({**BLOCK, "drainMarginMinutes": 0}).drain_margin_minutes == 0
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        CapacityBlockConfig.model_validate({**BLOCK, "drainMarginMinutes": -1})
+
+
+def test_managed_node_group_on_a_block_refuses_any_nonzero_desired_size() -> None:
+    """EKS User Guide, "Create a managed node group with Capacity Blocks for ML": minSize 0 with
+    desiredSize 2 still launches before the block is active."""
+
+    def edit(sections):
+        pool(sections, 0).update(autoscaler="none", minSize=0, desiredSize=2)
+
+    problems, _ = proposed(edit)
+    assert [p.split(":")[1] for p in problems] == ["cluster.eks.gpuNodePools[0].desiredSize"]
+    assert "with minSize 0 / desiredSize 2;" in problems[0]
+
+
+def test_karpenter_pool_on_a_block_is_not_held_to_the_managed_group_sizes() -> None:
+    """Karpenter launches the block's nodes itself; the node group sizes are unused there."""
+    problems, _ = proposed(lambda s: pool(s, 0).update(minSize=2, desiredSize=2))
+    assert problems == []
+
+
+def test_bytes_per_parameter_of_each_checkpoint_precision() -> None:
+    assert [weight_bytes_per_param("bfloat16", q) for q in ("none", "FP8", "int8_sq", "int4_awq", "nvfp4")] == [
+        2.0, 1.0, 1.0, 0.5, 0.5,
+    ]
+    assert [weight_bytes_per_param(d) for d in ("float16", "float32", "fp32")] == [2.0, 4.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "gib"),
+    [("64Gi", 64.0), ("512Mi", 0.5), ("1048576Ki", 1.0), ("2Ti", 2048.0), ("1.5Gi", 1.5), (" 8Gi ", 8.0),
+     ("1073741824", 1.0), ("4G", 4e9 / 2**30), ("4000M", 4e9 / 2**30), ("4000000K", 4e9 / 2**30), ("1T", 1e12 / 2**30),
+     ("lots", None), ("8 Gi", None), ("-1Gi", None), ("8gi", None)],
+)  # fmt: skip
+def test_memory_quantities_in_gib(quantity: str, gib: float | None) -> None:
+    assert quantity_gib(quantity) == gib
+
+
+def test_cpu_quantities_in_cores() -> None:
+    assert [cpu_quantity(q) for q in ("8", "500m", "1.5", "250m ", "eight", "1k")] == [8.0, 0.5, 1.5, 0.25, None, None]
+
+
+def test_a_group_on_a_pool_the_cluster_lacks_asks_nothing_of_the_pools() -> None:
+    """Such a group is refused by the stack's pool check; the capacity rules skip it, no crash."""
+
+    def edit(sections):
+        sections["disagg:deployments"][2]["workers"]["pool"] = "nowhere"
+
+    demands = group_demands(load_tolerant(edit))
+    assert "disagg:deployments[2].workers" not in [d.where for d in demands]
+    assert [d.where for d in demands][:2] == ["disagg:deployments[0].prefill", "disagg:deployments[0].decode"]
+
+
+def test_storage_zone_falls_back_to_the_first_zone_without_a_pinned_pool() -> None:
+    def eks(edit) -> object:
+        sections = proposed_prod_sections()
+        edit(sections["disagg:cluster"]["eks"])
+        return load_tolerant(lambda s: s.update(sections)).cluster.eks
+
+    def unpin(cluster) -> None:
+        for p in cluster["gpuNodePools"]:
+            p.pop("availabilityZone")
+            p["efa"] = False  # EFA pools must pin a zone
+        cluster.get("storage", {}).pop("availabilityZone", None)
+
+    assert storage_zone(eks(lambda c: None)) == "us-east-2a"  # the first pinned pool's
+    unpinned = eks(unpin)
+    assert unpinned.availability_zones[0] != unpinned.availability_zones[-1]
+    assert storage_zone(unpinned) == unpinned.availability_zones[0]
+
+
+def test_an_engine_leader_memory_that_cannot_be_read_is_not_judged() -> None:
+    def edit(sections):
+        sections["disagg:deployments"][2]["orchestrator"]["resources"] = {"cpu": "8", "memory": "lots"}
+
+    report = check_capacity(load_tolerant(edit), now=BEFORE_BLOCK)
+    assert not [w for w in report.warnings if ".orchestrator.resources.memory" in w]
+
+
+def test_the_first_load_balancer_deployment_is_named() -> None:
+    from tests.components.config.test_existing_cluster_capacity import NOW, stack
+
+    config = stack(6, None)
+    second = config.deployments[0].model_copy(update={"name": "second"})
+    config = config.model_copy(update={"deployments": [config.deployments[0], second]})
+    warnings = check_capacity(config, NOW).warnings
+    assert [w.split(":")[1] for w in warnings if "LoadBalancer on an existing cluster" in w] == [
+        "deployments[0].frontend.serviceType"
+    ]
+
+
+def test_llmapi_group_pod_memory(prod) -> None:
+    """llama-70b decode: 8 ranks × (70.55e9 params × 2 B / 8 = 16.4 GiB + 6 GiB runtime) + 64 GiB
+    shm, × 1.1 = 268 GiB; the fp8 prefill: 1 rank × (65.7 + 6) + 64, × 1.1 = 150 GiB."""
+    decode = prod.deployments[0].worker_groups()["decode"]
+    assert llmapi_group_memory_gib(prod, decode, 8) == 268
+    assert llmapi_group_memory_gib(prod, prod.deployments[1].worker_groups()["prefill"], 1) == 150
+    assert llmapi_group_memory_gib(prod, decode.model_copy(update={"model": "unknown"}), 8) is None
+    assert llmapi_group_memory_gib(prod, decode.model_copy(update={"shm_size": "lots"}), 8) is None
+
+
+def test_managed_block_drain_margin_boundary() -> None:
+    """A 2-minute margin covers a 120 s drain exactly; 121 s is warned."""
+    sections = proposed_prod_sections()
+    pool(sections, 0).update(autoscaler="none")
+    pool(sections, 0)["capacityBlock"]["drainMarginMinutes"] = 2
+    config = load(sections)
+
+    def margin_warnings(drain: int) -> list[str]:
+        warnings = check_capacity(config, now=BEFORE_BLOCK, drain_seconds=drain).warnings
+        return [w for w in warnings if ".capacityBlock.drainMarginMinutes" in w]
+
+    assert margin_warnings(120) == []
+    assert margin_warnings(121) == [
+        f"{H100}.capacityBlock.drainMarginMinutes: 2 minutes, but the serving pods drain for 121s: set "
+        "drainMarginMinutes to 3 or more"
+    ]
+
+
+def test_what_a_pool_on_a_block_supplies_and_why() -> None:
+    """Karpenter launches up to maxSize, and a smaller block caps it; a managed group on a block
+    is scaled out to min(maxSize, instanceCount) by the scheduled action."""
+    assert pool_supply(managed_block_pool(autoscaler="karpenter")) == PoolSupply(8, "Karpenter launches up to maxSize 8")
+    small = {**BLOCK, "instanceCount": 4}
+    assert pool_supply(managed_block_pool(autoscaler="karpenter", capacity_block=small)) == PoolSupply(
+        4, "its Capacity Block holds 4"
+    )
+    assert pool_supply(managed_block_pool(capacity_block=small)) == PoolSupply(
+        4, "the block's scheduled scale-out sets 4 (min of maxSize and instanceCount)"
+    )
+
+
+def test_the_longest_output_leaves_one_prompt_token() -> None:
+    """maxSeqLen 2 (the smallest accepted) leaves one output token; 16384 leaves 16383."""
+
+    def longest(max_seq_len: int) -> int:
+        def edit(sections):
+            for role in ("prefill", "decode"):
+                sections["disagg:deployments"][1][role]["llmApi"]["maxSeqLen"] = max_seq_len
+
+        config = load_tolerant(edit)
+        return max_output_tokens(config, config.deployments[1])
+
+    assert (longest(2), longest(16384)) == (1, 16383)
+
+
+def test_a_deployment_whose_engines_are_unknown_gets_the_shortest_output() -> None:
+    """No maxSeqLen to read (the engine is not declared: refused by the stack check): one token."""
+
+    def edit(sections):
+        sections["disagg:deployments"][2]["workers"]["engine"] = "undeclared"
+
+    config = load_tolerant(edit)
+    assert config.deployments[2].runtime == "engine"
+    assert max_output_tokens(config, config.deployments[2]) == 1

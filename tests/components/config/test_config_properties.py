@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -47,9 +48,11 @@ ANY_VALUE = st.recursive(
 
 
 def check_outcome(raw: dict[str, str]) -> None:
-    """Loads, or raises ConfigError whose every problem is one bounded line naming a key."""
+    """Loads, or raises ConfigError whose every problem is one bounded line naming a key. What
+    loads is a fixed point: written back (by alias, as the stack file spells it) it loads to the
+    same configuration, so nothing was half-read or coerced into something the file does not say."""
     try:
-        load_stack_config(raw)
+        config = load_stack_config(raw)
     except ConfigError as err:
         assert err.problems, "a ConfigError without problems"
         for problem in err.problems:
@@ -58,6 +61,14 @@ def check_outcome(raw: dict[str, str]) -> None:
             key = problem.split(":", 2)
             assert len(key) >= 2 and key[0] and " " not in key[0], f"no key named: {problem}"
         assert len(str(err)) <= 60 * MAX_PROBLEM_CHARS
+    else:
+        assert load_stack_config(written_back(config)) == config
+
+
+def written_back(config: StackConfig) -> dict[str, str]:
+    """``config`` as the raw Pulumi config a stack file gives (only the keys it was given)."""
+    sections = config.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return {f"disagg:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in sections.items()}
 
 
 # -- configs generated from the schema ---------------------------------------------------------------
@@ -154,5 +165,31 @@ def test_mutated_stacks_load_or_fail_clearly(raw: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
-def test_the_unmutated_stacks_load(stack: str) -> None:
-    assert load_stack_config(STACKS[stack]).cluster.name.startswith("llm-")
+def test_the_unmutated_stacks_load_and_write_back_unchanged(stack: str) -> None:
+    config = load_stack_config(STACKS[stack])
+    assert config.cluster.name.startswith("llm-")
+    assert load_stack_config(written_back(config)) == config
+
+
+def test_check_outcome_fails_what_it_claims_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twins of the property: a problem without a key, a multi-line one, and a configuration
+    that loads to something else when written back each fail check_outcome."""
+    this = sys.modules[__name__]
+    real = load_stack_config
+    for problems in (["no key in this problem"], ["disagg:cluster: first line\nTraceback (most recent call last)"]):
+
+        def refuse(raw, problems=problems):
+            raise ConfigError(problems)
+
+        monkeypatch.setattr(this, "load_stack_config", refuse)
+        with pytest.raises(AssertionError):
+            check_outcome(STACKS["dev"])
+    loads = iter(["llm-dev", "llm-other"])
+
+    def renaming(raw):
+        config = real(raw)
+        return config.model_copy(update={"cluster": config.cluster.model_copy(update={"name": next(loads)})})
+
+    monkeypatch.setattr(this, "load_stack_config", renaming)
+    with pytest.raises(AssertionError):
+        check_outcome(STACKS["dev"])

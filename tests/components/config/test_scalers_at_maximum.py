@@ -26,10 +26,14 @@ from components.config.capacity import (
 from components.config.cluster import GpuNodePoolConfig
 from components.config.platform import KarpenterConfig
 from components.platform.karpenter import node_pool, system_node_pool
-from components.platform.keda import scaled_object_max
 from disaggctl.synth.program import kubernetes_manifest, read_stack_config, run_program
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
+
+
+def scaled_object_max(scaled_object: dict) -> int:
+    """The most replicas a KEDA ScaledObject will ever ask for."""
+    return int(scaled_object["spec"]["maxReplicaCount"])
 
 
 def committed(stack: str = "prod"):

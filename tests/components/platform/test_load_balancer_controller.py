@@ -30,7 +30,11 @@ def test_nlb_annotations_are_ones_the_controller_reads() -> None:
 
 def test_the_frontend_service_annotations_are_the_controllers() -> None:
     """Both runtimes' frontend Services take their annotations from nlb_service_annotations."""
-    assert load_balancer_annotations("LoadBalancer", True, public=False) == nlb_service_annotations(True)
+    assert load_balancer_annotations("LoadBalancer", True, public=False) == {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    }
     assert load_balancer_annotations("LoadBalancer", True, public=True) == {
         "service.beta.kubernetes.io/aws-load-balancer-type": "external",
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",

@@ -10,6 +10,7 @@ the core v1 PodTemplateSpec, so it also validates the frontend Deployment's pod 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -383,3 +384,15 @@ def llmapi_workers_args():
         return LlmApiWorkersArgs(**{**fields, **overrides})
 
     return make
+
+
+def broken(manifest: dict, path: str, value: Any) -> dict:
+    """A copy of ``manifest`` with ``value`` set at the '/'-separated ``path`` (list indexes as
+    numbers): the twin of a "validates" test, to show the schema check reports it."""
+    copied = copy.deepcopy(manifest)
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split("/")]
+    node: Any = copied
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return copied

@@ -5,6 +5,7 @@ from __future__ import annotations
 from components.serving.llmapi.deployment import llmapi_network_tiers
 from components.serving.network_policies import network_policy_manifests
 from components.serving.triton.deployment import engine_network_tiers
+from tests.components.serving.conftest import broken
 
 
 def by_name(manifests: list[dict]) -> dict[str, dict]:
@@ -96,3 +97,15 @@ def test_every_policy_validates(k8s_errors):
     )
     manifests += network_policy_manifests("e", "llm", engine_network_tiers("e", ["prefill", "decode"], ("monitoring",)))
     assert [e for m in manifests for e in k8s_errors(m)] == []
+
+
+def test_a_broken_policy_is_reported(k8s_errors):
+    """The twin of test_every_policy_validates: the same check names a wrong type and a misspelt key."""
+    (deny, *_) = network_policy_manifests("llama", "llm", llmapi_network_tiers("llama", ["workers"], ()))
+    assert k8s_errors(deny) == []
+    assert k8s_errors(broken(deny, "spec/policyTypes", "Ingress")) == [
+        "spec/policyTypes: 'Ingress' is not of type 'array', 'null'"
+    ]
+    assert k8s_errors(broken(deny, "spec/ingres", [])) == [
+        "spec: Additional properties are not allowed ('ingres' was unexpected)"
+    ]

@@ -16,6 +16,7 @@ from components.config.capacity import (
     stream_drain_seconds,
 )
 from components.config.security import SecurityConfig
+from components.serving.drain import cpu_tier_grace_seconds, worker_grace_seconds, worker_prestop_seconds
 from components.serving.llmapi.args import stack_inputs
 from components.serving.llmapi.frontend import (
     ApiKeySpec,
@@ -44,7 +45,7 @@ from components.serving.triton.workers import workers_scaled_object_manifest as 
 from disaggctl.synth.program import read_stack_config
 from engines.catalog import MODELS
 from tests.components.platform.conftest import strict
-from tests.components.serving.conftest import H100, RUNTIME_FILES, SYSTEM
+from tests.components.serving.conftest import H100, RUNTIME_FILES, SYSTEM, broken
 
 PROM = "http://prometheus-operated.monitoring.svc:9090"
 ROOT = Path(__file__).resolve().parents[3]
@@ -302,3 +303,27 @@ def test_the_key_reaches_tritonserver_through_the_shell_only(tmp_path) -> None:
     out = subprocess.run(["/bin/bash", "-c", script], capture_output=True, text=True, check=True,
                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"}).stdout.splitlines()
     assert out == ["--http-restricted-api=logging:x-triton-admin-key=s3cret-admin-key", "0"]
+
+
+def test_drain_and_grace_periods_of_the_pods() -> None:
+    """10 s for endpoint removal before the drain, 15 s for the process to exit after it."""
+    assert (worker_prestop_seconds(92), worker_grace_seconds(92), cpu_tier_grace_seconds(92)) == (102, 117, 117)
+    assert (worker_prestop_seconds(0), worker_grace_seconds(0), cpu_tier_grace_seconds(0)) == (10, 25, 25)
+
+
+def test_the_schema_checks_report_broken_objects(llmapi_workers_args, lws_errors, pod_template_errors) -> None:
+    """The twins of the "matches the CRD" assertions of the serving tests: the KEDA, LWS and pod
+    template checks each name a wrong type and a misspelt key in an object they accept whole."""
+    args = llmapi_workers_args(autoscaling=True, min_groups=1, max_groups=3, keda_prometheus_url=PROM, drain_seconds=92)
+    scaled = workers_scaled_object_manifest("llama-workers", args)
+    assert keda_errors(broken(scaled, "spec/maxReplicaCount", "three")) == ["'three' is not of type 'integer'"]
+    assert keda_errors(broken(scaled, "spec/cooldownPeriods", 300)) == [
+        "Additional properties are not allowed ('cooldownPeriods' was unexpected)"
+    ]
+    lws = leader_worker_set_manifest("llama-workers", llmapi_workers_args(pods=2, gpus=8, pool=H100), "/models/m")
+    assert lws_errors(lws) == []
+    assert lws_errors(broken(lws, "spec/replicas", "two")) == ["spec/replicas: 'two' is not of type 'integer'"]
+    template = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    assert pod_template_errors(template) == []
+    (error,) = pod_template_errors(broken(template, "spec/containers/0/ports/0/containerPort", "http"))
+    assert error == "spec/containers/0/ports/0/containerPort: 'http' is not of type 'integer'"

@@ -9,7 +9,7 @@ from components.serving.security import container_security_context, pod_security
 from components.serving.triton.frontend import frontend_config_maps, frontend_deployment_manifest
 from components.serving.triton.orchestrator import leader_pod_template, orchestrator_config_maps
 from components.serving.triton.workers import worker_pod_template
-from tests.components.serving.conftest import H100, IB, SYSTEM
+from tests.components.serving.conftest import H100, IB, SYSTEM, broken
 
 
 def test_pod_security_context_is_non_root_with_runtime_default_seccomp():
@@ -90,3 +90,16 @@ def test_triton_core_objects_validate(frontend_args, k8s_errors):
         frontend_pdb_manifest("f", fe),
     ]
     assert [e for m in manifests for e in k8s_errors(m)] == []
+
+
+def test_a_broken_triton_object_is_reported(frontend_args, k8s_errors):
+    """The twin of test_triton_core_objects_validate: a securityContext of the wrong type and a
+    misspelt PDB key are reported by the same check."""
+    from components.serving.triton.frontend import frontend_pdb_manifest
+
+    fe = frontend_args()
+    deployment = frontend_deployment_manifest("f", fe, frontend_config_maps("f", fe.repository))
+    (error,) = k8s_errors(broken(deployment, "spec/template/spec/containers/0/securityContext/runAsNonRoot", "yes"))
+    assert error.startswith("spec/template/spec/containers/0/securityContext/runAsNonRoot: 'yes' is not of type")
+    (error,) = k8s_errors(broken(frontend_pdb_manifest("f", fe), "spec/maxUnavailabel", 1))
+    assert error == "spec: Additional properties are not allowed ('maxUnavailabel' was unexpected)"

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -47,17 +51,49 @@ def consumer_project(directory: Path) -> Path:
     return project
 
 
+@contextmanager
+def counting_registrations() -> Iterator[Counter[str]]:
+    """Counts the calls of the fast ``register_resource`` and of the SDK's (the fast path also
+    hands what it cannot record plainly to the SDK's: those count as both)."""
+    counts: Counter[str] = Counter()
+    fast, sdk = fast_registration.register_resource, fast_registration._SDK_REGISTER
+
+    def counted_fast(*args: Any, **kwargs: Any) -> None:
+        counts["fast"] += 1
+        fast(*args, **kwargs)
+
+    def counted_sdk(*args: Any, **kwargs: Any) -> None:
+        counts["sdk"] += 1
+        sdk(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_registration, "register_resource", counted_fast)
+        patch.setattr(fast_registration, "_SDK_REGISTER", counted_sdk)
+        yield counts
+
+
+Runs = tuple[dict[tuple[str, bool], SynthResult], dict[tuple[str, bool], Counter[str]]]
+
+
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], SynthResult]:
-    """Every shipped stack and the consumer example, each recorded through the fast path and the SDK's."""
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Every shipped stack and the consumer example, each recorded through the fast path and the
+    SDK's, with the registrations each path made."""
     projects = {stack: (PROJECT_DIR, stack) for stack in SHIPPED_STACKS}
     projects[CONSUMER] = (consumer_project(tmp_path_factory.mktemp("consumer")), "ci")
-    results = {}
+    results, calls = {}, {}
     for name, (project, stack) in projects.items():
         for fast in (True, False):
-            results[name, fast] = run_program(project, stack, fast_registration=fast)
+            with counting_registrations() as counts:
+                results[name, fast] = run_program(project, stack, fast_registration=fast)
+            calls[name, fast] = counts
     fast_registration.install(True)
-    return results
+    return results, calls
+
+
+@pytest.fixture(scope="module")
+def recorded(runs: Runs) -> dict[tuple[str, bool], SynthResult]:
+    return runs[0]
 
 
 def test_the_shipped_stacks_are_found() -> None:
@@ -99,16 +135,16 @@ def test_fast_registration_runs_only_under_the_verified_sdk(monkeypatch: pytest.
     assert sdk_resource.register_resource is fast_registration.register_resource
 
 
-def test_the_sdk_path_really_was_taken(recorded: dict) -> None:
-    """The comparison above means something only if install(False) restores the SDK's function."""
-    from pulumi.runtime import resource as sdk_resource
-
-    fast_registration.install(False)
-    try:
-        assert sdk_resource.register_resource is fast_registration._SDK_REGISTER
-    finally:
-        fast_registration.install(True)
-    assert sdk_resource.register_resource is fast_registration.register_resource
+@pytest.mark.parametrize("stack", [*SHIPPED_STACKS, CONSUMER])
+def test_each_run_went_through_the_path_it_names(runs: Runs, stack: str) -> None:
+    """The comparison above means something only if each run really took its path: the SDK run
+    never entered the fast function, and the fast run recorded its resources itself."""
+    results, calls = runs
+    registered = len(results[stack, True].resources) + 1  # and the root pulumi:pulumi:Stack, not recorded
+    assert calls[stack, False] == Counter(sdk=registered)
+    fast = calls[stack, True]
+    assert fast["fast"] == registered
+    assert fast["sdk"] < registered / 10  # only what the fast path cannot record plainly is handed over
 
 
 def _record(program, fast: bool) -> dict:

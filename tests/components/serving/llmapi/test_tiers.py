@@ -28,7 +28,7 @@ from components.serving.llmapi.router import (
     router_url,
 )
 from components.serving.runtime_package import runtime_volume
-from tests.components.serving.conftest import RUNTIME_FILES, SYSTEM
+from tests.components.serving.conftest import RUNTIME_FILES, SYSTEM, broken
 
 RUNTIME = {"runtime_volume": runtime_volume("llama-runtime", RUNTIME_FILES), "runtime_hash": "abc"}
 
@@ -170,3 +170,19 @@ def test_components_create_deployment_service_hpa_pdb(mocks):
         assert rt.url == "http://llama-router.llm.svc.cluster.local:8000"
 
     return pulumi.Output.all(fe.deployment.urn, fe.hpa.urn, fe.pdb.urn, rt.pdb.urn, rt.hpa.urn).apply(check)
+
+
+def test_broken_tier_objects_are_reported(k8s_errors):
+    """The twins of the "validates" assertions above: each object broken is reported."""
+    deployment = frontend_deployment_manifest("llama-frontend", frontend(), "/models/m")
+    (error,) = k8s_errors(broken(deployment, "spec/template/spec/containers/0/readinessProbe/httpGet/port", ["http"]))
+    assert error.startswith("spec/template/spec/containers/0/readinessProbe/httpGet/port: ['http'] is not")
+    router_pods = router_deployment_manifest("llama-router", router())
+    (error,) = k8s_errors(broken(router_pods, "spec/replica", 2))
+    assert error == "spec: Additional properties are not allowed ('replica' was unexpected)"
+    service = frontend_service_manifest("llama-frontend", frontend())
+    assert k8s_errors(broken(service, "spec/ports/0/port", "eighty")) == ["spec/ports/0/port: 'eighty' is not of type 'integer'"]
+    hpa = cpu_hpa_manifest("llama-router", "llm", {"a": "b"}, 2, 6, 65)
+    assert k8s_errors(broken(hpa, "spec/minReplicas", "two")) == ["spec/minReplicas: 'two' is not of type 'integer', 'null'"]
+    (error,) = k8s_errors(broken(frontend_pdb_manifest("f", frontend()), "spec/minAvailable", ["1"]))
+    assert error.startswith("spec/minAvailable: ['1'] is not")

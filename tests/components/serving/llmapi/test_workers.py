@@ -28,7 +28,7 @@ from components.serving.llmapi.workers import (
 )
 from components.serving.mpi_ssh import SECRET_MOUNT
 from components.serving.pods import STATE_DIR
-from tests.components.serving.conftest import A100, H100, IB
+from tests.components.serving.conftest import A100, H100, IB, broken
 
 MODEL = "/models/models/llama/abc"
 
@@ -244,6 +244,18 @@ def test_pdb_and_hpa_validate_as_kubernetes_objects(llmapi_workers_args, k8s_err
     args = llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", groups=2, max_groups=4)
     for manifest in (workers_hpa_manifest("w", args), workers_pdb_manifest("w", args), headless_service_manifest("w", args)):
         assert k8s_errors(manifest) == []
+
+
+def test_a_broken_pdb_hpa_or_service_is_reported(llmapi_workers_args, k8s_errors):
+    """The twin of the test above: the same check reports each object broken."""
+    args = llmapi_workers_args(autoscaling=True, trtllm_generation="1.3", groups=2, max_groups=4)
+    assert k8s_errors(broken(workers_hpa_manifest("w", args), "spec/maxReplicas", "four")) == [
+        "spec/maxReplicas: 'four' is not of type 'integer'"
+    ]
+    (pdb_error,) = k8s_errors(broken(workers_pdb_manifest("w", args), "spec/selector", "w"))
+    assert pdb_error.startswith("spec/selector: 'w' is not of type 'object'")
+    (service_error,) = k8s_errors(broken(headless_service_manifest("w", args), "spec/clusterIp", "None"))
+    assert service_error == "spec: Additional properties are not allowed ('clusterIp' was unexpected)"
 
 
 # ---- the component under mocks --------------------------------------------------------------

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from components.config.deployment import FrontendConfig
 from components.platform.autoscaling_metrics import QUEUE_TIME_MS
 from components.serving.labels import REPOSITORY_HASH_ANNOTATION
-from components.serving.repository_config_maps import content_hash, repository_volume
+from components.serving.repository_config_maps import content_hash
 from components.serving.triton.frontend import (
     TritonFrontend,
     frontend_command,
@@ -94,8 +94,27 @@ def test_volumes_repository_storage_and_shm(frontend_args):
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["store"]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
-    expected = repository_volume("model-repository", frontend_config_maps("llama-frontend", args.repository))
-    assert volumes["model-repository"] == expected
+    repository = volumes["model-repository"]["projected"]
+    assert repository["defaultMode"] == 0o444
+    files = {s["configMap"]["name"]: [i["path"] for i in s["configMap"]["items"]] for s in repository["sources"][:-1]}
+    assert files == {  # Triton's repository layout <model>/config.pbtxt, <model>/1/<files>, one ConfigMap per model
+        "llama-frontend-ensemble": ["ensemble/config.pbtxt"],
+        "llama-frontend-postprocessing": [
+            "postprocessing/1/disagg_tokenizers.py", "postprocessing/1/model.py", "postprocessing/config.pbtxt",
+        ],
+        "llama-frontend-preprocessing": [
+            "preprocessing/1/disagg_tokenizers.py", "preprocessing/1/model.py", "preprocessing/config.pbtxt",
+        ],
+        "llama-frontend-tensorrt-llm": ["tensorrt_llm/1/model.py", "tensorrt_llm/config.pbtxt"],
+        "llama-frontend-tensorrt-llm-bls": ["tensorrt_llm_bls/1/model.py", "tensorrt_llm_bls/config.pbtxt"],
+    }
+    assert all(  # a ConfigMap key cannot hold '/': the path is the key with '__' for '/'
+        i["key"] == i["path"].replace("/", "__") for s in repository["sources"][:-1] for i in s["configMap"]["items"]
+    )
+    # the ensemble has no files of its own, but Triton needs its version directory: an empty placeholder
+    assert repository["sources"][-1] == {
+        "downwardAPI": {"items": [{"path": "ensemble/1/.keep", "fieldRef": {"fieldPath": "metadata.namespace"}}]}
+    }
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
     assert mounts["store"] == {"name": "store", "mountPath": "/mnt/models", "readOnly": True}
     assert mounts["model-repository"]["readOnly"] is True

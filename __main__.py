@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
+from components.config.validation import stack_warnings
 from components.models.await_budget import model_preparation_deadline
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
@@ -32,7 +33,7 @@ from components.storage.model_store import ModelStore
 
 
 def main(config: StackConfig) -> None:
-    for warning in config.deploy_warnings():
+    for warning in [*config.deploy_warnings(), *stack_warnings(config)]:
         pulumi.log.warn(warning)
     cluster_name = config.cluster.name
     if config.cluster.provider == "eks":

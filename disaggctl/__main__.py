@@ -8,6 +8,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from components.config.errors import ConfigError
+from disaggctl.docs.reference import add_docs_command
 from disaggctl.plan.cli import add_plan_command
 from disaggctl.synth.diff import add_diff_commands
 from disaggctl.synth.first_apply import add_first_apply_command
@@ -15,7 +19,6 @@ from disaggctl.verify.cli import add_verify_commands
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from components.config import ConfigError
     from disaggctl.synth.program import SynthError, render_result_summary, synthesize
 
     project_dir = Path(args.project).resolve()
@@ -28,6 +31,10 @@ def _synth(args: argparse.Namespace) -> int:
         return 2
     except SynthError as err:
         print(f"synth failed: {err}", file=sys.stderr)
+        return 2
+    except ValidationError as err:  # a component's typed arguments refused: one line per problem
+        print(f"synth of stack '{args.stack}' failed: {ConfigError(argument_problems(err), f'{err.title} arguments')}",
+              file=sys.stderr)
         return 2
     except Exception as err:  # the program raised: show where, then fail
         traceback.print_exc()
@@ -43,6 +50,21 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def argument_problems(err: ValidationError) -> list[str]:
+    """The problems of a pydantic refusal: those of a ConfigError raised in a validator, else
+    ``key: message`` per error."""
+    problems: list[str] = []
+    for error in err.errors():
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):
+            problems += cause.problems
+        else:
+            key = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{key}: {message}" if key else message)
+    return problems
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="disaggctl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_diff_commands(commands)
     add_first_apply_command(commands)
     add_plan_command(commands)
+    add_docs_command(commands)
     add_verify_commands(commands)
     return parser
 

@@ -236,8 +236,21 @@ def check_precision(options: LlmApiOptions, quantization: str, gpu_arch: str | i
     return problems
 
 
-def check_memory(options: LlmApiOptions, model: ModelInfo, quantization: str, gpu_memory_gib: float) -> list[str]:
-    """Weights + activations fit each GPU, and the KV-cache share holds one maxSeqLen sequence."""
+def check_memory(
+    options: LlmApiOptions,
+    model: ModelInfo,
+    quantization: str,
+    gpu_memory_gib: float,
+    gpu_arch: str | int | None = None,
+) -> list[str]:
+    """Weights + activations fit each GPU, and the KV-cache share holds one maxSeqLen sequence.
+
+    The fixes offered are those the GPU runs (``gpu_arch``; None: unknown, all are offered): no FP8
+    checkpoint or KV cache on Ampere, no NVFP4 before Blackwell, nothing already in use.
+    """
+    sm = parse_sm(gpu_arch) if gpu_arch is not None else None
+    lighter = [q for q in ("fp8", "nvfp4") if WEIGHT_BYTES[q] < WEIGHT_BYTES[quantization] and (sm is None or sm >= MIN_SM[q])]
+    kv_fp8 = effective_kv_dtype(options, quantization) not in ("fp8", "nvfp4") and (sm is None or sm >= 89)
     est = estimate_llm_api_memory(options, model, quantization)
     usable = gpu_memory_gib * USABLE_FRACTION * GIB
     free = usable - est.weights - est.activations - est.overhead
@@ -249,8 +262,9 @@ def check_memory(options: LlmApiOptions, model: ModelInfo, quantization: str, gp
             f"llmApi: model too large: {fits} needs {_gib(est.weights)} GiB of weights + "
             f"{_gib(est.activations)} GiB activations + {_gib(est.overhead)} GiB runtime per GPU, but one "
             f"{gpu_memory_gib} GiB GPU has {_gib(usable)} GiB usable: raise tensorParallelSize or "
-            "pipelineParallelSize, use a quantized checkpoint (model quantization fp8/nvfp4), or lower "
-            "maxNumTokens"
+            "pipelineParallelSize, "
+            + (f"use a quantized checkpoint (model quantization {'/'.join(lighter)}), " if lighter else "")
+            + "or lower maxNumTokens"
         ]
     fraction = options.kv_cache_config.free_gpu_memory_fraction
     kv_budget = free * fraction
@@ -259,7 +273,7 @@ def check_memory(options: LlmApiOptions, model: ModelInfo, quantization: str, gp
             f"llmApi.maxSeqLen: one {options.max_seq_len}-token sequence of {fits} needs "
             f"{_gib(est.kv_per_sequence)} GiB of KV cache per GPU, but freeGpuMemoryFraction {fraction} of "
             f"the {_gib(free)} GiB left after weights leaves {_gib(kv_budget)} GiB: lower maxSeqLen, raise "
-            "kvCacheConfig.freeGpuMemoryFraction, use kvCacheConfig.dtype fp8, or add GPUs"
+            "kvCacheConfig.freeGpuMemoryFraction, " + ("use kvCacheConfig.dtype fp8, " if kv_fp8 else "") + "or add GPUs"
         ]
     return []
 
@@ -282,16 +296,20 @@ def check_group(
     problems = check_group_gpus(options, pods_per_group, gpus_per_pod)
     problems += check_parallelism(options, model)
     problems += check_limits(options, model)
-    if gpu_arch:
-        problems += check_precision(options, quantization, gpu_arch)
-    problems += check_memory(options, model, quantization, gpu_memory_gib)
+    precision = check_precision(options, quantization, gpu_arch) if gpu_arch else []
+    problems += precision
+    if not any(p.startswith("model.quantization") for p in precision):  # weights the GPU cannot run: sized once fixed
+        problems += check_memory(options, model, quantization, gpu_memory_gib, gpu_arch)
     return problems
 
 
-def check_prefill_decode(context: LlmApiOptions, generation: LlmApiOptions, quantization: str) -> list[str]:
+def check_prefill_decode(
+    context: LlmApiOptions, generation: LlmApiOptions, quantization: str, fabric: str | None = None
+) -> list[str]:
     """Whether the context (prefill) and generation (decode) groups can exchange KV cache.
 
-    Messages are keyed below the deployment (``prefill.llmApi...``/``decode.llmApi...``).
+    Messages are keyed below the deployment (``prefill.llmApi...``/``decode.llmApi...``); a fix names
+    the backend that works over ``fabric`` (NIXL on EFA, where UCX has no transport).
     """
     problems: list[str] = []
     ctx_kv, gen_kv = context.kv_cache_config, generation.kv_cache_config
@@ -318,7 +336,7 @@ def check_prefill_decode(context: LlmApiOptions, generation: LlmApiOptions, quan
         if backend is None:
             problems.append(
                 f"{side}.llmApi.cacheTransceiverConfig: missing; prefill-decode moves KV cache through a "
-                "cache transceiver: set cacheTransceiverConfig: {backend: UCX} (or NIXL) on both sides"
+                f"cache transceiver: set cacheTransceiverConfig: {suggested_transceiver(fabric)} on both sides"
             )
         elif backend == "MPI":
             problems.append(
@@ -372,6 +390,11 @@ def check_prefill_decode(context: LlmApiOptions, generation: LlmApiOptions, quan
             "scheduler (upstream disagg-serving guide): remove the key or set it to true"
         )
     return problems
+
+
+def suggested_transceiver(fabric: str | None) -> str:
+    """The cacheTransceiverConfig to suggest over ``fabric`` (see :func:`kv_transfer_problem`)."""
+    return "{backend: NIXL} (UCX has no EFA transport)" if fabric == "efa" else "{backend: UCX} (or NIXL)"
 
 
 def kv_transfer_problem(fabric: str, backend: str) -> str | None:

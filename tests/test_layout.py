@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "disaggctl.testing": 6,
     "disaggctl.verify": 6,
     "disaggctl.plan": 6,
+    "disaggctl.docs": 6,  # the configuration reference and schema generator
     "disaggctl.synth": 7,
     "disaggctl": 8,  # the CLI entry point
     "__main__": 9,  # the Pulumi program

@@ -46,7 +46,9 @@ from components.cluster.aws_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs,
 from components.cluster.contract import AwsClusterInfo, ClusterHandle, SharedStorage
 from components.config import capacity
 from components.config.cluster import POOL_LABEL, EksConfig, StorageConfig
+from components.config.errors import ConfigError
 from components.config.scheduling import NodePool
+from components.config.validation import check_eks
 
 TYPE_TOKEN = "disagg:cluster:AwsGpuCluster"
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
@@ -174,6 +176,9 @@ class AwsGpuCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
 
     def __init__(self, name: str, args: EksConfig, opts: pulumi.ResourceOptions | None = None):
+        problems = check_eks(args)  # what the stack loader checks, for a consumer's EksConfig too
+        if problems:
+            raise ConfigError(problems)
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._name = name
         self._args = args

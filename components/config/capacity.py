@@ -403,7 +403,10 @@ def _efa_share(pool: Any, mine: list[GroupDemand], report: CapacityReport) -> No
     if pool.fabric != "efa" or not pool.efa_interfaces:
         return
     for demand in mine:
-        per_node = pods_per_node(pool.gpus_per_node, demand.gpus_per_pod)
+        # pods of this group type that can share a node: as many as fit its GPUs, but never more than
+        # the groups have at their maximum (4 single-GPU groups on an 8-GPU node are 4 pods, not 8)
+        full = pods_per_node(pool.gpus_per_node, demand.gpus_per_pod)
+        per_node = min(full, max(1, demand.max_groups * demand.pods_per_group))
         per_pod = efa_interfaces_per_pod(pool.efa_interfaces, pool.gpus_per_node, demand.gpus_per_pod)
         if per_node * per_pod > pool.efa_interfaces:
             report.problems.append(
@@ -412,10 +415,10 @@ def _efa_share(pool: Any, mine: list[GroupDemand], report: CapacityReport) -> No
                 f"has {pool.efa_interfaces} (AWS EFA device plugin advertises one per interface): raise "
                 "gpusPerPod so fewer pods share a node"
             )
-        elif per_node * per_pod < pool.efa_interfaces:
+        elif full * per_pod < pool.efa_interfaces:  # a node full of these pods leaves interfaces idle
             report.warnings.append(
-                f"{demand.where}.gpusPerPod: {per_node} pod(s) of {demand.gpus_per_pod} GPUs use "
-                f"{per_node * per_pod} of the {pool.efa_interfaces} EFA interfaces of a "
+                f"{demand.where}.gpusPerPod: {full} pod(s) of {demand.gpus_per_pod} GPUs use "
+                f"{full * per_pod} of the {pool.efa_interfaces} EFA interfaces of a "
                 f"{pool.instance_type} node: the rest carry no traffic"
             )
 

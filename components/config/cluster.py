@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config.base import ConfigModel, check_dns_label
 from components.config.instance_types import GpuArch, InstanceType, lookup_instance_type
-from components.config.limits import EKS_DEFAULT_KUBERNETES_VERSION
+from components.config.limits import EKS_DEFAULT_KUBERNETES_VERSION, EKS_REGIONS
 from components.config.scheduling import Fabric, NodePool, Toleration
 
 GPU_TAINT = Toleration(key="nvidia.com/gpu", effect="NoSchedule")
@@ -121,6 +121,36 @@ def cpu_instance_vcpus(instance_type: str) -> int | None:
     return 4 * int(match.group(1)) if match else None
 
 
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
+"""Label namespaces Kubernetes itself sets (``kubernetes.io/hostname``, ``node-role.kubernetes.io/…``,
+``topology.kubernetes.io/zone``): overriding them misplaces pods, and the kubelet's NodeRestriction
+refuses most of them (Kubernetes docs, "Well-Known Labels, Annotations and Taints" and the kubelet's
+``--node-labels``)."""
+
+
+def node_label_problem(key: str, value: str) -> str | None:
+    """Why ``key: value`` cannot be an extra node label of a pool, or None."""
+    prefix, _, name = key.rpartition("/")
+    if not _LABEL_NAME.match(name) or len(name) > 63 or (prefix and (not _LABEL_PREFIX.match(prefix) or len(prefix) > 253)):
+        return (
+            f"'{key[:80]}' is not a label key ([prefix/]name, name at most 63 letters, digits, "
+            "'-', '_', '.'): fix it"
+        )
+    if value and (not _LABEL_NAME.match(value) or len(value) > 63):
+        return f"label {key}: value '{value[:80]}' is not a label value (at most 63 letters, digits, '-', '_', '.'): fix it"
+    if any(prefix == domain or prefix.endswith("." + domain) for domain in RESERVED_LABEL_DOMAINS):
+        return (
+            f"'{key}' is in the {'.'.join(prefix.split('.')[-2:])} namespace, which Kubernetes sets itself "
+            "(overriding it misplaces pods or keeps the node from registering): use a prefix of your "
+            "own, e.g. example.com/team"
+        )
+    if prefix == POOL_LABEL.partition("/")[0]:
+        return f"'{key}' is in the {prefix} namespace, which this stack sets ({POOL_LABEL}): use a prefix of your own"
+    return None
+
+
 class GpuNodePoolConfig(ConfigModel):
     """One EKS GPU node group, launched from a launch template."""
 
@@ -166,6 +196,12 @@ class GpuNodePoolConfig(ConfigModel):
     @classmethod
     def _name(cls, name: str) -> str:
         return check_dns_label(name, "pool name", max_length=20)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_type(cls, instance_type: str) -> str:
+        lookup_instance_type(instance_type)  # ValueError with the closest known type
+        return instance_type
 
     @field_validator("placement_group_name")
     @classmethod
@@ -270,7 +306,25 @@ class GpuNodePoolConfig(ConfigModel):
             fabric="efa" if self.efa else "none",
             efa_interfaces=instance.max_efa_interfaces if self.efa else 0,
             instance_type=self.instance_type,
+            max_nodes=self.max_size,
         )
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an S3 general purpose bucket, or None. Rules: S3 User Guide,
+    "General purpose bucket naming rules" (3-63 lowercase letters, digits, '.', '-'; letter or digit
+    at both ends; no '..'; not an IP address; reserved prefixes and suffixes)."""
+    fix = "use 3-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+    if not _BUCKET.match(name) or ".." in name:
+        return f"bucketName '{name[:80]}' is not an S3 bucket name: {fix}"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return f"bucketName '{name}' is formatted as an IP address, which S3 refuses: {fix}"
+    if name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3")):
+        return f"bucketName '{name}' uses a prefix or suffix S3 reserves: {fix}"
+    return None
 
 
 class StorageConfig(ConfigModel):
@@ -289,6 +343,15 @@ class StorageConfig(ConfigModel):
     reclaim_policy: Literal["Retain", "Delete"] = "Retain"
     """What happens to the FSx file system when its claim is deleted: Retain keeps the weights and
     engines (delete the file system by hand), Delete removes it with the claim (dev stacks)."""
+
+    @field_validator("bucket_name")
+    @classmethod
+    def _bucket(cls, name: str | None) -> str | None:
+        if name is not None:
+            problem = bucket_name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        return name
 
     @model_validator(mode="after")
     def _size(self) -> StorageConfig:
@@ -405,7 +468,8 @@ class EksConfig(ConfigModel):
     @model_validator(mode="after")
     def _consistent(self) -> EksConfig:
         for zone in self.availability_zones:
-            if not zone.startswith(self.region):
+            # a zone of another real region; malformed or mistyped names: validation._eks (did-you-mean)
+            if self.region in EKS_REGIONS and zone[:-1] in EKS_REGIONS and not zone.startswith(self.region):
                 raise ValueError(
                     f"availability zone '{zone}' is not in region '{self.region}': "
                     f"use zones such as {self.region}a"
@@ -558,6 +622,7 @@ class ExistingClusterConfig(ConfigModel):
                 tolerations=tuple(Toleration(key=key) for key in pool.tolerations),
                 fabric=self.fabric,
                 rdma_resource=rdma,
+                max_nodes=pool.max_nodes,
             )
             for pool in self.gpu_pools
         }

@@ -28,6 +28,11 @@ class ResourcesConfig(ConfigModel):
     memory: str = "16Gi"
 
 
+MAX_TOKENIZER_CHARS = 1024
+"""Longest ``frontend.tokenizer``: Hugging Face repository ids are at most 96 characters per part,
+and a path on the shared storage needs no more (it is passed on the frontend's command line)."""
+
+
 class FrontendConfig(ConfigModel):
     """CPU Triton tier: client traffic (KServe v2 HTTP/gRPC), tokenization, streaming."""
 
@@ -43,6 +48,20 @@ class FrontendConfig(ConfigModel):
     served_model_name: str | None = None
     """Model name clients send (OpenAI ``model``, KServe ``/v2/models/<name>``); None: the
     deployment's name."""
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer(cls, tokenizer: str | None) -> str | None:
+        if tokenizer is not None and (
+            len(tokenizer) > MAX_TOKENIZER_CHARS or not tokenizer.strip() or any(c.isspace() for c in tokenizer)
+        ):
+            raise ValueError(
+                f"tokenizer '{tokenizer}' ({len(tokenizer)} characters) is not a Hugging Face repository id "
+                f"(org/name) or a path of at most {MAX_TOKENIZER_CHARS} characters without spaces: give "
+                "the repository id (e.g. meta-llama/Llama-3.1-8B-Instruct) or the tokenizer's path on "
+                "the shared storage, or leave it out (the model's own)"
+            )
+        return tokenizer
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> FrontendConfig:
@@ -198,6 +217,18 @@ class WorkerGroupConfig(ConfigModel):
             raise ValueError(
                 f"groups ({self.groups}) must lie between minGroups ({lo}) and maxGroups ({hi}): "
                 "adjust groups or the bounds"
+            )
+        if self.autoscaling.enabled and lo < 1:
+            # the worker components refuse it too (llmapi_workers, triton_workers): a scaler at 0
+            # groups leaves the router no server to send the request that would wake it
+            raise ValueError(
+                f"minGroups is {lo} but autoscaling is enabled, and no request reaches a role scaled to 0 "
+                "groups (nothing would scale it up again): set minGroups: 1 or more"
+            )
+        if self.groups == 0 and not self.autoscaling.enabled:
+            raise ValueError(
+                "groups is 0 and autoscaling is off, so no worker ever runs and every request fails: "
+                "set groups: 1 or more (or remove the deployment)"
             )
         return self
 

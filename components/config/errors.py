@@ -49,14 +49,15 @@ def clip(problem: str) -> str:
 
 
 class ConfigError(ValueError):
-    """The stack configuration is invalid; ``problems`` holds one message per problem."""
+    """The stack configuration (or ``what``: a component's arguments) is invalid; ``problems``
+    holds one message per problem."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], what: str = "stack configuration"):
         clipped = [clip(p) for p in problems]
         self.problems = clipped
         count = f"{len(clipped)} problem{'s' if len(clipped) != 1 else ''}"
         listed = clipped[:MAX_PROBLEMS]
         more = [f"… and {len(clipped) - MAX_PROBLEMS} more"] if len(clipped) > MAX_PROBLEMS else []
         super().__init__(
-            f"invalid stack configuration ({count}):\n" + "\n".join(f"  - {p}" for p in [*listed, *more])
+            f"invalid {what} ({count}):\n" + "\n".join(f"  - {p}" for p in [*listed, *more])
         )

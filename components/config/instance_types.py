@@ -7,6 +7,7 @@ interfaces the instance accepts, one per network card; 0 means the type has no E
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -70,10 +71,11 @@ def lookup_instance_type(name: str) -> InstanceType:
     try:
         return INSTANCE_TYPES[name]
     except KeyError:
-        known = ", ".join(sorted(INSTANCE_TYPES))
+        close = difflib.get_close_matches(str(name), list(INSTANCE_TYPES), n=1, cutoff=0.6)
+        fix = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(sorted(INSTANCE_TYPES))}"
         raise ValueError(
-            f"instance type '{name}' is not a known GPU instance type (known: {known}): "
-            "use one of them, or add it to components/config/instance_types.py"
+            f"instance type '{str(name)[:60]}' is not a GPU instance type this project knows: {fix} "
+            "(or add it to components/config/instance_types.py)"
         ) from None
 
 

@@ -6,6 +6,7 @@ them fails at apply time (or never fits), so it is refused up front instead.
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import date
 
@@ -32,6 +33,15 @@ AZ_LETTERS = "abcdef"
 """Availability-zone suffixes: no region has more than six zones (us-east-1: a-f). Source: EC2
 User Guide, "Regions and Zones"."""
 
+def region_problem(region: str) -> str | None:
+    """Why ``region`` is no AWS region with EKS, or None (the closest one suggested)."""
+    if region in EKS_REGIONS:
+        return None
+    close = difflib.get_close_matches(region, sorted(EKS_REGIONS), n=1, cutoff=0.7)
+    fix = f"did you mean '{close[0]}'?" if close else "fix it, e.g. us-west-2"
+    return f"'{region}' is not an AWS region with EKS (https://docs.aws.amazon.com/general/latest/gr/eks.html): {fix}"
+
+
 _ZONE = re.compile(r"^(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)(?P<letter>[a-z])$")
 _LOCAL_ZONE = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-\d-[a-z0-9-]+$")
 
@@ -45,8 +55,12 @@ def zone_problem(zone: str, region: str) -> str | None:
             f"{region}a"
         )
     match = _ZONE.match(zone)
-    if match is None or match["letter"] not in AZ_LETTERS:
-        return f"'{zone}' is not an availability zone name (region + letter a-f, e.g. {region}a): fix it"
+    if match is None or match["letter"] not in AZ_LETTERS or match["region"] not in EKS_REGIONS:
+        letter = match["letter"] if match is not None and match["letter"] in AZ_LETTERS else None
+        # a valid letter after a wrong region part: the zone of this region with that letter, if close
+        close = difflib.get_close_matches(zone, [f"{region}{letter}"], n=1, cutoff=0.8) if letter else []
+        fix = f"did you mean '{close[0]}'?" if close else f"fix it, e.g. {region}a"
+        return f"'{zone}' is not an availability zone name (region + letter a-f): {fix}"
     if match["region"] != region:
         return f"'{zone}' is not in region '{region}': use zones such as {region}a"
     return None

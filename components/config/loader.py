@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from components.config.base import OFFLINE_SECRET
 from components.config.errors import ConfigError, shown
 from components.config.stack import NAMESPACE, StackConfig
-from components.config.validation import check_stack
+from components.config.validation import check_provider_region, check_stack
 
 __all__ = [
     "OFFLINE_RENDER_KEY", "OFFLINE_SECRET", "ConfigError", "load_from_pulumi", "load_stack_config", "parse_raw_config",
@@ -81,10 +81,12 @@ def load_stack_config(raw: Mapping[str, str], secret_keys: Iterable[str] = ()) -
     if config is not None:
         problems += config.cross_check(capacity=False)
         problems += check_stack(config, frozenset(secret_keys))
+        problems += check_provider_region(config, raw.get("aws:region"))
         if not problems:  # capacity is judged on an otherwise valid stack (no cascade of messages)
             problems += config.capacity_report().problems
     if problems:
-        raise ConfigError(_scrub(problems, raw, frozenset(secret_keys)))
+        unique = list(dict.fromkeys(problems))  # one line per problem, however many groups share its cause
+        raise ConfigError(_scrub(unique, raw, frozenset(secret_keys)))
     assert config is not None
     return config
 

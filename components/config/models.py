@@ -8,6 +8,7 @@ repository that is really downloaded.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Literal
 
@@ -36,10 +37,9 @@ class ModelSourceConfig(ConfigModel):
     @classmethod
     def _known(cls, model: str) -> str:
         if model not in MODELS:
-            raise ValueError(
-                f"model '{model}' is not in the catalog (known: {', '.join(sorted(MODELS))}): use one "
-                "of them or add it to engines/catalog.py"
-            )
+            close = difflib.get_close_matches(model, list(MODELS), n=1)
+            fix = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(sorted(MODELS))}"
+            raise ValueError(f"model '{model}' is not in the catalog: {fix} (or add it to engines/catalog.py)")
         return model
 
     @field_validator("quantization")

@@ -33,6 +33,13 @@ def check_prometheus_url(url: str) -> str:
         valid_port = parts.port is None or parts.port > 0
     except ValueError:
         valid_port = False
+    if parts.username is not None or parts.password is not None:
+        redacted = f"{parts.scheme}://…@{parts.netloc.rpartition('@')[2]}{parts.path}"
+        raise ValueError(
+            f"prometheusUrl '{redacted}' carries credentials (user:password@), which would be written "
+            "in plain text into every ScaledObject and the adapter's arguments: remove them and let "
+            "the scalers query an in-cluster Prometheus (NetworkPolicies restrict who reaches it)"
+        )
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -68,7 +75,13 @@ class ChartConfig(ConfigModel):
     @field_validator("repository")
     @classmethod
     def _repository(cls, repository: str) -> str:
-        if not repository.startswith(("https://", "http://", "oci://")):
+        if repository.startswith("http://"):
+            raise ValueError(
+                f"chart repository '{repository}' is plain http: charts (and the cluster-admin code in "
+                f"them) would be fetched unauthenticated and could be swapped in transit: use "
+                f"https://{repository.removeprefix('http://')} or an oci:// registry"
+            )
+        if not repository.startswith(("https://", "oci://")):
             raise ValueError(
                 f"chart repository '{repository}' is neither a Helm repository URL (https://…) "
                 "nor an OCI registry path (oci://…): fix it"

@@ -48,6 +48,9 @@ class NodePool:
     rdma_resource: str | None = None
     """Extended resource for RDMA on IB/RoCE (e.g. ``rdma/rdma_shared_device_a``)."""
     instance_type: str | None = None
+    max_nodes: int | None = None
+    """The most nodes the pool ever has (EKS maxSize, an existing pool's maxNodes); None: unknown.
+    Components check their worker groups against it (serving.llmapi.checks)."""
 
     def fabric_resources(self, share: float = 1.0) -> dict[str, str]:
         """Extended resources a pod using ``share`` of the node's fabric requests."""

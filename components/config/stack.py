@@ -439,9 +439,10 @@ class StackConfig(ConfigModel):
                     "weights: use the same model key on both sides"
                 )
                 return problems
-        found = llm_api_checks.check_prefill_decode(prefill.llm_api, decode.llm_api, ctx_source.quantization)
-        problems += [f"{where}.{p}" for p in found]
         pools = self.cluster.node_pools()
+        fabric = next((pools[g.pool].fabric for g in (prefill, decode) if g.pool in pools), None)
+        found = llm_api_checks.check_prefill_decode(prefill.llm_api, decode.llm_api, ctx_source.quantization, fabric)
+        problems += [f"{where}.{p}" for p in found]
         for side, group in (("prefill", prefill), ("decode", decode)):
             pool = pools.get(group.pool)
             transceiver = group.llm_api.cache_transceiver_config

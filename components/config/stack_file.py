@@ -7,11 +7,13 @@ reader refuses them too, so the offline synth and ``pulumi up`` agree on what a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.config.base import OFFLINE_SECRET
 from components.config.errors import ConfigError, shown
 
 
@@ -105,3 +107,48 @@ def read_stack_file(path: Path) -> dict[str, Any]:
             [f"{path.name}:{line}: byte 0x{data[err.start]:02x} is not UTF-8: save the file as UTF-8"]
         ) from None
     return parse_stack_text(text.removeprefix("\ufeff"), path.name)
+
+
+class StackNotFoundError(LookupError):
+    """The project or stack file is not there; the message names it and the stacks that are."""
+
+
+def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str], list[str]]:
+    """Project name, flat config (``ns:key`` → string, as Pulumi passes it) and secret keys."""
+    project_file = project_dir / "Pulumi.yaml"
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not project_file.exists():
+        raise StackNotFoundError(f"no Pulumi.yaml in {project_dir}: run from the project directory or pass --project")
+    if not stack_file.exists():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise StackNotFoundError(f"no stack file {stack_file.name} (stacks here: {', '.join(known) or 'none'})")
+    project = yaml.safe_load(project_file.read_text())["name"]
+    stack_doc = read_stack_file(stack_file)  # ConfigError naming file and line, never a traceback
+    raw: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (stack_doc.get("config") or {}).items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if _has_secret(value):
+            secret_keys.append(full_key)
+        value = _mask_secrets(value)
+        raw[full_key] = value if isinstance(value, str) else json.dumps(value)
+    return project, raw, sorted(secret_keys)
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secret(v) for v in value)
+    return False
+
+
+def _mask_secrets(value: Any) -> Any:
+    """Encrypted values cannot be read offline: they become a placeholder."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return OFFLINE_SECRET
+        return {k: _mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(v) for v in value]
+    return value

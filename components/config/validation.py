@@ -17,6 +17,7 @@ from components.config.cluster import (
     CNI_ENFORCES_NETWORK_POLICY,
     EksConfig,
     ExistingClusterConfig,
+    node_label_problem,
     vpc_cni_version_problem,
 )
 from components.config.kubeconfig import check_context, is_kubeconfig_text, read_kubeconfig
@@ -143,8 +144,13 @@ def check_stack(config: StackConfig, secret_keys: frozenset[str] = frozenset()) 
     problems += _exposure(config)
     if config.cluster.eks is not None:
         problems += _eks(config.cluster.eks)
+        problems += _stack_storage(config.cluster.eks)
     if config.cluster.existing is not None:
         problems += _existing(config.cluster.existing)
+    problems += _shm_fits_node(config)
+    problems += _node_labels(config)
+    if config.cluster.eks is not None:
+        problems += _nodes_reach_the_api(config.cluster.eks)
     problems += _network_policy(config)
     return problems
 
@@ -369,11 +375,9 @@ def _exposure(config: StackConfig) -> list[str]:
 def _eks(eks: EksConfig) -> list[str]:
     problems: list[str] = []
     where = f"{NAMESPACE}:cluster.eks"
-    if eks.region not in limits.EKS_REGIONS:
-        problems.append(
-            f"{where}.region: '{eks.region}' is not an AWS region with EKS (see "
-            "https://docs.aws.amazon.com/general/latest/gr/eks.html): fix it, e.g. us-west-2"
-        )
+    region = limits.region_problem(eks.region)
+    if region:
+        problems.append(f"{where}.region: {region}")
     else:
         for index, zone in enumerate(eks.availability_zones):
             problem = limits.zone_problem(zone, eks.region)
@@ -398,11 +402,6 @@ def _eks(eks: EksConfig) -> list[str]:
     zones = eks.availability_zones
     for zone in sorted({z for z in zones if zones.count(z) > 1}):
         problems.append(f"{where}.availabilityZones: '{zone}' is listed twice (each zone gets its own subnets): remove the duplicate")
-    if eks.storage.kind == "none":
-        problems.append(
-            f"{where}.storage.kind: 'none' leaves engines and weights without the ReadWriteMany volume "
-            "every stack mounts: use fsx-lustre or s3-mountpoint"
-        )
     groups = 1 + len(eks.gpu_node_pools)
     if groups > limits.EKS_MANAGED_NODE_GROUPS_PER_CLUSTER:
         problems.append(
@@ -444,6 +443,16 @@ def _eks(eks: EksConfig) -> list[str]:
             f"({limits.FSX_LUSTRE_MAX_GIB} GiB): lower it"
         )
     return problems
+
+
+def _stack_storage(eks: EksConfig) -> list[str]:
+    """This project's stacks mount the shared store (a cluster built by a consumer may not need one)."""
+    if eks.storage.kind != "none":
+        return []
+    return [
+        f"{NAMESPACE}:cluster.eks.storage.kind: 'none' leaves engines and weights without the ReadWriteMany "
+        "volume every stack mounts: use fsx-lustre or s3-mountpoint"
+    ]
 
 
 def _node_count(key: str, count: int) -> list[str]:
@@ -516,4 +525,99 @@ def _existing(existing: ExistingClusterConfig) -> list[str]:
             f"{where}.storageClass: '{existing.storage_class}' is not a StorageClass name (lowercase "
             "letters, digits, '-' and '.'): use the name kubectl get storageclass shows"
         )
+    return problems
+
+
+def _node_labels(config: StackConfig) -> list[str]:
+    return _eks_node_labels(config.cluster.eks) if config.cluster.eks is not None else []
+
+
+def _eks_node_labels(eks: EksConfig) -> list[str]:
+    """Extra node labels of EKS pools are label syntax and stay out of Kubernetes' namespaces."""
+    return [
+        f"{NAMESPACE}:cluster.eks.gpuNodePools[{index}].labels.{key[:80]}: {problem}"
+        for index, pool in enumerate(eks.gpu_node_pools)
+        for key, value in pool.labels.items()
+        if (problem := node_label_problem(key, value))
+    ]
+
+
+def check_eks(eks: EksConfig) -> list[str]:
+    """The loader's checks of a cluster section on its own (regions, zones, versions, quotas, the
+    VPC's room, node labels, how nodes reach the API): what ``AwsGpuCluster`` runs on the
+    EksConfig a consumer builds."""
+    return _eks(eks) + _eks_node_labels(eks) + _nodes_reach_the_api(eks)
+
+
+def _nodes_reach_the_api(eks: EksConfig) -> list[str]:
+    """Without the private endpoint, nodes (in private subnets) reach the API server through the
+    NAT gateways, from Elastic IPs this stack allocates at apply time, so no publicAccessCidrs
+    written beforehand holds them (and 0.0.0.0/0 is refused): the nodes would never join."""
+    if eks.endpoint_private_access or not eks.endpoint_public_access:
+        return []
+    return [
+        f"{NAMESPACE}:cluster.eks.endpointPrivateAccess: false leaves the nodes only the public endpoint, "
+        f"which they reach from the NAT gateways' Elastic IPs (allocated by this stack, so not in "
+        f"publicAccessCidrs {', '.join(eks.public_access_cidrs)}): the nodes could not join: set "
+        "endpointPrivateAccess: true"
+    ]
+
+
+def check_provider_region(config: StackConfig, aws_region: str | None) -> list[str]:
+    """``aws:region`` (the default AWS provider's) and ``cluster.eks.region`` name the same region."""
+    eks = config.cluster.eks
+    if eks is None or aws_region is None or aws_region == eks.region or eks.region not in limits.EKS_REGIONS:
+        return []
+    return [
+        f"aws:region: '{aws_region}' differs from {NAMESPACE}:cluster.eks.region '{eks.region}' (the cluster "
+        f"is built in eks.region, anything on the default provider would land in aws:region): set "
+        f"aws:region: {eks.region}"
+    ]
+
+
+def stack_warnings(config: StackConfig) -> list[str]:
+    """Settings that deploy but are likely not what was meant (one line each, key, value, fix)."""
+    warnings: list[str] = []
+    # KEDA without prometheusUrl queries the Prometheus the platform installs (platform.monitoring),
+    # and is refused when there is none (platform checks): nothing to warn about here
+    eks = config.cluster.eks
+    if eks is not None and eks.gpu_node_pools:
+        network = ipaddress.ip_network(eks.vpc_cidr, strict=False)
+        gpu_prefix = network.prefixlen + 6  # plan_subnets: an eighth of the VPC, split in eight
+        if gpu_prefix > GPU_SUBNET_WARN_PREFIX:
+            usable = 2 ** (32 - gpu_prefix) - AWS_RESERVED_PER_SUBNET
+            warnings.append(
+                f"{NAMESPACE}:cluster.eks.vpcCidr: '{eks.vpc_cidr}' leaves each zone a /{gpu_prefix} GPU subnet "
+                f"({usable} addresses), while the VPC CNI keeps a spare network interface's addresses "
+                "warm on every node (WARM_ENI_TARGET=1, up to 50 on p4d/p5), so a few GPU nodes exhaust "
+                "it and pods stay Pending: use a /16 (or a /18 at most)"
+            )
+    return warnings
+
+
+GPU_SUBNET_WARN_PREFIX = 24
+"""GPU subnets smaller than a /24 (a VPC smaller than a /18) are warned about: amazon-vpc-cni-k8s
+docs/eni-and-ip-target.md (WARM_ENI_TARGET defaults to 1: a whole spare interface's addresses per
+node) and the EC2 User Guide's "IP addresses per network interface" (50 on p4d.24xlarge/p5.48xlarge)."""
+
+
+def _shm_fits_node(config: StackConfig) -> list[str]:
+    """/dev/shm of a worker pod is host memory: it cannot exceed the node's (EKS pools, whose
+    instance type is known)."""
+    problems: list[str] = []
+    if config.cluster.eks is None:
+        return problems
+    pools = {pool.name: pool.instance for pool in config.cluster.eks.gpu_node_pools}
+    for index, deployment in enumerate(config.deployments):
+        for role, group in deployment.worker_groups().items():
+            instance = pools.get(group.pool)
+            size = parse_quantity(group.shm_size)
+            if instance is None or size is None:
+                continue
+            if size > instance.memory_gib * 2**30:
+                problems.append(
+                    f"{NAMESPACE}:deployments[{index}].{role}.shmSize: '{group.shm_size}' is more than the "
+                    f"{instance.memory_gib} GiB of memory of a {instance.name} node: lower it (the default "
+                    "64Gi suits trtllm-serve)"
+                )
     return problems

@@ -405,6 +405,21 @@ def stack_pools(config: Mapping[str, Any], planning: str | None = None) -> dict[
     }
 
 
+def _config_problems(project: Path, stack: str) -> list[str]:
+    """The stack's configuration problems (the loader's, the synth's): plan sizes a valid stack only."""
+    from components.config import ConfigError, load_stack_config
+    from components.config.stack_file import StackNotFoundError, read_stack_config
+
+    try:
+        _, raw, secret_keys = read_stack_config(project, stack)
+        load_stack_config(raw, secret_keys)
+    except ConfigError as err:
+        return err.problems
+    except StackNotFoundError as err:
+        return [str(err)]
+    return []
+
+
 def headroom_of(deployment: Mapping[str, Any]) -> dict[str, float]:
     """Role -> maxGroups / groups of the deployment as it is (kept by ``--write``)."""
     out: dict[str, float] = {}
@@ -420,6 +435,11 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     path, doc = _stack_doc(Path(args.project), args.stack)
     config = doc.get("config") or {}
+    refused = _config_problems(Path(args.project), args.stack)
+    if refused:
+        for problem in refused:
+            print(f"plan: {problem}", file=sys.stderr)
+        return 2
     deployments = config.get(f"{NAMESPACE}:deployments") or []
     index = next((i for i, d in enumerate(deployments) if d.get("name") == args.deployment), None)
     if index is None:

@@ -129,8 +129,9 @@ def role_layouts(
     return layouts
 
 
-def stack_forecasts(raw: Mapping[str, str]) -> tuple[list[Forecast], list[str]]:
-    """Forecasts of every deployment of a flat Pulumi config, and config problems in workloads."""
+def stack_forecasts(raw: Mapping[str, str], stack: str | None = None) -> tuple[list[Forecast], list[str]]:
+    """Forecasts of every deployment of a flat Pulumi config, and config problems in workloads
+    (``stack``: its name, for the commands the messages suggest)."""
     cluster = _json_value(raw, "cluster", {})
     region = (cluster.get("eks") or {}).get("region")
     pools = _pools(cluster)
@@ -155,7 +156,7 @@ def stack_forecasts(raw: Mapping[str, str]) -> tuple[list[Forecast], list[str]]:
             except ValidationError as err:
                 problems += [_problem(("deployments", index, "workload", *e["loc"]), e) for e in err.errors()]
                 continue
-        out.append(forecast(deployment, workload, engines, pools, pricing, region, index))
+        out.append(forecast(deployment, workload, engines, pools, pricing, region, index, stack=stack))
     return out, problems
 
 
@@ -193,6 +194,7 @@ def forecast(
     pricing: PricingConfig,
     region: str | None,
     index: int,
+    stack: str | None = None,
 ) -> Forecast:
     name = str(deployment.get("name"))
     where = f"{NAMESPACE}:deployments[{index}]"
@@ -217,7 +219,7 @@ def forecast(
     slo = workload.slo
     result.slo_ttft_ms, result.slo_tpot_ms, result.slo_percentile = slo.ttft_ms, slo.tpot_ms, slo.percentile
     result.refuse = slo.on_breach == "refuse"
-    fix = f"run `python -m disaggctl plan --stack <stack> --deployment {name}`"
+    fix = f"run `python -m disaggctl plan --stack {stack or '<stack>'} --deployment {name}`"
     prediction = workload.prediction
     problems: list[str] = []
     if prediction is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from disaggctl.plan.cost import CostRow, render_cost_markdown, render_cost_text, row_from_json
+from disaggctl.synth import triage
 
 COMMENT_MARKER = "<!-- disagg-synth-diff -->"
 """First line of the PR comment; the workflow finds and updates its previous comment by it."""
@@ -77,6 +78,8 @@ class StackDiff:
     base_forecasts: dict[str, dict] = field(default_factory=dict)
     head_forecasts: dict[str, dict] = field(default_factory=dict)
     """Deployment -> forecast (outputs.json ``deploymentForecasts``: GPUs, $/hour, tokens/s/GPU)."""
+    dependency_only: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    """Changed resource files whose only difference is ``dependsOn``: path -> (added, removed)."""
     option_changes: list[OptionChange] = field(default_factory=list)
     """Resource options (customTimeouts, protect, retainOnDelete, …) that differ, per resource."""
     base_pools: dict[str, dict] = field(default_factory=dict)
@@ -86,6 +89,12 @@ class StackDiff:
     @property
     def is_empty(self) -> bool:
         return not (self.added or self.removed or self.changed)
+
+    def significant(self) -> list[tuple[str, str]]:
+        """(added|removed|changed, path) of every change but the dependency-only ones, most important first."""
+        entries = [("removed", r) for r in self.removed] + [("added", r) for r in self.added]
+        entries += [("changed", r) for r in self.changed if r not in self.dependency_only]
+        return triage.ordered(entries)
 
 
 def _files(root: Path) -> dict[str, Path]:
@@ -122,6 +131,10 @@ def diff_stack(stack: str, base: Path, head: Path) -> StackDiff:
             tofile=f"b/{stack}/{rel}" if new else "/dev/null",
         )
         result.patches[rel] = "".join(line if line.endswith("\n") else line + "\n" for line in patch)
+        if old is not None and new is not None and rel.startswith("resources/") and rel.endswith(".json"):
+            moved = triage.dependency_change(old.read_text(errors="replace"), new.read_text(errors="replace"))
+            if moved is not None:
+                result.dependency_only[rel] = moved
         result.option_changes += option_changes(rel, old, new)
     return result
 
@@ -327,10 +340,11 @@ def render_markdown(diffs: list[StackDiff], limit: int = GITHUB_COMMENT_LIMIT - 
     capacity = render_capacity(diffs)
     if capacity:
         out += ["### GPUs, cost and predicted throughput", "", *capacity]
-    out += ["| stack | added | removed | changed |", "|---|---:|---:|---:|"]
+    out += ["| stack | added | removed | changed | only dependsOn |", "|---|---:|---:|---:|---:|"]
     for d in diffs:
         note = " (new stack)" if d.base_missing else " (stack removed)" if d.head_missing else ""
-        out.append(f"| `{d.stack}`{note} | {len(d.added)} | {len(d.removed)} | {len(d.changed)} |")
+        changed = len(d.changed) - len(d.dependency_only)
+        out.append(f"| `{d.stack}`{note} | {len(d.added)} | {len(d.removed)} | {changed} | {len(d.dependency_only)} |")
     out.append("")
     options = [(d.stack, c) for d in diffs for c in d.option_changes]
     if options:
@@ -342,43 +356,63 @@ def render_markdown(diffs: list[StackDiff], limit: int = GITHUB_COMMENT_LIMIT - 
         out.append("")
     body: list[str] = []
     omitted = 0
+    size = len("\n".join(out))
     for d in diffs:
         if d.is_empty:
             continue
-        body.append(f"### `{d.stack}`")
-        for label, paths in (("added", d.added), ("removed", d.removed), ("changed", d.changed)):
-            for rel in paths:
-                body.append(f"- {label}: `{rel}` ({_kind(rel)})")
-        body.append("")
-        for rel in d.added + d.removed + d.changed:
+        listing = [f"### `{d.stack}`"]
+        if d.dependency_only:
+            listing.append(f"- {triage.dependency_summary(d.dependency_only)}")
+        significant = d.significant()
+        listing += [f"- {label}: `{rel}` ({_kind(rel)})" for label, rel in significant[:MAX_LISTED]]
+        if len(significant) > MAX_LISTED:
+            listing.append(f"- … and {len(significant) - MAX_LISTED} more (most important listed first)")
+        listing.append("")
+        body += listing
+        size += sum(len(line) + 1 for line in listing)
+        for _, rel in significant:
             block = f"<details><summary><code>{d.stack}/{rel}</code></summary>\n\n```diff\n{d.patches[rel]}```\n</details>\n"
-            if len("\n".join(out + body)) + len(block) > limit:
+            if size + len(block) > limit:
                 omitted += 1
                 continue
             body.append(block)
+            size += len(block) + 1
     out += body
     if omitted:
         out.append(
             f"_{omitted} diff(s) left out to fit a GitHub comment: run `.ci/pr-preview <base-ref>` "
             "locally for all of them._"
         )
-    return "\n".join(out) + "\n"
+    return triage.fit("\n".join(out) + "\n", GITHUB_COMMENT_LIMIT, TRUNCATED_NOTE)
+
+
+MAX_LISTED = 200
+"""Changed files listed by name per stack (the rest are counted)."""
+TRUNCATED_NOTE = (
+    "_The preview was cut to fit GitHub's 65,536-character comment limit: run `.ci/pr-preview "
+    "<base-ref>` locally, or download the synth-preview artifact, for the whole of it._"
+)
 
 
 def render_text(diffs: list[StackDiff]) -> str:
     """Terminal form: one line per differing file, then the patches."""
     lines: list[str] = []
+    marks = {"added": "+", "removed": "-", "changed": "~"}
     for d in diffs:
+        changed = len(d.changed) - len(d.dependency_only)
         lines.append(
-            f"stack {d.stack}: {len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed"
+            f"stack {d.stack}: {len(d.added)} added, {len(d.removed)} removed, {changed} changed"
+            + (f", {len(d.dependency_only)} only in dependsOn" if d.dependency_only else "")
         )
-        lines += [f"  + {p}" for p in d.added] + [f"  - {p}" for p in d.removed] + [f"  ~ {p}" for p in d.changed]
+        if d.dependency_only:
+            lines.append(f"  = {triage.dependency_summary(d.dependency_only)}")
+        lines += [f"  {marks[label]} {rel}" for label, rel in d.significant()]
         lines += render_capacity_text([d])
         lines += [
             f"  option {c.resource} {c.option}: {_option_value(c.old)} -> {_option_value(c.new)}"
             for c in d.option_changes
         ]
-    patches = "".join(d.patches[rel] for d in diffs for rel in d.added + d.removed + d.changed)
+    patches = "".join(d.patches[rel] for d in diffs for _, rel in d.significant())
     return "\n".join(lines) + "\n" + patches
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import pickle
 import runpy
@@ -29,16 +28,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 try:
     import fcntl
 except ImportError:  # not on Windows: the pipe keeps its default size
     fcntl = None  # type: ignore[assignment]
 
+from components.config import stack_file
 from components.config.base import OFFLINE_SECRET
 from components.config.loader import OFFLINE_RENDER_KEY
-from components.config.stack_file import read_stack_file
 from disaggctl.plan.cost import CostRow
 from disaggctl.plan.forecast import Forecast, render_forecasts, stack_forecasts, stack_pool_costs
 from disaggctl.synth.fast_registration import install_fast_mocks
@@ -68,46 +65,15 @@ class SynthResult:
 
 
 def read_stack_config(project_dir: Path, stack: str) -> tuple[str, dict[str, str], list[str]]:
-    """Project name, flat config (``ns:key`` → string, as Pulumi passes it) and secret keys."""
-    project_file = project_dir / "Pulumi.yaml"
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not project_file.exists():
-        raise SynthError(f"no Pulumi.yaml in {project_dir}: run from the project directory or pass --project")
-    if not stack_file.exists():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise SynthError(f"no stack file {stack_file.name} (stacks here: {', '.join(known) or 'none'})")
-    project = yaml.safe_load(project_file.read_text())["name"]
-    stack_doc = read_stack_file(stack_file)  # ConfigError naming file and line, never a traceback
-    raw: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in (stack_doc.get("config") or {}).items():
-        full_key = key if ":" in key else f"{project}:{key}"
-        if _has_secret(value):
-            secret_keys.append(full_key)
-        value = _mask_secrets(value)
-        raw[full_key] = value if isinstance(value, str) else json.dumps(value)
+    """Project name, flat config (``ns:key`` → string, as Pulumi passes it) and secret keys
+    (:func:`components.config.stack_file.read_stack_config`; a missing file is a SynthError)."""
+    try:
+        project, raw, secret_keys = stack_file.read_stack_config(project_dir, stack)
+    except stack_file.StackNotFoundError as err:
+        raise SynthError(str(err)) from None
     if OFFLINE_RENDER_KEY in raw:
-        raise SynthError(f"{stack_file.name}: {OFFLINE_RENDER_KEY} is set by disaggctl synth only: remove it")
-    return project, raw, sorted(secret_keys)
-
-
-def _has_secret(value: Any) -> bool:
-    if isinstance(value, dict):
-        return set(value) == {"secure"} or any(_has_secret(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_secret(v) for v in value)
-    return False
-
-
-def _mask_secrets(value: Any) -> Any:
-    """Encrypted values cannot be read offline: they become a placeholder."""
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER
-        return {k: _mask_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_secrets(v) for v in value]
-    return value
+        raise SynthError(f"Pulumi.{stack}.yaml: {OFFLINE_RENDER_KEY} is set by disaggctl synth only: remove it")
+    return project, raw, secret_keys
 
 
 def run_program(
@@ -129,7 +95,8 @@ def run_program(
     from pulumi.runtime.sync_await import _sync_await
 
     project, raw, secret_keys = read_stack_config(project_dir, stack)
-    forecasts = check_forecasts(raw)
+    validate_stack_config(raw, secret_keys)  # before the forecast: nothing runs on unvalidated config
+    forecasts = check_forecasts(raw, stack)
     raw[OFFLINE_RENDER_KEY] = "true"  # placeholders render with a warning (load_from_pulumi)
     monitor: RecordingMonitor = install_fast_mocks(project, stack, fast_registration=fast_registration)
     monitor.on_record = on_record
@@ -175,12 +142,22 @@ def mask_secret_inputs(value: Any) -> Any:
     return mask(value)
 
 
-def check_forecasts(raw: dict[str, str]) -> list[Forecast]:
+def validate_stack_config(raw: dict[str, str], secret_keys: list[str]) -> None:
+    """The loader's checks (ConfigError, one line per problem), run before anything reads ``raw``:
+    for a stack of this project (keys ``disagg:…``); another project (a consumer composing the
+    components under its own namespace) validates in its own program."""
+    from components.config import NAMESPACE, load_stack_config
+
+    if any(key.startswith(f"{NAMESPACE}:") for key in raw):
+        load_stack_config(raw, secret_keys)
+
+
+def check_forecasts(raw: dict[str, str], stack: str | None = None) -> list[Forecast]:
     """Each deployment's forecast; raises ConfigError for invalid workloads and for deployments
     that miss their SLO with ``onBreach: refuse``, before the program runs."""
     from components.config import ConfigError
 
-    forecasts, problems = stack_forecasts(raw)
+    forecasts, problems = stack_forecasts(raw, stack=stack)
     problems += [p for f in forecasts if f.refuse for p in f.problems]
     if problems:
         raise ConfigError(problems)

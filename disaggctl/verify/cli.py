@@ -8,6 +8,8 @@ Examples::
     pulumi stack output --json > outputs.json
     python -m disaggctl verify --stack-outputs outputs.json --requests 50 --concurrency 8
     python -m disaggctl verify --frontend-url 127.0.0.1:8001 --orchestrator-url 127.0.0.1:9001
+    python -m disaggctl verify --stack prod --api-key-file key.txt
+    python -m disaggctl fabric-check render --stack prod --image IMG | kubectl apply -f -
     python -m disaggctl fabric-check render --image IMG --fabric efa --efa-interfaces 4 | kubectl apply -f -
     kubectl logs job/nccl-fabric-check | python -m disaggctl fabric-check parse - --expect efa --min-busbw 40
 """
@@ -71,16 +73,88 @@ def _openai_base(args: argparse.Namespace) -> str:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    from .endpoints import EndpointError
     from .slo import SloError
+    from .stack import read_api_key
 
+    if args.stack:
+        return _run_verify_stack(args)
     try:
         slo = _slo_target(args)
-    except (SloError, ValueError) as err:
+        args.api_key = read_api_key(args.api_key_file) if args.api_key_file else None
+    except (SloError, ValueError, EndpointError) as err:
         _err(f"verify: {err}")
         return EXIT_USAGE
+    args.api = args.api or "kserve"
+    if args.model is None:
+        args.model = "ensemble"
     if args.api == "openai":
         return _run_verify_openai(args, slo)
     return _run_verify_kserve(args, slo)
+
+
+def _run_verify_stack(args: argparse.Namespace) -> int:
+    """Every deployment of ``--stack`` (or ``--deployment``): its API, model and key header from the
+    stack's configuration, its endpoints from the stack's outputs; the worst exit code."""
+    from components.config import ConfigError
+
+    from .endpoints import EndpointError
+    from .slo import SloError
+    from .stack import deployment_targets, read_api_key, read_stack, stack_outputs
+
+    project = Path(args.project)
+    try:
+        config = read_stack(project, args.stack)
+        targets = deployment_targets(config, args.deployment)
+        api_key = read_api_key(args.api_key_file) if args.api_key_file else None
+        if args.frontend_url is None:
+            outputs = stack_outputs(args.stack, project, args.stack_outputs)
+            written = Path(tempfile.mkdtemp(prefix="verify-")) / "outputs.json"
+            written.write_text(json.dumps(outputs))
+            args.stack_outputs = written
+    except ConfigError as err:
+        for problem in err.problems:
+            _err(f"verify: {problem}")
+        return EXIT_USAGE
+    except (ValueError, EndpointError) as err:
+        _err(f"verify: {err}")
+        return EXIT_USAGE
+    codes = []
+    for target in targets:
+        one = argparse.Namespace(**vars(args))
+        one.deployment, one.api = target.name, args.api or target.api
+        one.model = args.model or target.model
+        one.api_key = api_key
+        one.api_key_header = args.api_key_header or target.api_key_header or "x-api-key"
+        if len(targets) > 1:
+            one.report = args.report.with_name(f"{args.report.stem}-{target.name}{args.report.suffix}")
+        if target.api_key_header and api_key is None:
+            _err(f"verify: deployment {target.name!r} is public and checks {target.api_key_header}: pass --api-key-file FILE")
+            codes.append(EXIT_USAGE)
+            continue
+        one.slo_stack = args.slo_stack or (args.stack if _has_workload(config, target.name) else None)
+        print(f"=== deployment {target.name} ({'OpenAI API' if one.api == 'openai' else 'KServe v2'}, model {one.model})")
+        try:
+            slo = _slo_target(one)
+        except (SloError, ValueError) as err:
+            _err(f"verify: {err}")
+            codes.append(EXIT_USAGE)
+            continue
+        codes.append(_run_verify_openai(one, slo) if one.api == "openai" else _run_verify_kserve(one, slo))
+    return max(codes, default=EXIT_OK)
+
+
+def _has_workload(config, name: str) -> bool:
+    return any(d.name == name and d.workload is not None for d in config.deployments)
+
+
+def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    """The API key in the header the frontend checks ('authorization' takes 'Bearer <key>')."""
+    key = getattr(args, "api_key", None)
+    if key is None:
+        return {}
+    header = getattr(args, "api_key_header", None) or "x-api-key"
+    return {header: f"Bearer {key}" if header.lower() == "authorization" else key}
 
 
 def _run_verify_openai(args: argparse.Namespace, slo) -> int:
@@ -92,6 +166,7 @@ def _run_verify_openai(args: argparse.Namespace, slo) -> int:
     from .openai_api import OpenAISession, check_openai_health
 
     model = args.model if args.model != "ensemble" else (args.deployment or "ensemble")
+    headers = _auth_headers(args)
     try:
         base = _openai_base(args)
         load_config = LoadTestConfig(
@@ -106,14 +181,14 @@ def _run_verify_openai(args: argparse.Namespace, slo) -> int:
         _err(f"verify: invalid load test settings: {problems}")
         return EXIT_USAGE
     print(f"== health (OpenAI API at {base})")
-    checks = check_openai_health(base, model, timeout_s=args.health_timeout)
+    checks = check_openai_health(base, model, timeout_s=args.health_timeout, headers=headers)
     print(render_table(checks), end="")
     failed = [c for c in checks if not c.ok]
     if failed:
         _err(f"verify: FAIL: {failed[0].name} at {failed[0].endpoint}: {failed[0].detail or 'failed'}")
         return EXIT_FAILED
     print(f"== streaming completion ({model} at {base}/v1/completions, max_tokens={args.max_tokens})")
-    session = OpenAISession(base, model, connect_timeout_s=args.health_timeout)
+    session = OpenAISession(base, model, connect_timeout_s=args.health_timeout, headers=headers)
     try:
         result = session.generate(args.prompt, args.max_tokens, timeout_s=args.request_timeout,
                                   on_token=lambda t: print(t, end="", flush=True))
@@ -131,7 +206,9 @@ def _run_verify_openai(args: argparse.Namespace, slo) -> int:
     try:
         report = run_load_test(
             load_config, progress=bar.update,
-            session_factory=lambda: OpenAISession(base, model, connect_timeout_s=min(10.0, load_config.time_limit_s)),
+            session_factory=lambda: OpenAISession(
+                base, model, connect_timeout_s=min(10.0, load_config.time_limit_s), headers=headers
+            ),
         )
     finally:
         bar.close()
@@ -288,6 +365,20 @@ def _run_fabric_parse(args: argparse.Namespace) -> int:
         _err(f"fabric-check parse: cannot read {args.logfile}: {err.strerror}")
         return EXIT_USAGE
     expected_raw = args.expect
+    if expected_raw is None and args.stack is not None:
+        from components.config import ConfigError
+
+        from .stack import read_stack
+
+        try:
+            expected_raw = read_stack(Path(args.project), args.stack).fabric()
+        except ConfigError as err:
+            for problem in err.problems:
+                _err(f"fabric-check parse: {problem}")
+            return EXIT_USAGE
+        if expected_raw == "none":
+            _err(f"fabric-check parse: stack {args.stack!r} has no GPU fabric (no EFA/InfiniBand/RoCE pool): pass --expect")
+            return EXIT_USAGE
     if expected_raw is None and args.stack_outputs is not None:
         try:
             expected_raw = load_stack_outputs(args.stack_outputs).get(FABRIC_KEY)
@@ -354,10 +445,57 @@ def generate_ssh_keypair():
         return SshKeyPair(private_key=key.read_text(), public_key=(Path(tmp) / "id_ed25519.pub").read_text())
 
 
+def _run_fabric_render_stack(args: argparse.Namespace) -> int:
+    """One fabric check per GPU pool of ``--stack`` with a fabric (or ``--pool``): fabric, GPUs,
+    EFA interfaces or RDMA resource, node selector (disagg.dev/pool) and tolerations from the pool."""
+    from components.config import ConfigError
+
+    from .fabric import manifests_yaml, render_fabric_check, spec_for_pool
+    from .stack import fabric_pools, read_stack
+
+    try:
+        config = read_stack(Path(args.project), args.stack)
+        names = fabric_pools(config, args.pool)
+    except ConfigError as err:
+        for problem in err.problems:
+            _err(f"fabric-check render: {problem}")
+        return EXIT_USAGE
+    except ValueError as err:
+        _err(f"fabric-check render: {err}")
+        return EXIT_USAGE
+    if not names:
+        _err(f"fabric-check render: stack {args.stack!r} has no GPU pool with a fabric (EFA, InfiniBand, RoCE): nothing to check")
+        return EXIT_USAGE
+    pools = config.cluster.node_pools()
+    documents = []
+    for name in names:
+        try:
+            spec = spec_for_pool(
+                pools[name], image=args.image, name=f"{args.name}-{name}" if len(names) > 1 else args.name,
+                namespace=args.namespace or config.namespace, min_bytes=args.min_bytes, max_bytes=args.max_bytes,
+            )
+            keypair = None if args.no_ssh_secret else generate_ssh_keypair()
+        except ValueError as err:
+            _err(f"fabric-check render: pool {name!r}: {err}")
+            return EXIT_USAGE
+        except (OSError, subprocess.SubprocessError) as err:
+            _err(f"fabric-check render: ssh-keygen failed ({err}); install openssh-client, or pass --no-ssh-secret")
+            return EXIT_USAGE
+        documents.append(manifests_yaml(render_fabric_check(spec, keypair)))
+    print("---\n".join(documents), end="")
+    return EXIT_OK
+
+
 def _run_fabric_render(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from .fabric import FabricCheckSpec, Toleration, manifests_yaml, render_fabric_check
+
+    if args.stack:
+        return _run_fabric_render_stack(args)
+    if args.fabric is None:
+        _err("fabric-check render: pass --stack STACK (the pools' fabric) or --fabric efa|infiniband|roce")
+        return EXIT_USAGE
 
     try:
         node_selector = dict(kv.split("=", 1) for kv in args.node_selector)
@@ -374,7 +512,7 @@ def _run_fabric_render(args: argparse.Namespace) -> int:
             image=args.image,
             fabric=args.fabric,
             name=args.name,
-            namespace=args.namespace,
+            namespace=args.namespace or "default",
             gpus_per_node=args.gpus_per_node,
             efa_interfaces=args.efa_interfaces,
             rdma_resource=args.rdma_resource,
@@ -500,12 +638,23 @@ def add_verify_commands(subparsers) -> None:
     src.add_argument("--frontend-url", help="frontend gRPC host:port (or http://host:port for HTTP)")
     src.add_argument("--frontend-http-url", help="frontend HTTP host:port (extra health check)")
     src.add_argument("--orchestrator-url", help="orchestrator host:port (gRPC; http:// for HTTP)")
-    v.add_argument(
-        "--api", choices=["kserve", "openai"], default="kserve",
-        help="kserve: KServe v2 gRPC stream (Triton frontend); openai: POST /v1/completions with stream: true "
-        "(SSE), the llmapi runtime's frontend; --frontend-url is then its http://host:port",
+    src.add_argument(
+        "--stack", metavar="STACK",
+        help="verify the deployments of Pulumi.STACK.yaml (all, or --deployment): API, model and API-key header "
+        "from its configuration, endpoints from `pulumi stack output --json --stack STACK` (or --stack-outputs)",
     )
-    v.add_argument("--model", default="ensemble", help="frontend model (default ensemble; openai: the --deployment name)")
+    v.add_argument(
+        "--api", choices=["kserve", "openai"], default=None,
+        help="kserve: KServe v2 gRPC stream (Triton frontend); openai: POST /v1/completions with stream: true "
+        "(SSE), the llmapi runtime's frontend; --frontend-url is then its http://host:port. Default: from "
+        "the deployment's runtime with --stack (llmapi: openai, engine: kserve), else kserve",
+    )
+    v.add_argument("--model", default=None,
+                   help="frontend model (default: the stack's served model name; ensemble; openai: the --deployment name)")
+    v.add_argument("--api-key-file", type=Path, metavar="FILE",
+                   help="file holding the client key of a public frontend (its first line)")
+    v.add_argument("--api-key-header", help="header carrying the key (default: the stack's publicFrontends auth.header, "
+                   "else x-api-key; 'authorization' sends 'Bearer <key>')")
     v.add_argument("--orchestrator-model", default="tensorrt_llm", help="orchestrator model (default tensorrt_llm)")
     v.add_argument("--prompt", default="What is disaggregated serving?")
     v.add_argument("--max-tokens", type=int, default=32)
@@ -545,6 +694,8 @@ def add_verify_commands(subparsers) -> None:
         "'fabric' output with --stack-outputs, else rdma",
     )
     p.add_argument("--stack-outputs", type=Path, metavar="FILE", help="read the expected fabric from here")
+    p.add_argument("--stack", metavar="STACK", help="expect the fabric of Pulumi.STACK.yaml's GPU pools")
+    p.add_argument("--project", default=".", help="directory of the Pulumi.<stack>.yaml files (default .)")
     p.add_argument("--min-busbw", type=float, metavar="GBPS", help="minimum peak bus bandwidth (GB/s)")
     p.add_argument("--min-avg-busbw", type=float, metavar="GBPS", help="minimum '# Avg bus bandwidth' (GB/s)")
     p.add_argument("--json", action="store_true", help="print the parsed result as JSON")
@@ -552,9 +703,14 @@ def add_verify_commands(subparsers) -> None:
 
     r = fsub.add_parser("render", help="print the fabric-check Service/Secret/Job YAML for kubectl apply")
     r.add_argument("--image", required=True, help="image with nccl-tests (MPI=1), Open MPI, openssh")
-    r.add_argument("--fabric", required=True, choices=["efa", "infiniband", "roce"])
+    r.add_argument("--stack", metavar="STACK",
+                   help="one check per GPU pool of Pulumi.STACK.yaml with a fabric: fabric, GPUs, EFA interfaces, "
+                   "node selector and tolerations from the pool (no --fabric needed)")
+    r.add_argument("--pool", help="with --stack: only this pool")
+    r.add_argument("--project", default=".", help="directory of the Pulumi.<stack>.yaml files (default .)")
+    r.add_argument("--fabric", choices=["efa", "infiniband", "roce"], help="without --stack: the fabric to check")
     r.add_argument("--name", default="nccl-fabric-check")
-    r.add_argument("--namespace", default="default")
+    r.add_argument("--namespace", help="namespace of the check (default: the stack's namespace, else default)")
     r.add_argument("--gpus-per-node", type=int, default=8)
     r.add_argument("--efa-interfaces", type=int, default=0, help="vpc.amazonaws.com/efa per pod (EFA)")
     r.add_argument("--rdma-resource", help="RDMA extended resource, e.g. rdma/rdma_shared_device_a (IB/RoCE)")

@@ -33,9 +33,13 @@ def _split(base_url: str) -> tuple[str, str, int, str]:
 class OpenAISession:
     """One HTTP connection to an OpenAI-compatible server, for sequential streamed completions."""
 
-    def __init__(self, base_url: str, model: str, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, *, connect_timeout_s: float = 10.0, headers: dict[str, str] | None = None
+    ) -> None:
         self.scheme, self.host, self.port, self.prefix = _split(base_url)
         self.model = model
+        self.headers = dict(headers or {})
+        """Sent with every request (the API key of a public frontend)."""
         self.connect_timeout_s = connect_timeout_s
         self._conn: http.client.HTTPConnection | None = None
 
@@ -56,7 +60,7 @@ class OpenAISession:
                 "POST",
                 f"{self.prefix}/v1/completions",
                 body=body,
-                headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+                headers={**self.headers, "Content-Type": "application/json", "Accept": "text/event-stream"},
             )
             response = conn.getresponse()
             if response.status != 200:
@@ -102,8 +106,10 @@ class OpenAISession:
             self._conn = None
 
 
-def check_openai_health(base_url: str, model: str, timeout_s: float = 5.0) -> list[Check]:
-    """``GET /health`` answers 200 and ``GET /v1/models`` lists ``model``."""
+def check_openai_health(
+    base_url: str, model: str, timeout_s: float = 5.0, headers: dict[str, str] | None = None
+) -> list[Check]:
+    """``GET /health`` answers 200 and ``GET /v1/models`` lists ``model`` (``headers``: the API key)."""
     try:
         scheme, host, port, prefix = _split(base_url)
     except OpenAIError as err:
@@ -114,7 +120,7 @@ def check_openai_health(base_url: str, model: str, timeout_s: float = 5.0) -> li
     for name, path in (("health", "/health"), ("model listed", "/v1/models")):
         conn = cls(host, port, timeout=timeout_s)
         try:
-            conn.request("GET", prefix + path)
+            conn.request("GET", prefix + path, headers=dict(headers or {}))
             response = conn.getresponse()
             body = response.read(65536)
             if response.status != 200:

@@ -12,7 +12,8 @@ prepared once on the shared store (``ModelPreparation``), is served twice (``Llm
   pulls each prompt's KV cache with the UCX cache transceiver over InfiniBand.
 
 The checks the project's stack configuration runs on worker groups (GPUs per group, heads,
-limits, precision, GPU memory, prefill/decode compatibility) run here as well, before any
+limits, precision, GPU memory, prefill/decode compatibility, the pools' nodes) run inside
+``LlmApiDeployment`` too (it gets the checkpoint and each role's typed options), before any
 resource is declared.
 """
 
@@ -23,7 +24,6 @@ from typing import Literal
 import pulumi
 
 from components.cluster.existing import ExistingCluster
-from components.config import ConfigError
 from components.config.capacity import host_memory_request_gib, weight_bytes_per_param
 from components.config.cluster import ExistingClusterConfig, ExistingPoolConfig
 from components.config.models import ModelSourceConfig
@@ -45,8 +45,7 @@ from components.serving.mpi_ssh import SECRET_KEYS
 from components.serving.runtime_package import installed_runtime_files
 from components.serving.secrets import HF_TOKEN_KEY, PlannedSecret, StackSecrets
 from components.storage.model_store import ModelStore
-from engines.llm_api import GROUP_ROLES, CacheTransceiverOptions, LlmApiOptions, llm_api_yaml
-from engines.llm_api_checks import check_group, check_prefill_decode
+from engines.llm_api import CacheTransceiverOptions, LlmApiOptions
 
 LLAMA_70B = ModelSourceConfig(
     model="llama-3.1-70b-instruct",
@@ -99,28 +98,16 @@ GPU_POOLS = [
 ]
 
 
-def worker_groups(
-    deployment: str, role: str, options: LlmApiOptions, pool: NodePool, *, pods: int = 1, groups: int = 1
-) -> WorkerGroupSpec:
-    """One role's groups of ``options.world_size`` GPUs over ``pods`` pods, checked first.
+def worker_groups(options: LlmApiOptions, pool: NodePool, *, pods: int = 1, groups: int = 1) -> WorkerGroupSpec:
+    """One role's groups of ``options.world_size`` GPUs over ``pods`` pods.
 
     Host memory: every rank of a pod stages its shard of the weights while loading (the
     component adds the RAM-backed /dev/shm to the limit, so it is left out of the request).
+    The checks (GPUs per group, heads, limits, precision, GPU memory, prefill against decode, the
+    pool's nodes) run in ``LlmApiDeploymentArgs``, which gets the checkpoint (``model=``).
     """
     gpus = options.world_size // pods
-    quantization = LLAMA_70B.quantization
-    found = check_group(
-        options,
-        LLAMA_70B.info,
-        quantization,
-        pods_per_group=pods,
-        gpus_per_pod=gpus,
-        gpu_memory_gib=pool.gpu_memory_gib,
-        gpu_arch=pool.gpu_arch,
-    )
-    if found:
-        raise ConfigError([f"{deployment}.{role}.{problem}" for problem in found])
-    bytes_per_param = weight_bytes_per_param(quantization=quantization)
+    bytes_per_param = weight_bytes_per_param(quantization=LLAMA_70B.quantization)
     memory = host_memory_request_gib(LLAMA_70B.info.param_count, bytes_per_param, options.world_size, gpus, 0)
     return WorkerGroupSpec(
         pool=pool,
@@ -128,7 +115,7 @@ def worker_groups(
         gpus_per_pod=gpus,
         groups=groups,
         memory=f"{memory}Gi",
-        llm_api_yaml=llm_api_yaml(options, role=GROUP_ROLES[role]),
+        llm_api=options,
     )
 
 
@@ -144,15 +131,11 @@ def main() -> None:
         load_balancer_services=False,
     )
     pools = onprem.node_pools()
-    long_context_groups = {
-        "workers": worker_groups("long-context", "workers", LONG_CONTEXT, pools["a100"], pods=2, groups=2),
-    }
+    long_context_groups = {"workers": worker_groups(LONG_CONTEXT, pools["a100"], pods=2, groups=2)}
     chat_groups = {
-        "prefill": worker_groups("chat", "prefill", PREFILL, pools["h100"], groups=2),
-        "decode": worker_groups("chat", "decode", DECODE, pools["h100"]),
+        "prefill": worker_groups(PREFILL, pools["h100"], groups=2),
+        "decode": worker_groups(DECODE, pools["h100"]),
     }
-    if found := check_prefill_decode(PREFILL, DECODE, LLAMA_70B.quantization):
-        raise ConfigError([f"chat.{problem}" for problem in found])
 
     handle = ExistingCluster("onprem", onprem).handle
     platform = PlatformOperators("onprem-platform", handle=handle, config=PlatformConfig())
@@ -197,6 +180,7 @@ def main() -> None:
                 mode=mode,
                 worker_image=settings.require("trtllmImage"),
                 model_dir=model.model_dir,
+                model=LLAMA_70B,  # the groups are checked against it before any resource
                 served_model_name=f"llama-3.1-70b-{name}",
                 max_seq_len=max_seq_len,
                 workers=workers,

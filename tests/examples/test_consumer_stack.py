@@ -293,7 +293,7 @@ def test_a_group_the_model_cannot_split_is_refused_before_any_resource(consumer,
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert (
-        "  - chat.prefill.llmApi.tensorParallelSize: 3 must divide the 64 attention heads of "
+        "  - prefill.llmApi.tensorParallelSize: 3 must divide the 64 attention heads of "
         "'llama-3.1-70b-instruct': use one of 1, 2, 4, 8, 16, 32, 64\n"
     ) in run.stdout + run.stderr
     assert not out.exists()

@@ -13,12 +13,11 @@ from typing import Any
 from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig, serves_kv_events
 from components.config.images import DEFAULT_GENERATION
+from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
 from components.config.serving_tiers import TierSettings, deployment_tiers
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
-from engines.llm_api import GROUP_ROLES, llm_api_yaml
-from runtime.capabilities import capabilities
 
 
 def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, Any]:
@@ -35,7 +34,9 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
             memory[role] = gib
     public = config.platform.security.public_frontends.get(deployment.name)
     exposed = not deployment.frontend.internal_load_balancer
+    model_key = next((g.model for g in deployment.worker_groups().values() if g.model), None)
     return {
+        "model": config.models.get(model_key) if model_key else None,
         "keda_prometheus_url": config.platform.keda_prometheus_url() if config.platform.keda.enabled else None,
         "monitoring_namespaces": (config.platform.monitoring.namespace,),
         "trtllm_generation": config.trtllm_generation(),
@@ -67,12 +68,11 @@ def worker_group_spec(
     group: WorkerGroupConfig,
     pool: NodePool,
     memory_gib: int | None = None,
-    generation: str = DEFAULT_GENERATION,
     event_buffer_max_size: int = 0,
 ) -> WorkerGroupSpec:
-    """One role's groups: layout, bounds, autoscaling, the LLM API YAML of its server role (with a
-    KV-cache event buffer when the router reads the events) and, when known, the host memory its
-    ranks use (/dev/shm included)."""
+    """One role's groups: layout, bounds, autoscaling, its typed LLM API options (with a KV-cache
+    event buffer when the router reads the events; the deployment renders them for the server role
+    and the image's generation) and, when known, the host memory its ranks use (/dev/shm included)."""
     sized: dict[str, Any] = {"memory": f"{memory_gib}Gi", "memory_includes_shm": True} if memory_gib is not None else {}
     options = group.llm_api
     if event_buffer_max_size and not options.kv_cache_config.event_buffer_max_size:
@@ -83,9 +83,7 @@ def worker_group_spec(
         pool=pool,
         pods_per_group=group.pods_per_group,
         gpus_per_pod=group.gpus_per_pod or pool.gpus_per_node,
-        llm_api_yaml=llm_api_yaml(
-            options, role=GROUP_ROLES[role], kv_transfer_timeout=capabilities(generation).kv_transfer_timeout_ms
-        ),
+        llm_api=options,
         groups=group.groups,
         min_groups=group.min_groups,
         max_groups=group.max_groups,
@@ -114,6 +112,7 @@ def llmapi_deployment_args(
     drain_seconds: int = 60,
     group_memory_gib: dict[str, int] | None = None,
     api_key: ApiKeySpec | None = None,
+    model: ModelSourceConfig | None = None,
     monitoring_namespaces: tuple[str, ...] = ("monitoring",),
     trtllm_generation: str = DEFAULT_GENERATION,
     nixl_plugins_dir: str | None = None,
@@ -129,7 +128,7 @@ def llmapi_deployment_args(
     events = {role: routing.event_buffer_max_size if kv_events and role in ("workers", "prefill") else 0
               for role in groups}
     workers = {
-        role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role), trtllm_generation, events[role])
+        role: worker_group_spec(role, g, gpu_pools[g.pool], memory.get(role), events[role])
         for role, g in groups.items()
     }
     holder = groups.get("prefill") or groups.get("workers")
@@ -158,6 +157,7 @@ def llmapi_deployment_args(
         # images.frontend serves both CPU tiers: an image with uvloop speeds both relays up
         router_image=frontend_image,
         model_dir=model_dir,
+        model=model,
         served_model_name=frontend.served_model_name or deployment.name,
         # the frontend caps prompt + output at the shortest sequence any server accepts
         max_seq_len=min(g.llm_api.max_seq_len for g in groups.values()),

@@ -21,13 +21,17 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.config.capacity import quantity_gib
 from components.config.deployment import RoutingConfig
+from components.config.errors import ConfigError
 from components.config.images import DEFAULT_GENERATION
+from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
 from components.config.security import mpi_ssh_secret_name
 from components.config.serving_tiers import TierSettings
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
+from components.serving.llmapi.checks import deployment_problems, group_memory_gib
 from components.serving.llmapi.frontend import (
     ApiKeySpec,
     LlmApiFrontend,
@@ -56,21 +60,27 @@ from components.serving.network_policies import (
 from components.serving.pulumi_options import check_input_str
 from components.serving.repository_config_maps import content_hash
 from components.serving.runtime_package import RuntimePackage, RuntimePackageArgs, runtime_volume
-from engines.llm_api import GROUP_KEYS, MODE_GROUPS, Mode
+from engines.llm_api import GROUP_KEYS, GROUP_ROLES, MODE_GROUPS, LlmApiOptions, Mode, llm_api_yaml
+from runtime.capabilities import capabilities
 
 TYPE_TOKEN = "disagg:serving:LlmApiDeployment"
 MAX_NAME_LENGTH = 63
 
 
 class WorkerGroupSpec(BaseModel):
-    """One role's worker groups (plain values; the lead maps WorkerGroupConfig onto it)."""
+    """One role's worker groups (plain values; ``llmapi.args`` maps WorkerGroupConfig onto it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     pool: NodePool
     pods_per_group: int = Field(default=1, ge=1)
     gpus_per_pod: int = Field(ge=1)
-    llm_api_yaml: str
+    llm_api: LlmApiOptions | None = None
+    """The LLM API options of the role (typed): rendered for its server role, and checked against
+    the pool and the deployment's ``model`` (``llmapi.checks``). Give this or ``llm_api_yaml``."""
+    llm_api_yaml: str | None = None
+    """The LLM API options as YAML already rendered (``engines.llm_api.llm_api_yaml``), for options
+    the typed model does not carry; only its YAML-level checks run."""
     groups: int = Field(default=1, ge=0)
     min_groups: int | None = None
     max_groups: int | None = None
@@ -83,6 +93,21 @@ class WorkerGroupSpec(BaseModel):
     """``memory`` counts /dev/shm already (``capacity.llmapi_group_memory_gib``)."""
     shm_size: str = "32Gi"
     placement_key: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkerGroupSpec:
+        if (self.llm_api is None) == (self.llm_api_yaml is None):
+            raise ValueError("give the LLM API options once: llm_api (typed, checked) or llm_api_yaml (rendered)")
+        return self
+
+    def options_yaml(self, role: str, generation: str = DEFAULT_GENERATION) -> str:
+        """The YAML ``trtllm-serve`` reads for ``role`` (workers, prefill or decode), with what the
+        image's capability ``generation`` takes (runtime.capabilities)."""
+        if self.llm_api_yaml is not None:
+            return self.llm_api_yaml
+        assert self.llm_api is not None
+        timeout = capabilities(generation).kv_transfer_timeout_ms
+        return llm_api_yaml(self.llm_api, role=GROUP_ROLES[role], kv_transfer_timeout=timeout)  # type: ignore[index]
 
 
 class TierSpec(BaseModel):
@@ -110,6 +135,10 @@ class LlmApiDeploymentArgs(BaseModel):
     router_image: str | None = None
     model_dir: Any
     """``pulumi.Input[str]``: ``ModelPreparation.model_dir``."""
+    model: ModelSourceConfig | None = None
+    """The checkpoint served (what ``ModelPreparation`` prepared): with it, the groups given typed
+    ``llm_api`` are checked as the stack loader checks them (GPUs, heads, precision, GPU memory,
+    prefill/decode) and a group without ``memory`` gets its host memory from the model."""
     served_model_name: str
     max_seq_len: int = Field(ge=1)
     default_max_tokens: int = Field(default=512, ge=1)
@@ -170,9 +199,19 @@ class LlmApiDeploymentArgs(BaseModel):
                     f"{role}.autoscaling is enabled but neither KEDA (keda_prometheus_url) nor a metrics adapter "
                     "(custom_metrics) serves trtllm-serve metrics: enable platform.keda, or disable autoscaling"
                 )
-        if problems:
-            raise ValueError("; ".join(problems))
+        if roles == expected:
+            problems += deployment_problems(self)
+        if problems:  # one line per problem (the synth CLI prints them so, without a traceback)
+            raise ConfigError(problems, what="LlmApiDeploymentArgs")
         return self
+
+    def worker_memory(self, role: str) -> tuple[str, bool]:
+        """(memory, includes /dev/shm) of a ``role`` pod: as given, else from ``model`` and the shm size."""
+        spec = self.workers[role]
+        shm = quantity_gib(spec.shm_size)
+        if "memory" in spec.model_fields_set or self.model is None or spec.llm_api is None or shm is None:
+            return spec.memory, spec.memory_includes_shm
+        return f"{group_memory_gib(spec, self.model, shm)}Gi", True
 
 
 def role_names(name: str, roles: list[str]) -> dict[str, str]:
@@ -249,7 +288,7 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     pool=spec.pool,
                     pods_per_group=spec.pods_per_group,
                     gpus_per_pod=spec.gpus_per_pod,
-                    llm_api_yaml=spec.llm_api_yaml,
+                    llm_api_yaml=spec.options_yaml(role, args.trtllm_generation),
                     model_dir=args.model_dir,
                     claim_name=args.claim_name,
                     mount_path=args.mount_path,
@@ -260,8 +299,8 @@ class LlmApiDeployment(pulumi.ComponentResource):
                     target_kv_cache_utilization=spec.target_kv_cache_utilization,
                     target_waiting_requests=spec.target_waiting_requests,
                     cpu=spec.cpu,
-                    memory=spec.memory,
-                    memory_includes_shm=spec.memory_includes_shm,
+                    memory=args.worker_memory(role)[0],
+                    memory_includes_shm=args.worker_memory(role)[1],
                     shm_size=spec.shm_size,
                     placement_key=spec.placement_key,
                     trust_remote_code=args.trust_remote_code,

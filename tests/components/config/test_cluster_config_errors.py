@@ -64,8 +64,8 @@ CASES = [
     (
         "unknown instance type",
         pool_edit(instanceType="p9.huge"),
-        f"{POOL}: instance type 'p9.huge' is not a known GPU instance type (known: "
-        f"{', '.join(sorted(INSTANCE_TYPES))}): use one of them, or add it to components/config/instance_types.py",
+        f"{POOL}.instanceType: instance type 'p9.huge' is not a GPU instance type this project knows: use one "
+        f"of {', '.join(sorted(INSTANCE_TYPES))} (or add it to components/config/instance_types.py)",
     ),
     (
         "placement group without a zone",

@@ -134,7 +134,7 @@ CASES: list[tuple[str, Callable[[dict[str, str]], Any], str]] = [
     (
         "unknown region",
         eks(unknown_region),
-        "disagg:cluster.eks.region: 'us-west-9' is not an AWS region with EKS (see https://docs.aws.amazon.com/general/latest/gr/eks.html): fix it, e.g. us-west-2",
+        "disagg:cluster.eks.region: 'us-west-9' is not an AWS region with EKS (https://docs.aws.amazon.com/general/latest/gr/eks.html): did you mean 'us-west-2'?",
     ),
     (
         "Local Zone",

@@ -44,9 +44,18 @@ def test_every_efa_interface_needs_its_own_network_card() -> None:
 def test_unknown_type_names_the_known_ones() -> None:
     with pytest.raises(ValueError) as error:
         lookup_instance_type("p9.huge")
-    assert str(error.value).startswith("instance type 'p9.huge' is not a known GPU instance type (known: g5.12xlarge, ")
-    assert str(error.value).endswith("): use one of them, or add it to components/config/instance_types.py")
+    assert str(error.value).startswith("instance type 'p9.huge' is not a GPU instance type this project knows: use one of g5.12xlarge, ")
+    assert str(error.value).endswith(" (or add it to components/config/instance_types.py)")
     assert "p5.48xlarge" in str(error.value)
+
+
+def test_a_mistyped_type_gets_the_closest_one() -> None:
+    with pytest.raises(ValueError) as error:
+        lookup_instance_type("p4d.48xlarge")
+    assert str(error.value) == (
+        "instance type 'p4d.48xlarge' is not a GPU instance type this project knows: did you mean "
+        "'p4d.24xlarge'? (or add it to components/config/instance_types.py)"
+    )
 
 
 def test_p5_layout_has_32_interfaces_one_per_card() -> None:

@@ -138,8 +138,7 @@ DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         [
             f"{D0}.workers.llmApi: model too large: 'llama-3.1-70b-instruct' at bf16 over tp 2 × pp 1 needs "
             "65.7 GiB of weights + 0.5 GiB activations + 2.5 GiB runtime per GPU, but one 40 GiB GPU has 36.0 "
-            "GiB usable: raise tensorParallelSize or pipelineParallelSize, use a quantized checkpoint (model "
-            "quantization fp8/nvfp4), or lower maxNumTokens"
+            "GiB usable: raise tensorParallelSize or pipelineParallelSize, or lower maxNumTokens"  # A100: no fp8 offered
         ],
     ),
     (
@@ -153,8 +152,8 @@ DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         [
             f"{D0}.workers.llmApi.maxSeqLen: one 131072-token sequence of 'llama-3.1-8b-instruct' at bf16 over "
             "tp 2 × pp 1 needs 8.0 GiB of KV cache per GPU, but freeGpuMemoryFraction 0.05 of the 25.8 GiB left "
-            "after weights leaves 1.3 GiB: lower maxSeqLen, raise kvCacheConfig.freeGpuMemoryFraction, use "
-            "kvCacheConfig.dtype fp8, or add GPUs"
+            "after weights leaves 1.3 GiB: lower maxSeqLen, raise kvCacheConfig.freeGpuMemoryFraction, or add "
+            "GPUs"  # A100: no fp8 KV cache offered
         ],
     ),
     (
@@ -177,9 +176,9 @@ DEV_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         "model not in the catalog",
         model(model="llama-4-maverick"),
         [
-            "disagg:models.llama-8b.model: model 'llama-4-maverick' is not in the catalog (known: "
-            "llama-3.1-70b-instruct, llama-3.1-8b-instruct, llama-3.3-70b-instruct, mixtral-8x7b-instruct): "
-            "use one of them or add it to engines/catalog.py"
+            "disagg:models.llama-8b.model: model 'llama-4-maverick' is not in the catalog: use one of "
+            "llama-3.1-70b-instruct, llama-3.1-8b-instruct, llama-3.3-70b-instruct, mixtral-8x7b-instruct "
+            "(or add it to engines/catalog.py)"
         ],
     ),
     (
@@ -332,7 +331,7 @@ PROD_CASES: list[tuple[str, Callable[[Any], None], list[str]]] = [
         decode(lambda o: o.pop("cacheTransceiverConfig")),
         [
             f"{PD}.decode.llmApi.cacheTransceiverConfig: missing; prefill-decode moves KV cache through a cache "
-            "transceiver: set cacheTransceiverConfig: {backend: UCX} (or NIXL) on both sides"
+            "transceiver: set cacheTransceiverConfig: {backend: NIXL} (UCX has no EFA transport) on both sides"
         ],
     ),
     (

@@ -63,13 +63,13 @@ def test_a_stack_only_on_head_is_new(trees) -> None:
     diffs = diff_roots(base, head)
     assert [d.stack for d in diffs] == ["dev", "prod"]
     assert diffs[1].base_missing and diffs[1].added == ["tree.txt"]
-    assert "| `prod` (new stack) | 1 | 0 | 0 |" in render_markdown(diffs)
+    assert "| `prod` (new stack) | 1 | 0 | 0 | 0 |" in render_markdown(diffs)
 
 
 def test_markdown_has_the_marker_table_and_diffs(trees) -> None:
     text = render_markdown(diff_roots(*trees))
     assert text.startswith(COMMENT_MARKER + "\n")
-    assert "| `dev` | 1 | 1 | 2 |" in text
+    assert "| `dev` | 1 | 1 | 2 | 0 |" in text
     assert "- changed: `resources/kubernetes_apps_v1_Deployment/llama-frontend.json` (kubernetes_apps_v1_Deployment)" in text
     assert '```diff\n--- a/dev/resources/kubernetes_apps_v1_Deployment/llama-frontend.json' in text
 
@@ -84,10 +84,10 @@ def test_text_lists_each_file(trees) -> None:
     text = render_text(diff_roots(*trees))
     assert text.splitlines()[:5] == [
         "stack dev: 1 added, 1 removed, 2 changed",
-        "  + resources/kubernetes_core_v1_ConfigMap/new.json",
-        "  - resources/kubernetes_core_v1_Service/old.json",
-        "  ~ manifests/llm/Deployment-llama-frontend.yaml",
+        "  - resources/kubernetes_core_v1_Service/old.json",  # most important first: removals,
+        "  ~ manifests/llm/Deployment-llama-frontend.yaml",  # then changes (manifests before records),
         "  ~ resources/kubernetes_apps_v1_Deployment/llama-frontend.json",
+        "  + resources/kubernetes_core_v1_ConfigMap/new.json",  # then additions
     ]
 
 

@@ -104,9 +104,9 @@ def test_extra_env_overrides_and_is_forwarded_to_every_rank():
 
 
 def test_scheduling_constraints():
-    spec = efa_spec(node_selector={"disagg/pool": "p4d"}, tolerations=(Toleration(key="dedicated", effect="NoExecute"),))
+    spec = efa_spec(node_selector={"disagg.dev/pool": "p4d"}, tolerations=(Toleration(key="dedicated", effect="NoExecute"),))
     p = pod(render_fabric_check(spec))
-    assert p["nodeSelector"] == {"disagg/pool": "p4d"}
+    assert p["nodeSelector"] == {"disagg.dev/pool": "p4d"}
     assert {"key": "dedicated", "operator": "Exists", "effect": "NoExecute"} in p["tolerations"]
     assert {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"} in p["tolerations"]
 
@@ -165,7 +165,7 @@ def test_spec_for_a_node_pool():
         gpus_per_node=8,
         efa_interfaces=4,
         rdma_resource=None,
-        node_selector={"disagg/pool": "p4d"},
+        node_selector={"disagg.dev/pool": "p4d"},
         tolerations=(SimpleNamespace(to_k8s=lambda: {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}),),
     )
     spec = spec_for_pool(pool, image="img", namespace="inference")

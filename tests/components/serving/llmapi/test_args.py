@@ -36,5 +36,7 @@ def test_dev_groups_follow_the_planned_layout() -> None:
     args = dev_args(None)
     (spec,) = args.workers.values()
     assert (spec.groups, spec.pods_per_group, spec.gpus_per_pod) == (2, 1, 2)
-    assert "tensor_parallel_size: 2\n" in spec.llm_api_yaml and "max_num_tokens: 4096\n" in spec.llm_api_yaml
+    text = spec.options_yaml("workers")
+    assert "tensor_parallel_size: 2\n" in text and "max_num_tokens: 4096\n" in text
+    assert spec.llm_api is not None and spec.llm_api.tensor_parallel_size == 2  # typed, not a YAML string
     assert args.served_model_name == "llama-8b" and args.mode == "tensor-parallel"

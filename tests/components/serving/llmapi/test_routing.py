@@ -52,8 +52,9 @@ def args_of(config: Any, index: int):
     )  # fmt: skip
 
 
-def kv_config(spec) -> dict[str, Any]:
-    return yaml.safe_load(spec.llm_api_yaml)["kv_cache_config"]
+def kv_config(spec, role: str = "prefill") -> dict[str, Any]:
+    """The KV-cache section of the YAML the group's servers read (the spec holds typed options)."""
+    return yaml.safe_load(spec.options_yaml(role))["kv_cache_config"]
 
 
 def test_least_outstanding_renders_no_flags():
@@ -80,14 +81,14 @@ def test_flags_are_accepted_by_the_router_itself():
 def test_prod_routers_route_kv_aware_approximately_on_release_1_2(prod_config):
     args = args_of(prod_config, 0)
     assert args.routing.policy == "kv-aware" and args.kv_events is False
-    assert all("event_buffer_max_size" not in kv_config(s) for s in args.workers.values())
+    assert all("event_buffer_max_size" not in kv_config(s, role) for role, s in args.workers.items())
 
 
 def test_kv_events_on_a_proven_image_reach_prefill_but_not_decode(prod_config):
     args = args_of(with_routing(prod_config, 0, {"policy": "kv-aware", "kvEvents": "auto"}, RELEASE_13), 0)
     assert args.kv_events is True
     assert kv_config(args.workers["prefill"])["event_buffer_max_size"] == 1024
-    assert "event_buffer_max_size" not in kv_config(args.workers["decode"])  # the generation path publishes none
+    assert "event_buffer_max_size" not in kv_config(args.workers["decode"], "decode")  # the generation path publishes none
 
 
 def test_kv_events_off_keeps_the_router_approximate(prod_config):

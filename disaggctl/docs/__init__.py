@@ -1,0 +1,1 @@
+"""``python -m disaggctl docs``: the configuration reference and the stack schema, generated."""

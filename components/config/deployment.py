@@ -370,6 +370,11 @@ class ImagesConfig(ConfigModel):
     ``trtllm``. The engine runtime's Triton frontend never uses it."""
     tiers_features: tuple[ImageFeature, ...] = ()
     """What ``tiers`` carries: ``uvloop`` (``images/tiers/Dockerfile``)."""
+    fabric_check: str | None = None
+    """Image of the fabric checks (``python -m disaggctl fabric-check render`` and ``kv-render``
+    with ``--stack``, when no ``--image`` is given): the project's ``images/kv-fabric-check/Dockerfile``
+    (the worker image plus nccl-tests built with MPI=1, openssh and nixlbench). None: the checks
+    need ``--image``. Nothing the stack deploys uses it."""
 
     def llmapi_tiers_image(self) -> str | None:
         """The llmapi frontend's and router's image (None: the workers' image)."""

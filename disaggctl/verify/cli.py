@@ -9,7 +9,7 @@ Examples::
     python -m disaggctl verify --stack-outputs outputs.json --requests 50 --concurrency 8
     python -m disaggctl verify --frontend-url 127.0.0.1:8001 --orchestrator-url 127.0.0.1:9001
     python -m disaggctl verify --stack prod --api-key-file key.txt
-    python -m disaggctl fabric-check render --stack prod --image IMG | kubectl apply -f -
+    python -m disaggctl fabric-check render --stack prod | kubectl apply -f -
     python -m disaggctl fabric-check render --image IMG --fabric efa --efa-interfaces 4 | kubectl apply -f -
     kubectl logs job/nccl-fabric-check | python -m disaggctl fabric-check parse - --expect efa --min-busbw 40
 """
@@ -445,6 +445,18 @@ def generate_ssh_keypair():
         return SshKeyPair(private_key=key.read_text(), public_key=(Path(tmp) / "id_ed25519.pub").read_text())
 
 
+def _stack_check_image(command: str, stack: str, config) -> str | None:
+    """The fabric checks' image: ``--image``'s caller passed none, so the stack's
+    ``images.fabricCheck``; None (and one line on stderr) when the stack names none."""
+    image = config.images.fabric_check
+    if image is None:
+        _err(
+            f"fabric-check {command}: stack {stack!r} names no check image: set images.fabricCheck "
+            "(images/kv-fabric-check/Dockerfile) in its Pulumi.<stack>.yaml, or pass --image"
+        )
+    return image
+
+
 def _run_fabric_render_stack(args: argparse.Namespace) -> int:
     """One fabric check per GPU pool of ``--stack`` with a fabric (or ``--pool``): fabric, GPUs,
     EFA interfaces or RDMA resource, node selector (disagg.dev/pool) and tolerations from the pool."""
@@ -466,12 +478,15 @@ def _run_fabric_render_stack(args: argparse.Namespace) -> int:
     if not names:
         _err(f"fabric-check render: stack {args.stack!r} has no GPU pool with a fabric (EFA, InfiniBand, RoCE): nothing to check")
         return EXIT_USAGE
+    image = args.image or _stack_check_image("render", args.stack, config)
+    if image is None:
+        return EXIT_USAGE
     pools = config.cluster.node_pools()
     documents = []
     for name in names:
         try:
             spec = spec_for_pool(
-                pools[name], image=args.image, name=f"{args.name}-{name}" if len(names) > 1 else args.name,
+                pools[name], image=image, name=f"{args.name}-{name}" if len(names) > 1 else args.name,
                 namespace=args.namespace or config.namespace, min_bytes=args.min_bytes, max_bytes=args.max_bytes,
             )
             keypair = None if args.no_ssh_secret else generate_ssh_keypair()
@@ -495,6 +510,9 @@ def _run_fabric_render(args: argparse.Namespace) -> int:
         return _run_fabric_render_stack(args)
     if args.fabric is None:
         _err("fabric-check render: pass --stack STACK (the pools' fabric) or --fabric efa|infiniband|roce")
+        return EXIT_USAGE
+    if args.image is None:
+        _err("fabric-check render: without --stack, pass --image (nccl-tests with MPI=1, Open MPI, openssh)")
         return EXIT_USAGE
 
     try:
@@ -564,10 +582,16 @@ def _run_kv_render(args: argparse.Namespace) -> int:
             except (ConfigError, OSError, ValueError) as err:
                 _err(f"fabric-check kv-render: stack {args.stack}: {err}")
                 return EXIT_USAGE
-            spec = spec_for_deployment(config, args.deployment, args.image, **overrides)
+            image = args.image or _stack_check_image("kv-render", args.stack, config)
+            if image is None:
+                return EXIT_USAGE
+            spec = spec_for_deployment(config, args.deployment, image, **overrides)
         else:
             if args.fabric is None:
                 _err("fabric-check kv-render: give --stack and --deployment, or --fabric")
+                return EXIT_USAGE
+            if args.image is None:
+                _err("fabric-check kv-render: without --stack, pass --image (images/kv-fabric-check/Dockerfile)")
                 return EXIT_USAGE
             spec = KvFabricCheckSpec(
                 image=args.image, fabric=args.fabric, gpus_per_pod=args.gpus_per_pod,
@@ -702,7 +726,8 @@ def add_verify_commands(subparsers) -> None:
     p.set_defaults(func=_run_fabric_parse)
 
     r = fsub.add_parser("render", help="print the fabric-check Service/Secret/Job YAML for kubectl apply")
-    r.add_argument("--image", required=True, help="image with nccl-tests (MPI=1), Open MPI, openssh")
+    r.add_argument("--image", help="image with nccl-tests (MPI=1), Open MPI, openssh; default with --stack: the "
+                   "stack's images.fabricCheck")
     r.add_argument("--stack", metavar="STACK",
                    help="one check per GPU pool of Pulumi.STACK.yaml with a fabric: fabric, GPUs, EFA interfaces, "
                    "node selector and tolerations from the pool (no --fabric needed)")
@@ -729,7 +754,8 @@ def add_verify_commands(subparsers) -> None:
         "(LIBFABRIC on EFA, UCX on InfiniBand/RoCE) with upstream's nixlbench. --stack/--deployment take the "
         "fabric, the per-pod EFA share, the KV block size and the backend from a prefill-decode deployment.",
     )
-    k.add_argument("--image", required=True, help="worker image with nixlbench (images/kv-fabric-check/Dockerfile)")
+    k.add_argument("--image", help="worker image with nixlbench (images/kv-fabric-check/Dockerfile); default with "
+                   "--stack: the stack's images.fabricCheck")
     k.add_argument("--stack", help="read the deployment from Pulumi.STACK.yaml")
     k.add_argument("--deployment", help="the prefill-decode deployment whose KV path is checked")
     k.add_argument("--project", default=".", help="directory of the Pulumi.<stack>.yaml files (default .)")

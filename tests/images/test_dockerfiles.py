@@ -90,3 +90,13 @@ def test_labelled_features_are_ones_a_stack_can_declare(dockerfile: Path) -> Non
     labelled = re.findall(r'dev\.disagg\.features="([^"]*)"', dockerfile.read_text())
     assert labelled, "label dev.disagg.features names what the image carries"
     assert set(",".join(labelled).split(",")) <= set(typing.get_args(ImageFeature))
+
+
+def test_the_fabric_check_image_serves_both_checks() -> None:
+    """images.fabricCheck: nixlbench (kv-render) and nccl-tests with MPI=1 plus openssh (render)."""
+    from disaggctl.verify.fabric import FabricCheckSpec
+
+    text = (ROOT / "images/kv-fabric-check/Dockerfile").read_text()
+    assert "nixlbench" in text and "MPI=1" in text and re.search(r"^ARG NCCL_TESTS_REF=v\d", text, flags=re.M)
+    assert "openssh-server" in text and "openssh-client" in text
+    assert FabricCheckSpec.model_fields["all_reduce_perf"].default in text

@@ -159,3 +159,57 @@ def test_fabric_parse_expects_the_stacks_fabric(log: str, code: int, capsys) -> 
     assert main(["fabric-check", "parse", str(DATA / log), "--stack", "prod", "--project", str(PROJECT_DIR)]) == code
     if code == 0:
         assert capsys.readouterr().out.rstrip().endswith("fabric-check: PASS (efa, expected efa)")
+
+
+def _images(out: str) -> set[str]:
+    """Every container image of the rendered manifests (the etcd pod's aside)."""
+    images = set()
+    for doc in yaml.safe_load_all(out):
+        pod = (doc or {}).get("spec", {})
+        pod = pod.get("template", {}).get("spec", pod)
+        images.update(c["image"] for c in pod.get("containers", []) if "etcd" not in c["image"])
+    return images
+
+
+PROD_CHECK_IMAGE = read_stack(PROJECT_DIR, "prod").images.fabric_check
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["render", "--no-ssh-secret"], ["kv-render", "--deployment", "llama-70b"]],
+    ids=["render", "kv-render"],
+)
+def test_fabric_checks_take_the_image_from_the_stack_and_image_overrides_it(command: list[str], capsys) -> None:
+    """Prod names its check image (images.fabricCheck): no flag needed; --image still wins."""
+    assert PROD_CHECK_IMAGE and PROD_CHECK_IMAGE.endswith("/disagg/kv-fabric-check:1.2.1-efa")
+    base = ["fabric-check", command[0], "--stack", "prod", "--project", str(PROJECT_DIR), *command[1:]]
+    assert main(base) == 0
+    assert _images(capsys.readouterr().out) == {PROD_CHECK_IMAGE}
+    assert main([*base, "--image", "registry.example.com/other:1"]) == 0
+    assert _images(capsys.readouterr().out) == {"registry.example.com/other:1"}
+
+
+@pytest.mark.parametrize(
+    "command", [["render", "--no-ssh-secret"], ["kv-render", "--deployment", "llama-8b"]], ids=["render", "kv-render"]
+)
+def test_a_stack_without_a_check_image_asks_for_the_key_or_image_in_one_line(command: list[str], capsys) -> None:
+    """Dev runs stock NGC images and names no check image: one line, the usage exit code."""
+    assert read_stack(PROJECT_DIR, "dev").images.fabric_check is None
+    assert main(["fabric-check", command[0], "--stack", "dev", "--project", str(PROJECT_DIR), *command[1:]]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"fabric-check {command[0]}: stack 'dev' names no check image: set images.fabricCheck "
+        "(images/kv-fabric-check/Dockerfile) in its Pulumi.<stack>.yaml, or pass --image\n"
+    )
+
+
+def test_without_a_stack_the_checks_still_need_an_image(capsys) -> None:
+    assert main(["fabric-check", "render", "--fabric", "efa", "--no-ssh-secret"]) == 2
+    assert capsys.readouterr().err == (
+        "fabric-check render: without --stack, pass --image (nccl-tests with MPI=1, Open MPI, openssh)\n"
+    )
+    assert main(["fabric-check", "kv-render", "--fabric", "efa"]) == 2
+    assert capsys.readouterr().err == (
+        "fabric-check kv-render: without --stack, pass --image (images/kv-fabric-check/Dockerfile)\n"
+    )

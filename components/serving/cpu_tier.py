@@ -79,6 +79,25 @@ class CpuTier:
     """Seconds the pod keeps serving after it starts terminating, before SIGTERM (0: none)."""
 
 
+def check_tier_scaling(section: str, inflight_key: str, min_replicas: int, max_replicas: int,
+                       keda: bool, max_inflight: int | None, target_in_flight: float) -> None:
+    """The replica bounds and admission limit of one CPU tier, ValueError naming the key otherwise:
+    minReplicas ≤ maxReplicas, and with KEDA an in-flight limit above the scaling target (else the tier
+    refuses requests before KEDA scales it out)."""
+    if min_replicas > max_replicas:
+        raise ValueError(
+            f"{section}.minReplicas ({min_replicas}) is larger than maxReplicas ({max_replicas}): "
+            "raise maxReplicas or lower minReplicas"
+        )
+    if keda and max_inflight is not None and max_inflight <= target_in_flight:
+        tier = "frontend" if section == "frontend" else "router"
+        raise ValueError(
+            f"serving.admission.{inflight_key} {max_inflight} is not above the {tier}'s KEDA target of "
+            f"{target_in_flight:g} requests in flight per replica: it would refuse requests before KEDA "
+            f"scales out; raise {inflight_key}"
+        )
+
+
 def cpu_deployment_manifest(tier: CpuTier) -> dict:
     """The tier's Deployment (replicas start at the minimum; the HPA owns them afterwards)."""
     env = {**WRITABLE_ENV, "PYTHONPATH": PYTHON_PATH, "PYTHONDONTWRITEBYTECODE": "1", **tier.env}

@@ -26,6 +26,7 @@ from components.serving.cpu_tier import (
     AWAIT_S,
     PORT,
     CpuTier,
+    check_tier_scaling,
     cpu_deployment_manifest,
     cpu_hpa_manifest,
     cpu_service_manifest,
@@ -113,19 +114,9 @@ class LlmApiFrontendArgs(BaseModel):
 
     @model_validator(mode="after")
     def _checks(self) -> LlmApiFrontendArgs:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"frontend.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
-                "raise maxReplicas or lower minReplicas"
-            )
-        if self.keda_prometheus_url is not None and self.serving is not None and (
-            self.serving.max_inflight <= self.target_in_flight
-        ):
-            raise ValueError(
-                f"serving.admission.frontendMaxInflight {self.serving.max_inflight} is not above the frontend's KEDA target of "
-                f"{self.target_in_flight:g} requests in flight per replica: it would refuse requests before KEDA "
-                "scales out; raise frontendMaxInflight"
-            )
+        check_tier_scaling("frontend", "frontendMaxInflight", self.min_replicas, self.max_replicas,
+                           self.keda_prometheus_url is not None,
+                           self.serving.max_inflight if self.serving is not None else None, self.target_in_flight)
         problem = exposure_problem(self.service_type, self.public, self.load_balancer_source_ranges)
         if problem is not None:
             raise ValueError(f"frontend exposure: {problem}")

@@ -24,6 +24,7 @@ from components.serving.cpu_tier import (
     AWAIT_S,
     PORT,
     CpuTier,
+    check_tier_scaling,
     cpu_deployment_manifest,
     cpu_hpa_manifest,
     cpu_service_manifest,
@@ -96,19 +97,9 @@ class LlmApiRouterArgs(BaseModel):
             raise ValueError(
                 "router: give workers_url (tensor-parallel) or both context_url and generation_url (prefill-decode)"
             )
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"orchestrator.minReplicas ({self.min_replicas}) is larger than maxReplicas ({self.max_replicas}): "
-                "raise maxReplicas or lower minReplicas"
-            )
-        if self.keda_prometheus_url is not None and self.serving is not None and (
-            self.serving.max_inflight <= self.target_in_flight
-        ):
-            raise ValueError(
-                f"serving.admission.routerMaxInflight {self.serving.max_inflight} is not above the router's KEDA target of "
-                f"{self.target_in_flight:g} requests in flight per replica: it would refuse requests before KEDA "
-                "scales out; raise routerMaxInflight"
-            )
+        check_tier_scaling("orchestrator", "routerMaxInflight", self.min_replicas, self.max_replicas,
+                           self.keda_prometheus_url is not None,
+                           self.serving.max_inflight if self.serving is not None else None, self.target_in_flight)
         capabilities(self.trtllm_generation)  # ValueError naming the accepted generations
         return self
 

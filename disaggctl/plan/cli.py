@@ -80,8 +80,10 @@ class PoolOption:
         return lookup_instance_type(self.instance_type).gpu_memory_gib
 
     def spec(self) -> PoolSpec:
+        # a layout is priced by the nodes it takes; a Capacity Block's paid-for size is the pool's
+        # (synth's pool_costs bills it), not a layout's
         return PoolSpec(self.name, self.instance_type, self.capacity_type, self.reservation_id,
-                        supply_nodes=self.supply_nodes, ceiling_nodes=self.supply_nodes)
+                        supply_nodes=self.supply_nodes, ceiling_nodes=self.supply_nodes, committed_nodes=0)
 
 
 @dataclass

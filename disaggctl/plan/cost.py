@@ -33,15 +33,15 @@ class PoolSpec:
 
     name: str
     instance_type: str
-    capacity_type: str = "on-demand"
-    reservation_id: str | None = None
-    supply_nodes: int = 0
+    capacity_type: str
+    reservation_id: str | None
+    supply_nodes: int
     """Nodes the pool holds with every scaler at its maximum (capacity.pool_supply: a fixed
     managed node group holds desiredSize); what plan may fill."""
-    ceiling_nodes: int = 0
+    ceiling_nodes: int
     """Nodes the pool's node group may be scaled to (maxSize, or the Capacity Block's size):
     the worst-case bill."""
-    committed_nodes: int = 0
+    committed_nodes: int
     """Nodes paid whether used or not (a Capacity Block's instanceCount), else 0."""
 
     @property
@@ -54,7 +54,6 @@ def pool_spec(raw: Mapping[str, Any]) -> PoolSpec:
     raw_block = raw.get("capacityBlock")
     block = CapacityBlockConfig.model_validate(raw_block) if isinstance(raw_block, dict) else None
     sizes = {
-        "min_size": int(raw.get("minSize", 0)),
         "desired_size": int(raw.get("desiredSize", 1)),
         "max_size": int(raw.get("maxSize", 2)),
         "autoscaler": raw.get("autoscaler", "none"),

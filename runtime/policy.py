@@ -35,7 +35,6 @@ class Endpoint:
     """Requests routed here and not yet ended, counted from the moment they were routed."""
     healthy: bool = True
     """The last active ``/health`` probe passed."""
-    requests: int = 0
     failures: int = 0
     """Consecutive failures since the last success."""
     ejections: int = 0

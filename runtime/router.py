@@ -143,7 +143,6 @@ class Ticket:
         self.router, self.pool, self.ep, self.tokens, self.choice = router, pool, ep, tokens, choice
         self.first = self.ended = False
         ep.inflight += 1
-        ep.requests += 1
         pool.outstanding += 1
         pool.queued_tokens += tokens
 
@@ -215,10 +214,7 @@ class Router:
                                            "Prefill/decode requests prefilled on the generation server")
         if self.kv is not None:
             self.m_local_prefill.inc(0)
-        for name in pools:
-            self.m_outstanding.set(0, (("pool", name),))
-            self.m_tokens.set(0, (("pool", name),))
-        self.m_orphaned.inc(0)
+        self.m_orphaned.inc(0)  # the pools' gauges are set on every scrape (metrics)
 
     # --- discovery ---------------------------------------------------------------------------
     async def refresh_once(self) -> None:

@@ -59,9 +59,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     "engines/checks.py": ("tests/engines",),
     "engines/llm_api_checks.py": ("tests/engines",),
     "runtime/protocol.py": ("tests/runtime/test_protocol.py", "tests/runtime"),
-    "runtime/router.py": ("tests/runtime/test_router_refusals.py", "tests/runtime"),
-    "disaggctl/plan/pricing.py": ("tests/disaggctl/plan",),
-    "disaggctl/plan/cost.py": ("tests/disaggctl/plan/test_cost_plan.py", "tests/disaggctl/plan"),
+    "runtime/router.py": ("tests/runtime/test_router.py", "tests/runtime/test_router_refusals.py", "tests/runtime"),
+    "disaggctl/plan/pricing.py": ("tests/disaggctl/plan/test_pricing.py", "tests/disaggctl/plan"),
+    "disaggctl/plan/cost.py": ("tests/disaggctl/plan/test_cost.py", "tests/disaggctl/plan"),
 }
 """What ``--all`` runs. Each path is relative to the repository root."""
 

@@ -150,12 +150,6 @@ def deployment_drain_seconds(config: Any, deployment: Any) -> int:
     return stream_drain_seconds(max_output_tokens(config, deployment), TIME_PER_OUTPUT_TOKEN_S)
 
 
-def stack_drain_seconds(config: Any) -> int | None:
-    """The longest drain of any deployment of the stack (None: no deployment)."""
-    drains = [deployment_drain_seconds(config, d) for d in config.deployments]
-    return max(drains) if drains else None
-
-
 def llmapi_group_memory_gib(config: Any, group: Any, gpus_per_pod: int) -> int | None:
     """Memory request (= limit) of an llmapi group pod: its ranks' shards of the checkpoint plus
     their runtime plus the RAM-backed /dev/shm (:func:`host_memory_request_gib`); None when the

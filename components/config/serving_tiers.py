@@ -262,13 +262,34 @@ def tier_problems(serving: ServingTiersConfig, tiers: dict[str, TierSettings], k
     return problems
 
 
+def serving_drain_seconds(config: Any, deployment: Any) -> int:
+    """Seconds the scale-in drain of ``deployment`` waits for its streams: the capacity estimate
+    (``capacity.deployment_drain_seconds``, the longest output at 50 ms per token), or the router's
+    request timeout where that is longer — a stream may run until it (an SLO TPOT above ~33 ms makes
+    the derived timeout ``firstByte + maxOutput × 1.5 × tpot`` longer than the estimate, and so may an
+    explicit ``requestSeconds``), and a shorter drain would cut it at scale-in. Without a workload the
+    router runs its process default (1 h); the drain keeps the estimate there rather than holding
+    every terminating pod for an hour (docs/capacity.md)."""
+    estimate = deployment_drain_seconds(config, deployment)
+    if deployment.runtime != "llmapi":
+        return estimate
+    configured = deployment.serving.timeouts.request_seconds
+    if configured is not None:
+        request = configured
+    elif deployment.workload is not None:
+        request = slo_timeouts(deployment.workload, max_output_tokens(config, deployment), estimate)[2]
+    else:
+        return estimate
+    return max(estimate, math.ceil(request))
+
+
 def deployment_tiers(config: Any, deployment: Any) -> dict[str, TierSettings]:
     """:func:`resolve_tiers` of an llmapi ``deployment`` of the stack ``config`` (a StackConfig)."""
     return resolve_tiers(
         deployment.serving,
         deployment.workload,
         max_output_tokens=max_output_tokens(config, deployment),
-        drain_seconds=deployment_drain_seconds(config, deployment),
+        drain_seconds=serving_drain_seconds(config, deployment),
         frontend_min_replicas=deployment.frontend.min_replicas,
         router_min_replicas=deployment.orchestrator.replicas,
         phases=2 if deployment.mode == "prefill-decode" else 1,

@@ -9,7 +9,7 @@ from pydantic import field_validator
 
 from components.config import capacity, limits
 from components.config.base import ConfigModel, check_dns_label
-from components.config.capacity import CapacityReport, check_capacity, stack_drain_seconds
+from components.config.capacity import CapacityReport, check_capacity
 from components.config.cluster import ClusterConfig, network_policy_warnings
 from components.config.deployment import (
     ImagesConfig,
@@ -28,7 +28,7 @@ from components.config.models import ModelSourceConfig
 from components.config.platform import PlatformConfig
 from components.config.scheduling import Fabric, NodePool
 from components.config.security import DEPLOYER_CIDR_PLACEHOLDER
-from components.config.serving_tiers import deployment_tiers, tier_problems
+from components.config.serving_tiers import deployment_tiers, serving_drain_seconds, tier_problems
 from components.config.workload import PricingConfig
 from engines import llm_api_checks
 from engines.catalog import MODELS
@@ -135,7 +135,8 @@ class StackConfig(ConfigModel):
     def capacity_report(self, now: datetime | None = None) -> CapacityReport:
         """:func:`check_capacity` of the stack, its Capacity Blocks judged at ``now`` (default: the
         clock) against the longest drain of its deployments."""
-        return check_capacity(self, now=now, drain_seconds=stack_drain_seconds(self))
+        drains = [serving_drain_seconds(self, d) for d in self.deployments]
+        return check_capacity(self, now=now, drain_seconds=max(drains) if drains else None)
 
     def deploy_warnings(self, now: datetime | None = None) -> list[str]:
         """What the program prints before declaring anything: the capacity warnings, the EKS

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config.capacity import deployment_drain_seconds, llmapi_group_memory_gib
+from components.config.capacity import llmapi_group_memory_gib
 from components.config.deployment import ModelDeploymentConfig, WorkerGroupConfig, serves_kv_events
 from components.config.images import DEFAULT_GENERATION
 from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
-from components.config.serving_tiers import TierSettings, deployment_tiers
+from components.config.serving_tiers import TierSettings, deployment_tiers, serving_drain_seconds
 from components.serving.llmapi.deployment import LlmApiDeploymentArgs, TierSpec, WorkerGroupSpec
 from components.serving.llmapi.frontend import ApiKeySpec
 
@@ -41,7 +41,7 @@ def stack_inputs(config: Any, deployment: ModelDeploymentConfig) -> dict[str, An
         "monitoring_namespaces": (config.platform.monitoring.namespace,),
         "trtllm_generation": config.trtllm_generation(),
         "nixl_plugins_dir": config.images.nixl_plugins_dir,
-        "drain_seconds": deployment_drain_seconds(config, deployment),
+        "drain_seconds": serving_drain_seconds(config, deployment),
         "group_memory_gib": memory,
         "load_balancer_source_ranges": tuple(public.source_ranges) if public is not None and exposed else (),
         "tiers": deployment_tiers(config, deployment),

@@ -160,7 +160,7 @@ class LlmApiDeploymentArgs(BaseModel):
     keda_prometheus_url: str | None = None
     """KEDA is installed and queries this Prometheus: every tier gets a ScaledObject instead of an HPA."""
     drain_seconds: int = Field(default=60, ge=0)
-    """The longest stream of this deployment (``capacity.deployment_drain_seconds``)."""
+    """The longest stream of this deployment (``serving_tiers.serving_drain_seconds``)."""
     api_key: ApiKeySpec | None = None
     """The frontend's client key (a public frontend needs it)."""
     routing: RoutingConfig = RoutingConfig()

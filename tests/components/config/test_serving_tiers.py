@@ -218,3 +218,52 @@ def test_readme_example_is_valid_config_and_dev_s_derived_values(dev_config: Any
     explicit = resolve_tiers(example, None, max_output_tokens=1, drain_seconds=0, frontend_min_replicas=1,
                              router_min_replicas=1)  # every value given: nothing derived
     assert explicit == derived
+
+
+def _dev_with(dev_config: Any, slo_tpot_ms: float | None = None, serving: dict | None = None,
+              workload: bool = True) -> Any:
+    deployments = dev_config.section("deployments")
+    if slo_tpot_ms is not None:
+        deployments[0]["workload"]["slo"]["tpotMs"] = slo_tpot_ms
+    if not workload:
+        deployments[0].pop("workload")
+    if serving is not None:
+        deployments[0]["serving"] = serving
+    config = load_stack_config(dev_config.set("deployments", deployments).raw)
+    return config, config.deployments[0]
+
+
+@pytest.mark.parametrize(
+    ("tpot_ms", "serving", "with_workload", "drain"),
+    [
+        (25, None, True, 450),   # 30 + 8191 × 1.5 × 25 ms = 338 s: the 50 ms estimate (450 s) is longer
+        (60, None, True, math.ceil(30 + 8191 * 1.5 * 0.060)),   # 768 s: the derived request timeout is longer
+        (25, {"timeouts": {"requestSeconds": 2000}}, True, 2000),  # an explicit timeout lets streams run that long
+        (25, {"timeouts": {"requestSeconds": 460}}, True, 460),
+        (None, None, False, 450),  # no workload: the estimate, not the process's one-hour default
+    ],
+)
+def test_the_drain_waits_as_long_as_the_router_lets_a_stream_run(
+        dev_config: Any, tpot_ms: float | None, serving: dict | None, with_workload: bool, drain: int) -> None:
+    from components.config.capacity import deployment_drain_seconds
+    from components.config.serving_tiers import deployment_tiers, serving_drain_seconds
+
+    config, deployment = _dev_with(dev_config, tpot_ms, serving, with_workload)
+    assert deployment_drain_seconds(config, deployment) == 450
+    assert serving_drain_seconds(config, deployment) == drain
+    if with_workload:
+        assert deployment_tiers(config, deployment)["router"].request_timeout == drain
+
+
+def test_the_rendered_drain_follows_the_slo(dev_config: Any) -> None:
+    from components.serving.llmapi.args import stack_inputs
+
+    config, deployment = _dev_with(dev_config, 60)
+    assert stack_inputs(config, deployment)["drain_seconds"] == 768
+
+
+def test_an_engine_deployment_drains_by_the_estimate(engine_config: Any) -> None:
+    from components.config.serving_tiers import serving_drain_seconds
+
+    config = load_stack_config(engine_config.raw)
+    assert serving_drain_seconds(config, config.deployments[0]) == 450

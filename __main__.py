@@ -15,7 +15,7 @@ from components.cluster.aws import AwsGpuCluster
 from components.cluster.existing import ExistingCluster
 from components.config import StackConfig, load_from_pulumi
 from components.config.validation import stack_warnings
-from components.models.await_budget import model_preparation_deadline
+from components.models.await_budget import engine_build_deadline, model_preparation_deadline
 from components.models.engine_build import EngineBuild, EngineBuildArgs
 from components.models.model_preparation import ModelPreparation, ModelPreparationArgs
 from components.platform import PlatformOperators
@@ -55,6 +55,7 @@ def main(config: StackConfig) -> None:
     )
 
     builds: dict[str, EngineBuild] = {}
+    fsx_throughput = config.cluster.eks.storage.throughput_per_unit if config.cluster.eks else None
     for key, pool_name in sorted(config.engine_pools().items()):
         builds[key] = EngineBuild(
             f"engine-{key}",
@@ -66,12 +67,12 @@ def main(config: StackConfig) -> None:
                 storage_claim_name=store.claim_name,
                 store_mount_path=store.mount_path,
                 hf_token_secret=config.hf_token_secret,
+                active_deadline_seconds=engine_build_deadline(config.engines[key], store.storage, fsx_throughput),
             ),
             opts=pulumi.ResourceOptions(provider=handle.provider, depends_on=[store, platform, secrets]),
         )
 
     preparations: dict[str, ModelPreparation] = {}
-    fsx_throughput = config.cluster.eks.storage.throughput_per_unit if config.cluster.eks else None
     for key in config.used_models():
         preparations[key] = ModelPreparation(
             f"model-{key}",

@@ -16,8 +16,9 @@ import math
 
 from components.cluster.contract import SharedStorage
 from components.config.models import ModelSourceConfig
-from engines.catalog import ModelInfo
+from engines.catalog import ModelInfo, get_model
 from engines.llm_api_checks import WEIGHT_BYTES
+from engines.spec import EngineSpec
 
 DEFAULT_AWAIT_S = 600
 """pulumi-kubernetes' await timeout when a resource sets none (await.go ``Creation``/``Update``)."""
@@ -44,6 +45,14 @@ Job's start, and the provider needs a moment to observe the final condition."""
 MIN_PREPARATION_DEADLINE_S = 3600
 CHECKPOINT_OVERHEAD = 1.02
 """Tokenizer, configs and safetensors headers on top of the weights."""
+BUILD_S_PER_B_PARAMS = 60.0
+"""Checkpoint conversion + ``trtllm-build`` seconds per billion parameters on one node (an estimate:
+TensorRT-LLM's guides put a 70B build at 1-2 hours with the download; nothing here can measure it)."""
+CALIBRATION_S_PER_B_PARAMS = 60.0
+"""ModelOpt calibration (``examples/quantization/quantize.py``) seconds per billion parameters, when
+the engine is quantized (an estimate, as above)."""
+MIN_ENGINE_BUILD_DEADLINE_S = 4 * 3600
+"""The engine-build deadline before it was sized: a sized deadline is never shorter."""
 
 
 def store_write_mb_s(storage: SharedStorage, fsx_throughput_per_tib: int | None = None) -> float:
@@ -82,6 +91,23 @@ def model_preparation_deadline(
     """:func:`preparation_deadline_seconds` of one configured checkpoint on the stack's store."""
     size = checkpoint_bytes(source.info, source.quantization)
     return preparation_deadline_seconds(size, store_write_mb_s(storage, fsx_throughput_per_tib))
+
+
+def engine_build_deadline_seconds(params_b: float, quantized: bool, store_mb_s: float) -> int:
+    """``activeDeadlineSeconds`` of an engine-build Job: image pull, then twice (download of the bf16
+    checkpoint + conversion and build + calibration when quantized), rounded up to 10 minutes, at
+    least ``MIN_ENGINE_BUILD_DEADLINE_S``."""
+    size = math.ceil(params_b * 1e9 * WEIGHT_BYTES["none"] * CHECKPOINT_OVERHEAD)
+    work = params_b * (BUILD_S_PER_B_PARAMS + (CALIBRATION_S_PER_B_PARAMS if quantized else 0.0))
+    estimate = IMAGE_PULL_S + SAFETY_FACTOR * (download_seconds(size, store_mb_s) + work)
+    return max(MIN_ENGINE_BUILD_DEADLINE_S, math.ceil(estimate / 600) * 600)
+
+
+def engine_build_deadline(spec: EngineSpec, storage: SharedStorage, fsx_throughput_per_tib: int | None = None) -> int:
+    """:func:`engine_build_deadline_seconds` of one configured engine on the stack's store."""
+    model = get_model(spec.model)
+    return engine_build_deadline_seconds(model.params_b, spec.quantization != "none",
+                                         store_write_mb_s(storage, fsx_throughput_per_tib))
 
 
 def job_await_seconds(active_deadline_seconds: int) -> int:

@@ -73,7 +73,8 @@ class EngineBuildArgs(BaseModel):
     """TensorRT-LLM ``examples/`` inside the image (the Triton TRT-LLM image ships them in /app/examples)."""
     backoff_limit: int = Field(default=1, ge=0)
     active_deadline_seconds: int = Field(default=4 * 3600, ge=600)
-    """Download + calibration + build of a 70B model takes 1-2 hours; this bounds a stuck build."""
+    """Bounds a stuck build; the stack sizes it from the model and the store
+    (``await_budget.engine_build_deadline``: download, build and calibration, at least 4 hours)."""
     shm_size_gib: int = Field(default=32, ge=1)
     """/dev/shm for NCCL and PyTorch data loaders during quantization."""
     cpu: int = Field(default=16, ge=1)

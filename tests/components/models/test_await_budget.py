@@ -47,3 +47,25 @@ def test_small_checkpoints_get_the_one_hour_floor() -> None:
 def test_cpu_tier_timeouts_cover_a_pull_and_the_probe_windows() -> None:
     assert cpu_tier_await_seconds(300, 15) == IMAGE_PULL_S + 315
     assert service_await_seconds(1215, True) == 1515 and service_await_seconds(1215, False) == 1215
+
+
+def test_an_engine_build_deadline_covers_download_build_and_calibration() -> None:
+    """70B, bf16 download 144 GB at 50 MB/s (2881 s) + 70.6 × 60 s build, twice, + the pull: 15,134 s,
+    rounded up to 15,600 s; quantized: + 70.6 × 60 s twice = 23,606 s -> 24,000 s."""
+    from components.models.await_budget import engine_build_deadline_seconds
+
+    store = store_write_mb_s(PROD_FSX, 500)
+    assert engine_build_deadline_seconds(70.6, False, store) == 15_600
+    assert engine_build_deadline_seconds(70.6, True, store) == 24_000
+    assert engine_build_deadline_seconds(70.6, False, 10.0) > 15_600  # a slow store stretches it
+    assert engine_build_deadline_seconds(8.03, True, store) == 4 * 3600  # small models: the 4-hour floor
+
+
+def test_the_stack_sizes_each_engine_builds_deadline() -> None:
+    from components.models.await_budget import engine_build_deadline
+    from engines.spec import EngineSpec
+
+    spec = EngineSpec.model_validate({"model": "llama-3.1-70b-instruct", "dtype": "bfloat16", "tpSize": 8, "ppSize": 1,
+                                      "maxBatchSize": 64, "maxInputLen": 4096, "maxSeqLen": 8192,
+                                      "maxNumTokens": 8192, "quantization": "fp8"})
+    assert engine_build_deadline(spec, PROD_FSX, 500) == 24_000

@@ -54,8 +54,10 @@ import contextlib
 import json
 import logging
 import re
+import secrets
 import socket
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -78,6 +80,24 @@ MAX_BODY_BYTES = 64 << 20
 REMOVED_SERIES_S = 120.0
 """How long a removed endpoint's in-flight series stays at 0 after its last request (a few scrapes)."""
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
+MIN_GLOBAL_DISAGG_ID = 1 << 40
+"""Upstream keeps worker-local request ids below 2**40 and disaggregated request ids in [2**40, 2**63),
+"disjoint by construction so they never collide" (``tensorrt_llm/llmapi/disagg_utils.py``
+``MIN_GLOBAL_ID``, ``get_global_disagg_request_id``: timestamp_ms 39 bits | node 8 | process 6 |
+counter 10, moved into that range; read on main in the newest version the index holds — the
+version @3e53e4adfea6 has no such rule and the 1.3 tag is not readable here). An id in that range
+is valid in every release that takes the field, so the router sends only such ids (conservative)."""
+_ID_MODULUS = (1 << 63) - 1 - MIN_GLOBAL_DISAGG_ID
+
+
+def disagg_request_id(timestamp_ms: int, origin: int, counter: int) -> int:
+    """A ``disagg_request_id`` in upstream's layout (:data:`MIN_GLOBAL_DISAGG_ID`): the
+    millisecond clock (39 bits), the router's ``origin`` (14 bits, upstream's node and process
+    ids) and a counter (10 bits), moved into ``[2**40, 2**63)``. Two routers (replicas) collide
+    only with the same origin (random per process, 1 in 16,384) in the same millisecond at the
+    same counter value."""
+    raw = ((timestamp_ms & ((1 << 39) - 1)) << 24) | ((origin & 0x3FFF) << 10) | (counter & 0x3FF)
+    return raw % _ID_MODULUS + MIN_GLOBAL_DISAGG_ID
 
 
 class RouteError(Exception):
@@ -188,6 +208,8 @@ class Router:
         self.discovered = False
         """The first discovery round has run (``/ready``)."""
         self._rid = 0
+        self._origin = secrets.randbits(14)
+        """This router's part of its ``disagg_request_id`` values (``disagg_request_id``)."""
         reg = self.registry = Registry()
         self.m_requests = reg.counter("router_requests_total", "Requests routed, by pool and upstream status class")
         self.m_errors = reg.counter("router_upstream_errors_total",
@@ -505,7 +527,7 @@ class Router:
 
     def _next_disagg_id(self) -> int:
         self._rid += 1
-        return self._rid
+        return disagg_request_id(int(time.monotonic() * 1000), self._origin, self._rid)
 
     # --- status ----------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:

@@ -399,15 +399,33 @@ def test_a_context_servers_error_message_reaches_the_client_cut_to_500_character
     run(main())
 
 
-def test_disaggregated_ids_start_at_one_and_increase_per_router() -> None:
+def test_disaggregated_ids_are_upstreams_global_ids_and_the_same_for_both_phases() -> None:
     async def main() -> None:
         ctx, gen = Worker(context_reply()), Worker()
         async with routed({"context": [ctx], "generation": [gen]}, version="1.3") as (_, client):
-            for _ in range(2):
+            for _ in range(3):
                 assert (await post(client))[0] == 200
-            assert [b["disaggregated_params"]["disagg_request_id"] for b in ctx.bodies] == [1, 2]
-            assert [b["disaggregated_params"]["disagg_request_id"] for b in gen.bodies] == [1, 2]
+            ids = [b["disaggregated_params"]["disagg_request_id"] for b in ctx.bodies]
+            assert [b["disaggregated_params"]["disagg_request_id"] for b in gen.bodies] == ids
+            assert len(set(ids)) == 3 and all(1 << 40 <= i < 1 << 63 for i in ids)
+        async with routed({"context": [Worker(context_reply())], "generation": [Worker()]}) as (_, client):
+            assert (await post(client))[0] == 200  # 1.2: no id is sent (its model forbids the field)
     run(main())
+
+
+def test_the_disagg_id_layout() -> None:
+    base = 1 << 40
+    assert rt.disagg_request_id(0, 0, 0) == base
+    assert rt.disagg_request_id(0, 0, 1) == base + 1
+    assert rt.disagg_request_id(0, 0, 1024 + 5) == base + 5  # the counter has 10 bits
+    assert rt.disagg_request_id(0, 1, 0) == base + (1 << 10)
+    assert rt.disagg_request_id(0, (1 << 14) + 2, 0) == base + (2 << 10)  # the origin has 14 bits
+    assert rt.disagg_request_id(1, 0, 0) == base + (1 << 24)
+    assert rt.disagg_request_id(1 << 39, 0, 0) == base  # the clock has 39 bits
+    top = rt.disagg_request_id((1 << 39) - 1, (1 << 14) - 1, 1023)
+    assert top == ((1 << 63) - 1) % ((1 << 63) - 1 - base) + base and base <= top < 1 << 63
+    ids = {rt.disagg_request_id(123456, 77, c) for c in range(1024)}
+    assert len(ids) == 1024
 
 
 def test_generation_queues_no_prompt_tokens_while_it_waits_for_its_first_byte() -> None:

@@ -703,3 +703,42 @@ def test_main_refuses_bad_flags_before_serving(flags: list[str], message: str) -
     with pytest.raises(SystemExit) as caught:
         rt.main(["--workers", "static://a:1", *flags])
     assert str(caught.value).startswith("runtime.router: ") and message in str(caught.value)
+
+
+# --------------------------------------------------------------------------- discovery
+def test_discovery_rounds_are_counted_and_a_failed_round_keeps_the_endpoints(tmp_path, monkeypatch) -> None:
+    import socket
+
+    async def main() -> None:
+        listing = tmp_path / "workers"
+        worker = Worker()
+        await worker.server.start_server()
+        listing.write_text(f"127.0.0.1:{worker.server.port}\n")
+        pool = rt.Pool("workers", parse_source("--workers", f"file://{listing}"))
+        router = rt.Router({"workers": pool}, 60.0, FAST, capabilities("1.2"), Admission(8))
+        client = TestClient(TestServer(rt.make_app(router)))
+        await client.start_server()
+        try:
+            m = await metrics(client)
+            assert m['router_discovery_refresh_total{outcome="ok",pool="workers"}'] == 1
+            listing.unlink()
+            listing.mkdir()  # reading it fails (OSError): the last endpoints stay
+            await router.refresh_once()
+            m = await metrics(client)
+            assert m['router_discovery_refresh_total{outcome="error",pool="workers"}'] == 1
+            assert list(pool.endpoints) == [f"http://127.0.0.1:{worker.server.port}"]
+
+            async def nxdomain(source: object) -> list[str]:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+            monkeypatch.setattr(rt, "resolve", nxdomain)  # a headless Service with no ready pod
+            await router.refresh_once()
+            assert pool.endpoints == {} and list(pool.removed) == [f"http://127.0.0.1:{worker.server.port}"]
+            m = await metrics(client)
+            assert m['router_discovery_refresh_total{outcome="error",pool="workers"}'] == 2
+            assert m['router_discovery_refresh_total{outcome="ok",pool="workers"}'] == 1
+        finally:
+            await client.close()
+            await worker.server.close()
+
+    run(main())

@@ -117,3 +117,13 @@ def test_list_runs_nothing() -> None:
     done = subprocess.run([sys.executable, "tools/mutation.py", "runtime/protocol.py", "--list", "--sample", "3"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     assert len(done.stdout.splitlines()) == 3 and all(line.startswith("runtime/protocol.py:") for line in done.stdout.splitlines())
+
+
+def test_the_workflow_mutates_every_module_of_the_table() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "mutation.yml").read_text())
+    matrix = workflow["jobs"]["mutation"]["strategy"]["matrix"]["module"]
+    choices = workflow[True]["workflow_dispatch"]["inputs"]["module"]["options"]  # YAML 1.1 reads `on` as True
+    assert matrix == list(mutation.MODULES)
+    assert choices == ["all", *mutation.MODULES]

@@ -742,3 +742,100 @@ def test_discovery_rounds_are_counted_and_a_failed_round_keeps_the_endpoints(tmp
             await worker.server.close()
 
     run(main())
+
+
+# --------------------------------------------------------------------------- streams that break, clients that leave
+async def raw_server(script: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+                     ) -> tuple[asyncio.AbstractServer, int]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            await script(reader, writer)
+        finally:
+            writer.close()
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def _broken_sse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    event = b'data: {"choices":[{"text":"a"}]}\n\n'
+    writer.write(b"%x\r\n%b\r\n" % (len(event), event))
+    await writer.drain()
+    await asyncio.sleep(0.05)  # then the connection drops mid-stream
+
+
+def test_a_stream_broken_after_its_first_bytes_is_a_failure_of_that_server() -> None:
+    async def main() -> None:
+        server, port = await raw_server(_broken_sse)
+        try:
+            async with routed({"workers": [port]}) as (router, client):
+                mark_healthy(router)
+                r = await client.post("/v1/completions", json={"prompt": "p", "stream": True})
+                text = await r.text()
+                assert r.status == 200 and text.startswith('data: {"choices":[{"text":"a"}]}')
+                m = await metrics(client)
+                assert m['router_upstream_errors_total{kind="broken_stream",pool="workers"}'] == 1
+                assert router.pools["workers"].endpoints[f"http://127.0.0.1:{port}"].failures == 1
+                assert m['router_outstanding_requests{pool="workers"}'] == 0
+        finally:
+            server.close()
+    run(main())
+
+
+def test_a_client_that_leaves_mid_stream_is_counted_and_the_worker_is_not_blamed() -> None:
+    async def main() -> None:
+        gone = asyncio.Event()
+
+        async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            event = b'data: {"choices":[{"text":"a"}]}\n\n'
+            try:
+                for _ in range(250):  # 5 s of tokens unless the router closes the connection
+                    writer.write(b"%x\r\n%b\r\n" % (len(event), event))
+                    await writer.drain()
+                    await asyncio.sleep(0.02)
+            except ConnectionError:  # the router closed it: writing fails
+                gone.set()
+
+        server, port = await raw_server(endless)
+        try:
+            async with routed({"workers": [port]}) as (router, client):
+                mark_healthy(router)
+                r = await client.post("/v1/completions", json={"prompt": "p", "stream": True})
+                await r.content.readany()
+                r.close()  # the client leaves
+                for _ in range(100):
+                    m = await metrics(client)
+                    if m.get('router_client_cancelled_total{phase="workers"}'):
+                        break
+                    await asyncio.sleep(0.02)
+                assert m['router_client_cancelled_total{phase="workers"}'] == 1
+                assert m['router_outstanding_requests{pool="workers"}'] == 0
+                assert router.pools["workers"].endpoints[f"http://127.0.0.1:{port}"].failures == 0
+                await asyncio.wait_for(gone.wait(), 5)  # the upstream connection was closed, not read on
+        finally:
+            server.close()
+    run(main())
+
+
+def test_a_context_response_cut_off_mid_body_is_502_and_blames_the_context_server() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":")
+        await writer.drain()
+
+    async def main() -> None:
+        server, port = await raw_server(cut)
+        gen = Worker()
+        try:
+            async with routed({"context": [port], "generation": [gen]}) as (router, client):
+                mark_healthy(router)
+                code, body, _ = await post(client)
+                assert code == 502 and gen.bodies == []
+                assert body["error"]["message"].startswith("the context server failed (request id ")
+                m = await metrics(client)
+                assert m['router_upstream_errors_total{kind="broken_response",pool="context"}'] == 1
+                assert m['router_outstanding_requests{pool="context"}'] == 0
+        finally:
+            server.close()
+    run(main())

@@ -21,14 +21,14 @@ from typing import Any, Literal
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from components.config.capacity import quantity_gib
+from components.config.capacity import TIME_PER_OUTPUT_TOKEN_S, quantity_gib, stream_drain_seconds
 from components.config.deployment import RoutingConfig
 from components.config.errors import ConfigError
 from components.config.images import DEFAULT_GENERATION
 from components.config.models import ModelSourceConfig
 from components.config.scheduling import NodePool
 from components.config.security import mpi_ssh_secret_name
-from components.config.serving_tiers import TierSettings
+from components.config.serving_tiers import ServingTiersConfig, TierSettings, resolve_tiers
 from components.serving.cpu_tier import PORT
 from components.serving.labels import LWS_NAME_LABEL
 from components.serving.llmapi.checks import deployment_problems, group_memory_gib
@@ -122,6 +122,10 @@ class TierSpec(BaseModel):
     memory: str = "4Gi"
 
 
+DEFAULT_FRONTEND = TierSpec(min_replicas=2, max_replicas=8)
+DEFAULT_ROUTER = TierSpec(min_replicas=2, max_replicas=4, memory="2Gi")
+
+
 class LlmApiDeploymentArgs(BaseModel):
     """Everything one llmapi deployment is wired to (plain values and Inputs)."""
 
@@ -144,8 +148,8 @@ class LlmApiDeploymentArgs(BaseModel):
     default_max_tokens: int = Field(default=512, ge=1)
     workers: dict[str, WorkerGroupSpec]
     """Role -> groups: ``{"workers": ...}`` or ``{"prefill": ..., "decode": ...}``."""
-    frontend: TierSpec = TierSpec(min_replicas=2, max_replicas=8)
-    router: TierSpec = TierSpec(min_replicas=2, max_replicas=4, memory="2Gi")
+    frontend: TierSpec = DEFAULT_FRONTEND
+    router: TierSpec = DEFAULT_ROUTER
     system_pool: NodePool
     claim_name: str
     mount_path: str = "/models"
@@ -159,8 +163,10 @@ class LlmApiDeploymentArgs(BaseModel):
     """The custom metrics API serves ``llmapi_*`` metrics (Prometheus Adapter): HPAs scale the groups."""
     keda_prometheus_url: str | None = None
     """KEDA is installed and queries this Prometheus: every tier gets a ScaledObject instead of an HPA."""
-    drain_seconds: int = Field(default=60, ge=0)
-    """The longest stream of this deployment (``serving_tiers.serving_drain_seconds``)."""
+    drain_seconds: int = Field(default=0, ge=0)
+    """The longest stream of this deployment (``serving_tiers.serving_drain_seconds``); left out: the
+    longest output ``max_seq_len`` allows at the drain's TPOT estimate (``capacity.stream_drain_seconds``),
+    as the stack derives it for a deployment without a workload."""
     api_key: ApiKeySpec | None = None
     """The frontend's client key (a public frontend needs it)."""
     routing: RoutingConfig = RoutingConfig()
@@ -170,8 +176,9 @@ class LlmApiDeploymentArgs(BaseModel):
     tokens_per_block: int = Field(default=32, ge=1)
     """The prefix-holding servers' ``kv_cache_config.tokens_per_block``."""
     tiers: dict[str, TierSettings] = {}
-    """``{"frontend": ..., "router": ...}`` (``serving_tiers.resolve_tiers``); a tier not given runs
-    its process's defaults."""
+    """``{"frontend": ..., "router": ...}`` (``serving_tiers.resolve_tiers``); left out: the processes'
+    defaults with a request timeout no shorter than the drain (``resolve_tiers`` without a workload),
+    so a stream as long as ``max_seq_len`` allows is cut neither by a timeout nor at scale-in."""
     trust_remote_code: bool = False
     mpi_ssh_secret: str | None = None
     """Secret with the SSH keys of multi-node groups; None: ``<name>-mpi-ssh``."""
@@ -182,6 +189,26 @@ class LlmApiDeploymentArgs(BaseModel):
     monitoring_namespaces: tuple[str, ...] = ("monitoring",)
     """Namespaces whose pods may scrape the metrics ports (Prometheus)."""
     storage_cidrs: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived(cls, data: Any) -> Any:
+        """The drain and the tiers the stack would derive, where the caller leaves them out."""
+        if not isinstance(data, dict) or not isinstance(data.get("max_seq_len"), int) or data["max_seq_len"] < 1:
+            return data  # the field checks name what is wrong
+        out = dict(data)
+        longest = max(1, data["max_seq_len"] - 1)
+        if "drain_seconds" not in out:
+            out["drain_seconds"] = stream_drain_seconds(longest, TIME_PER_OUTPUT_TOKEN_S)
+        if not out.get("tiers") and isinstance(out["drain_seconds"], int):
+            frontend, router = out.get("frontend", DEFAULT_FRONTEND), out.get("router", DEFAULT_ROUTER)
+            out["tiers"] = resolve_tiers(
+                ServingTiersConfig(), None, max_output_tokens=longest, drain_seconds=out["drain_seconds"],
+                frontend_min_replicas=getattr(frontend, "min_replicas", 1),
+                router_min_replicas=getattr(router, "min_replicas", 1),
+                phases=2 if out.get("mode") == "prefill-decode" else 1,
+            )
+        return out
 
     @model_validator(mode="after")
     def _checks(self) -> LlmApiDeploymentArgs:

@@ -141,3 +141,24 @@ def test_public_frontend_error_before_resources(mocks):
     with pytest.raises(ValueError, match="an internet-facing load balancer needs loadBalancerSourceRanges"):
         create("llama", args(public=True))
     assert not mocks.recorded or not any(r.type.startswith("disagg:serving") for r in mocks.recorded.values())
+
+
+def test_a_library_caller_gets_the_drain_and_timeouts_of_its_longest_stream() -> None:
+    """128K tokens: 131,071 × 50 ms + 10 s + 30 s = 6,594 s, beyond the router's one-hour default."""
+    short = args()
+    assert short.drain_seconds == 450  # 8191 × 50 ms + 40 s
+    assert short.tiers["router"].request_timeout == 3600.0  # the process default is already longer
+    long = args(max_seq_len=131072)
+    assert long.drain_seconds == 6594
+    assert long.tiers["router"].request_timeout == 6594.0
+    assert long.tiers["frontend"].request_timeout == 6599.0  # 5 s of slack over the router's
+    pd = args(mode="prefill-decode", max_seq_len=131072)
+    assert pd.tiers["frontend"].request_timeout == 6594.0 + 300.0 + 5.0  # + the context phase's first byte
+    assert (pd.tiers["router"].first_byte_timeout, pd.tiers["router"].max_inflight) == (300.0, 2048)
+
+
+def test_given_drain_and_tiers_are_kept() -> None:
+    given = args(drain_seconds=92)
+    assert given.drain_seconds == 92 and given.tiers["router"].request_timeout == 3600.0
+    tiers = args().tiers
+    assert args(max_seq_len=131072, tiers=tiers).tiers["router"].request_timeout == 3600.0

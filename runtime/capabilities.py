@@ -48,6 +48,64 @@ KV_TRANSFER_TIMEOUT_DEFAULT_MS = 60000
 SERVE_FLAGS = ("--host", "--port", "--backend", "--extra_llm_api_options", "--trust_remote_code")
 """``trtllm-serve serve`` flags the project renders (tensorrt_llm/commands/serve.py)."""
 
+# --- top-level request fields of /v1/completions and /v1/chat/completions ------------------------
+# Upstream's ``CompletionRequest`` / ``ChatCompletionRequest`` (tensorrt_llm/serve/openai_protocol.py)
+# derive from ``OpenAIBaseModel``, ``model_config = ConfigDict(extra="forbid", populate_by_name=True)``
+# in every version read (NVIDIA/TensorRT-LLM @54cf7be08a35 and @319f5114a274, and the older copy
+# k-l-lambda/TensorRT-LLM @89f95403b2e2): a field the release's model lacks is refused with 400
+# ("<field>: Extra inputs are not permitted"). Which fields each release has, and why:
+#
+# | set                        | adds                              | read at (tensorrt_llm/serve/openai_protocol.py) |
+# |----------------------------|-----------------------------------|--------------------------------------------------|
+# | _COMPLETION/_CHAT_EARLY    | (the lists below)                 | k-l-lambda/TensorRT-LLM @89f95403b2e2, a copy    |
+# |                            |                                   | older than 2025-05 (no chat prompt_token_ids, no |
+# |                            |                                   | openai_harmony); all kept @54cf7be08a35 and      |
+# |                            |                                   | @319f5114a274                                    |
+# | _COMPLETION_SEP2025        | lora_request, detokenize          | NVIDIA/TensorRT-LLM @54cf7be08a35: after PR #7637|
+# | _CHAT_SEP2025              | prompt_token_ids, reasoning_effort| (cached tokens, 2025-09-19), before PR #8127     |
+# |                            | lora_request, cache_salt          | (prompt_ignore_length, 2025-10-21); kept @319f51 |
+# | _COMPLETION/_CHAT_JAN2026  | prompt_ignore_length              | NVIDIA/TensorRT-LLM @319f5114a274 (has           |
+# |                            |                                   | disagg_request_id, PR #10187, 2026-01-06)        |
+#
+# A release has a field when a version from before its branch point and one from after both have
+# it (the versions read only ever add fields). 1.3 (main): @319f5114a274. 1.2: release/1.2 left main
+# after PR #8127 (1.2.0rc4 carries promptIgnoreLength, PR #13633) and around PR #10187: @54cf7be08a35
+# is before it, @319f5114a274 at or after it. 1.0 and 1.1: their branch points are not shown to
+# follow @54cf7be08a35 (1.0 GA ~2025-09; 1.1.0rc5 existed by 2025-11, issue #9442; neither branch
+# was read), so they get the early sets, older than both. Conservative consequences:
+# ``prompt_ignore_length`` is refused by 1.2 (PR #8127 added the sampling option before release/1.2,
+# but no file read shows the OpenAI field there); chat ``prompt_token_ids`` is refused by 1.0 and 1.1
+# (likely PR #4492, 2025-05-23, "Remove duplicate tokenization in generation server", not shown in a
+# file read), so the frontend's chat requests (always token ids) are unproven on 1.0 / 1.1.
+
+_COMPLETION_EARLY: tuple[str, ...] = (
+    "model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
+    "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix", "temperature", "top_p", "user",
+    "use_beam_search", "top_k", "top_p_min", "min_p", "repetition_penalty", "length_penalty", "early_stopping",
+    "stop_token_ids", "include_stop_str_in_output", "ignore_eos", "min_tokens", "skip_special_tokens",
+    "spaces_between_special_tokens", "truncate_prompt_tokens", "return_context_logits", "add_special_tokens",
+    "response_format", "disaggregated_params",
+)
+_COMPLETION_SEP2025 = _COMPLETION_EARLY + ("lora_request", "detokenize")
+_COMPLETION_JAN2026 = _COMPLETION_SEP2025 + ("prompt_ignore_length",)
+
+_CHAT_EARLY: tuple[str, ...] = (
+    "messages", "model", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_completion_tokens",
+    "n", "presence_penalty", "response_format", "seed", "stop", "stream", "stream_options", "temperature",
+    "top_p", "tools", "tool_choice", "user", "best_of", "use_beam_search", "top_k", "top_p_min", "min_p",
+    "repetition_penalty", "length_penalty", "early_stopping", "stop_token_ids", "include_stop_str_in_output",
+    "ignore_eos", "min_tokens", "skip_special_tokens", "spaces_between_special_tokens", "truncate_prompt_tokens",
+    "echo", "add_generation_prompt", "add_special_tokens", "documents", "chat_template", "chat_template_kwargs",
+    "disaggregated_params",
+)
+_CHAT_SEP2025 = _CHAT_EARLY + ("prompt_token_ids", "reasoning_effort", "lora_request", "cache_salt")
+_CHAT_JAN2026 = _CHAT_SEP2025 + ("prompt_ignore_length",)
+
+CHAT_FIELD_ALIASES = {"max_tokens": "max_completion_tokens"}
+"""``ChatCompletionRequest.max_completion_tokens`` has ``validation_alias='max_tokens'`` (every version
+read); with ``populate_by_name`` either key is accepted, and when both are sent pydantic refuses
+``max_completion_tokens`` as an extra input."""
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -77,6 +135,15 @@ class Capabilities:
     """``trtllm-serve --served_model_name`` (the project names the model in its own frontend instead)."""
     serve_flags: tuple[str, ...] = SERVE_FLAGS
     """The ``trtllm-serve serve`` flags the project renders, all accepted."""
+    completion_fields: tuple[str, ...] = _COMPLETION_EARLY
+    """Top-level ``/v1/completions`` request fields (``CompletionRequest``, ``extra="forbid"``)."""
+    chat_fields: tuple[str, ...] = _CHAT_EARLY
+    """Top-level ``/v1/chat/completions`` request fields (``ChatCompletionRequest``, ``extra="forbid"``;
+    ``max_tokens`` is accepted as the alias of ``max_completion_tokens``, :data:`CHAT_FIELD_ALIASES`)."""
+
+    def request_fields(self, chat: bool) -> tuple[str, ...]:
+        """The top-level fields of the completions (or chat) request model of this generation."""
+        return self.chat_fields if chat else self.completion_fields
 
     def worker_metrics(self) -> tuple[str, ...]:
         """The ``trtllm_*`` gauges a leader exports with :data:`METRICS_OPTIONS` on this generation."""
@@ -89,6 +156,8 @@ class Capabilities:
 
 
 _UNREAD = "release branch not read here; "
+_EARLY_FIELDS = ("k-l-lambda/TensorRT-LLM tensorrt_llm/serve/openai_protocol.py @89f95403b2e2 (older than "
+                 "2025-05), kept in NVIDIA/TensorRT-LLM @54cf7be08a35 and @319f5114a274")
 
 SOURCES: dict[str, dict[str, str]] = {
     "disagg_request_id": {
@@ -169,6 +238,22 @@ SOURCES: dict[str, dict[str, str]] = {
         "(alias of --config on main) --trust_remote_code; all present since 0.x"
         for g in GENERATIONS
     },
+    "completion_fields": {
+        "1.0": _EARLY_FIELDS + "; lora_request, detokenize (first read @54cf7be08a35, 2025-09/10) treated absent",
+        "1.1": _EARLY_FIELDS + "; lora_request, detokenize (first read @54cf7be08a35, 2025-09/10) treated absent",
+        "1.2": "CompletionRequest @54cf7be08a35 (2025-09/10, before release/1.2), kept @319f5114a274; "
+        "prompt_ignore_length (first read @319f5114a274) treated absent",
+        "1.3": "CompletionRequest @319f5114a274 (2026-01, main)",
+    },
+    "chat_fields": {
+        "1.0": _EARLY_FIELDS + "; prompt_token_ids, reasoning_effort, lora_request, cache_salt (first read "
+        "@54cf7be08a35) treated absent",
+        "1.1": _EARLY_FIELDS + "; prompt_token_ids, reasoning_effort, lora_request, cache_salt (first read "
+        "@54cf7be08a35) treated absent",
+        "1.2": "ChatCompletionRequest @54cf7be08a35 (2025-09/10, before release/1.2), kept @319f5114a274; "
+        "prompt_ignore_length (first read @319f5114a274) treated absent",
+        "1.3": "ChatCompletionRequest @319f5114a274 (2026-01, main)",
+    },
 }
 """Field -> generation -> the proof (or why the conservative value was taken)."""
 
@@ -186,12 +271,14 @@ _TABLE: dict[str, Capabilities] = {
         generation="1.2", disagg_request_id=False, kv_transfer_timeout_ms=False, request_gauges=False,
         kv_cache_utilization_gauge=False, kv_cache_events=False,
         nixl_backends=("UCX", "LIBFABRIC"), nixl_plugins_dir_env=True,
+        completion_fields=_COMPLETION_SEP2025, chat_fields=_CHAT_SEP2025,
     ),
     "1.3": Capabilities(
         generation="1.3", disagg_request_id=True, kv_transfer_timeout_ms=True, request_gauges=True,
         kv_cache_utilization_gauge=True, kv_cache_events=True, prometheus_endpoint=True,
         kv_transfer_timeout_default_ms=KV_TRANSFER_TIMEOUT_DEFAULT_MS,
         nixl_backends=("UCX", "LIBFABRIC"), nixl_plugins_dir_env=True,
+        completion_fields=_COMPLETION_JAN2026, chat_fields=_CHAT_JAN2026,
     ),
 }
 

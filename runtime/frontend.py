@@ -17,8 +17,9 @@ Hostile input (issue 21) is refused before any work: admission (``--max-inflight
 ``Retry-After``), per-route body limits and read timeouts, JSON depth, strict types (``stream``
 is a boolean), token-id prompts checked against ``--max-seq-len`` and the vocabulary, and the
 parameters this tier cannot honour (:data:`UNSUPPORTED`: tools, logprobs, ...) refused with 400
-instead of silently dropped. Upstream 5xx text and internal addresses never reach a client: the
-client gets a request id, the log gets the detail. ``--router`` takes one or more URLs; a
+instead of silently dropped (their empty values are dropped: upstream's request models forbid
+fields they lack, :func:`upstream_body`). Upstream 5xx text and internal addresses never reach a
+client: the client gets a request id, the log gets the detail. ``--router`` takes one or more URLs; a
 refused connection is retried on the next one (another router replica).
 """
 
@@ -72,7 +73,7 @@ UNSUPPORTED = {
     "chat_template": "a request-supplied chat template is not supported (the model's template applies)",
 }
 """Parameters refused with 400 when set to anything but their neutral value (:func:`check_params`)."""
-_NEUTRAL: tuple[Any, ...] = (None, False, 0, 1, [], {}, {"type": "text"})
+_NEUTRAL: tuple[Any, ...] = (None, False, 0, [], {}, {"type": "text"})
 BODY_TIMEOUT_S = 30.0
 
 
@@ -119,6 +120,28 @@ def check_params(body: dict[str, Any]) -> None:
     n = body.get("n", 1)
     if n is not None and (type(n) is not int or n != 1):
         raise RequestError(f"n must be 1 (one choice per request), got {str(n)[:20]}", param="n")
+
+
+def upstream_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The client's body as workers get it, after :func:`check_params`: :data:`UNSUPPORTED` keys with
+    an empty value (null, false, 0, [], {}, text format, ``best_of: 1``) are dropped, since upstream's
+    request models forbid extra fields and several (``functions``, ``function_call``,
+    ``parallel_tool_calls``, ``prompt_logprobs``, chat ``suffix``) are no field of any release
+    (``runtime/capabilities.py`` ``chat_fields``); a non-streamed request's ``stream_options`` is
+    refused when set (upstream's ``validate_stream_options``: the context phase would accept it and
+    the generation phase refuse it, after the context server took the KV) and dropped when empty."""
+    out = {k: v for k, v in body.items()
+           if not (k in UNSUPPORTED and (_empty(v) or (k == "best_of" and v == 1 and type(v) is int)))}
+    if not out.get("stream"):
+        if out.get("stream_options"):
+            raise RequestError("stream_options can only be set if stream is true", param="stream_options")
+        out.pop("stream_options", None)
+    return out
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or (type(value) is int and value == 0) or \
+        (type(value) in (list, dict) and not value) or value == {"type": "text"}
 
 
 def check_ids(ids: list[Any], vocab_size: int, max_seq_len: int) -> list[int]:
@@ -250,7 +273,7 @@ class Frontend:
         self._check_model(body)
         check_params(body)
         ids = completion_prompt_ids(body.get("prompt"), self.tok, self.vocab_size, self.max_seq_len)
-        out = dict(body)
+        out = upstream_body(body)
         out["model"] = self.model
         out["prompt"] = ids
         out["max_tokens"] = resolve_max_tokens(body.get("max_tokens"), len(ids), self.max_seq_len,
@@ -270,7 +293,7 @@ class Frontend:
             ids = self.tok.chat_ids(messages, bool(body.get("add_generation_prompt", True)))
         except (ValueError, TypeError, UnicodeError, AttributeError) as exc:
             raise RequestError(f"messages: {str(exc)[:200]}", param="messages") from None
-        out = dict(body)
+        out = upstream_body(body)
         requested = out.pop("max_completion_tokens", None)
         if requested is None:
             requested = body.get("max_tokens")

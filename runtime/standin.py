@@ -16,10 +16,13 @@ Metrics (``/prometheus/metrics`` and ``/metrics``) use upstream's names
 (``tensorrt_llm/metrics/collector.py`` @050f80def8df, labels ``model_name``, ``engine_type``) plus
 ``standin_*`` counters of the handoff.
 
-It speaks the protocol of ``--trtllm-version`` (``runtime/capabilities.py``): unknown
-``disaggregated_params`` fields are refused with 400 as upstream's ``DisaggregatedParams``
-(``extra="forbid"``) does. KV retention is modelled as upstream: a context_only request that did
-not finish holds ``ceil(prompt / KV_BLOCK_TOKENS)`` blocks until a generation server pulls them
+It speaks the protocol of ``--trtllm-version`` (``runtime/capabilities.py``): a top-level request
+field the release's ``CompletionRequest`` / ``ChatCompletionRequest`` lacks, and an unknown
+``disaggregated_params`` field, is refused with 400 and pydantic's wording, as upstream's models
+(``OpenAIBaseModel``, ``extra="forbid"``) do; so is ``stream_options`` without ``stream``
+(upstream's ``validate_stream_options``). The field sets and their sources are
+``Capabilities.completion_fields`` / ``chat_fields``. KV retention is modelled as upstream: a
+context_only request that did not finish holds ``ceil(prompt / KV_BLOCK_TOKENS)`` blocks until a generation server pulls them
 (the generation stand-in calls ``POST /standin/kv/pull`` on the issuing context server, standing
 in for the NIXL/UCX transfer) or, where the release has ``kv_transfer_timeout_ms``, until
 ``--kv-transfer-timeout-ms`` passes; ``standin_kv_held_requests`` / ``standin_kv_held_blocks``
@@ -44,7 +47,7 @@ from typing import Any
 from aiohttp import web
 
 from . import protocol
-from .capabilities import GENERATIONS, capabilities
+from .capabilities import CHAT_FIELD_ALIASES, GENERATIONS, capabilities
 from .kv_cache_model import BlockCache
 from .kv_routing import TOKENS_PER_BLOCK
 from .metrics import Registry
@@ -237,6 +240,23 @@ class StandIn:
             self.pretokenized.inc(1, self.labels)
         return [int(i) for i in ids]
 
+    def check_fields(self, body: dict[str, Any], chat: bool) -> None:
+        """Upstream's request-model validation that does not depend on values: ``extra="forbid"``
+        over the release's fields (the alias ``max_tokens`` and its field name both sent: the name
+        is the extra one, as pydantic with ``populate_by_name``), then ``validate_stream_options``
+        (chat: ``stream_options`` not None; completions: truthy; without ``stream``)."""
+        known = set(self.caps.request_fields(chat))
+        aliases = CHAT_FIELD_ALIASES if chat else {}
+        shadowed = {name for alias, name in aliases.items() if alias in body}
+        extra = [k for k in body if (k not in known and k not in aliases) or k in shadowed]
+        if extra:
+            raise BadRequestError("; ".join(f"{k[:100]}: Extra inputs are not permitted" for k in extra[:5])
+                                  + f" (TensorRT-LLM {self.caps.generation})")
+        opts = body.get("stream_options")
+        if (opts is not None if chat else bool(opts)) and not body.get("stream"):
+            raise BadRequestError("stream_options can only be set if stream is true" if chat else
+                                  "Stream options can only be defined when stream is true.")
+
     def check_role(self, dp: Any, ids: list[int]) -> tuple[str, dict[str, Any] | None]:
         rtype = dp.get("request_type") if isinstance(dp, dict) else None
         if self.role == "aggregated":
@@ -295,6 +315,7 @@ class StandIn:
                 raise BadRequestError(f"Invalid JSON body: {exc}") from exc
             if not isinstance(body, dict):
                 raise BadRequestError("request body must be a JSON object")
+            self.check_fields(body, chat)
             ids = self.prompt_ids(body, chat)
             max_tokens = body.get("max_completion_tokens") if chat else None
             if max_tokens is None:

@@ -80,6 +80,9 @@ def test_least_outstanding_counts_pending_and_round_robins_ties_per_pool() -> No
     ({"stream": "false"}, "stream must be a boolean"),
     ({"tools": [{"type": "function"}]}, "tool calling is not supported"),
     ({"logprobs": True}, "logprobs are not supported"),
+    ({"logprobs": 1}, "logprobs are not supported"),  # completions: one top logprob per token
+    ({"top_logprobs": 1}, "logprobs are not supported"),
+    ({"echo": 1}, "echo is not supported"),
     ({"response_format": {"type": "json_object"}}, "response_format other than text"),
     ({"n": 2}, "n must be 1"),
     ({"stream_options": "yes"}, "stream_options must be an object"),

@@ -42,7 +42,7 @@ from aiohttp import web
 from . import protocol
 from .limits import Admission, RejectedError, parse_json, read_body, request_id
 from .metrics import Registry
-from .serve import Lifecycle, add_serving_flags, check_serving_flags, run
+from .serve import BODY_TIMEOUT_S, Lifecycle, add_serving_flags, check_serving_flags, run
 from .tokenizer import Tokenizer, load_tokenizer
 from .upstream import ConnectionPool, Timeouts, Upstream, UpstreamError, UpstreamTimeoutError
 
@@ -74,7 +74,6 @@ UNSUPPORTED = {
 }
 """Parameters refused with 400 when set to anything but their neutral value (:func:`check_params`)."""
 _NEUTRAL: tuple[Any, ...] = (None, False, 0, [], {}, {"type": "text"})
-BODY_TIMEOUT_S = 30.0
 
 
 class RequestError(Exception):

@@ -70,7 +70,7 @@ from .kv_routing import Choice, KvAwarePolicy, KvRoutingConfig, KvWeights, reque
 from .limits import Admission, RejectedError, parse_json, read_body, request_id
 from .metrics import Registry
 from .policy import Endpoint, LeastOutstanding, Outliers, Policy, RequestInfo
-from .serve import Lifecycle, add_serving_flags, check_serving_flags, run
+from .serve import BODY_TIMEOUT_S, Lifecycle, add_serving_flags, check_serving_flags, run
 from .upstream import ClientGoneError, ConnectionPool, Timeouts, Upstream, UpstreamError, UpstreamTimeoutError
 
 log = logging.getLogger("runtime.router")
@@ -189,7 +189,7 @@ class Router:
     def __init__(self, pools: dict[str, Pool], refresh_seconds: float, timeouts: Timeouts,
                  caps: Capabilities, admission: Admission, outliers: Outliers | None = None,
                  policy: Policy | None = None, lifecycle: Lifecycle | None = None,
-                 body_timeout: float = 30.0, kv: KvRoutingConfig | None = None) -> None:
+                 body_timeout: float = BODY_TIMEOUT_S, kv: KvRoutingConfig | None = None) -> None:
         self.pools = pools
         self.refresh_seconds = refresh_seconds
         self.timeouts = timeouts
@@ -436,6 +436,10 @@ class Router:
 
     async def disaggregated(self, request: web.Request, path: str, raw: bytes, rid: str) -> web.StreamResponse:
         body = await parse_json(raw)
+        if body.get("stream_options") and not body.get("stream"):
+            # upstream's validate_stream_options (openai_protocol.py): the context phase (sent without
+            # them) would run and hold the KV, then the generation server would refuse the request
+            raise RouteError(400, "Stream options can only be defined when stream is true.", "invalid_request_error")
         chat = path.endswith("/chat/completions")
         ids = body.get("prompt_token_ids") if chat else body.get("prompt")
         ids = ids if isinstance(ids, list) and all(type(i) is int for i in ids) else None

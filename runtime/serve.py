@@ -38,6 +38,8 @@ DRAIN_DELAY_S = 3.0
 """On SIGTERM, readiness is 503 this long before the listener closes (``--drain-delay``)."""
 HEADER_TIMEOUT_S = 10.0
 """Seconds a new connection has to send its request headers (``--header-timeout``)."""
+BODY_TIMEOUT_S = 30.0
+"""Seconds a client has to send its request body (``--body-timeout``)."""
 
 
 class Lifecycle:
@@ -158,7 +160,7 @@ def add_serving_flags(p: argparse.ArgumentParser, max_inflight: int) -> None:
     p.add_argument("--queue-timeout", type=float, default=1.0, help="seconds a queued request waits at most")
     p.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT_S,
                    help="seconds a client has to send its request headers")
-    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds a client has to send its request body")
+    p.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_S, help="seconds a client has to send its request body")
     p.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT_S,
                    help="on SIGTERM, after --drain-delay, give requests in flight this long to finish")
     p.add_argument("--drain-delay", type=float, default=DRAIN_DELAY_S,

@@ -839,3 +839,15 @@ def test_a_context_response_cut_off_mid_body_is_502_and_blames_the_context_serve
         finally:
             server.close()
     run(main())
+
+
+def test_stream_options_without_stream_are_refused_before_the_context_phase() -> None:
+    async def main() -> None:
+        ctx, gen = Worker(context_reply()), Worker()
+        async with routed({"context": [ctx], "generation": [gen]}) as (_, client):
+            code, body, _ = await post(client, {"prompt": "p", "stream_options": {"include_usage": True}})
+            assert code == 400 and body["error"]["message"] == "Stream options can only be defined when stream is true."
+            assert ctx.bodies == [] and gen.bodies == []
+            code, _, _ = await post(client, {"prompt": "p", "stream": False, "stream_options": None})
+            assert code == 200 and "stream_options" not in ctx.bodies[0]
+    run(main())

@@ -111,6 +111,13 @@ async def hang_up_server() -> tuple[asyncio.AbstractServer, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
+class NoCancellation(TestServer):
+    """A server whose handlers run on after their client disconnects (aiohttp's default before 3.9)."""
+
+    async def _make_runner(self, **kwargs: Any) -> Any:
+        return await super()._make_runner(**{**kwargs, "handler_cancellation": False})
+
+
 Spec = Worker | int | str
 """A worker, a port nobody listens on (connection refused) or 'hangup' (closes without answering)."""
 
@@ -119,6 +126,7 @@ Spec = Worker | int | str
 async def routed(pools: dict[str, list[Spec]], *, policy: Any = None, timeouts: Timeouts = FAST,
                  version: str = "1.2", admission: Admission | None = None, outliers: Outliers | None = None,
                  kv: KvRoutingConfig | None = None, lifecycle: Lifecycle | None = None,
+                 handler_cancellation: bool = True,
                  ) -> AsyncIterator[tuple[rt.Router, TestClient]]:
     raw_servers: list[asyncio.AbstractServer] = []
     workers: list[Worker] = []
@@ -141,7 +149,8 @@ async def routed(pools: dict[str, list[Spec]], *, policy: Any = None, timeouts: 
         pool_objs[name] = rt.Pool(name, parse_source(f"--{name}", "static://" + ",".join(hosts)))
     router = rt.Router(pool_objs, 60.0, timeouts, capabilities(version), admission or Admission(64),
                       outliers=outliers, policy=policy or InOrder(order), lifecycle=lifecycle, kv=kv)
-    client = TestClient(TestServer(rt.make_app(router)))
+    # as runtime/serve.py runs it: a client that disconnects cancels its handler
+    client = TestClient((TestServer if handler_cancellation else NoCancellation)(rt.make_app(router)))
     await client.start_server()
     try:
         yield router, client
@@ -321,6 +330,7 @@ def test_a_5xx_is_retried_once_then_mapped(worker_status: int, client_status: in
             code, body, headers = await post(client)
             assert code == client_status and (len(a.bodies), len(b.bodies), len(c.bodies)) == (1, 1, 0)
             assert "worker says no" not in json.dumps(body)
+            assert body["error"]["type"] == ("service_unavailable" if client_status == 503 else "upstream_error")
             assert ("Retry-After" in headers) == (client_status == 503)
             m = await metrics(client)
             assert m['router_retries_total{pool="workers"}'] == 1
@@ -522,12 +532,22 @@ def test_metrics_list_each_endpoints_inflight_and_the_pools_at_zero() -> None:
     run(main())
 
 
-def test_the_router_closes_its_client_session_on_shutdown() -> None:
+def test_the_router_closes_its_client_session_and_ends_its_loops_on_shutdown() -> None:
+    def name(task: asyncio.Task) -> str:
+        return str(getattr(task.get_coro(), "__qualname__", ""))
+
+    def loops() -> list[asyncio.Task]:
+        return [t for t in asyncio.all_tasks() if name(t).startswith("Router._")]
+
     async def main() -> None:
-        async with routed({"workers": [Worker()]}) as (router, client):
+        kv = KvRoutingConfig(events=True, tokens_per_block=4)
+        async with routed({"workers": [Worker()]}, kv=kv) as (router, client):
             assert router.session is not None and not router.session.closed
             assert (await client.get("/v1/models")).status == 200
+            running = loops()
+            assert sorted(name(t) for t in running) == ["Router._kv_poll_loop", "Router._refresh_loop"]
         assert router.session.closed
+        assert all(t.done() for t in running) and loops() == []
     run(main())
 
 
@@ -588,7 +608,7 @@ def test_generation_failing_after_the_context_phase_counts_an_orphaned_kv() -> N
             code, body, _ = await post(client)
             assert code == 502 and body["error"]["message"].startswith("the generation server failed")
             m = await metrics(client)
-            assert m["router_context_kv_orphaned_total"] == 1
+            assert m["router_context_kv_orphaned_total"] == 1, {k: v for k, v in m.items() if "cancel" in k or "orphan" in k}
             assert m['router_requests_total{code="2xx",pool="context"}'] == 1
             assert m['router_requests_total{code="5xx",pool="generation"}'] == 1
     run(main())
@@ -850,4 +870,45 @@ def test_stream_options_without_stream_are_refused_before_the_context_phase() ->
             assert ctx.bodies == [] and gen.bodies == []
             code, _, _ = await post(client, {"prompt": "p", "stream": False, "stream_options": None})
             assert code == 200 and "stream_options" not in ctx.bodies[0]
+    run(main())
+
+
+def test_a_context_servers_success_resets_its_failure_count() -> None:
+    async def main() -> None:
+        flaky = Worker(sequence(status(500), context_reply(), status(500)))
+        spare = Worker(context_reply())
+        async with routed({"context": [flaky, spare], "generation": [Worker()]},
+                          outliers=Outliers(eject_after=2)) as (router, client):
+            for _ in range(3):
+                assert (await post(client))[0] == 200
+            ep = router.pools["context"].endpoints[f"http://127.0.0.1:{flaky.server.port}"]
+            assert (ep.failures, ep.ejections, len(flaky.bodies)) == (1, 0, 3)
+    run(main())
+
+
+def test_a_client_that_leaves_during_the_context_phase_gets_no_generation() -> None:
+    async def main() -> None:
+        async def late(request: web.Request, body: dict) -> web.StreamResponse:
+            await asyncio.sleep(0.4)
+            return await context_reply()(request, body)
+
+        for cancellation, phase, orphaned in ((True, "context", 0), (False, "between_context_and_generation", 1)):
+            # handlers cancelled on disconnect (serve.py) stop in the context phase; without cancellation
+            # (the race where the client leaves as the context response lands) the check between the
+            # phases stops it, and the context KV it leaves is counted
+            ctx, gen = Worker(late), Worker()
+            async with routed({"context": [ctx], "generation": [gen]},
+                              handler_cancellation=cancellation) as (_, client):
+                task = asyncio.ensure_future(post(client))
+                await asyncio.sleep(0.15)
+                task.cancel()  # the client hangs up while the context phase runs
+                for _ in range(100):
+                    m = await metrics(client)
+                    if m.get(f'router_client_cancelled_total{{phase="{phase}"}}'):
+                        break
+                    await asyncio.sleep(0.02)
+                assert m[f'router_client_cancelled_total{{phase="{phase}"}}'] == 1
+                assert m["router_context_kv_orphaned_total"] == orphaned
+                await asyncio.sleep(0.4)
+                assert len(ctx.bodies) == 1 and gen.bodies == []
     run(main())

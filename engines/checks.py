@@ -37,7 +37,6 @@ _WEIGHT_BYTES: dict[str, float] = {
     "int4_wo": 0.5,
 }
 _MIN_SM: dict[str, int] = {
-    "none": 80,  # bf16 (the default dtype) needs Ampere; fp16 is checked separately
     "int8_sq": 80,
     "int8_wo": 80,
     "int4_wo": 80,
@@ -45,11 +44,13 @@ _MIN_SM: dict[str, int] = {
     "fp8": 89,
     "w4a8_awq": 89,
 }
+"""Lowest compute capability (× 10) of each quantization ('none' has no floor of its own:
+bfloat16 needing Ampere is checked separately)."""
 _ARCH_NAMES = {**ARCH_SM, "volta": 70, "turing": 75}
 
 
 def _dtype_bytes(dtype: str) -> float:
-    return {"float16": 2.0, "bfloat16": 2.0, "float32": 4.0}[dtype]
+    return {"float16": 2.0, "bfloat16": 2.0}[dtype]
 
 
 def weight_bytes_per_param(spec: EngineSpec) -> float:
@@ -93,7 +94,7 @@ def estimate_memory(spec: EngineSpec, model: ModelInfo, tp: int | None = None, p
         + table * act_bytes  # embedding on stage 0
         + (0 if model.tie_word_embeddings else table * act_bytes / tp)  # LM head on the last stage
     )
-    kv_heads_per_gpu = max(1, math.ceil(model.num_kv_heads / tp))
+    kv_heads_per_gpu = math.ceil(model.num_kv_heads / tp)  # at least 1: tp > KV heads replicates them
     layers_per_gpu = math.ceil(model.num_layers / pp)
     kv_per_token = 2 * layers_per_gpu * kv_heads_per_gpu * model.head_dim * kv_element_bytes(spec)
     mlp_width = model.intermediate_size * max(1, model.experts_per_token) / tp
@@ -155,7 +156,7 @@ def check_fits_memory(spec: EngineSpec, gpu_memory_gib: float, gpus: int) -> lis
 
 
 def _smallest_fitting_tp(spec: EngineSpec, model: ModelInfo, usable: float) -> int | None:
-    for tp in (1, 2, 4, 8, 16):
+    for tp in (2, 4, 8, 16):  # only called when spec.tp_size (>= 1) does not fit
         if tp <= spec.tp_size or model.num_attention_heads % tp:
             continue
         if estimate_memory(spec, model, tp=tp).total <= usable:
@@ -239,9 +240,10 @@ def check_quantization_supported(spec: EngineSpec, gpu_arch: str | int) -> list[
     problems: list[str] = []
     if spec.dtype == "bfloat16" and sm < 80:
         problems.append(f"dtype 'bfloat16' needs Ampere (sm80) or newer, not {where}: use dtype: float16")
-    need = _MIN_SM[spec.quantization]
-    if spec.quantization != "none" and sm < need:
-        alternative = "int4_awq" if spec.quantization == "w4a8_awq" else "int8_sq or int4_awq"
+    need = _MIN_SM.get(spec.quantization)
+    if need is not None and sm < need:
+        # what runs one generation earlier: nothing quantized runs before Ampere
+        alternative = {"fp8": "int8_sq or int4_awq", "w4a8_awq": "int4_awq"}.get(spec.quantization, "none")
         problems.append(
             f"quantization '{spec.quantization}' needs {_arch_of(need)} (sm{need}) or newer, not "
             f"{where}: use quantization: {alternative}, or Hopper GPUs (p5/p5e)"

@@ -190,3 +190,38 @@ def test_a_choice_without_an_index_streams_as_index_0():
     for chat, body in ((True, {"message": {"content": "x"}}), (False, {"text": "x"})):
         (chunk,) = protocol.iter_chunks(protocol.response_as_stream({"choices": [body]}, chat, include_usage=False))
         assert chunk["choices"][0]["index"] == 0 and chunk["id"] is None
+
+
+# --- releases whose DisaggregatedParams has no disagg_request_id, and the remaining rules --------
+
+
+def test_without_request_ids_neither_request_carries_one():
+    ctx = protocol.context_request({"prompt": "x"}, 99, send_id=False)
+    assert ctx["disaggregated_params"] == {"request_type": "context_only"}
+    gen = protocol.generation_request({"prompt": "x"}, CTX_RESPONSE, 5, chat=False, send_id=False)
+    params = {k: v for k, v in CTX_RESPONSE["choices"][0]["disaggregated_params"].items() if k != "disagg_request_id"}
+    assert gen["disaggregated_params"] == {**params, "request_type": "generation_only"}
+
+
+def test_without_request_ids_a_context_response_needs_only_ctx_request_id():
+    bare = json.loads(json.dumps(CTX_RESPONSE))
+    del bare["choices"][0]["disaggregated_params"]["disagg_request_id"]
+    assert protocol.verify_context_response(bare, require_id=False) == bare["choices"][0]["disaggregated_params"]
+    del bare["choices"][0]["disaggregated_params"]["ctx_request_id"]
+    with pytest.raises(ValueError) as caught:
+        protocol.verify_context_response(bare, require_id=False)
+    assert str(caught.value) == "Invalid disaggregated params in context phase response: ctx_request_id is None"
+
+
+def test_needs_generation_reads_the_first_choice_like_upstream():
+    first, second = ({**CTX_RESPONSE["choices"][0], "finish_reason": r} for r in ("length", "stop"))
+    assert protocol.needs_generation({"choices": [first, second]}) is True
+    assert protocol.needs_generation({"choices": [second, first]}) is False
+
+
+def test_usage_is_streamed_only_when_asked_for():
+    done = protocol.finished_response(CTX_RESPONSE)
+    assert protocol.response_as_stream(done, chat=False, include_usage=False) == (
+        b'data: {"id":"cmpl-1","created":1,"model":"m","object":"text_completion",'
+        b'"choices":[{"index":0,"text":"h","finish_reason":"length"}]}\n\n' + protocol.DONE
+    )

@@ -12,11 +12,14 @@ This script does that with the standard library only:
   ``/``, ``//`` ↔ ``/``, ``%`` → ``//``), ``and`` ↔ ``or``, numeric constants ±1, negated
   conditions (``if``/``while``/``elif``/conditional expressions, ``not x`` → ``x``) and dropped
   statements (a call statement, ``raise``, ``return``, ``continue``/``break`` or an augmented
-  assignment replaced by ``pass``); docstrings, type annotations and lines marked
-  ``# pragma: no mutate`` are left alone;
+  assignment replaced by ``pass``); docstrings, type annotations, logging calls (``log.info(...)``,
+  as PIT's default ``avoidCallsTo``), a bare ``return``/``return None`` ending a function (dropping
+  it changes nothing) and lines marked ``# pragma: no mutate`` are left alone;
 * each mutant is one changed node, written with ``ast.unparse`` into a copy of the tracked files
   (the working tree is never touched), then the module's test paths run there with
-  ``pytest -x`` under a timeout: a failure or a timeout kills the mutant;
+  ``pytest -x``, one run per path in the order listed (a file listed before its folder runs
+  first, alone), under one timeout: a failure or a timeout kills the mutant; a run that times out
+  is killed with its process group (the servers its tests started);
 * a baseline run of the unmutated (unparsed) module must pass first, else nothing is scored;
 * mutants listed in ``tools/mutation-equivalent.txt`` (module, scope, source line, mutation and its column, and why the
   change cannot alter behaviour) are left out of the score: score = killed / (total - equivalent).
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import os
 import random
@@ -120,6 +124,9 @@ def _skip_nodes(tree: ast.Module) -> set[int]:
                 if is_text and (i == 0 or isinstance(body[i - 1], (ast.Assign, ast.AnnAssign))):
                     mark(stmt)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            last = node.body[-1]
+            if isinstance(last, ast.Return) and (last.value is None or _is_none(last.value)):
+                mark(last)  # a bare ``return``/``return None`` that ends a function: dropping it changes nothing
             mark(node.returns)
             for arg in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs, node.args.vararg, node.args.kwarg]:
                 if arg is not None:
@@ -135,7 +142,26 @@ def _skip_nodes(tree: ast.Module) -> set[int]:
             mark(node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             mark(node)
+        if isinstance(node, ast.Expr) and _is_log_call(node.value):
+            mark(node)
     return skip
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical"})
+
+
+def _is_log_call(node: ast.expr) -> bool:
+    """``log.info(...)``-style calls (a logger named log/logger/logging): not mutated, as PIT leaves
+    logging calls alone by default (``avoidCallsTo``): what an operator reads is not behaviour the
+    tests assert, and dropping a log line is no bug they could catch."""
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOG_METHODS
+        and isinstance(node.func.value, ast.Name) and node.func.value.id in ("log", "logger", "logging")
+    )
 
 
 def _sites(tree: ast.Module, lines: list[str]) -> list[tuple[ast.AST, str, str]]:
@@ -282,22 +308,61 @@ def copy_tree(dest: Path) -> None:
         shutil.copy2(src, target)
 
 
-def run_tests(tree_dir: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
-    """'pass', 'fail' or 'timeout', and the seconds taken."""
+def _pytest(tree_dir: Path, paths: list[str], timeout: float) -> str:
+    """'pass', 'fail' or 'timeout' of one pytest run; on a timeout its whole process group (the
+    servers its tests started included) is killed."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(tree_dir))
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
-    start = time.monotonic()
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *paths]
+    proc = subprocess.Popen(command, cwd=tree_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    _RUNNING.append(proc)
     try:
-        done = subprocess.run(
-            command, cwd=tree_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            timeout=timeout, start_new_session=True,
-        )
+        returncode = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return "timeout", time.monotonic() - start
-    outcome = "pass" if done.returncode == 0 else "fail"
-    if done.returncode == 5:
-        raise SystemExit(f"{' '.join(tests)}: pytest collected no test")
-    return outcome, time.monotonic() - start
+        _kill_group(proc)
+        return "timeout"
+    finally:
+        _RUNNING.remove(proc)
+    if returncode == 5:
+        raise SystemExit(f"{' '.join(paths)}: pytest collected no test")
+    return "pass" if returncode == 0 else "fail"
+
+
+_RUNNING: list[subprocess.Popen[bytes]] = []
+"""The pytest run in progress (its process group is killed when the tool is stopped)."""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run_plan(tests: tuple[str, ...]) -> list[list[str]]:
+    """The pytest runs for ``tests``, in the order given: pytest merges a file with a folder that
+    holds it and collects in folder order, so a file listed before its folder is run on its own
+    first (its fast tests kill most mutants) and left out of the folder's run."""
+    runs: list[list[str]] = []
+    earlier: list[str] = []
+    for path in tests:
+        inside = [f for f in earlier if f != path and Path(f).is_relative_to(path)]
+        runs.append([path, *(f"--ignore={f}" for f in inside)])
+        earlier.append(path)
+    return runs
+
+
+def run_tests(tree_dir: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+    """'pass', 'fail' or 'timeout' of the test paths (run in order, stopping at the first failure),
+    and the seconds taken; ``timeout`` bounds all of them together."""
+    start = time.monotonic()
+    for paths in run_plan(tests):
+        left = timeout - (time.monotonic() - start)
+        if left <= 0:
+            return "timeout", time.monotonic() - start
+        outcome = _pytest(tree_dir, paths, left)
+        if outcome != "pass":
+            return outcome, time.monotonic() - start
+    return "pass", time.monotonic() - start
 
 
 def run_module(
@@ -372,7 +437,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     results: dict[str, tuple[int, int, int]] = {}
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the temporary tree is removed on a kill too
+    def stop(*_: object) -> None:  # the temporary tree is removed and the tests' servers killed on a kill too
+        for proc in list(_RUNNING):
+            _kill_group(proc)
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         tree_dir = Path(tmp)
         copy_tree(tree_dir)

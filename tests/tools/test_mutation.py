@@ -127,3 +127,52 @@ def test_the_workflow_mutates_every_module_of_the_table() -> None:
     choices = workflow[True]["workflow_dispatch"]["inputs"]["module"]["options"]  # YAML 1.1 reads `on` as True
     assert matrix == list(mutation.MODULES)
     assert choices == ["all", *mutation.MODULES]
+
+
+def test_listed_files_run_alone_before_their_folder() -> None:
+    """pytest merges a file with its folder and collects in folder order: the tool splits the runs."""
+    assert mutation.run_plan(("tests/runtime/test_router.py", "tests/runtime/test_router_refusals.py", "tests/runtime")) == [
+        ["tests/runtime/test_router.py"],
+        ["tests/runtime/test_router_refusals.py"],
+        ["tests/runtime", "--ignore=tests/runtime/test_router.py", "--ignore=tests/runtime/test_router_refusals.py"],
+    ]
+    assert mutation.run_plan(("tests/a", "tests/b/test_x.py")) == [["tests/a"], ["tests/b/test_x.py"]]
+
+
+def test_a_timed_out_run_is_killed_with_the_servers_it_started(tmp_path: Path) -> None:
+    import subprocess as sp
+    import time
+
+    marker = tmp_path / "child.pid"
+    (tmp_path / "test_hang.py").write_text(
+        "import subprocess, sys, time\n"
+        "def test_hang():\n"
+        f"    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"    open({str(marker)!r}, 'w').write(str(child.pid))\n"
+        "    time.sleep(60)\n"
+    )
+    start = time.monotonic()
+    assert mutation.run_tests(tmp_path, ("test_hang.py",), timeout=5)[0] == "timeout"
+    assert time.monotonic() - start < 20
+    pid = int(marker.read_text())
+    for _ in range(50):
+        if sp.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip() in ("", "Z"):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the test's child {pid} outlived the timeout")
+
+
+def test_logging_calls_and_a_final_bare_return_are_not_mutated(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(
+        "import logging\n"
+        "log = logging.getLogger(__name__)\n\n\n"
+        "def f(x):\n"
+        "    log.info('x is %s', x)\n"
+        "    if x:\n"
+        "        return None\n"
+        "    print(x)\n"
+        "    return None\n"
+    )
+    found = sorted((m.line, m.description) for m in mutation.mutants("m.py", tmp_path)[2])
+    assert found == [(7, "condition negated"), (8, "statement dropped (return)"), (9, "statement dropped (expr)")]

@@ -470,6 +470,7 @@ def test_kv_aware_routing_counts_the_prompts_token_ids_and_keeps_its_counters_ac
         async with routed({"workers": [Worker()]}, kv=kv) as (_, client):
             m = await metrics(client)
             assert m['router_kv_routed_prompt_tokens_total{pool="workers"}'] == 0
+            assert m['router_kv_matched_prompt_tokens_total{pool="workers"}'] == 0
             assert m['router_conditional_local_prefill_total'] == 0
             assert (await post(client, {"model": "m", "prompt": "text only"}))[0] == 200  # routed by load
             assert (await post(client, {"model": "m", "prompt": list(range(10))}))[0] == 200
@@ -911,4 +912,22 @@ def test_a_client_that_leaves_during_the_context_phase_gets_no_generation() -> N
                 assert m["router_context_kv_orphaned_total"] == orphaned
                 await asyncio.sleep(0.4)
                 assert len(ctx.bodies) == 1 and gen.bodies == []
+    run(main())
+
+
+def test_a_prompt_whose_prefix_the_generation_server_holds_is_prefilled_there() -> None:
+    """Conditional disaggregation counts only the uncached part: 16 prompt tokens went through
+    generation once (its blocks are recorded there), so the same 16 plus 4 new ones leave 4 to prefill."""
+    async def main() -> None:
+        ctx, gen = Worker(context_reply()), Worker()
+        kv = KvRoutingConfig(events=False, tokens_per_block=4, max_local_prefill_tokens=8)
+        async with routed({"context": [ctx], "generation": [gen]}, kv=kv) as (_, client):
+            prefix = list(range(100, 116))
+            assert (await post(client, {"model": "m", "prompt": prefix}))[0] == 200
+            assert (len(ctx.bodies), len(gen.bodies)) == (1, 1)  # 16 uncached > 8: disaggregated
+            assert (await post(client, {"model": "m", "prompt": [*prefix, 1, 2, 3, 4]}))[0] == 200
+            assert (len(ctx.bodies), len(gen.bodies)) == (1, 2)  # 4 uncached <= 8: prefilled on generation
+            assert "disaggregated_params" not in gen.bodies[1]
+            assert (await post(client, {"model": "m", "prompt": list(range(200, 220))}))[0] == 200
+            assert len(ctx.bodies) == 2  # a new prompt of 20 tokens: disaggregated again
     run(main())

@@ -97,17 +97,17 @@ def eks_version_warning(version: str, today: date) -> str | None:
         return None
     standard_end, extended_end = EKS_VERSION_SUPPORT[version]
     newest = max(EKS_VERSION_SUPPORT, key=lambda v: EKS_VERSION_SUPPORT[v][0])
+    target = (
+        f'"{newest}"' if newest != version
+        else "the next minor version EKS releases (add its row to limits.EKS_VERSION_SUPPORT)"
+    )
     if today >= standard_end:
         return (
             f"Kubernetes {version} is in EKS extended support since {standard_end} (an extra price per "
-            f"cluster hour; auto-upgraded after {extended_end}): set kubernetesVersion \"{newest}\""
+            f"cluster hour; auto-upgraded after {extended_end}): set kubernetesVersion {target}"
         )
     days = (standard_end - today).days
     if days <= EXTENDED_SUPPORT_WARNING_DAYS:
-        target = (
-            f'"{newest}"' if newest != version
-            else "the next minor version EKS releases (add its row to limits.EKS_VERSION_SUPPORT)"
-        )
         return (
             f"Kubernetes {version} leaves EKS standard support on {standard_end} ({days} days; extended "
             f"support costs extra per cluster hour): plan the upgrade to {target}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from components.config import limits
 from components.config.base import OFFLINE_SECRET
@@ -57,17 +57,17 @@ def parse_quantity(text: str) -> Decimal | None:
     Grammar of k8s.io/apimachinery/pkg/api/resource (quantity.go): signed decimal number, then a
     binary-SI, decimal-SI or decimal-exponent suffix.
     """
-    match = _QUANTITY.match(text.strip()) if isinstance(text, str) and len(text) <= 64 else None
+    match = _QUANTITY.match(text.strip()) if len(text) <= 64 else None
     if match is None:
         return None
     suffix = match["suffix"] or ""
     try:
         number = Decimal(match["number"])
-        if suffix[:1] in ("e", "E"):
+        if suffix not in _MULTIPLIERS:  # a decimal exponent (e3, E-3); "E" alone and "Ei" are multipliers
             return number * Decimal(10) ** int(suffix[1:])
         return number * _MULTIPLIERS[suffix]
-    except (InvalidOperation, OverflowError, ValueError):
-        return None
+    except ArithmeticError:
+        return None  # decimal.Overflow: an exponent such as 1e99999999999 does not fit a Decimal
 
 
 def quantity_problem(key: str, text: str, kind: str) -> str | None:
@@ -325,7 +325,7 @@ def _capacity(config: StackConfig) -> list[str]:
                     )
                 continue
             nodes, gpus = capacity[group.pool]
-            per_node = max(1, gpus // (group.gpus_per_pod or gpus)) if gpus else 1
+            per_node = max(1, gpus // (group.gpus_per_pod or gpus))  # a pod larger than a node: one node each
             demand.setdefault(group.pool, []).append((f"{where}.{role}", -(-largest * group.pods_per_group // per_node)))
     for pool, users in sorted(demand.items()):
         nodes = capacity[pool][0]

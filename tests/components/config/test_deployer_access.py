@@ -85,6 +85,51 @@ def test_versions_near_or_in_extended_support_are_warned() -> None:
     )
 
 
+CALENDAR = [
+    # version, end of standard support, end of extended support (EKS Kubernetes release calendar)
+    ("1.29", "2025-03-23", "2026-03-23"),
+    ("1.30", "2025-07-23", "2026-07-23"),
+    ("1.31", "2025-11-26", "2026-11-26"),
+    ("1.32", "2026-03-23", "2027-03-23"),
+    ("1.33", "2026-07-29", "2027-07-29"),
+    ("1.34", "2026-12-02", "2027-12-02"),
+]
+
+
+@pytest.mark.parametrize(("version", "standard_end", "extended_end"), CALENDAR)
+def test_each_version_enters_extended_support_on_its_calendar_date(version: str, standard_end: str, extended_end: str) -> None:
+    """The day before its standard support ends a version is warned about the coming end (1 day); on
+    that day it is in extended support, with the date of the auto-upgrade."""
+    day = date.fromisoformat(standard_end)
+    assert eks_version_warning(version, date.fromordinal(day.toordinal() - 1)) == (
+        f"Kubernetes {version} leaves EKS standard support on {standard_end} (1 days; extended support costs "
+        'extra per cluster hour): plan the upgrade to "1.35"'
+    )
+    assert eks_version_warning(version, day) == (
+        f"Kubernetes {version} is in EKS extended support since {standard_end} (an extra price per cluster hour; "
+        f'auto-upgraded after {extended_end}): set kubernetesVersion "1.35"'
+    )
+
+
+def test_the_newest_version_in_extended_support_is_not_told_to_move_to_itself() -> None:
+    """1.35 is the newest row: in extended support the fix is the next release, not 1.35 again."""
+    assert eks_version_warning("1.35", date(2027, 3, 26)) == (
+        "Kubernetes 1.35 leaves EKS standard support on 2027-03-27 (1 days; extended support costs extra per "
+        "cluster hour): plan the upgrade to the next minor version EKS releases (add its row to "
+        "limits.EKS_VERSION_SUPPORT)"
+    )
+    assert eks_version_warning("1.35", date(2027, 3, 27)) == (
+        "Kubernetes 1.35 is in EKS extended support since 2027-03-27 (an extra price per cluster hour; "
+        "auto-upgraded after 2028-03-27): set kubernetesVersion the next minor version EKS releases (add its "
+        "row to limits.EKS_VERSION_SUPPORT)"
+    )
+
+
+def test_a_version_not_in_the_calendar_gets_no_warning() -> None:
+    """The loader refuses such a version (kubernetesVersion check); the warning has nothing to say."""
+    assert eks_version_warning("1.19", date(2026, 12, 2)) is None
+
+
 def test_the_shipped_stacks_pin_the_default_version() -> None:
     for stack in ("dev", "prod"):
         _, raw, _ = read_stack_config(PROJECT_DIR, stack)

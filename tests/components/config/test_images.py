@@ -14,6 +14,7 @@ from components.config.images import (
     parse_version,
     trtllm_version_of,
 )
+from components.config.validation import image_problem
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -104,3 +105,35 @@ def test_each_runtime_gets_its_image() -> None:
     assert images.frontend_image("llmapi") == DEFAULT_TRTLLM_IMAGE
     assert images.frontend_image() == DEFAULT_TRITON_TRTLLM_IMAGE  # the engine runtime's, as before
     assert ImagesConfig(frontend="python:3.12-slim").frontend_image("llmapi") == "python:3.12-slim"
+
+
+IMAGE = "nvcr.io/nvidia/tritonserver"
+LONG_TAG = "a" * 128
+
+
+@pytest.mark.parametrize(
+    ("reference", "allow_mutable", "expected"),
+    [
+        (f"{IMAGE}:25.10", False, None),
+        (f"{IMAGE}@{DIGEST}", False, None),
+        (f"{IMAGE}:latest@{DIGEST}", False, None),  # the digest pins it
+        (f"{IMAGE}:{LONG_TAG}", False, None),
+        (f"{IMAGE}:latest", True, None),
+        ("nvcr.io/nvidia/Tritonserver:25.10", False,
+         "k: 'nvcr.io/nvidia/Tritonserver:25.10' is not an image reference (registry/repository:tag or @sha256:…, "
+         "lowercase repository): fix it"),
+        (f"{IMAGE}:25.10@sha256:1234", False,
+         f"k: '{IMAGE}:25.10@sha256:1234' has a malformed digest (sha256: and 64 lowercase hex digits): copy it again"),
+        (f"{IMAGE}:", False, f"k: '{IMAGE}:' has an empty tag (letters, digits, '_', '.', '-', at most 128): fix it"),
+        (f"{IMAGE}:-x", False, f"k: '{IMAGE}:-x' has a malformed tag (letters, digits, '_', '.', '-', at most 128): fix it"),
+        (f"{IMAGE}:{LONG_TAG}b", False,
+         f"k: '{IMAGE}:{LONG_TAG}b' has a malformed tag (letters, digits, '_', '.', '-', at most 128): fix it"),
+        (IMAGE, True, f"k: '{IMAGE}' is not pinned: add a release tag or an @sha256 digest"),
+        (f"{IMAGE}:Latest", False,
+         f"k: tag 'Latest' of '{IMAGE}:Latest' moves (a branch or channel, not a release): pin a release tag or "
+         "@sha256 digest, or set disagg:platform.security.allowMutableImageTags: true"),
+    ],
+)
+def test_image_references_of_the_stack_file(reference: str, allow_mutable: bool, expected: str | None) -> None:
+    """validation.image_problem: what check_stack says of each images.* key."""
+    assert image_problem("k", reference, allow_mutable) == expected

@@ -674,11 +674,11 @@ def test_prompt_tokens_from_the_frontends_header_count_until_the_first_byte() ->
         async with routed({"workers": [Worker(held)]}) as (_, client):
             tasks = [asyncio.ensure_future(client.post("/v1/completions", json={"prompt": "p"},
                                                        headers={"X-Prompt-Tokens": value}))
-                     for value in ("120", "x1", "1234567890")]
+                     for value in ("120", "x1", "1234567890", "123456789")]
             await asyncio.sleep(0.3)
             m = await metrics(client)
-            assert m['router_outstanding_prompt_tokens{pool="workers"}'] == 120  # not a number, or 10 digits (too long): 0
-            assert m['router_outstanding_requests{pool="workers"}'] == 3
+            assert m['router_outstanding_prompt_tokens{pool="workers"}'] == 120 + 123456789  # not a number, 10 digits: 0
+            assert m['router_outstanding_requests{pool="workers"}'] == 4
             release.set()
             for t in tasks:
                 assert (await t).status == 200

@@ -667,7 +667,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kv-decode-token-cost", type=float, default=KvWeights.decode_token_cost,
                    help="tokens of load one outstanding request adds besides its queued prefill")
     p.add_argument("--tokens-per-block", type=int, default=32, help="the workers' kv_cache_config.tokens_per_block")
-    p.add_argument("--kv-poll-seconds", type=float, default=0.5)
+    p.add_argument("--kv-poll-seconds", type=float, default=KvRoutingConfig.poll_seconds)
     p.add_argument("--max-local-prefill-tokens", type=int, default=None,
                    help="prefill/decode: prompts with at most this many uncached tokens are prefilled on the "
                         "generation server (conditional disaggregation); unset: always disaggregate")

@@ -387,3 +387,25 @@ def test_kv_transfer_backend_per_fabric() -> None:
     assert checks.kv_transfer_problem("efa", "ucx") == "UCX has no EFA transport: use backend NIXL (its LIBFABRIC backend speaks EFA)"
     assert checks.kv_transfer_problem("infiniband", "MPI", ).startswith("the MPI backend needs one MPI world")
     assert checks.kv_transfer_problem("efa", "gloo") == "backend 'GLOO' is not one of DEFAULT, UCX, NIXL, MPI"
+
+
+def test_an_fp8_kv_cache_is_offered_from_sm89_on() -> None:
+    """The FP8 KV cache runs on Ada/Hopper (sm89) and newer: offered there, not on sm88 or Ampere."""
+    small = LlmApiOptions(max_seq_len=131072, kv_cache_config=KvCacheOptions(free_gpu_memory_fraction=0.1))
+    offers = {sm: "use kvCacheConfig.dtype fp8, " in checks.check_memory(small, L8, "none", 80, sm)[0]
+              for sm in (80, 88, 89, 90)}
+    assert offers == {80: False, 88: False, 89: True, 90: True}
+    fp8_kv = small.model_copy(update={"kv_cache_config": KvCacheOptions(free_gpu_memory_fraction=0.05, dtype="fp8")})
+    (problem,) = checks.check_memory(fp8_kv, L8, "none", 80, 90)
+    assert "kvCacheConfig.dtype fp8" not in problem  # already in use
+
+
+def test_nvfp4_weights_are_four_bits_plus_a_shared_eight_bit_scale_per_16() -> None:
+    assert checks.WEIGHT_BYTES["nvfp4"] * 8 == 4 + 8 / 16
+    assert (checks.WEIGHT_BYTES["none"], checks.WEIGHT_BYTES["fp8"]) == (2.0, 1.0)
+
+
+def test_the_transceiver_suggested_per_fabric() -> None:
+    assert checks.suggested_transceiver("efa") == "{backend: NIXL} (UCX has no EFA transport)"
+    for fabric in ("infiniband", "roce", None):
+        assert checks.suggested_transceiver(fabric) == "{backend: UCX} (or NIXL)"

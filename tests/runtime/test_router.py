@@ -931,3 +931,15 @@ def test_a_prompt_whose_prefix_the_generation_server_holds_is_prefilled_there() 
             assert (await post(client, {"model": "m", "prompt": list(range(200, 220))}))[0] == 200
             assert len(ctx.bodies) == 2  # a new prompt of 20 tokens: disaggregated again
     run(main())
+
+
+def test_the_router_describes_itself_and_keeps_the_documented_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        rt.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps the description
+    assert "The orchestrator tier: discovers ``trtllm-serve`` group leaders and routes requests to them." in help_text
+    defaults = rt.parse_args([])
+    # docs/config-reference.md (serving.admission.routerMaxInflight: the process default) and routing.md
+    assert (defaults.max_inflight, defaults.kv_poll_seconds, defaults.refresh_seconds) == (2048, 0.5, 2.0)
+    config = rt.kv_config(rt.parse_args(["--workers", "static://a:1", "--routing", "kv-aware"]))
+    assert config is not None and config.poll_seconds == 0.5 and config.events

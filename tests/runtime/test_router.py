@@ -696,7 +696,8 @@ def test_an_unexpected_error_is_500_with_a_request_id_and_no_detail() -> None:
         async with routed({"workers": [Worker()]}, policy=Broken()) as (_, client):
             r = await client.post("/v1/completions", json={"prompt": "p"}, headers={"X-Request-Id": "abc123"})
             body = await r.json()
-            assert r.status == 500 and body["error"]["message"] == "internal error (request id abc123)"
+            assert r.status == 500 and body["error"] == {"message": "internal error (request id abc123)",
+                                                         "type": "internal_error", "param": None, "code": 500}
             r = await client.get("/v1/completions")
             assert r.status == 405 and (await r.json())["error"]["code"] == 405
     run(main())

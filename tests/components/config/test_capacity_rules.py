@@ -661,3 +661,14 @@ def test_a_deployment_whose_engines_are_unknown_gets_the_shortest_output() -> No
     config = load_tolerant(edit)
     assert config.deployments[2].runtime == "engine"
     assert max_output_tokens(config, config.deployments[2]) == 1
+
+
+def test_a_system_size_without_a_known_vcpu_count_is_not_judged() -> None:
+    """m7i.metal-24xl has no standard size name: its vCPUs are unknown, so the CPU tiers are not
+    weighed against it (m7i.large, 2 vCPUs, is: 84 CPUs of tiers do not fit)."""
+    sections = prod_sections()
+    sections["disagg:cluster"]["eks"]["systemNodeGroup"]["instanceType"] = "m7i.metal-24xl"
+    assert not [p for p in check_capacity(load(sections), now=BEFORE_BLOCK).problems if "systemNodeGroup" in p]
+    sections["disagg:cluster"]["eks"]["systemNodeGroup"]["instanceType"] = "m7i.large"
+    [problem] = [p for p in check_capacity(load(sections), now=BEFORE_BLOCK).problems if "systemNodeGroup" in p]
+    assert problem.startswith("disagg:cluster.eks.systemNodeGroup: the CPU tiers at their maximum request 84 CPUs")

@@ -944,3 +944,28 @@ def test_the_router_describes_itself_and_keeps_the_documented_defaults(capsys: p
     assert (defaults.max_inflight, defaults.kv_poll_seconds, defaults.refresh_seconds) == (2048, 0.5, 2.0)
     config = rt.kv_config(rt.parse_args(["--workers", "static://a:1", "--routing", "kv-aware"]))
     assert config is not None and config.poll_seconds == 0.5 and config.events
+
+
+def test_a_body_declared_above_64_mib_is_refused_before_it_is_read() -> None:
+    async def send_headers(port: int, length: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % length)
+        await writer.drain()
+        try:
+            return await asyncio.wait_for(reader.read(4096), 0.5)
+        except asyncio.TimeoutError:
+            return b""  # still waiting for the body
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        worker = Worker()
+        async with routed({"workers": [worker]}) as (_, client):
+            port = client.server.port
+            assert port is not None
+            refused = await send_headers(port, (64 << 20) + 1)
+            assert refused.startswith(b"HTTP/1.1 413") and b"exceeds the 67108864 byte limit" in refused
+            assert await send_headers(port, 64 << 20) == b""  # at the limit: the router waits for the body
+            assert worker.bodies == []
+    run(main())

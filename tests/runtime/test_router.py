@@ -969,3 +969,13 @@ def test_a_body_declared_above_64_mib_is_refused_before_it_is_read() -> None:
             assert await send_headers(port, 64 << 20) == b""  # at the limit: the router waits for the body
             assert worker.bodies == []
     run(main())
+
+
+@pytest.mark.parametrize("code", [404, 499])
+def test_every_status_below_500_is_relayed_without_a_retry(code: int) -> None:
+    async def main() -> None:
+        first, spare = Worker(status(code, "as the worker said")), Worker()
+        async with routed({"workers": [first, spare]}) as (_, client):
+            got, body, _ = await post(client)
+            assert (got, body["message"], len(spare.bodies)) == (code, "as the worker said", 0)
+    run(main())

@@ -805,7 +805,10 @@ def test_a_stream_broken_after_its_first_bytes_is_a_failure_of_that_server() -> 
     run(main())
 
 
-def test_a_client_that_leaves_mid_stream_is_counted_and_the_worker_is_not_blamed() -> None:
+@pytest.mark.parametrize("cancellation", [True, False])
+def test_a_client_that_leaves_mid_stream_is_counted_and_the_worker_is_not_blamed(cancellation: bool) -> None:
+    """With handler cancellation (serve.py) or without it (the relay notices the closed client
+    at the next chunk): counted once, the upstream connection closed, the worker not blamed."""
     async def main() -> None:
         gone = asyncio.Event()
 
@@ -822,7 +825,7 @@ def test_a_client_that_leaves_mid_stream_is_counted_and_the_worker_is_not_blamed
 
         server, port = await raw_server(endless)
         try:
-            async with routed({"workers": [port]}) as (router, client):
+            async with routed({"workers": [port]}, handler_cancellation=cancellation) as (router, client):
                 mark_healthy(router)
                 r = await client.post("/v1/completions", json={"prompt": "p", "stream": True})
                 await r.content.readany()
@@ -978,4 +981,38 @@ def test_every_status_below_500_is_relayed_without_a_retry(code: int) -> None:
         async with routed({"workers": [first, spare]}) as (_, client):
             got, body, _ = await post(client)
             assert (got, body["message"], len(spare.bodies)) == (code, "as the worker said", 0)
+    run(main())
+
+
+def test_a_client_that_leaves_while_the_worker_is_silent_cancels_the_relay() -> None:
+    """No byte arrives to notice the closed client: the handler's cancellation (runtime/serve.py)
+    ends the relay, counted once, and the upstream connection is closed."""
+    async def main() -> None:
+        closed = asyncio.Event()
+
+        async def one_then_silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            event = b'data: {"choices":[{"text":"a"}]}\n\n'
+            writer.write(b"%x\r\n%b\r\n" % (len(event), event))
+            await writer.drain()
+            if await reader.read() == b"":  # the router closed its end
+                closed.set()
+
+        server, port = await raw_server(one_then_silence)
+        try:
+            async with routed({"workers": [port]}) as (router, client):
+                mark_healthy(router)
+                r = await client.post("/v1/completions", json={"prompt": "p", "stream": True})
+                await r.content.readany()
+                r.close()
+                await asyncio.wait_for(closed.wait(), 5)
+                for _ in range(50):
+                    m = await metrics(client)
+                    if m.get('router_client_cancelled_total{phase="workers"}'):
+                        break
+                    await asyncio.sleep(0.02)
+                assert m['router_client_cancelled_total{phase="workers"}'] == 1
+                assert m['router_outstanding_requests{pool="workers"}'] == 0
+        finally:
+            server.close()
     run(main())

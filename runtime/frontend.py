@@ -40,7 +40,7 @@ import aiohttp
 from aiohttp import web
 
 from . import protocol
-from .limits import Admission, RejectedError, parse_json, read_body, request_id
+from .limits import Admission, RejectedError, openai_errors, parse_json, read_body, request_id
 from .metrics import Registry
 from .serve import BODY_TIMEOUT_S, Lifecycle, add_serving_flags, check_serving_flags, run
 from .tokenizer import Tokenizer, load_tokenizer
@@ -549,7 +549,9 @@ class _StreamCounter:
 
 
 @web.middleware
-async def _json_404(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _routes_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own 405 and 404 (no route) as OpenAI-shaped bodies naming the method or path; the
+    rest is :func:`runtime.limits.openai_errors`'s."""
     try:
         return await handler(request)
     except web.HTTPMethodNotAllowed:
@@ -559,17 +561,6 @@ async def _json_404(request: web.Request, handler: Any) -> web.StreamResponse:
         if exc.content_type == protocol.JSON_CONTENT_TYPE:
             raise
         return web.json_response(protocol.openai_error(f"no route {request.path[:100]}", code=404), status=404)
-    except web.HTTPException as exc:
-        return web.json_response(protocol.openai_error(exc.reason, code=exc.status), status=exc.status)
-    except asyncio.CancelledError:
-        raise
-    except ConnectionError:  # the client left (reading its body, writing to it): no one to answer
-        raise asyncio.CancelledError from None
-    except Exception:  # a bug: the client gets a request id, the log the traceback
-        rid = request_id(request)
-        log.exception("request %s: unexpected error", rid)
-        return web.json_response(protocol.openai_error(f"internal error (request id {rid})", "internal_error", 500),
-                                 status=500)
 
 
 AUTH_EXEMPT_PATHS = frozenset({"/health", "/metrics"})
@@ -602,7 +593,7 @@ def api_key_middleware(key: str, header: str) -> Any:
 
 
 def make_app(frontend: Frontend, api_key: str | None = None, api_key_header: str = "x-api-key") -> web.Application:
-    middlewares: list[Any] = [_json_404]
+    middlewares: list[Any] = [openai_errors(log), _routes_as_json]
     if api_key is not None:
         middlewares.insert(0, api_key_middleware(api_key, api_key_header))
     app = web.Application(client_max_size=64 << 20, middlewares=middlewares)

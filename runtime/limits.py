@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections import deque
 from typing import Any
 
 from aiohttp import web
+
+from . import protocol
 
 OFFLOAD_BYTES = 256 << 10
 RETRY_AFTER_S = 1
@@ -135,3 +138,30 @@ def request_id(request: web.Request) -> str:
     if 0 < len(given) <= 64 and given.isascii() and given.isprintable():
         return given
     return os.urandom(8).hex()
+
+
+def openai_errors(log: logging.Logger) -> Any:
+    """The middleware both CPU tiers end with: every error an OpenAI-shaped body (an HTTP error that
+    already carries a JSON body goes out as it is); a client that left (ConnectionError) cancels
+    the handler; anything unexpected is a 500 naming a request id, its traceback only in ``log``."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.content_type == protocol.JSON_CONTENT_TYPE:
+                raise
+            return web.json_response(protocol.openai_error(exc.reason, code=exc.status), status=exc.status)
+        except asyncio.CancelledError:
+            raise
+        except ConnectionError:  # the client left (reading its body, writing to it): no one to answer
+            raise asyncio.CancelledError from None
+        except Exception:  # a bug: the client gets a request id, the log the traceback
+            rid = request_id(request)
+            log.exception("request %s: unexpected error", rid)
+            return web.json_response(protocol.openai_error(f"internal error (request id {rid})", "internal_error", 500),
+                                     status=500)
+
+    return middleware
+

@@ -67,7 +67,7 @@ from . import protocol
 from .capabilities import GENERATIONS, Capabilities, capabilities
 from .discovery import Source, SourceError, parse_source, resolve
 from .kv_routing import Choice, KvAwarePolicy, KvRoutingConfig, KvWeights, request_token_ids
-from .limits import Admission, RejectedError, parse_json, read_body, request_id
+from .limits import Admission, RejectedError, openai_errors, parse_json, read_body, request_id
 from .metrics import Registry
 from .policy import Endpoint, LeastOutstanding, Outliers, Policy, RequestInfo
 from .serve import BODY_TIMEOUT_S, Lifecycle, add_serving_flags, check_serving_flags, run
@@ -600,26 +600,8 @@ def _header_int(request: web.Request, name: str) -> int:
     return int(value) if value.isdigit() and len(value) < 10 else 0
 
 
-@web.middleware
-async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every error an OpenAI-shaped body; unexpected ones logged with a request id, never echoed."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        return web.json_response(protocol.openai_error(exc.reason, code=exc.status), status=exc.status)
-    except asyncio.CancelledError:
-        raise
-    except ConnectionError:  # the client left (reading its body, writing to it): no one to answer
-        raise asyncio.CancelledError from None
-    except Exception:
-        rid = request_id(request)
-        log.exception("request %s: unexpected error", rid)
-        return web.json_response(protocol.openai_error(f"internal error (request id {rid})", "internal_error", 500),
-                                 status=500)
-
-
 def make_app(router: Router) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[openai_errors(log)])
     app.cleanup_ctx.append(router.start)
     app.router.add_get("/health", router.health)
     app.router.add_get("/live", router.live)

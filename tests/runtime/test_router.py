@@ -95,6 +95,14 @@ def sequence(*replies: Reply) -> Reply:
     return reply
 
 
+def held_until(release: asyncio.Event) -> Reply:
+    """Answers once ``release`` is set (a request the test can look at while it waits)."""
+    async def reply(request: web.Request, body: dict) -> web.Response:
+        await release.wait()
+        return await ok(request, body)
+    return reply
+
+
 def slow(seconds: float) -> Reply:
     async def reply(request: web.Request, body: dict) -> web.Response:
         await asyncio.sleep(seconds)
@@ -441,10 +449,7 @@ def test_the_disagg_id_layout() -> None:
 def test_generation_queues_no_prompt_tokens_while_it_waits_for_its_first_byte() -> None:
     async def main() -> None:
         release = asyncio.Event()
-
-        async def held(request: web.Request, body: dict) -> web.Response:
-            await release.wait()
-            return await ok(request, body)
+        held = held_until(release)
 
         ctx, gen = Worker(context_reply()), Worker(held)
         async with routed({"context": [ctx], "generation": [gen]}) as (_, client):
@@ -666,10 +671,7 @@ def test_models_come_from_a_generation_server_or_are_503() -> None:
 def test_prompt_tokens_from_the_frontends_header_count_until_the_first_byte() -> None:
     async def main() -> None:
         release = asyncio.Event()
-
-        async def held(request: web.Request, body: dict) -> web.Response:
-            await release.wait()
-            return await ok(request, body)
+        held = held_until(release)
 
         async with routed({"workers": [Worker(held)]}) as (_, client):
             tasks = [asyncio.ensure_future(client.post("/v1/completions", json={"prompt": "p"},
